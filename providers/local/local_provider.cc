@@ -1,0 +1,559 @@
+#include "local_provider.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "core/files.h"
+#include "core/slug.h"
+
+extern char** environ;
+
+namespace prevue::local {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kStateFile = ".prevue/local.json";
+
+void log(const std::string& line) { std::cerr << "local: " << line << std::endl; }
+
+// ---- process identity -------------------------------------------------------
+
+struct ProcStat {
+  char state = '?';
+  long pgid = 0;
+  unsigned long long start_time = 0;
+};
+
+// /proc/<pid>/stat; fields after the parenthesised command name.
+bool read_proc_stat(long pid, ProcStat& out) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!std::getline(in, text)) return false;
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return false;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  std::vector<std::string> f;
+  while (fields >> field) f.push_back(field);
+  // f[0] is field 3 (state), f[2] field 5 (pgrp), f[19] field 22 (starttime).
+  if (f.size() < 20) return false;
+  out.state = f[0][0];
+  out.pgid = std::stol(f[2]);
+  out.start_time = std::stoull(f[19]);
+  return true;
+}
+
+// Alive, not a zombie, and the same process we started (pids get reused).
+bool is_alive(long pid, unsigned long long start_time) {
+  if (pid <= 0) return false;
+  ProcStat st;
+  if (!read_proc_stat(pid, st)) return false;
+  if (st.state == 'Z' || st.state == 'X') return false;
+  return start_time == 0 || st.start_time == start_time;
+}
+
+void reap_children() {
+  while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+}
+
+// Live (non-zombie) members of process group `pgid`.
+std::vector<long> group_members(long pgid) {
+  std::vector<long> members;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    ProcStat st;
+    long pid = std::stol(name);
+    if (read_proc_stat(pid, st) && st.pgid == pgid && st.state != 'Z' && st.state != 'X') members.push_back(pid);
+  }
+  return members;
+}
+
+bool wait_group_gone(long pgid, std::chrono::milliseconds budget) {
+  auto deadline = Clock::now() + budget;
+  while (true) {
+    reap_children();
+    if (group_members(pgid).empty()) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// TERM to the whole group, then KILL after the grace period.
+void stop_group(const std::string& service, long pid, unsigned long long start_time, std::int64_t grace_ms) {
+  if (pid <= 0) return;
+  // Only signal a group whose leader is still the process we started, or
+  // whose leader is gone but members remain (pgid cannot be reused then).
+  if (!is_alive(pid, start_time) && group_members(pid).empty()) return;
+  ::kill(-static_cast<pid_t>(pid), SIGTERM);
+  if (wait_group_gone(pid, std::chrono::milliseconds(grace_ms))) {
+    log("stopped service=" + service + " pid=" + std::to_string(pid));
+    return;
+  }
+  ::kill(-static_cast<pid_t>(pid), SIGKILL);
+  wait_group_gone(pid, std::chrono::milliseconds(2000));
+  log("killed service=" + service + " pid=" + std::to_string(pid) + " (did not stop within grace period)");
+}
+
+// ---- state file ---------------------------------------------------------------
+
+struct ServiceRecord {
+  int port = 0;
+  long pid = 0;
+  unsigned long long start_time = 0;
+  std::string spec_hash;
+};
+
+struct EnvRecord {
+  std::string slug;
+  std::map<std::string, ServiceRecord> services;
+};
+
+Result<EnvRecord> load(const fs::path& dir) {
+  EnvRecord rec;
+  auto text = prevue::read_file(dir / kStateFile);
+  if (!text.ok()) return rec;  // nothing recorded yet
+  try {
+    json j = json::parse(*text);
+    rec.slug = j.value("slug", "");
+    const json services = j.value("services", json::object());
+    for (const auto& [name, s] : services.items()) {
+      rec.services[name] = ServiceRecord{s.value("port", 0), s.value("pid", 0L), s.value("start_time", 0ULL),
+                                         s.value("spec_hash", "")};
+    }
+  } catch (const json::exception& e) {
+    return make_error(ErrorCode::kParse, (dir / kStateFile).string() + " is corrupt: " + e.what());
+  }
+  return rec;
+}
+
+Status save(const fs::path& dir, const EnvRecord& rec) {
+  json services = json::object();
+  for (const auto& [name, s] : rec.services)
+    services[name] = {{"port", s.port}, {"pid", s.pid}, {"start_time", s.start_time}, {"spec_hash", s.spec_hash}};
+  return write_file_atomic(dir / kStateFile, json{{"slug", rec.slug}, {"services", services}}.dump(2));
+}
+
+// ---- ports and health ---------------------------------------------------------
+
+int free_port(const std::set<int>& avoid) {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    int port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+      port = ntohs(addr.sin_port);
+    ::close(fd);
+    if (port != 0 && !avoid.count(port)) return port;
+  }
+  return 0;
+}
+
+// Ports recorded by every environment under the state root, so two
+// environments are never handed the same port.
+std::set<int> ports_in_use(const fs::path& state_root) {
+  std::set<int> ports;
+  std::error_code ec;
+  if (state_root.empty()) return ports;
+  for (const auto& entry : fs::directory_iterator(state_root, ec)) {
+    auto rec = load(entry.path());
+    if (!rec.ok()) continue;
+    for (const auto& [name, s] : rec->services) ports.insert(s.port);
+  }
+  return ports;
+}
+
+// One HTTP GET; the status code, or 0 when nothing answered.
+int http_status(int port, const std::string& path, int timeout_ms) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  int status = 0;
+  auto wait_for = [&](short events) {
+    pollfd p{fd, events, 0};
+    return ::poll(&p, 1, timeout_ms) == 1 && !(p.revents & (POLLERR | POLLNVAL));
+  };
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 || (errno == EINPROGRESS && wait_for(POLLOUT))) {
+    int so_error = 0;
+    socklen_t len = sizeof so_error;
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
+    std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: prevue-health\r\nConnection: close\r\n\r\n";
+    if (so_error == 0 && ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+      std::string reply;
+      char buf[512];
+      while (reply.find("\r\n") == std::string::npos && reply.size() < 4096 && wait_for(POLLIN)) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        reply.append(buf, static_cast<size_t>(n));
+      }
+      if (reply.rfind("HTTP/1.", 0) == 0 && reply.size() >= 12) status = std::atoi(reply.c_str() + 9);
+    }
+  }
+  ::close(fd);
+  return status;
+}
+
+// ---- spawning -----------------------------------------------------------------
+
+std::vector<std::string> merged_environment(const ProviderService& svc, int port) {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view entry(*e);
+    auto eq = entry.find('=');
+    if (eq != std::string_view::npos) env[std::string(entry.substr(0, eq))] = std::string(entry.substr(eq + 1));
+  }
+  for (const auto& [k, v] : svc.env) env[k] = v;
+  env["PORT"] = std::to_string(port);
+  std::vector<std::string> out;
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+struct Spawned {
+  pid_t pid = -1;
+  std::string error;
+};
+
+// argv only, never a shell. `detached` gives the child a session of its own
+// (so it outlives us); otherwise a process group of its own (so a timeout
+// kills everything it started). stdout and stderr go to `output_fd`.
+Spawned spawn(std::vector<std::string> argv, std::vector<std::string> env, const std::string& workdir, int output_fd,
+              bool detached) {
+  Spawned result;
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, output_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, output_fd, 2);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  posix_spawn_file_actions_addchdir_np(&actions, workdir.c_str());
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  sigaddset(&defaults, SIGTERM);
+  sigaddset(&defaults, SIGINT);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  short flags = POSIX_SPAWN_SETSIGDEF;
+  if (detached) {
+    flags |= POSIX_SPAWN_SETSID;
+  } else {
+    flags |= POSIX_SPAWN_SETPGROUP;
+    posix_spawnattr_setpgroup(&attr, 0);
+  }
+  posix_spawnattr_setflags(&attr, flags);
+  auto c_argv = c_strings(argv);
+  auto c_env = c_strings(env);
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &actions, &attr, c_argv.data(), c_env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    result.error = "cannot start '" + argv[0] + "' in " + workdir + ": " + std::strerror(rc);
+    return result;
+  }
+  result.pid = pid;
+  return result;
+}
+
+std::string file_tail(const fs::path& path, size_t lines) {
+  auto text = prevue::read_file(path);
+  return text.ok() ? tail_lines(*text, lines) : std::string();
+}
+
+// Runs the build command to completion (or its timeout), output to stderr.
+Status run_build(const ProviderService& svc, int port) {
+  log("build service=" + svc.name);
+  auto spawned = spawn(svc.build, merged_environment(svc, port), svc.workdir, STDERR_FILENO, /*detached=*/false);
+  if (spawned.pid < 0) return make_error(ErrorCode::kProvider, "build of " + svc.name + ": " + spawned.error);
+  auto deadline = Clock::now() + std::chrono::milliseconds(svc.build_timeout_ms);
+  while (true) {
+    int status = 0;
+    pid_t done = ::waitpid(spawned.pid, &status, WNOHANG);
+    if (done == spawned.pid) {
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+      std::string how = WIFEXITED(status) ? "exited with " + std::to_string(WEXITSTATUS(status))
+                                          : "died of signal " + std::to_string(WTERMSIG(status));
+      return make_error(ErrorCode::kProvider, "build of " + svc.name + " failed: it " + how);
+    }
+    if (Clock::now() >= deadline) {
+      ::kill(-spawned.pid, SIGKILL);
+      ::waitpid(spawned.pid, nullptr, 0);
+      return make_error(ErrorCode::kTimeout, "build of " + svc.name + " timed out after " +
+                                                 std::to_string(svc.build_timeout_ms) + " ms and was killed");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+std::string spec_hash(const ProviderService& svc, int port) {
+  json j{{"workdir", svc.workdir}, {"build", svc.build}, {"run", svc.run}, {"env", svc.env},
+         {"health", svc.health_path}, {"revision", svc.revision}, {"port", port}};
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", stable_hash(j.dump()));
+  return hex;
+}
+
+// ---- verbs --------------------------------------------------------------------
+
+Status check_environment(const ProviderRequest& r) {
+  if (!is_valid_dns_label(r.environment.slug))
+    return make_error(ErrorCode::kInvalidArgument, "environment slug '" + r.environment.slug + "' is not a DNS label");
+  if (r.environment.dir.empty() || fs::path(r.environment.dir).is_relative())
+    return make_error(ErrorCode::kInvalidArgument, "environment dir must be an absolute path");
+  return {};
+}
+
+Status allocate(const ProviderRequest& r, EnvRecord& rec, ProviderResponse& resp) {
+  fs::path dir = r.environment.dir;
+  std::set<int> taken = ports_in_use(r.state_root);
+  rec.slug = r.environment.slug;
+  for (const auto& svc : r.services) {
+    auto& s = rec.services[svc.name];
+    if (s.port == 0) {
+      s.port = free_port(taken);
+      if (s.port == 0) return make_error(ErrorCode::kProvider, "no free port for service " + svc.name);
+      taken.insert(s.port);
+    }
+    resp.services.push_back(ServiceStatus{svc.name, s.port, s.pid, is_alive(s.pid, s.start_time), false});
+  }
+  return save(dir, rec);
+}
+
+Status apply(const ProviderRequest& r, EnvRecord& rec, ProviderResponse& resp) {
+  fs::path dir = r.environment.dir;
+  ProviderResponse allocated;
+  PREVUE_TRY(allocate(r, rec, allocated));
+  std::error_code ec;
+  fs::create_directories(dir / ".prevue" / "logs", ec);
+  struct Started {
+    const ProviderService* svc;
+    fs::path log_path;
+  };
+  std::vector<Started> started;
+  Status failure;
+  for (const auto& svc : r.services) {
+    auto& s = rec.services[svc.name];
+    std::string hash = spec_hash(svc, s.port);
+    bool running = is_alive(s.pid, s.start_time);
+    if (running && s.spec_hash == hash) {
+      resp.services.push_back(ServiceStatus{svc.name, s.port, s.pid, true, false});
+      continue;
+    }
+    if (running) stop_group(svc.name, s.pid, s.start_time, r.stop_grace_ms);
+    s.pid = 0;
+    s.spec_hash.clear();
+    PREVUE_TRY(save(dir, rec));
+    if (!svc.build.empty()) {
+      failure = run_build(svc, s.port);
+      if (!failure.ok()) break;
+    }
+    fs::path log_path = dir / ".prevue" / "logs" / (svc.name + ".log");
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return make_error(ErrorCode::kIo, "cannot open " + log_path.string());
+    auto spawned = spawn(svc.run, merged_environment(svc, s.port), svc.workdir, fd, /*detached=*/true);
+    ::close(fd);
+    if (spawned.pid < 0) {
+      failure = make_error(ErrorCode::kProvider, "service " + svc.name + ": " + spawned.error);
+      break;
+    }
+    ProcStat st;
+    read_proc_stat(spawned.pid, st);
+    s.pid = spawned.pid;
+    s.start_time = st.start_time;
+    s.spec_hash = hash;
+    // Recorded before waiting for health: a crash now still leaves a record to clean up.
+    PREVUE_TRY(save(dir, rec));
+    log("started service=" + svc.name + " pid=" + std::to_string(s.pid) + " port=" + std::to_string(s.port));
+    started.push_back(Started{&svc, log_path});
+    resp.services.push_back(ServiceStatus{svc.name, s.port, s.pid, true, true});
+  }
+
+  // Wait for every (re)started service's health check, all at once.
+  std::vector<bool> healthy(started.size(), false);
+  for (size_t i = 0; failure.ok() && i < started.size(); ++i) {
+    const auto& svc = *started[i].svc;
+    auto& s = rec.services[svc.name];
+    auto deadline = Clock::now() + std::chrono::milliseconds(svc.ready_timeout_ms);
+    while (true) {
+      int status = http_status(s.port, svc.health_path, 1000);
+      if (status >= 200 && status < 400) {
+        log("healthy service=" + svc.name + " path=" + svc.health_path + " status=" + std::to_string(status));
+        healthy[i] = true;
+        break;
+      }
+      reap_children();
+      if (!is_alive(s.pid, s.start_time)) {
+        failure = make_error(ErrorCode::kProvider, "service " + svc.name + " exited before it became healthy; last lines of " +
+                                                       started[i].log_path.string() + ":\n" + file_tail(started[i].log_path, 20));
+        break;
+      }
+      if (Clock::now() >= deadline) {
+        std::string last = status ? "it answered " + std::to_string(status) : "nothing answered";
+        failure = make_error(ErrorCode::kTimeout, "service " + svc.name + " did not pass its health check GET " +
+                                                      svc.health_path + " on port " + std::to_string(s.port) + " within " +
+                                                      std::to_string(svc.ready_timeout_ms) + " ms (" + last +
+                                                      "); last lines of its log:\n" + file_tail(started[i].log_path, 20));
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+  }
+  if (!failure.ok()) {
+    // A service that never became healthy is stopped, not left half-up.
+    for (size_t i = 0; i < started.size(); ++i) {
+      if (healthy[i]) continue;
+      auto& s = rec.services[started[i].svc->name];
+      stop_group(started[i].svc->name, s.pid, s.start_time, r.stop_grace_ms);
+      s.pid = 0;
+      s.spec_hash.clear();
+    }
+    (void)save(dir, rec);
+    return failure;
+  }
+  return {};
+}
+
+bool is_inside(const fs::path& child, const fs::path& parent) {
+  auto c = fs::weakly_canonical(child);
+  auto p = fs::weakly_canonical(parent);
+  auto [pe, ce] = std::mismatch(p.begin(), p.end(), c.begin(), c.end());
+  return pe == p.end() && c != p;
+}
+
+Status destroy(const ProviderRequest& r) {
+  fs::path dir = r.environment.dir;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return {};  // already gone: destroy is idempotent
+  auto rec = load(dir);
+  if (rec.ok()) {
+    for (const auto& [name, s] : rec->services) stop_group(name, s.pid, s.start_time, r.stop_grace_ms);
+  } else {
+    log("warning: " + rec.error().message);
+  }
+  // Only ever delete what is clearly ours.
+  bool ours = fs::exists(dir / ".prevue", ec) || (!r.state_root.empty() && is_inside(dir, r.state_root));
+  if (!ours) return make_error(ErrorCode::kInvalidArgument, "refusing to remove " + dir.string() + ": not an environment directory");
+  fs::remove_all(dir, ec);
+  if (ec) return make_error(ErrorCode::kIo, "cannot remove " + dir.string() + ": " + ec.message());
+  log("destroyed slug=" + r.environment.slug);
+  return {};
+}
+
+void status(const ProviderRequest& r, ProviderResponse& resp) {
+  auto rec = load(r.environment.dir);
+  if (!rec.ok()) return;
+  for (const auto& [name, s] : rec->services) resp.services.push_back(ServiceStatus{name, s.port, s.pid, is_alive(s.pid, s.start_time), false});
+}
+
+void list(const ProviderRequest& r, ProviderResponse& resp) {
+  std::error_code ec;
+  if (r.state_root.empty()) return;
+  for (const auto& entry : fs::directory_iterator(r.state_root, ec)) {
+    if (!fs::exists(entry.path() / kStateFile)) continue;
+    auto rec = load(entry.path());
+    EnvironmentListing listing{entry.path().filename().string(), entry.path().string(), {}};
+    if (rec.ok()) {
+      if (!rec->slug.empty()) listing.slug = rec->slug;
+      for (const auto& [name, s] : rec->services)
+        listing.services.push_back(ServiceStatus{name, s.port, s.pid, is_alive(s.pid, s.start_time), false});
+    }
+    resp.environments.push_back(std::move(listing));
+  }
+}
+
+}  // namespace
+
+int handle(const ProviderRequest& request, ProviderResponse& response) {
+  Status result;
+  try {
+    switch (request.verb) {
+      case ProviderVerb::kDescribe:
+        response.name = "local";
+        response.capabilities = {"allocate", "apply", "destroy", "status", "list"};
+        break;
+      case ProviderVerb::kList:
+        list(request, response);
+        break;
+      case ProviderVerb::kAllocate:
+      case ProviderVerb::kApply:
+      case ProviderVerb::kDestroy:
+      case ProviderVerb::kStatus: {
+        result = check_environment(request);
+        if (!result.ok()) {
+          response.ok = false;
+          response.error_code = "bad_request";
+          response.error_message = result.error().message;
+          return kProviderExitBadRequest;
+        }
+        if (request.verb == ProviderVerb::kStatus) {
+          status(request, response);
+          break;
+        }
+        if (request.verb == ProviderVerb::kDestroy) {
+          result = destroy(request);
+          break;
+        }
+        auto rec = load(request.environment.dir);
+        if (!rec.ok()) {
+          result = rec.error();
+          break;
+        }
+        result = request.verb == ProviderVerb::kAllocate ? allocate(request, *rec, response) : apply(request, *rec, response);
+        break;
+      }
+    }
+  } catch (const std::exception& e) {
+    result = make_error(ErrorCode::kInternal, std::string("local provider: ") + e.what());
+  }
+  response.ok = result.ok();
+  if (!result.ok()) {
+    response.error_code = to_string(result.error().code);
+    response.error_message = result.error().message;
+    log("error: " + result.error().message);
+    return kProviderExitFailed;
+  }
+  return kProviderExitOk;
+}
+
+}  // namespace prevue::local

@@ -1,0 +1,291 @@
+// prevue's command line: parses arguments, wires the concrete objects, and
+// prints. Everything else lives in the libraries.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include "core/clock.h"
+#include "core/files.h"
+#include "engine/engine.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+fs::path default_state_dir() {
+  if (const char* env = std::getenv("PREVUE_STATE_DIR"); env && *env) return env;
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg) return fs::path(xdg) / "prevue";
+  if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".local" / "state" / "prevue";
+  return ".prevue-state";
+}
+
+fs::path default_provider_dir() {
+  if (const char* env = std::getenv("PREVUE_PROVIDER_DIR"); env && *env) return env;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "providers";
+  fs::path beside = exe.parent_path() / "providers";
+  if (fs::exists(beside / "local", ec)) return beside;
+  return exe.parent_path().parent_path() / "lib" / "prevue" / "providers";
+}
+
+std::string age(std::int64_t since_ms, std::int64_t now_ms) {
+  std::int64_t s = (now_ms - since_ms) / 1000;
+  if (s < 60) return std::to_string(s) + "s";
+  if (s < 3600) return std::to_string(s / 60) + "m";
+  if (s < 86400) return std::to_string(s / 3600) + "h";
+  return std::to_string(s / 86400) + "d";
+}
+
+json env_json(const prevue::EnvironmentView& v) {
+  const auto& e = v.record;
+  json j{{"slug", e.slug},       {"repo", v.repo},          {"pr", e.pr},
+         {"state", prevue::to_string(e.state)}, {"ref", e.ref}, {"commit", e.commit_sha},
+         {"deployed_commit", e.deployed_sha}, {"url", e.url}, {"dir", e.dir},
+         {"provider", e.provider}, {"created_at_ms", e.created_at}, {"updated_at_ms", e.updated_at}};
+  if (e.state == prevue::EnvState::kFailed || !e.error.empty()) {
+    j["failed_step"] = e.failed_step;
+    j["error"] = e.error;
+  }
+  return j;
+}
+
+struct Globals {
+  std::string state_dir;
+  std::string provider_dir;
+  std::string domain = "prevue.localhost";
+};
+
+// The store and engine for one command.
+struct Wiring {
+  prevue::SystemClock clock;
+  prevue::SubprocessRunner runner;
+  std::unique_ptr<prevue::Store> store;
+  std::unique_ptr<prevue::Engine> engine;
+};
+
+int wire(const Globals& g, Wiring& w) {
+  std::error_code ec;
+  fs::path state = fs::absolute(g.state_dir.empty() ? default_state_dir() : fs::path(g.state_dir), ec);
+  fs::create_directories(state, ec);
+  if (ec) {
+    std::cerr << "prevue: cannot create state directory " << state << ": " << ec.message() << "\n";
+    return kExitFailed;
+  }
+  auto store = prevue::Store::open((state / "prevue.db").string(), w.clock);
+  if (!store.ok()) {
+    std::cerr << "prevue: " << store.error().message << "\n";
+    return kExitFailed;
+  }
+  w.store = std::move(store).value();
+  prevue::EngineConfig config;
+  config.state_dir = state;
+  config.provider_dir = fs::absolute(g.provider_dir.empty() ? default_provider_dir() : fs::path(g.provider_dir), ec);
+  config.preview_domain = g.domain;
+  w.engine = std::make_unique<prevue::Engine>(config, *w.store, w.runner, w.clock);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  CLI::App app{"prevue: ephemeral preview environments, one per pull request, from the templates in your repository"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "prevue 0.1.0");
+  Globals g;
+  app.add_option("--state-dir", g.state_dir, "State directory (default: $PREVUE_STATE_DIR, else ~/.local/state/prevue)");
+  app.add_option("--provider-dir", g.provider_dir, "Directory of provider executables (default: $PREVUE_PROVIDER_DIR, else beside the binary)");
+  app.add_option("--domain", g.domain, "Preview domain for host names")->capture_default_str();
+
+  // up
+  auto* up = app.add_subcommand("up", "Create or update a PR's environment, wait until it is ready, print its URL");
+  prevue::UpRequest up_request;
+  bool up_json = false;
+  up->add_option("--repo", up_request.repo, "Repository: a local path or a URL")->required();
+  up->add_option("--pr", up_request.pr, "Pull request number")->required()->check(CLI::PositiveNumber);
+  auto* ref_opt = up->add_option("--ref", up_request.ref, "Branch or tag to deploy");
+  auto* sha_opt = up->add_option("--sha", up_request.sha, "Commit to deploy");
+  ref_opt->excludes(sha_opt);
+  up->add_flag("--json", up_json, "Print the result as JSON (with timings)");
+
+  // down
+  auto* down = app.add_subcommand("down", "Tear a PR's environment down: stop its processes, remove its files and routes");
+  std::string down_slug, down_repo;
+  long down_pr = 0;
+  down->add_option("slug", down_slug, "Environment slug (see `prevue ls`)");
+  auto* down_repo_opt = down->add_option("--repo", down_repo, "Repository (with --pr)");
+  auto* down_pr_opt = down->add_option("--pr", down_pr, "Pull request number (with --repo)")->check(CLI::PositiveNumber);
+  down_repo_opt->needs(down_pr_opt);
+  down_pr_opt->needs(down_repo_opt);
+
+  // ls
+  auto* ls = app.add_subcommand("ls", "List environments");
+  bool ls_json = false, ls_all = false;
+  ls->add_flag("--json", ls_json, "Print JSON");
+  ls->add_flag("--all,-a", ls_all, "Include destroyed environments");
+
+  // logs
+  auto* logs = app.add_subcommand("logs", "Show the steps and logs of an environment's latest run");
+  std::string logs_slug;
+  logs->add_option("slug", logs_slug, "Environment slug")->required();
+
+  // render
+  auto* render = app.add_subcommand("render", "Dry run: print the plan and the rendered files for a ref; runs nothing");
+  std::string render_repo, render_ref, render_sha;
+  long render_pr = 1;
+  render->add_option("--repo", render_repo, "Repository: a local path or a URL")->required();
+  auto* rref = render->add_option("--ref", render_ref, "Branch or tag");
+  auto* rsha = render->add_option("--sha", render_sha, "Commit");
+  rref->excludes(rsha);
+  render->add_option("--pr", render_pr, "Pull request number to render for")->capture_default_str()->check(CLI::PositiveNumber);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+
+  Wiring w;
+  if (int rc = wire(g, w)) return rc;
+  prevue::Engine& engine = *w.engine;
+
+  if (up->parsed()) {
+    if (up_request.ref.empty() && up_request.sha.empty()) {
+      std::cerr << "prevue up: give --ref REF or --sha SHA\n";
+      return kExitUsage;
+    }
+    auto r = engine.up(up_request);
+    double total_ms = std::chrono::duration<double, std::milli>(r.total).count();
+    double child_ms = std::chrono::duration<double, std::milli>(r.child).count();
+    if (up_json) {
+      json j{{"ok", r.ok}, {"slug", r.environment.slug}, {"state", prevue::to_string(r.environment.state)},
+             {"url", r.environment.url}, {"commit", r.environment.commit_sha},
+             {"timing_ms", {{"total", total_ms}, {"children", child_ms}, {"prevue", total_ms - child_ms}}}};
+      if (!r.ok) {
+        j["failed_step"] = r.failed_step;
+        j["error"] = r.error;
+        j["log_tail"] = r.log_tail;
+      }
+      std::cout << j.dump(2) << "\n";
+      return r.ok ? 0 : kExitFailed;
+    }
+    if (!r.ok) {
+      if (r.failed_step.empty()) {
+        std::cerr << "prevue up: " << r.error << "\n";
+      } else {
+        std::cerr << "prevue up: environment " << r.environment.slug << " failed at step '" << r.failed_step << "': " << r.error << "\n";
+        if (!r.log_tail.empty()) std::cerr << "--- last lines of the step's log ---\n" << r.log_tail << "\n";
+        std::cerr << "(full log: prevue logs " << r.environment.slug << "; clean up: prevue down " << r.environment.slug << ")\n";
+      }
+      return kExitFailed;
+    }
+    std::cerr << "prevue: " << r.environment.slug << " is ready at commit " << r.environment.commit_sha.substr(0, 12) << "\n";
+    std::cout << r.environment.url << "\n";
+    return 0;
+  }
+
+  if (down->parsed()) {
+    prevue::DownResult r;
+    if (!down_slug.empty() && !down_repo.empty()) {
+      std::cerr << "prevue down: give a SLUG or --repo with --pr, not both\n";
+      return kExitUsage;
+    }
+    if (!down_slug.empty()) r = engine.down_by_slug(down_slug);
+    else if (!down_repo.empty()) r = engine.down_by_pr(down_repo, down_pr);
+    else {
+      std::cerr << "prevue down: give a SLUG, or --repo R --pr N\n";
+      return kExitUsage;
+    }
+    if (!r.ok) {
+      std::cerr << "prevue down: " << r.error << "\n";
+      return kExitFailed;
+    }
+    std::cerr << "prevue: " << r.environment.slug << (r.already_gone ? " was already destroyed" : " destroyed") << "\n";
+    return 0;
+  }
+
+  if (ls->parsed()) {
+    auto envs = engine.list(ls_all);
+    if (!envs.ok()) {
+      std::cerr << "prevue ls: " << envs.error().message << "\n";
+      return kExitFailed;
+    }
+    if (ls_json) {
+      json arr = json::array();
+      for (const auto& v : *envs) arr.push_back(env_json(v));
+      std::cout << arr.dump(2) << "\n";
+      return 0;
+    }
+    std::int64_t now = w.clock.now_ms();
+    std::printf("%-44s %-12s %-5s %-9s %-5s %s\n", "SLUG", "STATE", "PR", "COMMIT", "AGE", "URL / ERROR");
+    for (const auto& v : *envs) {
+      const auto& e = v.record;
+      std::string detail = e.state == prevue::EnvState::kFailed ? e.failed_step + ": " + e.error : e.url;
+      if (auto nl = detail.find('\n'); nl != std::string::npos) detail = detail.substr(0, nl) + " ...";
+      std::printf("%-44s %-12s %-5ld %-9s %-5s %s\n", e.slug.c_str(), prevue::to_string(e.state), e.pr,
+                  e.commit_sha.substr(0, 7).c_str(), age(e.created_at, now).c_str(), detail.c_str());
+    }
+    return 0;
+  }
+
+  if (logs->parsed()) {
+    auto v = engine.view(logs_slug);
+    if (!v.ok()) {
+      std::cerr << "prevue logs: " << v.error().message << "\n";
+      return kExitFailed;
+    }
+    const auto& e = v->record;
+    std::cout << e.slug << ": " << prevue::to_string(e.state);
+    if (!e.error.empty()) std::cout << " (" << e.failed_step << ": " << e.error << ")";
+    std::cout << "\n";
+    if (!v->last_run) {
+      std::cout << "no runs yet\n";
+      return 0;
+    }
+    std::cout << "run " << v->last_run->id << " (" << prevue::to_string(v->last_run->kind) << ", "
+              << prevue::to_string(v->last_run->state) << ")\n";
+    for (const auto& s : v->steps) {
+      std::cout << "== " << s.name << " [" << prevue::to_string(s.state) << ", " << (s.finished_at ? s.finished_at - s.started_at : 0)
+                << " ms] ==\n" << s.log;
+      if (!s.log.empty() && s.log.back() != '\n') std::cout << "\n";
+    }
+    return 0;
+  }
+
+  if (render->parsed()) {
+    if (render_ref.empty() && render_sha.empty()) {
+      std::cerr << "prevue render: give --ref REF or --sha SHA\n";
+      return kExitUsage;
+    }
+    auto r = engine.render(render_repo, render_ref, render_sha, render_pr);
+    if (!r.ok()) {
+      std::cerr << "prevue render: " << r.error().message << "\n";
+      return kExitFailed;
+    }
+    std::cout << "environment " << r->slug << " at " << r->commit << "\n\nplan: " << r->plan << "\nservices:\n";
+    for (const auto& c : r->commands) std::cout << "  " << c << "\n";
+    for (const auto& f : r->files) {
+      std::cout << "\n--- " << f.path << " ---\n" << f.content;
+      if (!f.content.empty() && f.content.back() != '\n') std::cout << "\n";
+    }
+    return 0;
+  }
+  return kExitUsage;
+}

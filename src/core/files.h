@@ -1,0 +1,21 @@
+// Small filesystem helpers with the guarantees prevue relies on.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace prevue {
+
+// Writes via a temporary file in the same directory, fsync and rename, so a
+// reader (or a crash) sees the old content or the new, never half of it.
+Status write_file_atomic(const std::filesystem::path& path, std::string_view content, bool executable = false);
+
+Result<std::string> read_file(const std::filesystem::path& path);
+
+// The last `max_lines` lines of `text` (for error messages quoting a log).
+std::string tail_lines(std::string_view text, size_t max_lines);
+
+}  // namespace prevue

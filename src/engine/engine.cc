@@ -1,0 +1,665 @@
+#include "engine/engine.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include "core/files.h"
+#include "core/slug.h"
+#include "git/git_mirror.h"
+#include "manifest/render.h"
+#include "seed/seeder.h"
+
+namespace prevue {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr size_t kLogTailLines = 25;
+constexpr const char* kExportedList = ".prevue/exported.txt";
+
+// An exclusive lock per environment across processes (two `prevue up` for
+// the same PR run one after the other). Released on destruction or death.
+class EnvironmentLock {
+ public:
+  explicit EnvironmentLock(const fs::path& path) {
+    std::error_code ec;
+    fs::create_directories(path.parent_path(), ec);
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ >= 0) ::flock(fd_, LOCK_EX);
+  }
+  ~EnvironmentLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  EnvironmentLock(const EnvironmentLock&) = delete;
+  EnvironmentLock& operator=(const EnvironmentLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// Records each step of a run in the store, with its log and the time spent
+// in child processes; remembers the first failure.
+class StepRecorder {
+ public:
+  StepRecorder(Store& store, ProcessRunner& runner, std::int64_t run_id) : store_(store), runner_(runner), run_id_(run_id) {}
+
+  bool run(const std::string& name, const std::function<Status(std::string& log)>& body) {
+    if (failed()) return false;
+    auto step = store_.begin_step(run_id_, name);
+    auto child_before = runner_.child_time();
+    std::string log;
+    Status status;
+    try {
+      status = body(log);
+    } catch (const std::exception& e) {
+      status = make_error(ErrorCode::kInternal, std::string("internal error: ") + e.what());
+    }
+    auto child_ms = std::chrono::duration_cast<std::chrono::milliseconds>(runner_.child_time() - child_before).count();
+    if (!status.ok()) {
+      if (!log.empty() && log.back() != '\n') log += '\n';
+      log += "error: " + status.error().message + "\n";
+      failed_step_ = name;
+      error_ = status.error().message;
+      log_ = log;
+    }
+    if (step.ok()) (void)store_.finish_step(step->id, status.ok() ? RunState::kSucceeded : RunState::kFailed, log, child_ms);
+    return status.ok();
+  }
+
+  bool failed() const { return !failed_step_.empty(); }
+  const std::string& failed_step() const { return failed_step_; }
+  const std::string& error() const { return error_; }
+  const std::string& log() const { return log_; }
+
+ private:
+  Store& store_;
+  ProcessRunner& runner_;
+  std::int64_t run_id_;
+  std::string failed_step_, error_, log_;
+};
+
+std::string short_sha(const std::string& sha) { return sha.substr(0, 7); }
+
+// The repository-relative path `rel` under `root`, refusing any path that
+// would land outside it (through "..", or through a symlink the repository
+// itself placed there).
+Result<fs::path> path_inside(const fs::path& root, const std::string& rel) {
+  if (!is_safe_relative_path(rel)) return make_error(ErrorCode::kInvalidArgument, "unsafe path '" + rel + "'");
+  fs::path target = root / rel;
+  std::error_code ec;
+  fs::path parent = fs::weakly_canonical(target.parent_path(), ec);
+  fs::path base = fs::weakly_canonical(root, ec);
+  auto [b, p] = std::mismatch(base.begin(), base.end(), parent.begin(), parent.end());
+  if (b != base.end()) return make_error(ErrorCode::kInvalidArgument, "path '" + rel + "' leaves the environment directory");
+  if (rel == ".prevue" || rel.rfind(".prevue/", 0) == 0)
+    return make_error(ErrorCode::kInvalidArgument, "path '" + rel + "' is reserved for prevue's own records");
+  return target;
+}
+
+std::string encode_revisions(const std::map<std::string, std::string>& revisions) {
+  std::string out;
+  for (const auto& [name, rev] : revisions) out += name + " " + rev + "\n";
+  return out;
+}
+
+std::map<std::string, std::string> decode_revisions(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  std::string name, rev;
+  while (in >> name >> rev) out[name] = rev;
+  return out;
+}
+
+const RouteSpec& primary_route(const Manifest& m) {
+  for (const auto& r : m.routes)
+    if (r.name == "web") return r;
+  return m.routes.front();
+}
+
+std::string route_host(const Manifest& m, const RouteSpec& route, const std::string& slug, const std::string& domain) {
+  if (&route == &primary_route(m)) return slug + "." + domain;
+  return dns_words(route.name + "-" + slug, kMaxDnsLabel) + "." + domain;
+}
+
+// A service's revision changes exactly when something it is built from does:
+// the tree ids of its declared paths (the whole commit when it declares
+// none) and the manifest itself.
+Result<std::map<std::string, std::string>> service_revisions(const GitMirror& git, const Manifest& m, const std::string& commit) {
+  std::map<std::string, std::string> out;
+  auto manifest_id = git.entry_id(commit, std::string(kManifestPath));
+  if (!manifest_id.ok()) return manifest_id.error();
+  for (const auto& service : m.services) {
+    std::string material = *manifest_id;
+    if (service.paths.empty()) material += ":" + commit;
+    for (const auto& path : service.paths) {
+      auto id = git.entry_id(commit, path);
+      if (!id.ok()) return id.error();
+      material += ":" + path + "=" + *id;
+    }
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", stable_hash(material));
+    out[service.name] = hex;
+  }
+  return out;
+}
+
+}  // namespace
+
+Engine::Engine(EngineConfig config, Store& store, ProcessRunner& runner, const Clock& clock)
+    : config_(std::move(config)), store_(store), runner_(runner), clock_(clock), providers_(runner, config_.provider_dir) {}
+
+Result<std::string> Engine::repository_key(const std::string& repo) {
+  if (repo.empty()) return make_error(ErrorCode::kInvalidArgument, "no repository given (--repo PATH or URL)");
+  std::error_code ec;
+  if (fs::exists(repo, ec)) return fs::canonical(repo, ec).string();
+  bool url = repo.find("://") != std::string::npos ||
+             (repo.find('@') != std::string::npos && repo.find(':') != std::string::npos);
+  if (!url) return make_error(ErrorCode::kNotFound, "repository '" + repo + "' is neither an existing path nor a URL");
+  return repo;
+}
+
+Result<RepositoryRecord> Engine::repository(const std::string& repo) {
+  auto key = repository_key(repo);
+  if (!key.ok()) return key.error();
+  std::string name = repo_short_name(*key);
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", stable_hash(*key));
+  fs::path mirror = config_.state_dir / "mirrors" / (name + "-" + std::string(hex, 8) + ".git");
+  return store_.upsert_repository(*key, name, mirror.string());
+}
+
+UpResult Engine::up(const UpRequest& request) {
+  auto started = std::chrono::steady_clock::now();
+  auto child_before = runner_.child_time();
+  UpResult result;
+  auto finish = [&](UpResult& r) -> UpResult& {
+    r.total = std::chrono::steady_clock::now() - started;
+    r.child = runner_.child_time() - child_before;
+    return r;
+  };
+  auto fail_early = [&](const std::string& message) -> UpResult {
+    result.error = message;
+    return finish(result);
+  };
+  if (request.pr <= 0) return fail_early("the PR number must be a positive integer");
+  if (request.ref.empty() == request.sha.empty()) return fail_early("give exactly one of --ref or --sha");
+  auto repo = repository(request.repo);
+  if (!repo.ok()) return fail_early(repo.error().message);
+
+  // Find or create the environment row first, so every later failure is visible in `prevue ls`.
+  auto existing = store_.find_environment(repo->id, request.pr);
+  if (!existing.ok()) return fail_early(existing.error().message);
+  EnvironmentRecord env;
+  if (existing->has_value()) {
+    env = **existing;
+  } else {
+    env.repo_id = repo->id;
+    env.pr = request.pr;
+    env.slug = make_slug(repo->key, request.pr, request.ref);
+    env.dir = (config_.state_dir / "envs" / env.slug).string();
+    auto inserted = store_.insert_environment(env);
+    if (!inserted.ok()) return fail_early(inserted.error().message);
+    env = *inserted;
+  }
+  EnvironmentLock lock(config_.state_dir / "locks" / (env.slug + ".lock"));
+  // Re-read under the lock: another process may have changed it meanwhile.
+  if (auto fresh = store_.find_environment_by_slug(env.slug); fresh.ok() && fresh->has_value()) env = **fresh;
+  if (env.state == EnvState::kDestroying)
+    return fail_early("environment " + env.slug + " is being torn down; run `prevue down " + env.slug + "` to finish first");
+  if (env.state == EnvState::kDestroyed) {
+    env.state = EnvState::kPending;
+    env.failed_step.clear();
+    env.error.clear();
+    if (auto s = store_.update_environment(env); !s.ok()) return fail_early(s.error().message);
+  }
+
+  auto run = store_.begin_run(env.id, RunKind::kUp, request.sha);
+  if (!run.ok()) return fail_early(run.error().message);
+  CurrentEnvironment current{env.state, env.deployed_sha, env.seeded, decode_revisions(env.service_revisions)};
+  env.state = EnvState::kProvisioning;
+  env.ref = request.ref;
+  env.failed_step.clear();
+  env.error.clear();
+  if (auto s = store_.update_environment(env); !s.ok()) return fail_early(s.error().message);
+
+  StepRecorder steps(store_, runner_, run->id);
+  std::optional<GitMirror> git;
+  std::string commit;
+  Manifest manifest;
+  Plan plan;
+  std::map<std::string, std::string> revisions;
+  ProviderResponse allocated;
+  RenderContext context;
+  std::map<std::string, std::string> shared_env;
+  std::vector<ProviderService> services;
+  const fs::path dir = env.dir;
+  std::string url;
+
+  auto provider_request = [&](ProviderVerb verb) {
+    ProviderRequest r;
+    r.verb = verb;
+    r.state_root = (config_.state_dir / "envs").string();
+    r.environment = ProviderEnvironment{env.slug, env.dir, env.pr, commit};
+    r.stop_grace_ms = config_.stop_grace.count();
+    return r;
+  };
+  auto call_provider = [&](const ProviderRequest& r, std::string& log) -> Result<ProviderResponse> {
+    ProviderCall call = providers_.call(manifest.provider, r, config_.provider_timeout);
+    log += call.log;
+    if (!call.response.ok()) return call.response.error();
+    if (!call.response->ok)
+      return make_error(ErrorCode::kProvider, call.response->error_message.empty() ? "provider failed" : call.response->error_message);
+    return std::move(call.response).value();
+  };
+
+  steps.run("fetch", [&](std::string& log) -> Status {
+    auto opened = GitMirror::open(repo->mirror_path, repo->key);
+    if (!opened.ok()) return opened.error();
+    git.emplace(std::move(opened).value());
+    PREVUE_TRY(git->fetch());
+    log += "fetched " + repo->key + " into " + repo->mirror_path + "\n";
+    return {};
+  });
+  steps.run("resolve", [&](std::string& log) -> Status {
+    auto resolved = request.sha.empty() ? git->resolve_ref(request.ref) : git->resolve_sha(request.sha);
+    if (!resolved.ok()) return resolved.error();
+    commit = resolved->sha;
+    env.commit_sha = commit;
+    log += (request.sha.empty() ? request.ref : request.sha) + " is commit " + commit + "\n";
+    return store_.update_environment(env);
+  });
+  steps.run("manifest", [&](std::string& log) -> Status {
+    auto text = git->read_file(commit, std::string(kManifestPath));
+    if (!text.ok()) return text.error();
+    if (!text->has_value())
+      return make_error(ErrorCode::kNotFound, "no prevue.json at the root of commit " + short_sha(commit) + " (" +
+                                                  (request.ref.empty() ? request.sha : request.ref) + ")");
+    auto parsed = parse_manifest(**text, "prevue.json at " + short_sha(commit));
+    if (!parsed.ok()) return parsed.error();
+    manifest = std::move(parsed).value();
+    env.provider = manifest.provider;
+    PREVUE_TRY(providers_.executable(manifest.provider));
+    log += "read prevue.json: " + std::to_string(manifest.services.size()) + " service(s), provider " + manifest.provider + "\n";
+    return store_.update_environment(env);
+  });
+  steps.run("plan", [&](std::string& log) -> Status {
+    auto revs = service_revisions(*git, manifest, commit);
+    if (!revs.ok()) return revs.error();
+    revisions = std::move(revs).value();
+    plan = make_plan(manifest, commit, &current, revisions);
+    result.plan = describe_plan(plan);
+    log += result.plan;
+    return {};
+  });
+
+  for (const PlanStep& step : steps.failed() ? std::vector<PlanStep>{} : plan.steps) {
+    switch (step.kind) {
+      case StepKind::kAllocate:
+        steps.run(step.name, [&](std::string& log) -> Status {
+          ProviderRequest r = provider_request(ProviderVerb::kAllocate);
+          for (const auto& s : manifest.services) r.services.push_back(ProviderService{s.name, "", {}, 0, {}, {}, s.port});
+          auto response = call_provider(r, log);
+          if (!response.ok()) return response.error();
+          allocated = std::move(response).value();
+          for (const auto& s : manifest.services) {
+            if (allocated.port_of(s.name) == 0) return make_error(ErrorCode::kProvider, "provider gave no port for " + s.name);
+            log += "port." + s.name + " = " + std::to_string(allocated.port_of(s.name)) + "\n";
+          }
+          return {};
+        });
+        break;
+      case StepKind::kRender:
+        steps.run(step.name, [&](std::string& log) -> Status {
+          // Context first: templates and service commands see the same values.
+          const RouteSpec& primary = primary_route(manifest);
+          for (const auto& route : manifest.routes) {
+            std::string host = route_host(manifest, route, env.slug, config_.preview_domain);
+            context.set("host." + route.name, host);
+            std::string route_url =
+                config_.public_url_template.empty()
+                    ? "http://127.0.0.1:" + std::to_string(allocated.port_of(route.service)) + "/"
+                    : [&] {
+                        std::string u = config_.public_url_template;
+                        auto at = u.find("{host}");
+                        if (at != std::string::npos) u.replace(at, 6, host);
+                        return u;
+                      }();
+            context.set("url." + route.name, route_url);
+            if (&route == &primary) url = route_url;
+          }
+          context.set("pr.number", std::to_string(env.pr));
+          context.set("commit.sha", commit);
+          context.set("commit.short", short_sha(commit));
+          context.set("env.slug", env.slug);
+          context.set("env.dir", env.dir);
+          context.set("env.url", url);
+          for (const auto& s : manifest.services) context.set("port." + s.name, std::to_string(allocated.port_of(s.name)));
+          for (const auto& [k, v] : manifest.params) context.set("param." + k, v);
+          shared_env = {{"ENV_NAME", "preview"},     {"PREVUE_SLUG", env.slug},    {"PREVUE_PR", std::to_string(env.pr)},
+                        {"PREVUE_COMMIT", commit},   {"PREVUE_COMMIT_SHORT", short_sha(commit)},
+                        {"PREVUE_URL", url},         {"PREVUE_ENV_DIR", env.dir},  {"PREVUE_REF", request.ref}};
+
+          // The repository's files at the commit, then the rendered templates over them.
+          std::error_code ec;
+          fs::create_directories(dir / ".prevue", ec);
+          std::set<std::string> exported;
+          for (const auto& path : manifest.export_paths) {
+            auto files = git->list_files(commit, path);
+            if (!files.ok()) return files.error();
+            for (const auto& f : *files) exported.insert(f.path);
+            PREVUE_TRY(git->export_tree(commit, path, dir));
+          }
+          // Files an earlier commit exported that this one no longer has.
+          if (auto previous = read_file(dir / kExportedList); previous.ok()) {
+            std::istringstream lines(*previous);
+            for (std::string line; std::getline(lines, line);) {
+              if (line.empty() || exported.count(line) || !is_safe_relative_path(line)) continue;
+              fs::remove(dir / line, ec);
+            }
+          }
+          std::string listing;
+          for (const auto& f : exported) listing += f + "\n";
+          PREVUE_TRY(write_file_atomic(dir / kExportedList, listing));
+          log += "exported " + std::to_string(exported.size()) + " file(s) at " + short_sha(commit) + "\n";
+
+          for (const auto& t : manifest.templates) {
+            auto source = git->read_file(commit, t.source);
+            if (!source.ok()) return source.error();
+            if (!source->has_value())
+              return make_error(ErrorCode::kNotFound, "template " + t.source + " does not exist at commit " + short_sha(commit));
+            auto rendered = render_text(**source, context, t.source);
+            if (!rendered.ok()) return rendered.error();
+            auto target = path_inside(dir, t.target);
+            if (!target.ok()) return target.error();
+            PREVUE_TRY(write_file_atomic(*target, *rendered));
+            log += "rendered " + t.source + " -> " + t.target + "\n";
+          }
+          for (const auto& s : manifest.services) {
+            ProviderService svc;
+            svc.name = s.name;
+            auto workdir = path_inside(dir, s.workdir == "." ? "./" : s.workdir + "/.");
+            if (!workdir.ok()) return workdir.error();
+            svc.workdir = (dir / s.workdir).lexically_normal().string();
+            for (size_t i = 0; i < s.run.size(); ++i) {
+              auto arg = render_text(s.run[i], context, "prevue.json $.services." + s.name + ".run[" + std::to_string(i) + "]");
+              if (!arg.ok()) return arg.error();
+              svc.run.push_back(*arg);
+            }
+            for (size_t i = 0; i < s.build.size(); ++i) {
+              auto arg = render_text(s.build[i], context, "prevue.json $.services." + s.name + ".build[" + std::to_string(i) + "]");
+              if (!arg.ok()) return arg.error();
+              svc.build.push_back(*arg);
+            }
+            svc.env = shared_env;
+            for (const auto& [k, v] : s.env) {
+              auto value = render_text(v, context, "prevue.json $.services." + s.name + ".env." + k);
+              if (!value.ok()) return value.error();
+              svc.env[k] = *value;
+            }
+            svc.build_timeout_ms = s.build_timeout.count();
+            svc.port_name = s.port;
+            svc.health_path = s.health.path;
+            svc.ready_timeout_ms = s.health.timeout.count();
+            svc.revision = revisions[s.name];
+            services.push_back(std::move(svc));
+          }
+          return {};
+        });
+        break;
+      case StepKind::kApply:
+        steps.run(step.name, [&](std::string& log) -> Status {
+          ProviderRequest r = provider_request(ProviderVerb::kApply);
+          r.services = services;
+          auto response = call_provider(r, log);
+          if (!response.ok()) return response.error();
+          for (const auto& s : response->services)
+            log += s.name + ": " + (s.restarted ? "started" : "unchanged") + " pid " + std::to_string(s.pid) + " port " +
+                   std::to_string(s.port) + "\n";
+          return {};
+        });
+        break;
+      case StepKind::kSeed:
+        steps.run(step.name, [&](std::string& log) -> Status {
+          SeedContext seed{*git, commit, dir, context, shared_env, runner_};
+          const SeedStep& spec = manifest.seed[static_cast<size_t>(step.seed_index)];
+          if (spec.kind != SeedKind::kCommand) PREVUE_TRY(path_inside(dir, spec.database));
+          return run_seed_step(spec, seed, log);
+        });
+        break;
+      case StepKind::kRoutes:
+        steps.run(step.name, [&](std::string& log) -> Status {
+          std::vector<RouteRecord> routes;
+          for (const auto& route : manifest.routes) {
+            RouteRecord r{*context.find("host." + route.name), env.id, route.name, route.service,
+                          "127.0.0.1:" + std::to_string(allocated.port_of(route.service))};
+            log += r.host + " -> " + r.upstream + " (" + route.service + ")\n";
+            routes.push_back(std::move(r));
+          }
+          return store_.replace_routes(env.id, routes);
+        });
+        break;
+      case StepKind::kReady:
+        steps.run(step.name, [&](std::string& log) -> Status {
+          env.state = EnvState::kReady;
+          env.deployed_sha = commit;
+          env.url = url;
+          env.seeded = true;
+          env.service_revisions = encode_revisions(revisions);
+          PREVUE_TRY(store_.update_environment(env));
+          std::int64_t now = clock_.now_ms();
+          auto lease = store_.lease_of(env.id);
+          LeaseRecord record{env.id,
+                             manifest.lease.ttl.count(),
+                             manifest.lease.idle.count(),
+                             to_string(manifest.lease.end),
+                             manifest.lease.grace.count(),
+                             now + manifest.lease.ttl.count(),
+                             now,
+                             lease.ok() && lease->has_value() && (*lease)->pinned};
+          PREVUE_TRY(store_.upsert_lease(record));
+          log += "ready at " + url + "\n";
+          return {};
+        });
+        break;
+    }
+  }
+
+  if (steps.failed()) {
+    env.state = EnvState::kFailed;
+    env.failed_step = steps.failed_step();
+    env.error = steps.error();
+    (void)store_.update_environment(env);
+    (void)store_.finish_run(run->id, RunState::kFailed, steps.error());
+    result.failed_step = steps.failed_step();
+    result.error = steps.error();
+    result.log_tail = tail_lines(steps.log(), kLogTailLines);
+  } else {
+    (void)store_.finish_run(run->id, RunState::kSucceeded, "");
+    result.ok = true;
+  }
+  result.environment = env;
+  return finish(result);
+}
+
+DownResult Engine::down_by_slug(const std::string& slug) {
+  auto env = store_.find_environment_by_slug(slug);
+  if (!env.ok()) return DownResult{false, false, {}, env.error().message};
+  if (!env->has_value()) return DownResult{false, false, {}, "no environment called '" + slug + "' (see `prevue ls`)"};
+  return down(**env);
+}
+
+DownResult Engine::down_by_pr(const std::string& repo, long pr) {
+  auto key = repository_key(repo);
+  if (!key.ok()) return DownResult{false, false, {}, key.error().message};
+  auto record = repository(repo);
+  if (!record.ok()) return DownResult{false, false, {}, record.error().message};
+  auto env = store_.find_environment(record->id, pr);
+  if (!env.ok()) return DownResult{false, false, {}, env.error().message};
+  if (!env->has_value()) return DownResult{false, false, {}, "no environment for PR " + std::to_string(pr) + " of " + *key};
+  return down(**env);
+}
+
+DownResult Engine::down(EnvironmentRecord env) {
+  DownResult result;
+  EnvironmentLock lock(config_.state_dir / "locks" / (env.slug + ".lock"));
+  if (auto fresh = store_.find_environment_by_slug(env.slug); fresh.ok() && fresh->has_value()) env = **fresh;
+  if (env.state == EnvState::kDestroyed) {
+    result.ok = true;
+    result.already_gone = true;
+    result.environment = env;
+    return result;
+  }
+  auto run = store_.begin_run(env.id, RunKind::kDown, env.deployed_sha);
+  if (!run.ok()) return DownResult{false, false, env, run.error().message};
+  env.state = EnvState::kDestroying;
+  if (auto s = store_.update_environment(env); !s.ok()) return DownResult{false, false, env, s.error().message};
+
+  StepRecorder steps(store_, runner_, run->id);
+  steps.run("destroy", [&](std::string& log) -> Status {
+    ProviderRequest r;
+    r.verb = ProviderVerb::kDestroy;
+    r.state_root = (config_.state_dir / "envs").string();
+    r.environment = ProviderEnvironment{env.slug, env.dir, env.pr, env.deployed_sha};
+    r.stop_grace_ms = config_.stop_grace.count();
+    ProviderCall call = providers_.call(env.provider, r, config_.provider_timeout);
+    log += call.log;
+    if (!call.response.ok()) return call.response.error();
+    if (!call.response->ok) return make_error(ErrorCode::kProvider, call.response->error_message);
+    return {};
+  });
+  steps.run("routes", [&](std::string& log) -> Status {
+    PREVUE_TRY(store_.replace_routes(env.id, {}));
+    PREVUE_TRY(store_.delete_lease(env.id));
+    log += "routes and lease removed\n";
+    return {};
+  });
+  if (steps.failed()) {
+    // Stays `destroying` with the error, so a retry (or gc) finishes the job.
+    env.error = steps.error();
+    env.failed_step = steps.failed_step();
+    (void)store_.update_environment(env);
+    (void)store_.finish_run(run->id, RunState::kFailed, steps.error());
+    return DownResult{false, false, env, steps.failed_step() + ": " + steps.error()};
+  }
+  std::error_code ec;
+  fs::remove_all(env.dir, ec);
+  env.state = EnvState::kDestroyed;
+  env.deployed_sha.clear();
+  env.url.clear();
+  env.seeded = false;
+  env.service_revisions.clear();
+  env.failed_step.clear();
+  env.error.clear();
+  if (auto s = store_.update_environment(env); !s.ok()) return DownResult{false, false, env, s.error().message};
+  (void)store_.finish_run(run->id, RunState::kSucceeded, "");
+  result.ok = true;
+  result.environment = env;
+  return result;
+}
+
+Result<RenderReport> Engine::render(const std::string& repo_arg, const std::string& ref, const std::string& sha, long pr) {
+  if (ref.empty() == sha.empty()) return make_error(ErrorCode::kInvalidArgument, "give exactly one of --ref or --sha");
+  auto repo = repository(repo_arg);
+  if (!repo.ok()) return repo.error();
+  auto opened = GitMirror::open(repo->mirror_path, repo->key);
+  if (!opened.ok()) return opened.error();
+  GitMirror git = std::move(opened).value();
+  PREVUE_TRY(git.fetch());
+  auto resolved = sha.empty() ? git.resolve_ref(ref) : git.resolve_sha(sha);
+  if (!resolved.ok()) return resolved.error();
+  const std::string commit = resolved->sha;
+  auto text = git.read_file(commit, std::string(kManifestPath));
+  if (!text.ok()) return text.error();
+  if (!text->has_value()) return make_error(ErrorCode::kNotFound, "no prevue.json at the root of commit " + short_sha(commit));
+  auto manifest = parse_manifest(**text, "prevue.json at " + short_sha(commit));
+  if (!manifest.ok()) return manifest.error();
+
+  RenderReport report;
+  report.commit = commit;
+  report.slug = make_slug(repo->key, pr, ref);
+  auto revisions = service_revisions(git, *manifest, commit);
+  if (!revisions.ok()) return revisions.error();
+  report.plan = describe_plan(make_plan(*manifest, commit, nullptr, *revisions));
+
+  // Ports are only known once a provider allocates them: shown symbolically.
+  RenderContext context;
+  std::string dir = (config_.state_dir / "envs" / report.slug).string();
+  for (const auto& route : manifest->routes) {
+    std::string host = route_host(*manifest, route, report.slug, config_.preview_domain);
+    context.set("host." + route.name, host);
+    context.set("url." + route.name, "http://" + host + "/");
+  }
+  context.set("env.url", "http://" + route_host(*manifest, primary_route(*manifest), report.slug, config_.preview_domain) + "/");
+  context.set("pr.number", std::to_string(pr));
+  context.set("commit.sha", commit);
+  context.set("commit.short", short_sha(commit));
+  context.set("env.slug", report.slug);
+  context.set("env.dir", dir);
+  for (const auto& s : manifest->services) context.set("port." + s.name, "<port." + s.name + ">");
+  for (const auto& [k, v] : manifest->params) context.set("param." + k, v);
+
+  for (const auto& t : manifest->templates) {
+    auto source = git.read_file(commit, t.source);
+    if (!source.ok()) return source.error();
+    if (!source->has_value()) return make_error(ErrorCode::kNotFound, "template " + t.source + " does not exist at commit " + short_sha(commit));
+    auto rendered = render_text(**source, context, t.source);
+    if (!rendered.ok()) return rendered.error();
+    report.files.push_back(RenderedFile{t.target, *rendered});
+  }
+  for (const auto& s : manifest->services) {
+    std::vector<std::string> argv;
+    for (size_t i = 0; i < s.run.size(); ++i) {
+      auto arg = render_text(s.run[i], context, "prevue.json $.services." + s.name + ".run[" + std::to_string(i) + "]");
+      if (!arg.ok()) return arg.error();
+      argv.push_back(*arg);
+    }
+    std::string line = s.name + ": (in " + s.workdir + ") " + describe_argv(argv);
+    for (const auto& [k, v] : s.env) {
+      auto value = render_text(v, context, "prevue.json $.services." + s.name + ".env." + k);
+      if (!value.ok()) return value.error();
+      line += "\n    " + k + "=" + *value;
+    }
+    report.commands.push_back(line);
+  }
+  return report;
+}
+
+Result<std::vector<EnvironmentView>> Engine::list(bool include_destroyed) {
+  auto envs = store_.list_environments(include_destroyed);
+  if (!envs.ok()) return envs.error();
+  std::vector<EnvironmentView> out;
+  for (auto& env : *envs) {
+    EnvironmentView view;
+    view.record = env;
+    if (auto repo = store_.find_repository(env.repo_id); repo.ok() && repo->has_value()) view.repo = (*repo)->key;
+    if (auto run = store_.last_run(env.id); run.ok()) view.last_run = *run;
+    out.push_back(std::move(view));
+  }
+  return out;
+}
+
+Result<EnvironmentView> Engine::view(const std::string& slug) {
+  auto env = store_.find_environment_by_slug(slug);
+  if (!env.ok()) return env.error();
+  if (!env->has_value()) return make_error(ErrorCode::kNotFound, "no environment called '" + slug + "' (see `prevue ls`)");
+  EnvironmentView view;
+  view.record = **env;
+  if (auto repo = store_.find_repository(view.record.repo_id); repo.ok() && repo->has_value()) view.repo = (*repo)->key;
+  auto run = store_.last_run(view.record.id);
+  if (!run.ok()) return run.error();
+  view.last_run = *run;
+  if (view.last_run) {
+    auto steps = store_.steps_of_run(view.last_run->id);
+    if (!steps.ok()) return steps.error();
+    view.steps = std::move(steps).value();
+  }
+  return view;
+}
+
+}  // namespace prevue

@@ -1,0 +1,103 @@
+// The engine: turns a request for a PR's environment into a plan and walks
+// it through git, the provider, the seeder and the store, recording every
+// step (with its log) so a crash or a failure can be read and resumed.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "plan/plan.h"
+#include "provider/process_runner.h"
+#include "provider/provider_client.h"
+#include "store/store.h"
+
+namespace prevue {
+
+struct EngineConfig {
+  std::filesystem::path state_dir;     // prevue.db, mirrors/, envs/, locks/
+  std::filesystem::path provider_dir;  // provider executables by name
+  std::string preview_domain = "prevue.localhost";
+  // When set ("http://{host}:8080"), links go through the proxy; otherwise
+  // they point straight at the primary route's upstream.
+  std::string public_url_template;
+  Millis provider_timeout = Millis(30LL * 60'000);
+  Millis stop_grace = Millis(5'000);
+};
+
+struct UpRequest {
+  std::string repo;  // local path or URL
+  long pr = 0;
+  std::string ref;   // branch or tag (or empty with sha)
+  std::string sha;
+};
+
+struct UpResult {
+  bool ok = false;
+  EnvironmentRecord environment;
+  std::string plan;          // described
+  std::string failed_step;
+  std::string error;
+  std::string log_tail;      // of the failed step
+  std::chrono::nanoseconds total{0};
+  std::chrono::nanoseconds child{0};  // spent in child processes (provider, builds, seeds, health waits)
+};
+
+struct DownResult {
+  bool ok = false;
+  bool already_gone = false;
+  EnvironmentRecord environment;
+  std::string error;
+};
+
+struct RenderedFile {
+  std::string path;
+  std::string content;
+};
+
+struct RenderReport {
+  std::string slug;
+  std::string commit;
+  std::string plan;
+  std::vector<RenderedFile> files;     // templates, rendered
+  std::vector<std::string> commands;   // services' argv and env, rendered
+};
+
+struct EnvironmentView {
+  EnvironmentRecord record;
+  std::string repo;
+  std::optional<RunRecord> last_run;
+  std::vector<StepRecord> steps;
+};
+
+class Engine {
+ public:
+  Engine(EngineConfig config, Store& store, ProcessRunner& runner, const Clock& clock);
+
+  UpResult up(const UpRequest& request);
+  DownResult down_by_slug(const std::string& slug);
+  DownResult down_by_pr(const std::string& repo, long pr);
+  Result<RenderReport> render(const std::string& repo, const std::string& ref, const std::string& sha, long pr);
+  Result<std::vector<EnvironmentView>> list(bool include_destroyed);
+  Result<EnvironmentView> view(const std::string& slug);
+
+  // "/abs/path" for an existing local repository, the URL otherwise.
+  static Result<std::string> repository_key(const std::string& repo);
+
+ private:
+  struct Session;
+  DownResult down(EnvironmentRecord env);
+  Result<RepositoryRecord> repository(const std::string& repo);
+
+  EngineConfig config_;
+  Store& store_;
+  ProcessRunner& runner_;
+  const Clock& clock_;
+  ProviderClient providers_;
+};
+
+}  // namespace prevue

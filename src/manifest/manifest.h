@@ -1,0 +1,92 @@
+// prevue.json: what an environment is made of. docs/manifest.md is the
+// reference; docs/prevue.schema.json the machine-readable schema.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/duration.h"
+#include "core/result.h"
+
+namespace prevue {
+
+inline constexpr int kManifestVersion = 1;
+inline constexpr std::string_view kManifestPath = "prevue.json";
+
+struct HealthCheck {
+  std::string path = "/";
+  Millis timeout = Millis(60'000);  // readiness timeout
+};
+
+struct ServiceSpec {
+  std::string name;
+  std::string workdir = ".";                // relative to the environment directory
+  std::vector<std::string> build;           // optional argv, run before `run`
+  Millis build_timeout = Millis(600'000);
+  std::vector<std::string> run;             // argv; placeholders allowed
+  std::string port = "http";                // the service's named port
+  std::map<std::string, std::string> env;   // placeholders allowed in values
+  HealthCheck health;
+  std::vector<std::string> paths;           // repository paths that belong to the service
+};
+
+struct TemplateFile {
+  std::string source;  // path in the repository
+  std::string target;  // path in the environment directory
+};
+
+enum class SeedKind { kSqlite, kSql, kCommand };
+const char* to_string(SeedKind kind);
+
+struct SeedStep {
+  SeedKind kind = SeedKind::kSql;
+  std::string name;
+  std::string database;            // sqlite/sql: file in the environment directory
+  std::string snapshot;            // sqlite: file in the repository
+  std::vector<std::string> files;  // sqlite/sql: SQL files in the repository, run in order
+  std::vector<std::string> run;    // command: argv
+  std::string workdir = ".";       // command
+  Millis timeout = Millis(300'000);
+};
+
+struct RouteSpec {
+  std::string name;     // "web" -> {{ host.web }}
+  std::string service;  // which service answers this host
+};
+
+enum class EndAction { kDestroy, kSleep };
+const char* to_string(EndAction action);
+
+struct LeasePolicy {
+  Millis ttl = Millis(72LL * 3'600'000);
+  Millis idle = Millis(24LL * 3'600'000);
+  EndAction end = EndAction::kDestroy;
+  Millis grace = Millis(0);  // after merge or close
+};
+
+struct Manifest {
+  int version = kManifestVersion;
+  std::string name;
+  std::string provider = "local";
+  std::vector<std::string> export_paths = {"."};  // repository paths written into the environment
+  std::map<std::string, std::string> params;
+  std::vector<ServiceSpec> services;
+  std::vector<TemplateFile> templates;
+  std::vector<SeedStep> seed;
+  std::vector<RouteSpec> routes;
+  LeasePolicy lease;
+
+  const ServiceSpec* find_service(std::string_view name) const;
+};
+
+// Parses and validates. Errors name `origin` (e.g. "prevue.json at 1a2b3c4")
+// and either the line and column of a JSON syntax error or the JSON path
+// ($.services.web.run[0]) of the offending value.
+Result<Manifest> parse_manifest(std::string_view text, std::string_view origin);
+
+// A repository path as the manifest may name it: relative, no "..", no NUL.
+bool is_safe_relative_path(std::string_view path);
+
+}  // namespace prevue

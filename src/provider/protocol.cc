@@ -1,0 +1,163 @@
+#include "provider/protocol.h"
+
+#include <nlohmann/json.hpp>
+
+namespace prevue {
+
+using json = nlohmann::json;
+
+const char* to_string(ProviderVerb verb) {
+  switch (verb) {
+    case ProviderVerb::kDescribe: return "describe";
+    case ProviderVerb::kAllocate: return "allocate";
+    case ProviderVerb::kApply: return "apply";
+    case ProviderVerb::kDestroy: return "destroy";
+    case ProviderVerb::kStatus: return "status";
+    case ProviderVerb::kList: return "list";
+  }
+  return "unknown";
+}
+
+int ProviderResponse::port_of(std::string_view service) const {
+  for (const auto& s : services)
+    if (s.name == service) return s.port;
+  return 0;
+}
+
+namespace {
+
+json service_status_json(const ServiceStatus& s) {
+  return json{{"name", s.name}, {"port", s.port}, {"pid", s.pid}, {"running", s.running}, {"restarted", s.restarted}};
+}
+
+ServiceStatus service_status_from(const json& j) {
+  ServiceStatus s;
+  s.name = j.at("name").get<std::string>();
+  s.port = j.value("port", 0);
+  s.pid = j.value("pid", 0L);
+  s.running = j.value("running", false);
+  s.restarted = j.value("restarted", false);
+  return s;
+}
+
+}  // namespace
+
+std::string encode_request(const ProviderRequest& r) {
+  json services = json::array();
+  for (const auto& s : r.services) {
+    services.push_back(json{{"name", s.name}, {"workdir", s.workdir}, {"build", s.build},
+                            {"build_timeout_ms", s.build_timeout_ms}, {"run", s.run}, {"env", s.env},
+                            {"port_name", s.port_name}, {"health_path", s.health_path},
+                            {"ready_timeout_ms", s.ready_timeout_ms}, {"revision", s.revision}});
+  }
+  json j{{"protocol", kProviderProtocolVersion},
+         {"verb", to_string(r.verb)},
+         {"state_root", r.state_root},
+         {"environment", {{"slug", r.environment.slug}, {"dir", r.environment.dir}, {"pr", r.environment.pr},
+                          {"commit", r.environment.commit}}},
+         {"services", services},
+         {"stop_grace_ms", r.stop_grace_ms}};
+  return j.dump();
+}
+
+Result<ProviderRequest> decode_request(std::string_view text) {
+  try {
+    json j = json::parse(text.begin(), text.end());
+    ProviderRequest r;
+    int protocol = j.at("protocol").get<int>();
+    if (protocol != kProviderProtocolVersion)
+      return make_error(ErrorCode::kInvalidArgument, "unsupported protocol version " + std::to_string(protocol));
+    std::string verb = j.at("verb").get<std::string>();
+    bool known = false;
+    for (auto v : {ProviderVerb::kDescribe, ProviderVerb::kAllocate, ProviderVerb::kApply, ProviderVerb::kDestroy,
+                   ProviderVerb::kStatus, ProviderVerb::kList}) {
+      if (verb == to_string(v)) {
+        r.verb = v;
+        known = true;
+      }
+    }
+    if (!known) return make_error(ErrorCode::kInvalidArgument, "unknown verb '" + verb + "'");
+    r.state_root = j.value("state_root", "");
+    if (j.contains("environment")) {
+      const json& e = j.at("environment");
+      r.environment.slug = e.value("slug", "");
+      r.environment.dir = e.value("dir", "");
+      r.environment.pr = e.value("pr", 0L);
+      r.environment.commit = e.value("commit", "");
+    }
+    r.stop_grace_ms = j.value("stop_grace_ms", std::int64_t{5000});
+    for (const auto& s : j.value("services", json::array())) {
+      ProviderService svc;
+      svc.name = s.at("name").get<std::string>();
+      svc.workdir = s.value("workdir", "");
+      svc.build = s.value("build", std::vector<std::string>{});
+      svc.build_timeout_ms = s.value("build_timeout_ms", std::int64_t{600'000});
+      svc.run = s.value("run", std::vector<std::string>{});
+      svc.env = s.value("env", std::map<std::string, std::string>{});
+      svc.port_name = s.value("port_name", "http");
+      svc.health_path = s.value("health_path", "/");
+      svc.ready_timeout_ms = s.value("ready_timeout_ms", std::int64_t{60'000});
+      svc.revision = s.value("revision", "");
+      r.services.push_back(std::move(svc));
+    }
+    return r;
+  } catch (const json::exception& e) {
+    return make_error(ErrorCode::kParse, std::string("malformed provider request: ") + e.what());
+  }
+}
+
+std::string encode_response(const ProviderResponse& r) {
+  json j{{"protocol", kProviderProtocolVersion}, {"ok", r.ok}};
+  if (!r.ok) j["error"] = {{"code", r.error_code}, {"message", r.error_message}};
+  if (!r.name.empty()) {
+    j["name"] = r.name;
+    j["capabilities"] = r.capabilities;
+  }
+  json services = json::array();
+  for (const auto& s : r.services) services.push_back(service_status_json(s));
+  j["services"] = services;
+  json environments = json::array();
+  for (const auto& e : r.environments) {
+    json svc = json::array();
+    for (const auto& s : e.services) svc.push_back(service_status_json(s));
+    environments.push_back(json{{"slug", e.slug}, {"dir", e.dir}, {"services", svc}});
+  }
+  j["environments"] = environments;
+  return j.dump();
+}
+
+Result<ProviderResponse> decode_response(std::string_view text, int exit_code) {
+  if (exit_code != kProviderExitOk && exit_code != kProviderExitFailed && exit_code != kProviderExitBadRequest)
+    return make_error(ErrorCode::kProvider, "provider crashed (exit code " + std::to_string(exit_code) + ")");
+  try {
+    json j = json::parse(text.begin(), text.end());
+    ProviderResponse r;
+    r.protocol = j.value("protocol", 0);
+    if (r.protocol != kProviderProtocolVersion)
+      return make_error(ErrorCode::kProvider, "provider speaks protocol " + std::to_string(r.protocol) + ", prevue speaks " +
+                                                  std::to_string(kProviderProtocolVersion));
+    r.ok = j.at("ok").get<bool>();
+    if (r.ok != (exit_code == kProviderExitOk))
+      return make_error(ErrorCode::kProvider, "provider response says ok=" + std::string(r.ok ? "true" : "false") +
+                                                  " but it exited with " + std::to_string(exit_code));
+    if (!r.ok) {
+      const json& e = j.at("error");
+      r.error_code = e.value("code", "failed");
+      r.error_message = e.value("message", "");
+    }
+    r.name = j.value("name", "");
+    r.capabilities = j.value("capabilities", std::vector<std::string>{});
+    for (const auto& s : j.value("services", json::array())) r.services.push_back(service_status_from(s));
+    for (const auto& e : j.value("environments", json::array())) {
+      EnvironmentListing listing{e.at("slug").get<std::string>(), e.value("dir", ""), {}};
+      for (const auto& s : e.value("services", json::array())) listing.services.push_back(service_status_from(s));
+      r.environments.push_back(std::move(listing));
+    }
+    return r;
+  } catch (const json::exception& e) {
+    std::string shown(text.substr(0, 200));
+    return make_error(ErrorCode::kProvider, std::string("malformed provider response (") + e.what() + "): '" + shown + "'");
+  }
+}
+
+}  // namespace prevue

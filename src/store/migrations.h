@@ -1,0 +1,86 @@
+// Numbered schema migrations, applied in order at open. Never edit a
+// migration that has shipped: add the next number.
+#pragma once
+
+namespace prevue {
+
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+inline constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE repositories (
+  id          INTEGER PRIMARY KEY,
+  key         TEXT NOT NULL UNIQUE,
+  name        TEXT NOT NULL,
+  mirror_path TEXT NOT NULL,
+  created_at  INTEGER NOT NULL
+);
+CREATE TABLE environments (
+  id           INTEGER PRIMARY KEY,
+  repo_id      INTEGER NOT NULL REFERENCES repositories(id),
+  pr           INTEGER NOT NULL,
+  slug         TEXT NOT NULL UNIQUE,
+  state        TEXT NOT NULL CHECK (state IN ('pending','provisioning','ready','failed','destroying','destroyed')),
+  ref          TEXT NOT NULL DEFAULT '',
+  commit_sha   TEXT NOT NULL DEFAULT '',
+  deployed_sha TEXT NOT NULL DEFAULT '',
+  dir          TEXT NOT NULL,
+  url          TEXT NOT NULL DEFAULT '',
+  failed_step  TEXT NOT NULL DEFAULT '',
+  error        TEXT NOT NULL DEFAULT '',
+  provider     TEXT NOT NULL DEFAULT 'local',
+  seeded       INTEGER NOT NULL DEFAULT 0,
+  service_revisions TEXT NOT NULL DEFAULT '',
+  created_at   INTEGER NOT NULL,
+  updated_at   INTEGER NOT NULL,
+  UNIQUE (repo_id, pr)
+);
+CREATE INDEX environments_by_state ON environments(state);
+CREATE TABLE runs (
+  id          INTEGER PRIMARY KEY,
+  env_id      INTEGER NOT NULL REFERENCES environments(id),
+  kind        TEXT NOT NULL,
+  target_sha  TEXT NOT NULL DEFAULT '',
+  state       TEXT NOT NULL,
+  error       TEXT NOT NULL DEFAULT '',
+  started_at  INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_by_env ON runs(env_id, id);
+CREATE TABLE steps (
+  id          INTEGER PRIMARY KEY,
+  run_id      INTEGER NOT NULL REFERENCES runs(id),
+  seq         INTEGER NOT NULL,
+  name        TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  log         TEXT NOT NULL DEFAULT '',
+  started_at  INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL DEFAULT 0,
+  child_ms    INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (run_id, seq)
+);
+CREATE TABLE routes (
+  host     TEXT PRIMARY KEY,
+  env_id   INTEGER NOT NULL REFERENCES environments(id),
+  route    TEXT NOT NULL,
+  service  TEXT NOT NULL,
+  upstream TEXT NOT NULL
+);
+CREATE INDEX routes_by_env ON routes(env_id);
+CREATE TABLE leases (
+  env_id      INTEGER PRIMARY KEY REFERENCES environments(id),
+  ttl_ms      INTEGER NOT NULL,
+  idle_ms     INTEGER NOT NULL,
+  end_action  TEXT NOT NULL CHECK (end_action IN ('destroy','sleep')),
+  grace_ms    INTEGER NOT NULL,
+  expires_at  INTEGER NOT NULL,
+  last_active INTEGER NOT NULL,
+  pinned      INTEGER NOT NULL DEFAULT 0
+);
+)sql"},
+};
+
+}  // namespace prevue

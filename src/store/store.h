@@ -1,0 +1,144 @@
+// The store: prevue's durable truth. One implementation (sqlite, WAL mode)
+// serves both a file and ":memory:" (tests, benchmarks).
+//
+// Contract for every method: a returned error leaves the store unchanged;
+// "absent" is an empty optional, never an error; times are epoch milliseconds
+// from the injected Clock; lists are ordered as documented per method.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/env_state.h"
+#include "core/result.h"
+
+namespace prevue {
+
+struct RepositoryRecord {
+  std::int64_t id = 0;
+  std::string key;          // normalised URL or absolute path; unique
+  std::string name;         // short, for humans
+  std::string mirror_path;
+};
+
+struct EnvironmentRecord {
+  std::int64_t id = 0;
+  std::int64_t repo_id = 0;
+  long pr = 0;
+  std::string slug;          // unique, a DNS label
+  EnvState state = EnvState::kPending;
+  std::string ref;           // what was asked for (branch/tag), may be empty
+  std::string commit_sha;    // the commit targeted by the latest run
+  std::string deployed_sha;  // the commit running when last ready; empty before
+  std::string dir;
+  std::string url;
+  std::string failed_step;   // set while failed
+  std::string error;         // set while failed
+  std::string provider = "local";
+  bool seeded = false;       // seed steps completed once for this environment
+  std::string service_revisions;  // "name revision" lines, as last deployed
+  std::int64_t created_at = 0;
+  std::int64_t updated_at = 0;
+};
+
+enum class RunKind { kUp, kDown };
+enum class RunState { kRunning, kSucceeded, kFailed };
+const char* to_string(RunKind kind);
+const char* to_string(RunState state);
+
+struct RunRecord {
+  std::int64_t id = 0;
+  std::int64_t env_id = 0;
+  RunKind kind = RunKind::kUp;
+  std::string target_sha;
+  RunState state = RunState::kRunning;
+  std::string error;
+  std::int64_t started_at = 0;
+  std::int64_t finished_at = 0;
+};
+
+struct StepRecord {
+  std::int64_t id = 0;
+  std::int64_t run_id = 0;
+  int seq = 0;
+  std::string name;
+  RunState state = RunState::kRunning;
+  std::string log;
+  std::int64_t started_at = 0;
+  std::int64_t finished_at = 0;
+  std::int64_t child_ms = 0;  // time spent waiting on child processes
+};
+
+struct RouteRecord {
+  std::string host;      // unique across environments
+  std::int64_t env_id = 0;
+  std::string route;     // route name in the manifest
+  std::string service;
+  std::string upstream;  // "127.0.0.1:port"
+};
+
+struct LeaseRecord {
+  std::int64_t env_id = 0;
+  std::int64_t ttl_ms = 0;
+  std::int64_t idle_ms = 0;
+  std::string end_action = "destroy";
+  std::int64_t grace_ms = 0;
+  std::int64_t expires_at = 0;    // hard end (TTL from the last push)
+  std::int64_t last_active = 0;   // last push or proxy hit
+  bool pinned = false;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) and applies pending migrations in order, each
+  // in its own transaction. ":memory:" gives a private in-memory store.
+  static Result<std::unique_ptr<Store>> open(const std::string& path, const Clock& clock);
+  virtual ~Store() = default;
+
+  virtual int schema_version() = 0;
+
+  // Inserts the repository or returns the existing row with the same key.
+  virtual Result<RepositoryRecord> upsert_repository(const std::string& key, const std::string& name,
+                                                     const std::string& mirror_path) = 0;
+  virtual Result<std::optional<RepositoryRecord>> find_repository(std::int64_t id) = 0;
+
+  // Inserts; kConflict when (repo, pr) or the slug already exists. Sets id,
+  // created_at and updated_at on the returned copy.
+  virtual Result<EnvironmentRecord> insert_environment(EnvironmentRecord record) = 0;
+  virtual Result<std::optional<EnvironmentRecord>> find_environment(std::int64_t repo_id, long pr) = 0;
+  virtual Result<std::optional<EnvironmentRecord>> find_environment_by_slug(const std::string& slug) = 0;
+  // Writes every field but id/repo/pr/slug/created_at. kConflict when the
+  // stored state does not allow the transition to record.state, kNotFound
+  // when the row is gone.
+  virtual Status update_environment(EnvironmentRecord& record) = 0;
+  // Ordered by repository then PR number; destroyed ones only on request.
+  virtual Result<std::vector<EnvironmentRecord>> list_environments(bool include_destroyed) = 0;
+
+  virtual Result<RunRecord> begin_run(std::int64_t env_id, RunKind kind, const std::string& target_sha) = 0;
+  virtual Status finish_run(std::int64_t run_id, RunState state, const std::string& error) = 0;
+  // The newest run of the environment, absent when it never ran.
+  virtual Result<std::optional<RunRecord>> last_run(std::int64_t env_id) = 0;
+
+  virtual Result<StepRecord> begin_step(std::int64_t run_id, const std::string& name) = 0;
+  virtual Status finish_step(std::int64_t step_id, RunState state, const std::string& log, std::int64_t child_ms) = 0;
+  // In execution order.
+  virtual Result<std::vector<StepRecord>> steps_of_run(std::int64_t run_id) = 0;
+
+  // Replaces every route of the environment atomically; kConflict when a
+  // host belongs to another environment.
+  virtual Status replace_routes(std::int64_t env_id, const std::vector<RouteRecord>& routes) = 0;
+  // Ordered by host.
+  virtual Result<std::vector<RouteRecord>> routes_of(std::int64_t env_id) = 0;
+  virtual Result<std::optional<RouteRecord>> find_route(const std::string& host) = 0;
+
+  virtual Status upsert_lease(const LeaseRecord& lease) = 0;
+  virtual Result<std::optional<LeaseRecord>> lease_of(std::int64_t env_id) = 0;
+  virtual Status delete_lease(std::int64_t env_id) = 0;
+};
+
+}  // namespace prevue
