@@ -10,6 +10,13 @@ unsigned long long stable_hash(std::string_view text) {
     hash ^= c;
     hash *= 1099511628211ULL;
   }
+  // FNV's high bits barely change between inputs that differ in the last
+  // byte; the murmur3 finaliser spreads every input bit over the output.
+  hash ^= hash >> 33;
+  hash *= 0xff51afd7ed558ccdULL;
+  hash ^= hash >> 33;
+  hash *= 0xc4ceb9fe1a85ec53ULL;
+  hash ^= hash >> 33;
   return hash;
 }
 

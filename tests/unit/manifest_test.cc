@@ -1,0 +1,110 @@
+#include "manifest/manifest.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace prevue {
+namespace {
+
+const char* kMinimal = R"({"version": 1, "services": {"web": {"run": ["python3", "-m", "http.server", "{{ port.web }}"]}}})";
+
+Manifest parse_ok(const std::string& text) {
+  auto m = parse_manifest(text, "test");
+  EXPECT_TRUE(m.ok()) << (m.ok() ? "" : m.error().message);
+  return m.ok() ? *m : Manifest{};
+}
+
+std::string parse_error(const std::string& text) {
+  auto m = parse_manifest(text, "prevue.json at abc1234");
+  EXPECT_FALSE(m.ok()) << "expected an error for: " << text;
+  return m.ok() ? "" : m.error().message;
+}
+
+TEST(Manifest, MinimalGetsDefaults) {
+  Manifest m = parse_ok(kMinimal);
+  ASSERT_EQ(m.services.size(), 1u);
+  EXPECT_EQ(m.provider, "local");
+  EXPECT_EQ(m.services[0].port, "http");
+  EXPECT_EQ(m.services[0].health.path, "/");
+  ASSERT_EQ(m.routes.size(), 1u);  // the one service answers the environment's host
+  EXPECT_EQ(m.routes[0].service, "web");
+  EXPECT_EQ(m.lease.end, EndAction::kDestroy);
+  EXPECT_EQ(m.export_paths, std::vector<std::string>{"."});
+}
+
+TEST(Manifest, ReferenceTemplateParses) {
+  std::ifstream in(std::string(PREVUE_SOURCE_DIR) + "/templates/reference-app/prevue.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  Manifest m = parse_ok(text.str());
+  EXPECT_EQ(m.services.size(), 2u);
+  ASSERT_NE(m.find_service("web"), nullptr);
+  EXPECT_EQ(m.find_service("web")->paths, std::vector<std::string>{"web"});
+  EXPECT_EQ(m.find_service("web")->health.path, "/healthz");
+  EXPECT_EQ(m.seed.size(), 1u);
+  EXPECT_EQ(m.seed[0].kind, SeedKind::kSqlite);
+  EXPECT_EQ(m.lease.end, EndAction::kSleep);
+  EXPECT_EQ(m.lease.grace.count(), 600'000);
+}
+
+TEST(Manifest, SyntaxErrorNamesLineAndColumn) {
+  std::string e = parse_error("{\n  \"version\": 1,\n  \"services\": {,}\n}");
+  EXPECT_NE(e.find("prevue.json at abc1234"), std::string::npos) << e;
+  EXPECT_NE(e.find("JSON syntax error at line 3"), std::string::npos) << e;
+}
+
+TEST(Manifest, ErrorsNameTheJsonPath) {
+  EXPECT_NE(parse_error(R"({"services": {"web": {"run": ["x"]}}})").find("$ missing required field 'version'"), std::string::npos);
+  EXPECT_NE(parse_error(R"({"version": 2, "services": {}})").find("$.version unsupported manifest version 2"), std::string::npos);
+  EXPECT_NE(parse_error(R"({"version": 1, "services": {"web": {"run": "python3 app.py"}}})").find("$.services.web.run must be an array"),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"version": 1, "services": {"web": {"run": ["a", 5]}}})").find("$.services.web.run[1] must be a string"),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"version": 1, "services": {"web": {"run": ["a"], "prot": "x"}}})").find("$.services.web.prot unknown field"),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"version": 1, "services": {"web": {"run": ["a"]}}, "routes": {"web": {"service": "nope"}}})")
+                .find("$.routes.web.service names no service"),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"version": 1, "services": {"web": {"run": ["a"], "health": {"timeout": "soon"}}}})")
+                .find("$.services.web.health.timeout invalid duration"),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"version": 1, "services": {"web": {"run": ["a"]}}, "lease": {"end": "explode"}})").find("$.lease.end"),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"version": 1, "services": {"web": {"run": ["a"]}}, "seed": [{"type": "mongo"}]})")
+                .find("$.seed[0].type unknown seed type 'mongo'"),
+            std::string::npos);
+}
+
+TEST(Manifest, RejectsPathsLeavingTheRepository) {
+  EXPECT_NE(parse_error(R"({"version": 1, "services": {"web": {"run": ["a"], "workdir": "../../etc"}}})").find("$.services.web.workdir"),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"version": 1, "services": {"web": {"run": ["a"]}}, "templates": [{"source": "/etc/passwd"}]})")
+                .find("$.templates[0].source"),
+            std::string::npos);
+  EXPECT_FALSE(is_safe_relative_path("a/../../b"));
+  EXPECT_FALSE(is_safe_relative_path("/abs"));
+  EXPECT_TRUE(is_safe_relative_path("a/b..c/d"));
+}
+
+TEST(Manifest, RejectsReservedEnvironmentNames) {
+  EXPECT_NE(parse_error(R"({"version": 1, "services": {"web": {"run": ["a"], "env": {"PREVUE_SLUG": "x"}}}})").find("set by prevue"),
+            std::string::npos);
+  EXPECT_NE(parse_error(R"({"version": 1, "services": {"web": {"run": ["a"], "env": {"BAD-NAME": "x"}}}})").find("not a valid environment"),
+            std::string::npos);
+}
+
+TEST(Manifest, SeedStepsValidated) {
+  EXPECT_NE(parse_error(R"({"version": 1, "services": {"web": {"run": ["a"]}}, "seed": [{"type": "sql", "database": "d.db"}]})")
+                .find("at least one file"),
+            std::string::npos);
+  Manifest m = parse_ok(R"({"version": 1, "services": {"web": {"run": ["a"]}},
+    "seed": [{"type": "command", "run": ["./seed.sh", "{{ env.dir }}"]}, {"type": "sql", "database": "d.db", "files": ["a.sql"]}]})");
+  ASSERT_EQ(m.seed.size(), 2u);
+  EXPECT_EQ(m.seed[0].name, "seed-1-command");
+  EXPECT_EQ(m.seed[1].files, std::vector<std::string>{"a.sql"});
+}
+
+}  // namespace
+}  // namespace prevue

@@ -1,0 +1,236 @@
+// The store's written contract (store.h), run against a real sqlite file
+// and against ":memory:".
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace prevue {
+namespace {
+
+class StoreContract : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (GetParam()) {
+      dir_ = std::filesystem::temp_directory_path() / ("prevue-store-" + std::to_string(::getpid()) + "-" +
+                                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+      std::filesystem::remove_all(dir_);
+      std::filesystem::create_directories(dir_);
+      path_ = (dir_ / "prevue.db").string();
+    } else {
+      path_ = ":memory:";
+    }
+    auto opened = Store::open(path_, clock_);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    store_ = std::move(opened).value();
+    repo_ = store_->upsert_repository("/repos/app", "app", "/state/mirrors/app.git").value();
+  }
+  void TearDown() override {
+    store_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  EnvironmentRecord new_env(long pr, const std::string& slug) {
+    EnvironmentRecord e;
+    e.repo_id = repo_.id;
+    e.pr = pr;
+    e.slug = slug;
+    e.dir = "/state/envs/" + slug;
+    auto r = store_->insert_environment(e);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    return r.ok() ? *r : e;
+  }
+
+  FakeClock clock_;
+  std::filesystem::path dir_;
+  std::string path_;
+  std::unique_ptr<Store> store_;
+  RepositoryRecord repo_;
+};
+
+TEST_P(StoreContract, MigratesToLatestVersion) { EXPECT_EQ(store_->schema_version(), 1); }
+
+TEST_P(StoreContract, UpsertRepositoryIsIdempotent) {
+  auto again = store_->upsert_repository("/repos/app", "other", "/elsewhere");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->id, repo_.id);
+  EXPECT_EQ(again->mirror_path, "/state/mirrors/app.git");
+}
+
+TEST_P(StoreContract, AbsentIsEmptyNotError) {
+  auto env = store_->find_environment_by_slug("nope");
+  ASSERT_TRUE(env.ok());
+  EXPECT_FALSE(env->has_value());
+  auto run = store_->last_run(999);
+  ASSERT_TRUE(run.ok());
+  EXPECT_FALSE(run->has_value());
+  auto lease = store_->lease_of(999);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_FALSE(lease->has_value());
+}
+
+TEST_P(StoreContract, EnvironmentUniquePerPrAndSlug) {
+  new_env(1, "pr-1-a");
+  EnvironmentRecord dup;
+  dup.repo_id = repo_.id;
+  dup.pr = 1;
+  dup.slug = "pr-1-b";
+  dup.dir = "/x";
+  auto r = store_->insert_environment(dup);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kConflict);
+  dup.pr = 2;
+  dup.slug = "pr-1-a";
+  EXPECT_EQ(store_->insert_environment(dup).error().code, ErrorCode::kConflict);
+}
+
+TEST_P(StoreContract, StateMachineIsEnforced) {
+  EnvironmentRecord e = new_env(1, "pr-1-a");
+  e.state = EnvState::kReady;  // pending -> ready skips provisioning
+  auto s = store_->update_environment(e);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kConflict);
+  for (EnvState next : {EnvState::kProvisioning, EnvState::kReady, EnvState::kDestroying, EnvState::kDestroyed, EnvState::kPending}) {
+    e.state = next;
+    ASSERT_TRUE(store_->update_environment(e).ok()) << to_string(next);
+  }
+  ASSERT_TRUE(store_->update_environment(e).ok());  // staying in a state is allowed
+  e.state = EnvState::kDestroyed;                    // pending -> destroyed skips teardown
+  EXPECT_EQ(store_->update_environment(e).error().code, ErrorCode::kConflict);
+}
+
+TEST_P(StoreContract, UpdateWritesFieldsAndTime) {
+  EnvironmentRecord e = new_env(1, "pr-1-a");
+  clock_.advance(std::chrono::seconds(5));
+  e.state = EnvState::kProvisioning;
+  e.commit_sha = "abc";
+  e.service_revisions = "web 1\n";
+  e.seeded = true;
+  ASSERT_TRUE(store_->update_environment(e).ok());
+  auto back = store_->find_environment(repo_.id, 1);
+  ASSERT_TRUE(back.ok() && back->has_value());
+  EXPECT_EQ((*back)->commit_sha, "abc");
+  EXPECT_EQ((*back)->service_revisions, "web 1\n");
+  EXPECT_TRUE((*back)->seeded);
+  EXPECT_EQ((*back)->updated_at - (*back)->created_at, 5000);
+}
+
+TEST_P(StoreContract, UpdateOfMissingRowIsNotFound) {
+  EnvironmentRecord ghost;
+  ghost.id = 12345;
+  ghost.slug = "ghost";
+  EXPECT_EQ(store_->update_environment(ghost).error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(StoreContract, ListOrdersAndHidesDestroyed) {
+  EnvironmentRecord b = new_env(7, "pr-7");
+  new_env(3, "pr-3");
+  b.state = EnvState::kDestroying;
+  ASSERT_TRUE(store_->update_environment(b).ok());
+  b.state = EnvState::kDestroyed;
+  ASSERT_TRUE(store_->update_environment(b).ok());
+  auto live = store_->list_environments(false);
+  ASSERT_TRUE(live.ok());
+  ASSERT_EQ(live->size(), 1u);
+  EXPECT_EQ((*live)[0].pr, 3);
+  auto all = store_->list_environments(true);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].pr, 3);
+  EXPECT_EQ((*all)[1].pr, 7);
+}
+
+TEST_P(StoreContract, RunsAndStepsInOrder) {
+  EnvironmentRecord e = new_env(1, "pr-1");
+  auto run1 = store_->begin_run(e.id, RunKind::kUp, "c1");
+  auto run2 = store_->begin_run(e.id, RunKind::kDown, "c1");
+  ASSERT_TRUE(run1.ok() && run2.ok());
+  auto s1 = store_->begin_step(run2->id, "destroy");
+  auto s2 = store_->begin_step(run2->id, "routes");
+  clock_.advance(std::chrono::milliseconds(40));
+  ASSERT_TRUE(store_->finish_step(s1->id, RunState::kFailed, "boom\n", 12).ok());
+  ASSERT_TRUE(store_->finish_run(run2->id, RunState::kFailed, "boom").ok());
+  auto last = store_->last_run(e.id);
+  ASSERT_TRUE(last.ok() && last->has_value());
+  EXPECT_EQ((*last)->id, run2->id);
+  EXPECT_EQ((*last)->kind, RunKind::kDown);
+  EXPECT_EQ((*last)->state, RunState::kFailed);
+  auto steps = store_->steps_of_run(run2->id);
+  ASSERT_EQ(steps->size(), 2u);
+  EXPECT_EQ((*steps)[0].name, "destroy");
+  EXPECT_EQ((*steps)[0].seq, 1);
+  EXPECT_EQ((*steps)[0].log, "boom\n");
+  EXPECT_EQ((*steps)[0].child_ms, 12);
+  EXPECT_EQ((*steps)[0].finished_at - (*steps)[0].started_at, 40);
+  EXPECT_EQ((*steps)[1].seq, 2);
+  EXPECT_EQ((*steps)[1].state, RunState::kRunning);
+  EXPECT_EQ(s2->name, "routes");
+}
+
+TEST_P(StoreContract, RoutesReplaceAtomicallyAndHostsAreUnique) {
+  EnvironmentRecord a = new_env(1, "pr-1");
+  EnvironmentRecord b = new_env(2, "pr-2");
+  ASSERT_TRUE(store_->replace_routes(a.id, {{"pr-1.x", a.id, "web", "web", "127.0.0.1:1"}, {"api-pr-1.x", a.id, "api", "api", "127.0.0.1:2"}}).ok());
+  // b may not take a's host; the failed replace leaves b's routes untouched.
+  ASSERT_TRUE(store_->replace_routes(b.id, {{"pr-2.x", b.id, "web", "web", "127.0.0.1:3"}}).ok());
+  auto clash = store_->replace_routes(b.id, {{"pr-2b.x", b.id, "web", "web", "127.0.0.1:3"}, {"pr-1.x", b.id, "web", "web", "127.0.0.1:3"}});
+  ASSERT_FALSE(clash.ok());
+  EXPECT_EQ(clash.error().code, ErrorCode::kConflict);
+  auto routes_b = store_->routes_of(b.id);
+  ASSERT_EQ(routes_b->size(), 1u);
+  EXPECT_EQ((*routes_b)[0].host, "pr-2.x");
+  auto routes_a = store_->routes_of(a.id);
+  ASSERT_EQ(routes_a->size(), 2u);
+  EXPECT_EQ((*routes_a)[0].host, "api-pr-1.x");  // ordered by host
+  auto found = store_->find_route("pr-1.x");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->upstream, "127.0.0.1:1");
+  ASSERT_TRUE(store_->replace_routes(a.id, {}).ok());
+  EXPECT_FALSE(store_->find_route("pr-1.x")->has_value());
+}
+
+TEST_P(StoreContract, LeasesUpsertAndDelete) {
+  EnvironmentRecord e = new_env(1, "pr-1");
+  LeaseRecord l{e.id, 1000, 500, "sleep", 10, 2000, 1500, false};
+  ASSERT_TRUE(store_->upsert_lease(l).ok());
+  l.expires_at = 9000;
+  l.pinned = true;
+  ASSERT_TRUE(store_->upsert_lease(l).ok());
+  auto back = store_->lease_of(e.id);
+  ASSERT_TRUE(back.ok() && back->has_value());
+  EXPECT_EQ((*back)->expires_at, 9000);
+  EXPECT_TRUE((*back)->pinned);
+  EXPECT_EQ((*back)->end_action, "sleep");
+  ASSERT_TRUE(store_->delete_lease(e.id).ok());
+  EXPECT_FALSE(store_->lease_of(e.id)->has_value());
+}
+
+TEST_P(StoreContract, SurvivesReopen) {
+  if (!GetParam()) GTEST_SKIP() << "memory store does not persist";
+  new_env(1, "pr-1");
+  store_.reset();
+  auto reopened = Store::open(path_, clock_);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_TRUE((*reopened)->find_environment_by_slug("pr-1")->has_value());
+  EXPECT_EQ((*reopened)->schema_version(), 1);
+}
+
+TEST_P(StoreContract, RefusesNewerSchema) {
+  if (!GetParam()) GTEST_SKIP() << "needs a file";
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  auto reopened = Store::open(path_, clock_);
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_NE(reopened.error().message.find("newer than this prevue"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& backend) { return backend.param ? "SqliteFile" : "Memory"; });
+
+}  // namespace
+}  // namespace prevue
