@@ -326,9 +326,15 @@ Status run_build(const ProviderService& svc, int port) {
   }
 }
 
+// What decides a restart. With a revision, prevue has said what the service
+// is built from; values that change every commit (PREVUE_COMMIT) must not
+// restart a service whose own files did not change. Without one, the whole
+// spec counts.
 std::string spec_hash(const ProviderService& svc, int port) {
-  json j{{"workdir", svc.workdir}, {"build", svc.build}, {"run", svc.run}, {"env", svc.env},
-         {"health", svc.health_path}, {"revision", svc.revision}, {"port", port}};
+  json j = svc.revision.empty()
+               ? json{{"workdir", svc.workdir}, {"build", svc.build}, {"run", svc.run}, {"env", svc.env},
+                      {"health", svc.health_path}, {"port", port}}
+               : json{{"workdir", svc.workdir}, {"revision", svc.revision}, {"port", port}};
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", stable_hash(j.dump()));
   return hex;

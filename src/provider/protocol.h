@@ -33,8 +33,10 @@ struct ProviderService {
   std::string port_name = "http";
   std::string health_path = "/";
   std::int64_t ready_timeout_ms = 60'000;
-  // Changes whenever what the service is built from changes; a service whose
-  // revision and spec are unchanged is left running by apply.
+  // Changes whenever what the service is built from changes. A running
+  // service with the same revision is left running by apply, even when
+  // per-commit values in its env or argv differ; an empty revision means
+  // "compare the whole spec".
   std::string revision;
 };
 

@@ -1,0 +1,179 @@
+// The provider protocol's conformance suite, run against every provider
+// executable built here (today: local). Each verb must be idempotent.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "provider/provider_client.h"
+
+namespace prevue {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool process_alive(long pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  std::getline(stat, text);
+  return !text.empty() && text.find(") Z") == std::string::npos;
+}
+
+class ProviderConformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("prevue-provider-" + std::to_string(::getpid()) + "-" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "envs" / "pr-1-test" / "site");
+    std::ofstream(root_ / "envs" / "pr-1-test" / "site" / "index.html") << "hello from the provider test\n";
+  }
+  void TearDown() override {
+    ProviderRequest r = request(ProviderVerb::kDestroy);
+    (void)client_.call(GetParam(), r, std::chrono::seconds(30));
+    fs::remove_all(root_);
+  }
+
+  ProviderRequest request(ProviderVerb verb) {
+    ProviderRequest r;
+    r.verb = verb;
+    r.state_root = (root_ / "envs").string();
+    r.environment = ProviderEnvironment{"pr-1-test", (root_ / "envs" / "pr-1-test").string(), 1, "abc"};
+    r.stop_grace_ms = 2000;
+    return r;
+  }
+
+  ProviderService web_service(int port) {
+    ProviderService s;
+    s.name = "web";
+    s.workdir = (root_ / "envs" / "pr-1-test" / "site").string();
+    s.run = {"python3", "-m", "http.server", std::to_string(port), "--bind", "127.0.0.1"};
+    s.health_path = "/index.html";
+    s.ready_timeout_ms = 20'000;
+    s.revision = "r1";
+    return s;
+  }
+
+  ProviderResponse call_ok(const ProviderRequest& r) {
+    ProviderCall c = client_.call(GetParam(), r, std::chrono::seconds(60));
+    EXPECT_TRUE(c.response.ok()) << (c.response.ok() ? "" : c.response.error().message) << "\n" << c.log;
+    if (!c.response.ok()) return {};
+    EXPECT_TRUE(c.response->ok) << c.response->error_message << "\n" << c.log;
+    return *c.response;
+  }
+
+  fs::path root_;
+  SubprocessRunner runner_;
+  ProviderClient client_{runner_, PREVUE_PROVIDER_DIR};
+};
+
+TEST_P(ProviderConformance, DescribesItself) {
+  ProviderResponse r = call_ok(request(ProviderVerb::kDescribe));
+  EXPECT_EQ(r.name, GetParam());
+  EXPECT_EQ(r.protocol, kProviderProtocolVersion);
+  for (const char* verb : {"apply", "destroy", "status", "list"})
+    EXPECT_NE(std::find(r.capabilities.begin(), r.capabilities.end(), verb), r.capabilities.end()) << verb;
+}
+
+TEST_P(ProviderConformance, AllocateIsStable) {
+  ProviderRequest r = request(ProviderVerb::kAllocate);
+  r.services = {web_service(0)};
+  int port = call_ok(r).port_of("web");
+  EXPECT_GT(port, 0);
+  EXPECT_EQ(call_ok(r).port_of("web"), port);
+}
+
+TEST_P(ProviderConformance, ApplyTwiceChangesNothingAndDestroyStopsEverything) {
+  ProviderRequest alloc = request(ProviderVerb::kAllocate);
+  alloc.services = {web_service(0)};
+  int port = call_ok(alloc).port_of("web");
+  ProviderRequest apply = request(ProviderVerb::kApply);
+  apply.services = {web_service(port)};
+  ProviderResponse first = call_ok(apply);
+  ASSERT_EQ(first.services.size(), 1u);
+  EXPECT_TRUE(first.services[0].restarted);
+  long pid = first.services[0].pid;
+  EXPECT_TRUE(process_alive(pid));
+
+  ProviderResponse second = call_ok(apply);
+  ASSERT_EQ(second.services.size(), 1u);
+  EXPECT_FALSE(second.services[0].restarted);
+  EXPECT_EQ(second.services[0].pid, pid);
+
+  // A new revision restarts the service.
+  apply.services[0].revision = "r2";
+  ProviderResponse third = call_ok(apply);
+  EXPECT_TRUE(third.services[0].restarted);
+  EXPECT_NE(third.services[0].pid, pid);
+  EXPECT_FALSE(process_alive(pid));
+  long new_pid = third.services[0].pid;
+
+  ProviderResponse listed = call_ok(request(ProviderVerb::kList));
+  ASSERT_EQ(listed.environments.size(), 1u);
+  EXPECT_EQ(listed.environments[0].slug, "pr-1-test");
+
+  ProviderResponse status = call_ok(request(ProviderVerb::kStatus));
+  ASSERT_EQ(status.services.size(), 1u);
+  EXPECT_TRUE(status.services[0].running);
+
+  call_ok(request(ProviderVerb::kDestroy));
+  EXPECT_FALSE(process_alive(new_pid));
+  EXPECT_FALSE(fs::exists(root_ / "envs" / "pr-1-test"));
+  EXPECT_TRUE(call_ok(request(ProviderVerb::kList)).environments.empty());
+}
+
+TEST_P(ProviderConformance, DestroyingAMissingEnvironmentSucceeds) {
+  fs::remove_all(root_ / "envs" / "pr-1-test");
+  call_ok(request(ProviderVerb::kDestroy));
+  call_ok(request(ProviderVerb::kDestroy));
+}
+
+TEST_P(ProviderConformance, ServiceThatExitsAtOnceFailsWithItsLog) {
+  ProviderRequest apply = request(ProviderVerb::kApply);
+  ProviderService s = web_service(0);
+  s.run = {"python3", "-c", "import sys; print('boom: missing configuration'); sys.exit(4)"};
+  apply.services = {s};
+  ProviderCall c = client_.call(GetParam(), apply, std::chrono::seconds(60));
+  ASSERT_TRUE(c.response.ok()) << c.response.error().message;
+  EXPECT_FALSE(c.response->ok);
+  EXPECT_NE(c.response->error_message.find("exited before it became healthy"), std::string::npos) << c.response->error_message;
+  EXPECT_NE(c.response->error_message.find("boom: missing configuration"), std::string::npos) << c.response->error_message;
+}
+
+TEST_P(ProviderConformance, BadRequestsGetExitCodeTwo) {
+  ProcessSpec spec;
+  spec.argv = {std::string(PREVUE_PROVIDER_DIR) + "/" + GetParam(), "apply"};
+  spec.stdin_data = "{not json";
+  auto out = runner_.run(spec);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->exit_code, kProviderExitBadRequest);
+  auto decoded = decode_response(out->stdout_data, out->exit_code);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  EXPECT_FALSE(decoded->ok);
+
+  ProviderRequest hostile = request(ProviderVerb::kApply);
+  hostile.environment.slug = "x;rm -rf /";
+  ProviderCall c = client_.call(GetParam(), hostile, std::chrono::seconds(30));
+  ASSERT_TRUE(c.response.ok());
+  EXPECT_FALSE(c.response->ok);
+  EXPECT_NE(c.response->error_message.find("not a DNS label"), std::string::npos);
+}
+
+TEST_P(ProviderConformance, RefusesToRemoveADirectoryThatIsNotAnEnvironment) {
+  fs::path outsider = root_ / "not-an-env";
+  fs::create_directories(outsider);
+  std::ofstream(outsider / "precious.txt") << "keep me";
+  ProviderRequest r = request(ProviderVerb::kDestroy);
+  r.environment.dir = outsider.string();
+  ProviderCall c = client_.call(GetParam(), r, std::chrono::seconds(30));
+  ASSERT_TRUE(c.response.ok());
+  EXPECT_FALSE(c.response->ok);
+  EXPECT_TRUE(fs::exists(outsider / "precious.txt"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Providers, ProviderConformance, ::testing::Values("local"));
+
+}  // namespace
+}  // namespace prevue
