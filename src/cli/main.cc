@@ -149,6 +149,26 @@ int main(int argc, char** argv) {
   rref->excludes(rsha);
   render->add_option("--pr", render_pr, "Pull request number to render for")->capture_default_str()->check(CLI::PositiveNumber);
 
+  // CLI11 would only say "a subcommand is required" for a mistyped one.
+  for (int i = 1; i < argc; ++i) {
+    std::string word = argv[i];
+    if (word.rfind("-", 0) == 0) {
+      if (word.find('=') == std::string::npos && (word == "--state-dir" || word == "--provider-dir" || word == "--domain")) ++i;
+      continue;
+    }
+    bool known = false;
+    std::string names;
+    for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      known = known || sub->get_name() == word;
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::cerr << "prevue: unknown command '" << word << "' (commands: " << names << "; see prevue --help)\n";
+      return kExitUsage;
+    }
+    break;
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
