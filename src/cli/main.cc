@@ -197,7 +197,8 @@ int main(int argc, char** argv) {
     if (up_json) {
       json j{{"ok", r.ok}, {"slug", r.environment.slug}, {"state", prevue::to_string(r.environment.state)},
              {"url", r.environment.url}, {"commit", r.environment.commit_sha},
-             {"timing_ms", {{"total", total_ms}, {"children", child_ms}, {"prevue", total_ms - child_ms}}}};
+             {"timing_ms", {{"total", total_ms}, {"children", child_ms}, {"prevue", total_ms - child_ms},
+                            {"libgit2_init", std::chrono::duration<double, std::milli>(r.library_init).count()}}}};
       if (!r.ok) {
         j["failed_step"] = r.failed_step;
         j["error"] = r.error;

@@ -18,7 +18,8 @@ Error io_error(const std::string& what, const std::filesystem::path& path) {
 }
 }  // namespace
 
-Status write_file_atomic(const std::filesystem::path& path, std::string_view content, bool executable) {
+Status write_file_atomic(const std::filesystem::path& path, std::string_view content, Durability durability,
+                         bool executable) {
   std::error_code ec;
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
   if (ec) return make_error(ErrorCode::kIo, "cannot create " + path.parent_path().string() + ": " + ec.message());
@@ -41,7 +42,8 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view con
     data += n;
     left -= static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  bool synced = durability == Durability::kAtomicOnly || ::fsync(fd) == 0;
+  if (!synced || ::close(fd) != 0) {
     auto err = io_error("cannot flush", tmp);
     ::unlink(tmp.c_str());
     return err;

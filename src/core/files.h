@@ -9,9 +9,15 @@
 
 namespace prevue {
 
-// Writes via a temporary file in the same directory, fsync and rename, so a
+enum class Durability {
+  kSynced,      // fsync before the rename: survives power loss (records prevue relies on)
+  kAtomicOnly,  // no fsync: readers never see half a file; regenerated if lost (environment files)
+};
+
+// Writes via a temporary file in the same directory and a rename, so a
 // reader (or a crash) sees the old content or the new, never half of it.
-Status write_file_atomic(const std::filesystem::path& path, std::string_view content, bool executable = false);
+Status write_file_atomic(const std::filesystem::path& path, std::string_view content,
+                         Durability durability = Durability::kSynced, bool executable = false);
 
 Result<std::string> read_file(const std::filesystem::path& path);
 

@@ -187,6 +187,9 @@ UpResult Engine::up(const UpRequest& request) {
     result.error = message;
     return finish(result);
   };
+  auto init_started = std::chrono::steady_clock::now();
+  init_git_library();
+  result.library_init = std::chrono::steady_clock::now() - init_started;
   if (request.pr <= 0) return fail_early("the PR number must be a positive integer");
   if (request.ref.empty() == request.sha.empty()) return fail_early("give exactly one of --ref or --sha");
   auto repo = repository(request.repo);
@@ -348,24 +351,28 @@ UpResult Engine::up(const UpRequest& request) {
           // The repository's files at the commit, then the rendered templates over them.
           std::error_code ec;
           fs::create_directories(dir / ".prevue", ec);
-          std::set<std::string> exported;
-          for (const auto& path : manifest.export_paths) {
-            auto files = git->list_files(commit, path);
-            if (!files.ok()) return files.error();
-            for (const auto& f : *files) exported.insert(f.path);
-            PREVUE_TRY(git->export_tree(commit, path, dir));
-          }
-          // Files an earlier commit exported that this one no longer has.
-          if (auto previous = read_file(dir / kExportedList); previous.ok()) {
-            std::istringstream lines(*previous);
+          // "<blob id> <path>" per line, from the previous deploy.
+          std::map<std::string, std::string> previous;
+          if (auto text = read_file(dir / kExportedList); text.ok()) {
+            std::istringstream lines(*text);
             for (std::string line; std::getline(lines, line);) {
-              if (line.empty() || exported.count(line) || !is_safe_relative_path(line)) continue;
-              fs::remove(dir / line, ec);
+              auto space = line.find(' ');
+              if (space != std::string::npos) previous[line.substr(space + 1)] = line.substr(0, space);
             }
           }
+          std::map<std::string, std::string> exported;
+          for (const auto& path : manifest.export_paths) {
+            auto files = git->export_tree(commit, path, dir, &previous);
+            if (!files.ok()) return files.error();
+            for (const auto& f : *files) exported[f.path] = f.blob_sha;
+          }
+          // Files an earlier commit exported that this one no longer has.
+          for (const auto& [path, blob] : previous) {
+            if (!exported.count(path) && is_safe_relative_path(path)) fs::remove(dir / path, ec);
+          }
           std::string listing;
-          for (const auto& f : exported) listing += f + "\n";
-          PREVUE_TRY(write_file_atomic(dir / kExportedList, listing));
+          for (const auto& [path, blob] : exported) listing += blob + " " + path + "\n";
+          PREVUE_TRY(write_file_atomic(dir / kExportedList, listing, Durability::kAtomicOnly));
           log += "exported " + std::to_string(exported.size()) + " file(s) at " + short_sha(commit) + "\n";
 
           for (const auto& t : manifest.templates) {
@@ -377,7 +384,11 @@ UpResult Engine::up(const UpRequest& request) {
             if (!rendered.ok()) return rendered.error();
             auto target = path_inside(dir, t.target);
             if (!target.ok()) return target.error();
-            PREVUE_TRY(write_file_atomic(*target, *rendered));
+            if (auto on_disk = read_file(*target); on_disk.ok() && *on_disk == *rendered) {
+              log += "rendered " + t.source + " -> " + t.target + " (unchanged)\n";
+              continue;
+            }
+            PREVUE_TRY(write_file_atomic(*target, *rendered, Durability::kAtomicOnly));
             log += "rendered " + t.source + " -> " + t.target + "\n";
           }
           for (const auto& s : manifest.services) {

@@ -45,6 +45,7 @@ struct UpResult {
   std::string log_tail;      // of the failed step
   std::chrono::nanoseconds total{0};
   std::chrono::nanoseconds child{0};  // spent in child processes (provider, builds, seeds, health waits)
+  std::chrono::nanoseconds library_init{0};  // libgit2's one-time initialisation, when this call paid it
 };
 
 struct DownResult {

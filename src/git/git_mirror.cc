@@ -1,7 +1,13 @@
 #include "git/git_mirror.h"
 
+#include <fcntl.h>
 #include <git2.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
 
 #include <mutex>
 
@@ -9,9 +15,7 @@
 
 namespace prevue {
 
-namespace {
-
-void init_libgit2() {
+void init_git_library() {
   static std::once_flag once;
   std::call_once(once, [] {
     git_libgit2_init();
@@ -20,6 +24,8 @@ void init_libgit2() {
     git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
   });
 }
+
+namespace {
 
 Error git_failure(const std::string& what) {
   const ::git_error* e = git_error_last();
@@ -64,7 +70,7 @@ std::string normalize_dir(std::string dir) {
 }  // namespace
 
 bool is_valid_ref_name(const std::string& name) {
-  init_libgit2();
+  init_git_library();
   if (name.empty() || name.size() > 1024) return false;
   int valid = 0;
   std::string full = name.rfind("refs/", 0) == 0 ? name : "refs/heads/" + name;
@@ -110,7 +116,7 @@ GitMirror::GitMirror(GitMirror&&) noexcept = default;
 GitMirror& GitMirror::operator=(GitMirror&&) noexcept = default;
 
 Result<GitMirror> GitMirror::open(const std::filesystem::path& mirror_path, std::string source) {
-  init_libgit2();
+  init_git_library();
   git_repository* raw = nullptr;
   if (git_repository_open_bare(&raw, mirror_path.c_str()) != 0) {
     std::error_code ec;
@@ -228,10 +234,20 @@ Result<std::vector<TreeFile>> GitMirror::list_files(const std::string& commit, c
   return files;
 }
 
-Status GitMirror::export_tree(const std::string& commit, const std::string& dir, const std::filesystem::path& destination) const {
+Result<std::vector<TreeFile>> GitMirror::export_tree(const std::string& commit, const std::string& dir,
+                                                     const std::filesystem::path& destination,
+                                                     const std::map<std::string, std::string>* unchanged) const {
   auto files = list_files(commit, dir);
   if (!files.ok()) return files.error();
+  std::set<std::filesystem::path> made_dirs;
   for (const auto& file : *files) {
+    if (unchanged) {
+      auto it = unchanged->find(file.path);
+      struct stat st {};
+      if (it != unchanged->end() && it->second == file.blob_sha && ::lstat((destination / file.path).c_str(), &st) == 0 &&
+          (S_ISREG(st.st_mode) || (file.symlink && S_ISLNK(st.st_mode))))
+        continue;
+    }
     git_oid oid;
     git_oid_fromstr(&oid, file.blob_sha.c_str());
     git_blob* b = nullptr;
@@ -240,8 +256,10 @@ Status GitMirror::export_tree(const std::string& commit, const std::string& dir,
     std::string_view content(static_cast<const char*>(git_blob_rawcontent(b)), static_cast<size_t>(git_blob_rawsize(b)));
     std::filesystem::path target = destination / file.path;
     std::error_code ec;
-    std::filesystem::create_directories(target.parent_path(), ec);
-    if (ec) return make_error(ErrorCode::kIo, "cannot create " + target.parent_path().string() + ": " + ec.message());
+    if (made_dirs.insert(target.parent_path()).second) {
+      std::filesystem::create_directories(target.parent_path(), ec);
+      if (ec) return make_error(ErrorCode::kIo, "cannot create " + target.parent_path().string() + ": " + ec.message());
+    }
     if (file.symlink) {
       // A link target from the repository is data: never follow it out of the environment.
       std::filesystem::remove(target, ec);
@@ -249,15 +267,32 @@ Status GitMirror::export_tree(const std::string& commit, const std::string& dir,
       if (ec) return make_error(ErrorCode::kIo, "cannot create link " + target.string() + ": " + ec.message());
       continue;
     }
-    // Plain write (not atomic): the environment directory is being assembled.
-    FILE* out = std::fopen(target.c_str(), "wb");
-    if (!out) return make_error(ErrorCode::kIo, "cannot write " + target.string());
-    bool written = std::fwrite(content.data(), 1, content.size(), out) == content.size();
-    written = std::fclose(out) == 0 && written;
-    if (!written) return make_error(ErrorCode::kIo, "cannot write " + target.string());
-    ::chmod(target.c_str(), file.executable ? 0755 : 0644);
+    // Plain writes (not atomic): the environment directory is being assembled.
+    // O_NOFOLLOW: a symlink left by an earlier commit is not written through.
+    mode_t mode = file.executable ? 0755 : 0644;
+    int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0 && errno == ELOOP) {
+      std::filesystem::remove(target, ec);
+      fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    }
+    if (fd < 0) return make_error(ErrorCode::kIo, "cannot write " + target.string() + ": " + std::strerror(errno));
+    const char* data = content.data();
+    size_t left = content.size();
+    bool written = true;
+    while (left > 0 && written) {
+      ssize_t n = ::write(fd, data, left);
+      if (n < 0 && errno == EINTR) continue;
+      written = n > 0;
+      if (written) {
+        data += n;
+        left -= static_cast<size_t>(n);
+      }
+    }
+    written = ::fchmod(fd, mode) == 0 && written;
+    written = ::close(fd) == 0 && written;
+    if (!written) return make_error(ErrorCode::kIo, "cannot write " + target.string() + ": " + std::strerror(errno));
   }
-  return {};
+  return files;
 }
 
 Result<std::string> GitMirror::entry_id(const std::string& commit, const std::string& path) const {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,8 +49,12 @@ class GitMirror {
   // Every file under `dir` ("." for the whole tree) at `commit`.
   Result<std::vector<TreeFile>> list_files(const std::string& commit, const std::string& dir) const;
   // Writes every file under `dir` at `commit` into `destination`, keeping
-  // the repository-relative paths and the executable bit.
-  Status export_tree(const std::string& commit, const std::string& dir, const std::filesystem::path& destination) const;
+  // the repository-relative paths and the executable bit; returns the files.
+  // A file whose blob id `unchanged` maps its path to, and which still
+  // exists, is left as it is (a redeploy rewrites only what changed).
+  Result<std::vector<TreeFile>> export_tree(const std::string& commit, const std::string& dir,
+                                            const std::filesystem::path& destination,
+                                            const std::map<std::string, std::string>* unchanged = nullptr) const;
   // The tree (or blob) id at `path` in `commit`; empty when absent.
   Result<std::string> entry_id(const std::string& commit, const std::string& path) const;
   // Whether `ancestor` is reachable from `descendant`.
@@ -65,6 +70,11 @@ class GitMirror {
   std::unique_ptr<Impl> impl_;
   std::string source_;
 };
+
+// Initialises libgit2 once per process. Debian's libgit2 parses the whole CA
+// bundle here (its TLS backend), which costs tens of milliseconds: a fixed
+// per-process cost that a long-running daemon pays once.
+void init_git_library();
 
 // Whether `name` is a plausible ref for the user to hand us (git's own rules).
 bool is_valid_ref_name(const std::string& name);

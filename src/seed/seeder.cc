@@ -57,7 +57,7 @@ Status run_seed_step(const SeedStep& step, const SeedContext& ctx, std::string& 
         // Stale WAL/journal files from an earlier copy would corrupt the fresh one.
         std::error_code ec;
         for (const char* suffix : {"-wal", "-shm", "-journal"}) std::filesystem::remove(database.string() + suffix, ec);
-        PREVUE_TRY(write_file_atomic(database, **snapshot));
+        PREVUE_TRY(write_file_atomic(database, **snapshot, Durability::kAtomicOnly));
         log += "copied snapshot " + step.snapshot + " to " + step.database + " (" + std::to_string((*snapshot)->size()) + " bytes)\n";
       }
       return run_sql_files(step, ctx, database, log);

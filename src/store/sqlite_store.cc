@@ -92,6 +92,11 @@ class SqliteStore final : public Store {
     // WAL lets readers (prevue ls, the proxy) run beside the writer; the
     // busy timeout lets two prevue processes share the file.
     sqlite3_busy_timeout(db_, 10'000);
+    // A short-lived CLI process must not pay a WAL checkpoint and the WAL
+    // file's deletion on every exit; sqlite checkpoints as the WAL grows.
+    sqlite3_db_config(db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+    int persist = 1;
+    sqlite3_file_control(db_, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     PREVUE_TRY(exec("PRAGMA journal_mode=WAL"));
     PREVUE_TRY(exec("PRAGMA synchronous=NORMAL"));
     PREVUE_TRY(exec("PRAGMA foreign_keys=ON"));

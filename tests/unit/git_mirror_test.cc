@@ -71,7 +71,9 @@ TEST_F(GitMirrorTest, ListsAndExportsTrees) {
   auto all = mirror_->list_files(first_, ".");
   EXPECT_EQ(all->size(), 4u);
   auto out = repo_.scratch() / "export";
-  ASSERT_TRUE(mirror_->export_tree(second_, "app", out).ok());
+  auto exported = mirror_->export_tree(second_, "app", out);
+  ASSERT_TRUE(exported.ok());
+  EXPECT_EQ(exported->size(), 2u);
   EXPECT_EQ(*read_file(out / "app/server.py"), "print('v2')\n");
   struct stat st {};
   ASSERT_EQ(::stat((out / "app/run.sh").c_str(), &st), 0);
