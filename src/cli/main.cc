@@ -136,8 +136,11 @@ int main(int argc, char** argv) {
 
   // logs
   auto* logs = app.add_subcommand("logs", "Show the steps and logs of an environment's latest run");
-  std::string logs_slug;
+  std::string logs_slug, logs_service;
+  size_t logs_lines = 100;
   logs->add_option("slug", logs_slug, "Environment slug")->required();
+  logs->add_option("--service", logs_service, "Print the last lines of this service's own output instead");
+  logs->add_option("--lines,-n", logs_lines, "With --service: how many lines")->capture_default_str();
 
   // render
   auto* render = app.add_subcommand("render", "Dry run: print the plan and the rendered files for a ref; runs nothing");
@@ -273,6 +276,18 @@ int main(int argc, char** argv) {
       return kExitFailed;
     }
     const auto& e = v->record;
+    if (!logs_service.empty()) {
+      // Service names are [a-z0-9_-]: anything else cannot name a log file of ours.
+      bool plausible = logs_service.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") == std::string::npos;
+      auto text = prevue::read_file(fs::path(e.dir) / ".prevue" / "logs" / (logs_service + ".log"));
+      if (!plausible || !text.ok()) {
+        std::cerr << "prevue logs: no output recorded for service '" << logs_service << "' of " << e.slug << "\n";
+        return kExitFailed;
+      }
+      std::cout << prevue::tail_lines(*text, logs_lines);
+      if (!text->empty() && text->back() != '\n') std::cout << "\n";
+      return 0;
+    }
     std::cout << e.slug << ": " << prevue::to_string(e.state);
     if (!e.error.empty()) std::cout << " (" << e.failed_step << ": " << e.error << ")";
     std::cout << "\n";

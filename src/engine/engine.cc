@@ -207,8 +207,14 @@ UpResult Engine::up(const UpRequest& request) {
     env.slug = make_slug(repo->key, request.pr, request.ref);
     env.dir = (config_.state_dir / "envs" / env.slug).string();
     auto inserted = store_.insert_environment(env);
-    if (!inserted.ok()) return fail_early(inserted.error().message);
-    env = *inserted;
+    if (inserted.ok()) {
+      env = *inserted;
+    } else {
+      // Another `prevue up` for the same PR may have created it a moment ago.
+      auto raced = store_.find_environment(repo->id, request.pr);
+      if (!raced.ok() || !raced->has_value()) return fail_early(inserted.error().message);
+      env = **raced;
+    }
   }
   EnvironmentLock lock(config_.state_dir / "locks" / (env.slug + ".lock"));
   // Re-read under the lock: another process may have changed it meanwhile.

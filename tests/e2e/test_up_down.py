@@ -83,6 +83,9 @@ class UpDown(PrevueTestCase):
         logs = self.prevue("logs", env["slug"]).stdout
         self.assertIn("update at", logs)
         self.assertIn("unchanged, left running: api", logs)
+        web_log = self.prevue("logs", env["slug"], "--service", "web").stdout
+        self.assertIn("web: listening on 127.0.0.1:", web_log)
+        self.assertNotEqual(self.prevue("logs", env["slug"], "--service", "../../etc/passwd", check=False).returncode, 0)
 
     def test_sha_render_and_timings(self):
         repo = make_template_repo(self.scratch)
@@ -94,6 +97,10 @@ class UpDown(PrevueTestCase):
         self.assertIn("--port '<port.web>'", rendered.stdout)
         self.assertEqual(self.environments(all_states=True), {}, "render must not create anything")
         self.assertFalse(os.path.exists(os.path.join(self.state_dir, "envs")))
+
+        # A repository given as a file:// URL works like a path.
+        by_url = self.prevue("render", "--repo", "file://" + repo, "--ref", "main")
+        self.assertIn(sha, by_url.stdout)
 
         env, _ = self.up(repo, 9, sha[:10])  # --ref with a sha is not a ref
         self.assertFalse(env["ok"])
