@@ -6,7 +6,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -119,22 +118,6 @@ void stop_group(const std::string& service, long pid, unsigned long long start_t
   wait_group_gone(pid, std::chrono::milliseconds(2000));
   log("killed service=" + service + " pid=" + std::to_string(pid) + " (did not stop within grace period)");
 }
-
-// Held for the length of a mutating call; released by the kernel if we die.
-class EnvironmentLock {
- public:
-  explicit EnvironmentLock(const fs::path& path) : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
-    if (fd_ >= 0) ::flock(fd_, LOCK_EX);
-  }
-  ~EnvironmentLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  EnvironmentLock(const EnvironmentLock&) = delete;
-  EnvironmentLock& operator=(const EnvironmentLock&) = delete;
-
- private:
-  int fd_;
-};
 
 // ---- state file ---------------------------------------------------------------
 
@@ -556,7 +539,7 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
         }
         if (request.verb == ProviderVerb::kDestroy) {
           std::error_code ec;
-          std::optional<EnvironmentLock> lock;
+          std::optional<FileLock> lock;  // not created for a directory that is already gone
           if (fs::exists(fs::path(request.environment.dir) / ".prevue", ec))
             lock.emplace(fs::path(request.environment.dir) / ".prevue" / "lock");
           result = destroy(request);
@@ -564,9 +547,7 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
         }
         // One mutating call per environment at a time: a call orphaned by a
         // killed prevue may still be running when the next one starts.
-        std::error_code ec;
-        fs::create_directories(fs::path(request.environment.dir) / ".prevue", ec);
-        EnvironmentLock lock(fs::path(request.environment.dir) / ".prevue" / "lock");
+        FileLock lock(fs::path(request.environment.dir) / ".prevue" / "lock");
         auto rec = load(request.environment.dir);
         if (!rec.ok()) {
           result = rec.error();

@@ -21,6 +21,21 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view con
 
 Result<std::string> read_file(const std::filesystem::path& path);
 
+// An exclusive advisory lock on a file (created if missing), held from
+// construction to destruction; the kernel releases it if the process dies,
+// so a crashed holder never blocks the next one.
+class FileLock {
+ public:
+  explicit FileLock(const std::filesystem::path& path);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
 // The last `max_lines` lines of `text` (for error messages quoting a log).
 std::string tail_lines(std::string_view text, size_t max_lines);
 

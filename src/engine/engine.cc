@@ -1,9 +1,5 @@
 #include "engine/engine.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
 #include <functional>
 #include <set>
 #include <sstream>
@@ -22,26 +18,6 @@ namespace {
 
 constexpr size_t kLogTailLines = 25;
 constexpr const char* kExportedList = ".prevue/exported.txt";
-
-// An exclusive lock per environment across processes (two `prevue up` for
-// the same PR run one after the other). Released on destruction or death.
-class EnvironmentLock {
- public:
-  explicit EnvironmentLock(const fs::path& path) {
-    std::error_code ec;
-    fs::create_directories(path.parent_path(), ec);
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ >= 0) ::flock(fd_, LOCK_EX);
-  }
-  ~EnvironmentLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  EnvironmentLock(const EnvironmentLock&) = delete;
-  EnvironmentLock& operator=(const EnvironmentLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
 
 // Records each step of a run in the store, with its log and the time spent
 // in child processes; remembers the first failure.
@@ -216,7 +192,8 @@ UpResult Engine::up(const UpRequest& request) {
       env = **raced;
     }
   }
-  EnvironmentLock lock(config_.state_dir / "locks" / (env.slug + ".lock"));
+  // One run per environment at a time, across processes.
+  FileLock lock(config_.state_dir / "locks" / (env.slug + ".lock"));
   // Re-read under the lock: another process may have changed it meanwhile.
   if (auto fresh = store_.find_environment_by_slug(env.slug); fresh.ok() && fresh->has_value()) env = **fresh;
   if (env.state == EnvState::kDestroying)
@@ -524,7 +501,8 @@ DownResult Engine::down_by_pr(const std::string& repo, long pr) {
 
 DownResult Engine::down(EnvironmentRecord env) {
   DownResult result;
-  EnvironmentLock lock(config_.state_dir / "locks" / (env.slug + ".lock"));
+  // One run per environment at a time, across processes.
+  FileLock lock(config_.state_dir / "locks" / (env.slug + ".lock"));
   if (auto fresh = store_.find_environment_by_slug(env.slug); fresh.ok() && fresh->has_value()) env = **fresh;
   if (env.state == EnvState::kDestroyed) {
     result.ok = true;
