@@ -1,5 +1,6 @@
 // The environment state machine:
 //   pending -> provisioning -> ready
+//   ready -> sleeping (processes stopped, data and route kept) -> provisioning (wake)
 //   any live state -> failed | destroying;  destroying -> destroyed
 //   ready | failed -> provisioning (update or retry);  destroyed -> pending (re-open)
 #pragma once
@@ -9,7 +10,7 @@
 
 namespace prevue {
 
-enum class EnvState { kPending, kProvisioning, kReady, kFailed, kDestroying, kDestroyed };
+enum class EnvState { kPending, kProvisioning, kReady, kSleeping, kFailed, kDestroying, kDestroyed };
 
 const char* to_string(EnvState state);
 std::optional<EnvState> env_state_from_string(std::string_view text);

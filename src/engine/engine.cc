@@ -455,7 +455,8 @@ UpResult Engine::up(const UpRequest& request) {
                              manifest.lease.grace.count(),
                              now + manifest.lease.ttl.count(),
                              now,
-                             lease.ok() && lease->has_value() && (*lease)->pinned};
+                             lease.ok() && lease->has_value() && (*lease)->pinned,
+                             0};
           PREVUE_TRY(store_.upsert_lease(record));
           log += "ready at " + url + "\n";
           return {};

@@ -23,7 +23,7 @@ CREATE TABLE environments (
   repo_id      INTEGER NOT NULL REFERENCES repositories(id),
   pr           INTEGER NOT NULL,
   slug         TEXT NOT NULL UNIQUE,
-  state        TEXT NOT NULL CHECK (state IN ('pending','provisioning','ready','failed','destroying','destroyed')),
+  state        TEXT NOT NULL CHECK (state IN ('pending','provisioning','ready','sleeping','failed','destroying','destroyed')),
   ref          TEXT NOT NULL DEFAULT '',
   commit_sha   TEXT NOT NULL DEFAULT '',
   deployed_sha TEXT NOT NULL DEFAULT '',
@@ -78,7 +78,60 @@ CREATE TABLE leases (
   grace_ms    INTEGER NOT NULL,
   expires_at  INTEGER NOT NULL,
   last_active INTEGER NOT NULL,
-  pinned      INTEGER NOT NULL DEFAULT 0
+  pinned      INTEGER NOT NULL DEFAULT 0,
+  revoked_at  INTEGER NOT NULL DEFAULT 0,
+  deadline    INTEGER NOT NULL
+);
+CREATE INDEX leases_by_deadline ON leases(deadline);
+CREATE TABLE pull_requests (
+  repo_id     INTEGER NOT NULL REFERENCES repositories(id),
+  pr          INTEGER NOT NULL,
+  status      TEXT NOT NULL CHECK (status IN ('open','closed','merged')),
+  head_sha    TEXT NOT NULL DEFAULT '',
+  head_ref    TEXT NOT NULL DEFAULT '',
+  base_ref    TEXT NOT NULL DEFAULT '',
+  author      TEXT NOT NULL DEFAULT '',
+  fork        INTEGER NOT NULL DEFAULT 0,
+  labels      TEXT NOT NULL DEFAULT '',
+  expired_sha TEXT NOT NULL DEFAULT '',
+  updated_at  INTEGER NOT NULL,
+  closed_at   INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (repo_id, pr)
+);
+CREATE INDEX pull_requests_by_branch ON pull_requests(repo_id, head_ref, status);
+CREATE TABLE events (
+  id           INTEGER PRIMARY KEY,
+  delivery_id  TEXT NOT NULL UNIQUE,
+  source       TEXT NOT NULL,
+  repo_id      INTEGER NOT NULL REFERENCES repositories(id),
+  pr           INTEGER NOT NULL,
+  action       TEXT NOT NULL,
+  head_sha     TEXT NOT NULL DEFAULT '',
+  base_sha     TEXT NOT NULL DEFAULT '',
+  head_ref     TEXT NOT NULL DEFAULT '',
+  base_ref     TEXT NOT NULL DEFAULT '',
+  author       TEXT NOT NULL DEFAULT '',
+  fork         INTEGER NOT NULL DEFAULT 0,
+  labels       TEXT NOT NULL DEFAULT '',
+  received_at  INTEGER NOT NULL,
+  processed_at INTEGER NOT NULL DEFAULT 0,
+  status       TEXT NOT NULL DEFAULT 'received',
+  note         TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX events_unprocessed ON events(processed_at) WHERE processed_at = 0;
+CREATE TABLE timeline (
+  id          INTEGER PRIMARY KEY,
+  env_id      INTEGER NOT NULL REFERENCES environments(id),
+  at          INTEGER NOT NULL,
+  kind        TEXT NOT NULL,
+  detail      TEXT NOT NULL DEFAULT '',
+  duration_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX timeline_by_env ON timeline(env_id, id);
+CREATE TABLE claims (
+  env_id     INTEGER PRIMARY KEY,
+  owner      TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
 );
 )sql"},
 };

@@ -1,6 +1,8 @@
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "store/migrations.h"
 #include "store/store.h"
@@ -17,7 +19,37 @@ const char* to_string(RunState state) {
   return "unknown";
 }
 
+const char* to_string(PrStatus status) {
+  switch (status) {
+    case PrStatus::kOpen: return "open";
+    case PrStatus::kClosed: return "closed";
+    case PrStatus::kMerged: return "merged";
+  }
+  return "open";
+}
+
+std::int64_t LeaseRecord::deadline() const {
+  constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+  if (revoked_at != 0) return revoked_at + grace_ms;
+  if (pinned) return kNever;
+  return std::min(expires_at, last_active + idle_ms);
+}
+
 namespace {
+
+PrStatus pr_status_from(const std::string& s) {
+  if (s == "closed") return PrStatus::kClosed;
+  if (s == "merged") return PrStatus::kMerged;
+  return PrStatus::kOpen;
+}
+
+constexpr const char* kLeaseColumns =
+    "env_id, ttl_ms, idle_ms, end_action, grace_ms, expires_at, last_active, pinned, revoked_at";
+constexpr const char* kPrColumns =
+    "repo_id, pr, status, head_sha, head_ref, base_ref, author, fork, labels, expired_sha, updated_at, closed_at";
+constexpr const char* kEventColumns =
+    "id, delivery_id, source, repo_id, pr, action, head_sha, base_sha, head_ref, base_ref, author, fork, labels, "
+    "received_at, processed_at, status, note";
 
 RunState run_state_from(const std::string& s) {
   if (s == "succeeded") return RunState::kSucceeded;
@@ -274,25 +306,25 @@ class SqliteStore final : public Store {
   }
 
   Status upsert_lease(const LeaseRecord& l) override {
-    Statement s(db_, "INSERT INTO leases(env_id, ttl_ms, idle_ms, end_action, grace_ms, expires_at, last_active, pinned) "
-                     "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(env_id) DO UPDATE SET ttl_ms = excluded.ttl_ms, "
-                     "idle_ms = excluded.idle_ms, end_action = excluded.end_action, grace_ms = excluded.grace_ms, "
-                     "expires_at = excluded.expires_at, last_active = excluded.last_active, pinned = excluded.pinned");
+    Statement s(db_, "INSERT INTO leases(env_id, ttl_ms, idle_ms, end_action, grace_ms, expires_at, last_active, pinned, "
+                     "revoked_at, deadline) VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT(env_id) DO UPDATE SET "
+                     "ttl_ms = excluded.ttl_ms, idle_ms = excluded.idle_ms, end_action = excluded.end_action, "
+                     "grace_ms = excluded.grace_ms, expires_at = excluded.expires_at, last_active = excluded.last_active, "
+                     "pinned = excluded.pinned, revoked_at = excluded.revoked_at, deadline = excluded.deadline");
     s.bind(1, l.env_id).bind(2, l.ttl_ms).bind(3, l.idle_ms).bind(4, l.end_action).bind(5, l.grace_ms);
-    s.bind(6, l.expires_at).bind(7, l.last_active).bind(8, std::int64_t(l.pinned));
+    s.bind(6, l.expires_at).bind(7, l.last_active).bind(8, std::int64_t(l.pinned)).bind(9, l.revoked_at).bind(10, l.deadline());
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot write lease");
     return {};
   }
 
   Result<std::optional<LeaseRecord>> lease_of(std::int64_t env_id) override {
-    Statement s(db_, "SELECT env_id, ttl_ms, idle_ms, end_action, grace_ms, expires_at, last_active, pinned FROM leases "
-                     "WHERE env_id = ?");
+    std::string sql = std::string("SELECT ") + kLeaseColumns + " FROM leases WHERE env_id = ?";
+    Statement s(db_, sql.c_str());
     s.bind(1, env_id);
     int rc = s.step();
     if (rc == SQLITE_DONE) return std::optional<LeaseRecord>();
     if (rc != SQLITE_ROW) return db_error(db_, "cannot read lease");
-    return std::optional<LeaseRecord>(LeaseRecord{s.integer(0), s.integer(1), s.integer(2), s.text(3), s.integer(4),
-                                                  s.integer(5), s.integer(6), s.integer(7) != 0});
+    return std::optional<LeaseRecord>(read_lease(s));
   }
 
   Status delete_lease(std::int64_t env_id) override {
@@ -302,7 +334,180 @@ class SqliteStore final : public Store {
     return {};
   }
 
+  Result<std::vector<LeaseRecord>> due_leases(std::int64_t now, int limit) override {
+    std::string sql = std::string("SELECT ") + kLeaseColumns + " FROM leases WHERE deadline <= ? ORDER BY deadline LIMIT ?";
+    Statement s(db_, sql.c_str());
+    s.bind(1, now).bind(2, std::int64_t(limit));
+    return all_rows<LeaseRecord>(s, read_lease, "cannot read leases");
+  }
+
+  Result<std::vector<LeaseRecord>> all_leases() override {
+    std::string sql = std::string("SELECT ") + kLeaseColumns + " FROM leases ORDER BY env_id";
+    Statement s(db_, sql.c_str());
+    return all_rows<LeaseRecord>(s, read_lease, "cannot read leases");
+  }
+
+  Result<std::vector<RepositoryRecord>> list_repositories() override {
+    Statement s(db_, "SELECT id, key, name, mirror_path FROM repositories ORDER BY id");
+    return all_rows<RepositoryRecord>(
+        s, [](const Statement& r) { return RepositoryRecord{r.integer(0), r.text(1), r.text(2), r.text(3)}; },
+        "cannot list repositories");
+  }
+
+  Result<bool> insert_event(EventRecord& e) override {
+    e.received_at = clock_.now_ms();
+    Statement s(db_, "INSERT INTO events(delivery_id, source, repo_id, pr, action, head_sha, base_sha, head_ref, base_ref, "
+                     "author, fork, labels, received_at, status, note) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                     "ON CONFLICT(delivery_id) DO NOTHING");
+    s.bind(1, e.delivery_id).bind(2, e.source).bind(3, e.repo_id).bind(4, std::int64_t(e.pr)).bind(5, e.action);
+    s.bind(6, e.head_sha).bind(7, e.base_sha).bind(8, e.head_ref).bind(9, e.base_ref).bind(10, e.author);
+    s.bind(11, std::int64_t(e.fork)).bind(12, e.labels).bind(13, e.received_at).bind(14, e.status).bind(15, e.note);
+    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot record event");
+    if (sqlite3_changes(db_) == 0) return false;
+    e.id = sqlite3_last_insert_rowid(db_);
+    return true;
+  }
+
+  Status mark_event(std::int64_t id, const std::string& status, const std::string& note) override {
+    Statement s(db_, "UPDATE events SET status = ?, note = ?, processed_at = ? WHERE id = ?");
+    s.bind(1, status).bind(2, note).bind(3, clock_.now_ms()).bind(4, id);
+    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot update event");
+    return {};
+  }
+
+  Result<std::vector<EventRecord>> recent_events(int limit) override {
+    std::string sql = std::string("SELECT ") + kEventColumns + " FROM events ORDER BY id DESC LIMIT ?";
+    Statement s(db_, sql.c_str());
+    s.bind(1, std::int64_t(limit));
+    return all_rows<EventRecord>(s, read_event, "cannot read events");
+  }
+
+  Result<std::int64_t> inbox_depth() override {
+    Statement s(db_, "SELECT COUNT(*) FROM events WHERE processed_at = 0");
+    if (s.step() != SQLITE_ROW) return db_error(db_, "cannot count events");
+    return s.integer(0);
+  }
+
+  Status upsert_pull_request(const PullRequestRecord& p) override {
+    Statement s(db_, "INSERT INTO pull_requests(repo_id, pr, status, head_sha, head_ref, base_ref, author, fork, labels, "
+                     "expired_sha, updated_at, closed_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(repo_id, pr) DO UPDATE SET "
+                     "status = excluded.status, head_sha = excluded.head_sha, head_ref = excluded.head_ref, "
+                     "base_ref = excluded.base_ref, author = excluded.author, fork = excluded.fork, labels = excluded.labels, "
+                     "expired_sha = excluded.expired_sha, updated_at = excluded.updated_at, closed_at = excluded.closed_at");
+    s.bind(1, p.repo_id).bind(2, std::int64_t(p.pr)).bind(3, std::string(to_string(p.status))).bind(4, p.head_sha);
+    s.bind(5, p.head_ref).bind(6, p.base_ref).bind(7, p.author).bind(8, std::int64_t(p.fork)).bind(9, p.labels);
+    s.bind(10, p.expired_sha).bind(11, p.updated_at ? p.updated_at : clock_.now_ms()).bind(12, p.closed_at);
+    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot record pull request");
+    return {};
+  }
+
+  Result<std::optional<PullRequestRecord>> find_pull_request(std::int64_t repo_id, long pr) override {
+    std::string sql = std::string("SELECT ") + kPrColumns + " FROM pull_requests WHERE repo_id = ? AND pr = ?";
+    Statement s(db_, sql.c_str());
+    s.bind(1, repo_id).bind(2, std::int64_t(pr));
+    return optional_row<PullRequestRecord>(s, read_pr, "cannot read pull request");
+  }
+
+  Result<std::optional<PullRequestRecord>> find_open_pull_request(std::int64_t repo_id, const std::string& branch) override {
+    std::string sql = std::string("SELECT ") + kPrColumns +
+                      " FROM pull_requests WHERE repo_id = ? AND head_ref = ? AND status = 'open' ORDER BY pr DESC LIMIT 1";
+    Statement s(db_, sql.c_str());
+    s.bind(1, repo_id).bind(2, branch);
+    return optional_row<PullRequestRecord>(s, read_pr, "cannot read pull request");
+  }
+
+  Result<std::vector<PullRequestRecord>> list_pull_requests() override {
+    std::string sql = std::string("SELECT ") + kPrColumns + " FROM pull_requests ORDER BY repo_id, pr";
+    Statement s(db_, sql.c_str());
+    return all_rows<PullRequestRecord>(s, read_pr, "cannot list pull requests");
+  }
+
+  Result<long> next_pr_number(std::int64_t repo_id) override {
+    Statement s(db_, "SELECT MAX(n) FROM (SELECT MAX(pr) AS n FROM pull_requests WHERE repo_id = ?1 "
+                     "UNION ALL SELECT MAX(pr) FROM environments WHERE repo_id = ?1)");
+    s.bind(1, repo_id);
+    if (s.step() != SQLITE_ROW) return db_error(db_, "cannot number pull request");
+    return static_cast<long>(s.integer(0) + 1);
+  }
+
+  Status append_timeline(std::int64_t env_id, const std::string& kind, const std::string& detail,
+                         std::int64_t duration_ms) override {
+    Statement s(db_, "INSERT INTO timeline(env_id, at, kind, detail, duration_ms) VALUES(?,?,?,?,?)");
+    s.bind(1, env_id).bind(2, clock_.now_ms()).bind(3, kind).bind(4, detail).bind(5, duration_ms);
+    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot append to timeline");
+    return {};
+  }
+
+  Result<std::vector<TimelineEntry>> timeline_of(std::int64_t env_id) override {
+    Statement s(db_, "SELECT id, env_id, at, kind, detail, duration_ms FROM timeline WHERE env_id = ? ORDER BY id");
+    s.bind(1, env_id);
+    return all_rows<TimelineEntry>(
+        s, [](const Statement& r) { return TimelineEntry{r.integer(0), r.integer(1), r.integer(2), r.text(3), r.text(4), r.integer(5)}; },
+        "cannot read timeline");
+  }
+
+  Result<bool> try_claim(std::int64_t env_id, const std::string& owner, std::int64_t ttl_ms) override {
+    std::int64_t now = clock_.now_ms();
+    Statement s(db_, "INSERT INTO claims(env_id, owner, expires_at) VALUES(?1, ?2, ?3) ON CONFLICT(env_id) DO UPDATE SET "
+                     "owner = excluded.owner, expires_at = excluded.expires_at WHERE claims.owner = ?2 OR claims.expires_at <= ?4");
+    s.bind(1, env_id).bind(2, owner).bind(3, now + ttl_ms).bind(4, now);
+    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot claim environment");
+    return sqlite3_changes(db_) > 0;
+  }
+
+  Status release_claim(std::int64_t env_id, const std::string& owner) override {
+    Statement s(db_, "DELETE FROM claims WHERE env_id = ? AND owner = ?");
+    s.bind(1, env_id).bind(2, owner);
+    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot release claim");
+    return {};
+  }
+
  private:
+  static LeaseRecord read_lease(const Statement& s) {
+    return LeaseRecord{s.integer(0), s.integer(1), s.integer(2), s.text(3), s.integer(4),
+                       s.integer(5), s.integer(6), s.integer(7) != 0, s.integer(8)};
+  }
+  static PullRequestRecord read_pr(const Statement& s) {
+    return PullRequestRecord{s.integer(0), static_cast<long>(s.integer(1)), pr_status_from(s.text(2)), s.text(3), s.text(4),
+                             s.text(5), s.text(6), s.integer(7) != 0, s.text(8), s.text(9), s.integer(10), s.integer(11)};
+  }
+  static EventRecord read_event(const Statement& s) {
+    EventRecord e;
+    e.id = s.integer(0);
+    e.delivery_id = s.text(1);
+    e.source = s.text(2);
+    e.repo_id = s.integer(3);
+    e.pr = static_cast<long>(s.integer(4));
+    e.action = s.text(5);
+    e.head_sha = s.text(6);
+    e.base_sha = s.text(7);
+    e.head_ref = s.text(8);
+    e.base_ref = s.text(9);
+    e.author = s.text(10);
+    e.fork = s.integer(11) != 0;
+    e.labels = s.text(12);
+    e.received_at = s.integer(13);
+    e.processed_at = s.integer(14);
+    e.status = s.text(15);
+    e.note = s.text(16);
+    return e;
+  }
+  template <class T, class Read>
+  Result<std::vector<T>> all_rows(Statement& s, Read read, const char* what) {
+    std::vector<T> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) out.push_back(read(s));
+    if (rc != SQLITE_DONE) return db_error(db_, what);
+    return out;
+  }
+  template <class T, class Read>
+  Result<std::optional<T>> optional_row(Statement& s, Read read, const char* what) {
+    int rc = s.step();
+    if (rc == SQLITE_DONE) return std::optional<T>();
+    if (rc != SQLITE_ROW) return db_error(db_, what);
+    return std::optional<T>(read(s));
+  }
+
   Status exec(const char* sql) {
     char* message = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {

@@ -88,9 +88,60 @@ struct LeaseRecord {
   std::int64_t idle_ms = 0;
   std::string end_action = "destroy";
   std::int64_t grace_ms = 0;
-  std::int64_t expires_at = 0;    // hard end (TTL from the last push)
+  std::int64_t expires_at = 0;    // hard end (TTL from the last push or extend)
   std::int64_t last_active = 0;   // last push or proxy hit
-  bool pinned = false;
+  bool pinned = false;            // no TTL/idle expiry; a merge or close still revokes
+  std::int64_t revoked_at = 0;    // when the PR merged or closed; 0 while open
+
+  // When the lease ends: the revocation's grace, else the earlier of the TTL
+  // and the idle limit (never, for a pinned lease). The one definition the
+  // daemon's scheduler, the store's index and `prevue gc` all use.
+  std::int64_t deadline() const;
+};
+
+enum class PrStatus { kOpen, kClosed, kMerged };
+const char* to_string(PrStatus status);
+
+// The desired state of a pull request, as the latest event left it.
+struct PullRequestRecord {
+  std::int64_t repo_id = 0;
+  long pr = 0;
+  PrStatus status = PrStatus::kOpen;
+  std::string head_sha;
+  std::string head_ref;
+  std::string base_ref;
+  std::string author;
+  bool fork = false;
+  std::string labels;       // comma-separated
+  std::string expired_sha;  // the head whose lease ran out: no new environment until a new push
+  std::int64_t updated_at = 0;
+  std::int64_t closed_at = 0;
+};
+
+// One normalised event from any source (webhook, poller, hook, API).
+struct EventRecord {
+  std::int64_t id = 0;
+  std::string delivery_id;  // the source's id; a redelivery is a no-op
+  std::string source;
+  std::int64_t repo_id = 0;
+  long pr = 0;
+  std::string action;       // opened, updated, closed, merged
+  std::string head_sha, base_sha, head_ref, base_ref, author;
+  bool fork = false;
+  std::string labels;
+  std::int64_t received_at = 0;
+  std::int64_t processed_at = 0;
+  std::string status = "received";
+  std::string note;
+};
+
+struct TimelineEntry {
+  std::int64_t id = 0;
+  std::int64_t env_id = 0;
+  std::int64_t at = 0;
+  std::string kind;    // received, planned, step, ready, renewed, expired, slept, destroyed, failed
+  std::string detail;
+  std::int64_t duration_ms = 0;
 };
 
 class Store {
@@ -136,9 +187,42 @@ class Store {
   virtual Result<std::vector<RouteRecord>> routes_of(std::int64_t env_id) = 0;
   virtual Result<std::optional<RouteRecord>> find_route(const std::string& host) = 0;
 
+  // Stores the lease with its deadline().
   virtual Status upsert_lease(const LeaseRecord& lease) = 0;
   virtual Result<std::optional<LeaseRecord>> lease_of(std::int64_t env_id) = 0;
   virtual Status delete_lease(std::int64_t env_id) = 0;
+  // Leases whose deadline is at or before `now`, most overdue first, at most `limit`.
+  virtual Result<std::vector<LeaseRecord>> due_leases(std::int64_t now, int limit) = 0;
+  // Every lease (the daemon loads them into its scheduler at start).
+  virtual Result<std::vector<LeaseRecord>> all_leases() = 0;
+
+  virtual Result<std::vector<RepositoryRecord>> list_repositories() = 0;
+
+  // Records the event; false (and nothing written) when its delivery id is known.
+  virtual Result<bool> insert_event(EventRecord& event) = 0;
+  virtual Status mark_event(std::int64_t id, const std::string& status, const std::string& note) = 0;
+  // Newest first.
+  virtual Result<std::vector<EventRecord>> recent_events(int limit) = 0;
+  virtual Result<std::int64_t> inbox_depth() = 0;  // events received but not processed
+
+  virtual Status upsert_pull_request(const PullRequestRecord& pr) = 0;
+  virtual Result<std::optional<PullRequestRecord>> find_pull_request(std::int64_t repo_id, long pr) = 0;
+  // The open PR whose head is `branch`, if any.
+  virtual Result<std::optional<PullRequestRecord>> find_open_pull_request(std::int64_t repo_id, const std::string& branch) = 0;
+  // Ordered by repository then number.
+  virtual Result<std::vector<PullRequestRecord>> list_pull_requests() = 0;
+  // One more than the highest PR number known for the repository (from 1).
+  virtual Result<long> next_pr_number(std::int64_t repo_id) = 0;
+
+  virtual Status append_timeline(std::int64_t env_id, const std::string& kind, const std::string& detail,
+                                 std::int64_t duration_ms) = 0;
+  // Oldest first.
+  virtual Result<std::vector<TimelineEntry>> timeline_of(std::int64_t env_id) = 0;
+
+  // Claims the environment for `owner` until now + ttl; true when claimed
+  // (unclaimed, expired, or already ours), false when someone else holds it.
+  virtual Result<bool> try_claim(std::int64_t env_id, const std::string& owner, std::int64_t ttl_ms) = 0;
+  virtual Status release_claim(std::int64_t env_id, const std::string& owner) = 0;
 };
 
 }  // namespace prevue

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <limits>
 
 namespace prevue {
 namespace {
@@ -193,7 +194,7 @@ TEST_P(StoreContract, RoutesReplaceAtomicallyAndHostsAreUnique) {
 
 TEST_P(StoreContract, LeasesUpsertAndDelete) {
   EnvironmentRecord e = new_env(1, "pr-1");
-  LeaseRecord l{e.id, 1000, 500, "sleep", 10, 2000, 1500, false};
+  LeaseRecord l{e.id, 1000, 500, "sleep", 10, 2000, 1500, false, 0};
   ASSERT_TRUE(store_->upsert_lease(l).ok());
   l.expires_at = 9000;
   l.pinned = true;
@@ -205,6 +206,89 @@ TEST_P(StoreContract, LeasesUpsertAndDelete) {
   EXPECT_EQ((*back)->end_action, "sleep");
   ASSERT_TRUE(store_->delete_lease(e.id).ok());
   EXPECT_FALSE(store_->lease_of(e.id)->has_value());
+}
+
+TEST_P(StoreContract, LeaseDeadlines) {
+  LeaseRecord l{1, 100, 50, "destroy", 30, 1000, 900, false, 0};
+  EXPECT_EQ(l.deadline(), 950);  // idle limit first
+  l.last_active = 990;
+  EXPECT_EQ(l.deadline(), 1000);  // then the TTL
+  l.pinned = true;
+  EXPECT_EQ(l.deadline(), std::numeric_limits<std::int64_t>::max());
+  l.revoked_at = 2000;
+  EXPECT_EQ(l.deadline(), 2030);  // a merge ends even a pinned lease, after the grace
+}
+
+TEST_P(StoreContract, DueLeasesAreBoundedAndMostOverdueFirst) {
+  for (int i = 1; i <= 5; ++i) {
+    EnvironmentRecord e = new_env(i, "pr-" + std::to_string(i));
+    ASSERT_TRUE(store_->upsert_lease(LeaseRecord{e.id, 0, 1'000'000, "destroy", 0, 100 * (6 - i), 0, false, 0}).ok());
+  }
+  auto due = store_->due_leases(300, 2);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 2u);
+  EXPECT_EQ((*due)[0].deadline(), 100);
+  EXPECT_EQ((*due)[1].deadline(), 200);
+  EXPECT_EQ(store_->due_leases(300, 100)->size(), 3u);
+  EXPECT_EQ(store_->due_leases(50, 100)->size(), 0u);
+  EXPECT_EQ(store_->all_leases()->size(), 5u);
+}
+
+TEST_P(StoreContract, EventsAreRecordedOncePerDeliveryId) {
+  EventRecord e;
+  e.delivery_id = "gh-123";
+  e.source = "github";
+  e.repo_id = repo_.id;
+  e.pr = 4;
+  e.action = "opened";
+  auto first = store_->insert_event(e);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(*first);
+  EXPECT_EQ(*store_->inbox_depth(), 1);
+  EventRecord again = e;
+  EXPECT_FALSE(*store_->insert_event(again));
+  ASSERT_TRUE(store_->mark_event(e.id, "processed", "opened PR 4").ok());
+  EXPECT_EQ(*store_->inbox_depth(), 0);
+  auto recent = store_->recent_events(10);
+  ASSERT_EQ(recent->size(), 1u);
+  EXPECT_EQ((*recent)[0].note, "opened PR 4");
+}
+
+TEST_P(StoreContract, PullRequestsByNumberAndBranch) {
+  EXPECT_EQ(*store_->next_pr_number(repo_.id), 1);
+  PullRequestRecord p{repo_.id, 1, PrStatus::kOpen, "abc", "feature/x", "main", "", false, "", "", 0, 0};
+  ASSERT_TRUE(store_->upsert_pull_request(p).ok());
+  EXPECT_EQ(*store_->next_pr_number(repo_.id), 2);
+  EXPECT_EQ((*store_->find_open_pull_request(repo_.id, "feature/x"))->pr, 1);
+  p.status = PrStatus::kMerged;
+  ASSERT_TRUE(store_->upsert_pull_request(p).ok());
+  EXPECT_FALSE(store_->find_open_pull_request(repo_.id, "feature/x")->has_value());
+  EXPECT_EQ((*store_->find_pull_request(repo_.id, 1))->status, PrStatus::kMerged);
+  EXPECT_EQ(store_->list_pull_requests()->size(), 1u);
+}
+
+TEST_P(StoreContract, ClaimsExcludeOthersUntilTheyExpire) {
+  EXPECT_TRUE(*store_->try_claim(7, "gc-a", 1000));
+  EXPECT_TRUE(*store_->try_claim(7, "gc-a", 1000));   // ours already
+  EXPECT_FALSE(*store_->try_claim(7, "gc-b", 1000));  // someone else's
+  clock_.advance(std::chrono::milliseconds(1001));
+  EXPECT_TRUE(*store_->try_claim(7, "gc-b", 1000));   // a crashed claimer does not block forever
+  ASSERT_TRUE(store_->release_claim(7, "gc-a").ok()); // not ours any more: no effect
+  EXPECT_FALSE(*store_->try_claim(7, "gc-a", 1000));
+  ASSERT_TRUE(store_->release_claim(7, "gc-b").ok());
+  EXPECT_TRUE(*store_->try_claim(7, "gc-a", 1000));
+}
+
+TEST_P(StoreContract, TimelineInOrder) {
+  EnvironmentRecord e = new_env(1, "pr-1");
+  ASSERT_TRUE(store_->append_timeline(e.id, "received", "opened", 0).ok());
+  clock_.advance(std::chrono::milliseconds(5));
+  ASSERT_TRUE(store_->append_timeline(e.id, "step", "apply", 420).ok());
+  auto t = store_->timeline_of(e.id);
+  ASSERT_EQ(t->size(), 2u);
+  EXPECT_EQ((*t)[0].kind, "received");
+  EXPECT_EQ((*t)[1].duration_ms, 420);
+  EXPECT_EQ((*t)[1].at - (*t)[0].at, 5);
 }
 
 TEST_P(StoreContract, SurvivesReopen) {
