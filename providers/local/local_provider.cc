@@ -487,6 +487,16 @@ Status destroy(const ProviderRequest& r) {
   return {};
 }
 
+// Stops every service, keeping the directory, data and ports: apply wakes it.
+Status sleep(const ProviderRequest& r, EnvRecord& rec) {
+  for (auto& [name, s] : rec.services) {
+    stop_group(name, s.pid, s.start_time, r.stop_grace_ms);
+    s.pid = 0;
+    s.spec_hash.clear();
+  }
+  return save(r.environment.dir, rec);
+}
+
 void status(const ProviderRequest& r, ProviderResponse& resp) {
   auto rec = load(r.environment.dir);
   if (!rec.ok()) return;
@@ -517,13 +527,14 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
     switch (request.verb) {
       case ProviderVerb::kDescribe:
         response.name = "local";
-        response.capabilities = {"allocate", "apply", "destroy", "status", "list"};
+        response.capabilities = {"allocate", "apply", "sleep", "destroy", "status", "list"};
         break;
       case ProviderVerb::kList:
         list(request, response);
         break;
       case ProviderVerb::kAllocate:
       case ProviderVerb::kApply:
+      case ProviderVerb::kSleep:
       case ProviderVerb::kDestroy:
       case ProviderVerb::kStatus: {
         result = check_environment(request);
@@ -553,7 +564,9 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
           result = rec.error();
           break;
         }
-        result = request.verb == ProviderVerb::kAllocate ? allocate(request, *rec, response) : apply(request, *rec, response);
+        if (request.verb == ProviderVerb::kSleep) result = sleep(request, *rec);
+        else if (request.verb == ProviderVerb::kAllocate) result = allocate(request, *rec, response);
+        else result = apply(request, *rec, response);
         break;
       }
     }

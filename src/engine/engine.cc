@@ -23,10 +23,19 @@ constexpr const char* kExportedList = ".prevue/exported.txt";
 // in child processes; remembers the first failure.
 class StepRecorder {
  public:
-  StepRecorder(Store& store, ProcessRunner& runner, std::int64_t run_id) : store_(store), runner_(runner), run_id_(run_id) {}
+  StepRecorder(Store& store, ProcessRunner& runner, std::int64_t run_id, std::int64_t env_id,
+               const std::atomic<bool>* cancelled = nullptr)
+      : store_(store), runner_(runner), run_id_(run_id), env_id_(env_id), cancelled_(cancelled) {}
 
   bool run(const std::string& name, const std::function<Status(std::string& log)>& body) {
     if (failed()) return false;
+    if (cancelled_ && cancelled_->load()) {
+      failed_step_ = name;
+      error_ = "superseded by a newer commit before this step";
+      superseded_ = true;
+      return false;
+    }
+    auto started = std::chrono::steady_clock::now();
     auto step = store_.begin_step(run_id_, name);
     auto child_before = runner_.child_time();
     std::string log;
@@ -45,8 +54,12 @@ class StepRecorder {
       log_ = log;
     }
     if (step.ok()) (void)store_.finish_step(step->id, status.ok() ? RunState::kSucceeded : RunState::kFailed, log, child_ms);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    (void)store_.append_timeline(env_id_, "step", name + (status.ok() ? "" : " (failed)"), took);
     return status.ok();
   }
+
+  bool superseded() const { return superseded_; }
 
   bool failed() const { return !failed_step_.empty(); }
   const std::string& failed_step() const { return failed_step_; }
@@ -57,6 +70,9 @@ class StepRecorder {
   Store& store_;
   ProcessRunner& runner_;
   std::int64_t run_id_;
+  std::int64_t env_id_;
+  const std::atomic<bool>* cancelled_;
+  bool superseded_ = false;
   std::string failed_step_, error_, log_;
 };
 
@@ -214,7 +230,7 @@ UpResult Engine::up(const UpRequest& request) {
   env.error.clear();
   if (auto s = store_.update_environment(env); !s.ok()) return fail_early(s.error().message);
 
-  StepRecorder steps(store_, runner_, run->id);
+  StepRecorder steps(store_, runner_, run->id, env.id, request.cancelled);
   std::optional<GitMirror> git;
   std::string commit;
   Manifest manifest;
@@ -281,7 +297,7 @@ UpResult Engine::up(const UpRequest& request) {
     plan = make_plan(manifest, commit, &current, revisions);
     result.plan = describe_plan(plan);
     log += result.plan;
-    return {};
+    return store_.append_timeline(env.id, "planned", std::string(to_string(plan.action)) + " at " + short_sha(commit), 0);
   });
 
   for (const PlanStep& step : steps.failed() ? std::vector<PlanStep>{} : plan.steps) {
@@ -446,31 +462,40 @@ UpResult Engine::up(const UpRequest& request) {
           env.seeded = true;
           env.service_revisions = encode_revisions(revisions);
           PREVUE_TRY(store_.update_environment(env));
+          // Every successful run renews the lease: a push is activity.
           std::int64_t now = clock_.now_ms();
+          LeasePolicy policy = manifest.lease.over(config_.lease_defaults);
           auto lease = store_.lease_of(env.id);
           LeaseRecord record{env.id,
-                             manifest.lease.ttl.count(),
-                             manifest.lease.idle.count(),
-                             to_string(manifest.lease.end),
-                             manifest.lease.grace.count(),
-                             now + manifest.lease.ttl.count(),
+                             policy.ttl.count(),
+                             policy.idle.count(),
+                             to_string(policy.end),
+                             policy.grace.count(),
+                             now + policy.ttl.count(),
                              now,
                              lease.ok() && lease->has_value() && (*lease)->pinned,
                              0};
           PREVUE_TRY(store_.upsert_lease(record));
           log += "ready at " + url + "\n";
-          return {};
+          return store_.append_timeline(env.id, "ready", url, 0);
         });
         break;
     }
   }
 
-  if (steps.failed()) {
+  if (steps.failed() && steps.superseded()) {
+    // Left `provisioning`: the newer commit's run resumes from here.
+    (void)store_.finish_run(run->id, RunState::kFailed, steps.error());
+    (void)store_.append_timeline(env.id, "superseded", steps.error(), 0);
+    result.failed_step = steps.failed_step();
+    result.error = steps.error();
+  } else if (steps.failed()) {
     env.state = EnvState::kFailed;
     env.failed_step = steps.failed_step();
     env.error = steps.error();
     (void)store_.update_environment(env);
     (void)store_.finish_run(run->id, RunState::kFailed, steps.error());
+    (void)store_.append_timeline(env.id, "failed", steps.failed_step() + ": " + steps.error(), 0);
     result.failed_step = steps.failed_step();
     result.error = steps.error();
     result.log_tail = tail_lines(steps.log(), kLogTailLines);
@@ -516,7 +541,7 @@ DownResult Engine::down(EnvironmentRecord env) {
   env.state = EnvState::kDestroying;
   if (auto s = store_.update_environment(env); !s.ok()) return DownResult{false, false, env, s.error().message};
 
-  StepRecorder steps(store_, runner_, run->id);
+  StepRecorder steps(store_, runner_, run->id, env.id);
   steps.run("destroy", [&](std::string& log) -> Status {
     ProviderRequest r;
     r.verb = ProviderVerb::kDestroy;
@@ -554,9 +579,46 @@ DownResult Engine::down(EnvironmentRecord env) {
   env.error.clear();
   if (auto s = store_.update_environment(env); !s.ok()) return DownResult{false, false, env, s.error().message};
   (void)store_.finish_run(run->id, RunState::kSucceeded, "");
+  (void)store_.append_timeline(env.id, "destroyed", "", 0);
   result.ok = true;
   result.environment = env;
   return result;
+}
+
+DownResult Engine::sleep(const std::string& slug) {
+  auto found = store_.find_environment_by_slug(slug);
+  if (!found.ok()) return DownResult{false, false, {}, found.error().message};
+  if (!found->has_value()) return DownResult{false, false, {}, "no environment called '" + slug + "'"};
+  EnvironmentRecord env = **found;
+  FileLock lock(config_.state_dir / "locks" / (env.slug + ".lock"));
+  if (auto fresh = store_.find_environment_by_slug(env.slug); fresh.ok() && fresh->has_value()) env = **fresh;
+  if (env.state == EnvState::kSleeping) return DownResult{true, true, env, ""};
+  if (env.state != EnvState::kReady)
+    return DownResult{false, false, env, "environment " + slug + " is " + to_string(env.state) + ", not ready: cannot sleep"};
+  auto run = store_.begin_run(env.id, RunKind::kDown, env.deployed_sha);
+  if (!run.ok()) return DownResult{false, false, env, run.error().message};
+  StepRecorder steps(store_, runner_, run->id, env.id);
+  steps.run("sleep", [&](std::string& log) -> Status {
+    ProviderRequest r;
+    r.verb = ProviderVerb::kSleep;
+    r.state_root = (config_.state_dir / "envs").string();
+    r.environment = ProviderEnvironment{env.slug, env.dir, env.pr, env.deployed_sha};
+    r.stop_grace_ms = config_.stop_grace.count();
+    ProviderCall call = providers_.call(env.provider, r, config_.provider_timeout);
+    log += call.log;
+    if (!call.response.ok()) return call.response.error();
+    if (!call.response->ok) return make_error(ErrorCode::kProvider, call.response->error_message);
+    return {};
+  });
+  if (steps.failed()) {
+    (void)store_.finish_run(run->id, RunState::kFailed, steps.error());
+    return DownResult{false, false, env, steps.error()};
+  }
+  env.state = EnvState::kSleeping;
+  if (auto s = store_.update_environment(env); !s.ok()) return DownResult{false, false, env, s.error().message};
+  (void)store_.finish_run(run->id, RunState::kSucceeded, "");
+  (void)store_.append_timeline(env.id, "slept", "processes stopped; data and route kept", 0);
+  return DownResult{true, false, env, ""};
 }
 
 Result<RenderReport> Engine::render(const std::string& repo_arg, const std::string& ref, const std::string& sha, long pr) {

@@ -3,6 +3,7 @@
 // step (with its log) so a crash or a failure can be read and resumed.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "manifest/manifest.h"
 #include "plan/plan.h"
 #include "provider/process_runner.h"
 #include "provider/provider_client.h"
@@ -27,6 +29,7 @@ struct EngineConfig {
   std::string public_url_template;
   Millis provider_timeout = Millis(30LL * 60'000);
   Millis stop_grace = Millis(5'000);
+  LeasePolicy lease_defaults;  // what a manifest does not say of its lease
 };
 
 struct UpRequest {
@@ -34,6 +37,9 @@ struct UpRequest {
   long pr = 0;
   std::string ref;   // branch or tag (or empty with sha)
   std::string sha;
+  // Set by another thread when a newer commit supersedes this run: the run
+  // stops before its next step (it is resumed by the next one).
+  const std::atomic<bool>* cancelled = nullptr;
 };
 
 struct UpResult {
@@ -81,6 +87,9 @@ class Engine {
 
   UpResult up(const UpRequest& request);
   DownResult down_by_slug(const std::string& slug);
+  // Stops the environment's processes, keeping its data and routes (the
+  // `sleep` end of a lease); the next `up` at the same commit wakes it.
+  DownResult sleep(const std::string& slug);
   DownResult down_by_pr(const std::string& repo, long pr);
   Result<RenderReport> render(const std::string& repo, const std::string& ref, const std::string& sha, long pr);
   Result<std::vector<EnvironmentView>> list(bool include_destroyed);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,11 +60,22 @@ struct RouteSpec {
 enum class EndAction { kDestroy, kSleep };
 const char* to_string(EndAction action);
 
+// A lease policy with every value set: the service's defaults (config).
 struct LeasePolicy {
   Millis ttl = Millis(72LL * 3'600'000);
   Millis idle = Millis(24LL * 3'600'000);
   EndAction end = EndAction::kDestroy;
   Millis grace = Millis(0);  // after merge or close
+};
+
+// What a manifest says of its lease; anything unsaid comes from the defaults.
+struct ManifestLease {
+  std::optional<Millis> ttl, idle, grace;
+  std::optional<EndAction> end;
+  LeasePolicy over(const LeasePolicy& defaults) const {
+    return LeasePolicy{ttl.value_or(defaults.ttl), idle.value_or(defaults.idle), end.value_or(defaults.end),
+                       grace.value_or(defaults.grace)};
+  }
 };
 
 struct Manifest {
@@ -76,7 +88,7 @@ struct Manifest {
   std::vector<TemplateFile> templates;
   std::vector<SeedStep> seed;
   std::vector<RouteSpec> routes;
-  LeasePolicy lease;
+  ManifestLease lease;
 
   const ServiceSpec* find_service(std::string_view name) const;
 };

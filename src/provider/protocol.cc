@@ -11,6 +11,7 @@ const char* to_string(ProviderVerb verb) {
     case ProviderVerb::kDescribe: return "describe";
     case ProviderVerb::kAllocate: return "allocate";
     case ProviderVerb::kApply: return "apply";
+    case ProviderVerb::kSleep: return "sleep";
     case ProviderVerb::kDestroy: return "destroy";
     case ProviderVerb::kStatus: return "status";
     case ProviderVerb::kList: return "list";
@@ -69,7 +70,7 @@ Result<ProviderRequest> decode_request(std::string_view text) {
       return make_error(ErrorCode::kInvalidArgument, "unsupported protocol version " + std::to_string(protocol));
     std::string verb = j.at("verb").get<std::string>();
     bool known = false;
-    for (auto v : {ProviderVerb::kDescribe, ProviderVerb::kAllocate, ProviderVerb::kApply, ProviderVerb::kDestroy,
+    for (auto v : {ProviderVerb::kDescribe, ProviderVerb::kAllocate, ProviderVerb::kApply, ProviderVerb::kSleep, ProviderVerb::kDestroy,
                    ProviderVerb::kStatus, ProviderVerb::kList}) {
       if (verb == to_string(v)) {
         r.verb = v;

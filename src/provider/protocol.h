@@ -15,7 +15,7 @@ namespace prevue {
 
 inline constexpr int kProviderProtocolVersion = 1;
 
-enum class ProviderVerb { kDescribe, kAllocate, kApply, kDestroy, kStatus, kList };
+enum class ProviderVerb { kDescribe, kAllocate, kApply, kSleep, kDestroy, kStatus, kList };
 const char* to_string(ProviderVerb verb);
 
 // Exit codes a provider uses (anything else is a crash).

@@ -30,7 +30,8 @@ TEST(Manifest, MinimalGetsDefaults) {
   EXPECT_EQ(m.services[0].health.path, "/");
   ASSERT_EQ(m.routes.size(), 1u);  // the one service answers the environment's host
   EXPECT_EQ(m.routes[0].service, "web");
-  EXPECT_EQ(m.lease.end, EndAction::kDestroy);
+  EXPECT_FALSE(m.lease.end.has_value());
+  EXPECT_EQ(m.lease.over(LeasePolicy{}).end, EndAction::kDestroy);
   EXPECT_EQ(m.export_paths, std::vector<std::string>{"."});
 }
 
@@ -46,7 +47,8 @@ TEST(Manifest, ReferenceTemplateParses) {
   EXPECT_EQ(m.seed.size(), 1u);
   EXPECT_EQ(m.seed[0].kind, SeedKind::kSqlite);
   EXPECT_EQ(m.lease.end, EndAction::kSleep);
-  EXPECT_EQ(m.lease.grace.count(), 600'000);
+  EXPECT_EQ(m.lease.grace->count(), 600'000);
+  EXPECT_EQ(m.lease.over(LeasePolicy{}).ttl.count(), 72LL * 3'600'000);
 }
 
 TEST(Manifest, SyntaxErrorNamesLineAndColumn) {

@@ -1,0 +1,69 @@
+#include "engine/events.h"
+
+namespace prevue {
+
+Result<IngestResult> ingest_event(Store& store, EventRecord event, std::int64_t now_ms) {
+  IngestResult result;
+  auto inserted = store.insert_event(event);
+  if (!inserted.ok()) return inserted.error();
+  if (!*inserted) {
+    result.duplicate = true;
+    result.note = "duplicate delivery " + event.delivery_id;
+    return result;
+  }
+  auto existing = store.find_pull_request(event.repo_id, event.pr);
+  if (!existing.ok()) return existing.error();
+  PullRequestRecord pr = existing->value_or(PullRequestRecord{});
+  pr.repo_id = event.repo_id;
+  pr.pr = event.pr;
+  pr.updated_at = now_ms;
+  const std::string& a = event.action;
+  if (a == kEventOpened || a == kEventUpdated) {
+    bool reopened = pr.status != PrStatus::kOpen;
+    pr.status = PrStatus::kOpen;
+    pr.closed_at = 0;
+    if (!event.head_sha.empty()) pr.head_sha = event.head_sha;
+    if (!event.head_ref.empty()) pr.head_ref = event.head_ref;
+    if (!event.base_ref.empty()) pr.base_ref = event.base_ref;
+    if (!event.author.empty()) pr.author = event.author;
+    pr.fork = event.fork;
+    pr.labels = event.labels;
+    result.note = std::string(reopened && existing->has_value() ? "reopened" : a) + " PR " + std::to_string(pr.pr) + " at " +
+                  pr.head_sha.substr(0, 12);
+    // A lease revoked by an earlier close no longer applies.
+    if (auto env = store.find_environment(pr.repo_id, pr.pr); env.ok() && env->has_value()) {
+      if (auto lease = store.lease_of((*env)->id); lease.ok() && lease->has_value() && (*lease)->revoked_at != 0) {
+        LeaseRecord l = **lease;
+        l.revoked_at = 0;
+        (void)store.upsert_lease(l);
+      }
+    }
+  } else if (a == kEventClosed || a == kEventMerged) {
+    pr.status = a == kEventMerged ? PrStatus::kMerged : PrStatus::kClosed;
+    pr.closed_at = now_ms;
+    if (!event.head_sha.empty()) pr.head_sha = event.head_sha;
+    result.note = std::string(a) + " PR " + std::to_string(pr.pr);
+    if (auto env = store.find_environment(pr.repo_id, pr.pr); env.ok() && env->has_value()) {
+      if (auto lease = store.lease_of((*env)->id); lease.ok() && lease->has_value()) {
+        LeaseRecord l = **lease;
+        if (l.revoked_at == 0) l.revoked_at = now_ms;
+        PREVUE_TRY(store.upsert_lease(l));
+        result.note += ", lease revoked (grace " + std::to_string(l.grace_ms / 1000) + "s)";
+      }
+      (void)store.append_timeline((*env)->id, "received", a + " (" + event.source + ")", 0);
+    }
+  } else {
+    PREVUE_TRY(store.mark_event(event.id, "ignored", "unknown action '" + a + "'"));
+    result.note = "ignored";
+    return result;
+  }
+  PREVUE_TRY(store.upsert_pull_request(pr));
+  if (a == kEventOpened || a == kEventUpdated) {
+    if (auto env = store.find_environment(pr.repo_id, pr.pr); env.ok() && env->has_value())
+      (void)store.append_timeline((*env)->id, "received", a + " at " + pr.head_sha.substr(0, 12) + " (" + event.source + ")", 0);
+  }
+  PREVUE_TRY(store.mark_event(event.id, "processed", result.note));
+  return result;
+}
+
+}  // namespace prevue

@@ -1,0 +1,31 @@
+// The reconciler's decision, as a pure function of the desired state (the
+// pull request), what exists (the environment and its lease) and the time.
+// Level-triggered: running it again on the same inputs decides the same.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "store/store.h"
+
+namespace prevue {
+
+enum class ReconcileAction {
+  kNone,   // converged, or nothing to do until something changes
+  kUp,     // create, update, resume or wake the environment at `sha`
+  kDown,   // tear it down
+  kWait,   // closed, inside its grace period: the lease scheduler will act
+};
+const char* to_string(ReconcileAction action);
+
+struct ReconcileDecision {
+  ReconcileAction action = ReconcileAction::kNone;
+  std::string sha;
+  std::string ref;
+  std::string reason;
+};
+
+ReconcileDecision decide(const PullRequestRecord& pr, const std::optional<EnvironmentRecord>& env,
+                         const std::optional<LeaseRecord>& lease, std::int64_t now_ms);
+
+}  // namespace prevue
