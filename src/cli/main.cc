@@ -11,7 +11,10 @@
 
 #include "core/clock.h"
 #include "core/files.h"
+#include "daemon/config.h"
+#include "daemon/daemon.h"
 #include "engine/engine.h"
+#include "engine/maintenance.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -152,11 +155,36 @@ int main(int argc, char** argv) {
   rref->excludes(rsha);
   render->add_option("--pr", render_pr, "Pull request number to render for")->capture_default_str()->check(CLI::PositiveNumber);
 
+  // serve
+  auto* serve = app.add_subcommand("serve", "Run the service: watch repositories, build previews, proxy their links, expire leases");
+  std::string serve_config;
+  serve->add_option("--config", serve_config, "Configuration file (JSON; see docs/config.md)")->required();
+
+  // gc
+  auto* gc = app.add_subcommand("gc", "One cleanup pass for cron: expire leases, retry failed teardowns, sweep orphans");
+  std::string gc_config;
+  bool gc_dry_run = false;
+  gc->add_option("--config", gc_config, "Configuration file (for its state dir and lease defaults)");
+  gc->add_flag("--dry-run", gc_dry_run, "Print what would be done; change nothing");
+
+  // extend
+  auto* extend = app.add_subcommand("extend", "Push an environment's lease end out by a duration");
+  std::string extend_slug, extend_by;
+  extend->add_option("slug", extend_slug, "Environment slug")->required();
+  extend->add_option("duration", extend_by, "How much longer, e.g. 2h or 3d")->required();
+
+  // pin
+  auto* pin = app.add_subcommand("pin", "Keep an environment past its TTL and idle limits (a merge or close still ends it)");
+  std::string pin_slug;
+  bool pin_off = false;
+  pin->add_option("slug", pin_slug, "Environment slug")->required();
+  pin->add_flag("--off", pin_off, "Unpin");
+
   // CLI11 would only say "a subcommand is required" for a mistyped one.
   for (int i = 1; i < argc; ++i) {
     std::string word = argv[i];
     if (word.rfind("-", 0) == 0) {
-      if (word.find('=') == std::string::npos && (word == "--state-dir" || word == "--provider-dir" || word == "--domain")) ++i;
+      if (word == "--state-dir" || word == "--provider-dir" || word == "--domain") ++i;
       continue;
     }
     bool known = false;
@@ -185,8 +213,77 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  if (serve->parsed()) {
+    auto config = prevue::load_config(serve_config);
+    if (!config.ok()) {
+      std::cerr << "prevue serve: " << config.error().message << "\n";
+      return kExitFailed;
+    }
+    if (config->provider_dir.empty()) config->provider_dir = default_provider_dir();
+    prevue::Daemon daemon(std::move(config).value());
+    return daemon.run();
+  }
+
+  if (gc->parsed()) {
+    prevue::Config config;
+    if (!gc_config.empty()) {
+      auto loaded = prevue::load_config(gc_config);
+      if (!loaded.ok()) {
+        std::cerr << "prevue gc: " << loaded.error().message << "\n";
+        return kExitFailed;
+      }
+      config = std::move(loaded).value();
+      g.state_dir = config.state_dir.string();
+      if (!config.provider_dir.empty() && g.provider_dir.empty()) g.provider_dir = config.provider_dir.string();
+      g.domain = config.domain;
+    }
+    Wiring w;
+    if (int rc = wire(g, w)) return rc;
+    prevue::EngineConfig engine_config;
+    engine_config.state_dir = fs::absolute(g.state_dir.empty() ? default_state_dir() : fs::path(g.state_dir));
+    engine_config.provider_dir = fs::absolute(g.provider_dir.empty() ? default_provider_dir() : fs::path(g.provider_dir));
+    prevue::ProviderClient providers(w.runner, engine_config.provider_dir);
+    char host[256] = "host";
+    ::gethostname(host, sizeof host - 1);
+    prevue::GcOptions options;
+    options.dry_run = gc_dry_run;
+    options.owner = std::string("gc-") + host + "-" + std::to_string(::getpid());
+    options.claim_ttl = config.claim_ttl;
+    auto report = prevue::run_gc(*w.engine, *w.store, providers, engine_config, w.clock, options);
+    for (const auto& line : report.actions) std::cout << line << "\n";
+    for (const auto& line : report.failures) std::cerr << "prevue gc: could not clean: " << line << "\n";
+    if (report.actions.empty() && report.failures.empty()) std::cout << "nothing to clean\n";
+    return report.failures.empty() ? 0 : kExitFailed;
+  }
+
   Wiring w;
   if (int rc = wire(g, w)) return rc;
+
+  if (extend->parsed()) {
+    auto by = prevue::parse_duration(extend_by);
+    if (!by.ok()) {
+      std::cerr << "prevue extend: " << by.error().message << "\n";
+      return kExitUsage;
+    }
+    auto lease = prevue::extend_lease(*w.store, extend_slug, *by, w.clock.now_ms());
+    if (!lease.ok()) {
+      std::cerr << "prevue extend: " << lease.error().message << "\n";
+      return kExitFailed;
+    }
+    std::cout << extend_slug << ": lease now ends in "
+              << prevue::format_duration(prevue::Millis(std::max<std::int64_t>(0, lease->deadline() - w.clock.now_ms()))) << "\n";
+    return 0;
+  }
+
+  if (pin->parsed()) {
+    auto lease = prevue::pin_lease(*w.store, pin_slug, !pin_off);
+    if (!lease.ok()) {
+      std::cerr << "prevue pin: " << lease.error().message << "\n";
+      return kExitFailed;
+    }
+    std::cout << pin_slug << (pin_off ? ": unpinned\n" : ": pinned (a merge or close still ends it)\n");
+    return 0;
+  }
   prevue::Engine& engine = *w.engine;
 
   if (up->parsed()) {

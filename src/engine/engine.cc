@@ -183,7 +183,7 @@ UpResult Engine::up(const UpRequest& request) {
   init_git_library();
   result.library_init = std::chrono::steady_clock::now() - init_started;
   if (request.pr <= 0) return fail_early("the PR number must be a positive integer");
-  if (request.ref.empty() == request.sha.empty()) return fail_early("give exactly one of --ref or --sha");
+  if (request.ref.empty() && request.sha.empty()) return fail_early("give --ref or --sha");
   auto repo = repository(request.repo);
   if (!repo.ok()) return fail_early(repo.error().message);
 
@@ -270,6 +270,8 @@ UpResult Engine::up(const UpRequest& request) {
   });
   steps.run("resolve", [&](std::string& log) -> Status {
     auto resolved = request.sha.empty() ? git->resolve_ref(request.ref) : git->resolve_sha(request.sha);
+    if (!resolved.ok() && !request.sha.empty() && !request.ref.empty())
+      return make_error(resolved.error().code, resolved.error().message + " (ref " + request.ref + ")");
     if (!resolved.ok()) return resolved.error();
     commit = resolved->sha;
     env.commit_sha = commit;

@@ -35,8 +35,8 @@ struct EngineConfig {
 struct UpRequest {
   std::string repo;  // local path or URL
   long pr = 0;
-  std::string ref;   // branch or tag (or empty with sha)
-  std::string sha;
+  std::string ref;   // branch or tag; with `sha` too, it only names the slug and PREVUE_REF
+  std::string sha;   // the exact commit (wins over ref)
   // Set by another thread when a newer commit supersedes this run: the run
   // stops before its next step (it is resumed by the next one).
   const std::atomic<bool>* cancelled = nullptr;
@@ -97,11 +97,11 @@ class Engine {
 
   // "/abs/path" for an existing local repository, the URL otherwise.
   static Result<std::string> repository_key(const std::string& repo);
+  // The repository's row, created (with its mirror's path) on first use.
+  Result<RepositoryRecord> repository(const std::string& repo);
 
  private:
-  struct Session;
   DownResult down(EnvironmentRecord env);
-  Result<RepositoryRecord> repository(const std::string& repo);
 
   EngineConfig config_;
   Store& store_;

@@ -317,8 +317,15 @@ Result<bool> GitMirror::is_ancestor(const std::string& ancestor, const std::stri
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> GitMirror::branches() const {
+  auto all = refs("refs/heads/*");
+  if (!all.ok()) return all.error();
+  for (auto& [name, sha] : *all) name = name.substr(11);
+  return all;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> GitMirror::refs(const std::string& glob) const {
   git_reference_iterator* raw = nullptr;
-  if (git_reference_iterator_glob_new(&raw, impl_->repo.get(), "refs/heads/*") != 0) return git_failure("cannot list branches");
+  if (git_reference_iterator_glob_new(&raw, impl_->repo.get(), glob.c_str()) != 0) return git_failure("cannot list " + glob);
   RefIterPtr iter(raw);
   std::vector<std::pair<std::string, std::string>> out;
   git_reference* ref = nullptr;
@@ -327,7 +334,7 @@ Result<std::vector<std::pair<std::string, std::string>>> GitMirror::branches() c
     git_object* peeled = nullptr;
     if (git_reference_peel(&peeled, ref, GIT_OBJECT_COMMIT) != 0) continue;
     ObjectPtr object(peeled);
-    out.emplace_back(std::string(git_reference_name(ref)).substr(11), oid_hex(git_object_id(peeled)));
+    out.emplace_back(std::string(git_reference_name(ref)), oid_hex(git_object_id(peeled)));
   }
   return out;
 }

@@ -61,6 +61,8 @@ class GitMirror {
   Result<bool> is_ancestor(const std::string& ancestor, const std::string& descendant) const;
   // Branch names (without refs/heads/) and their tips.
   Result<std::vector<std::pair<std::string, std::string>>> branches() const;
+  // Full ref names matching `glob` ("refs/pull/*/head") and their commits.
+  Result<std::vector<std::pair<std::string, std::string>>> refs(const std::string& glob) const;
 
   const std::string& source() const { return source_; }
 

@@ -98,7 +98,7 @@ CREATE TABLE pull_requests (
   closed_at   INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (repo_id, pr)
 );
-CREATE INDEX pull_requests_by_branch ON pull_requests(repo_id, head_ref, status);
+CREATE INDEX pull_requests_by_branch ON pull_requests(repo_id, head_ref, pr);
 CREATE TABLE events (
   id           INTEGER PRIMARY KEY,
   delivery_id  TEXT NOT NULL UNIQUE,

@@ -189,6 +189,13 @@ class SqliteStore final : public Store {
     return one_env(s);
   }
 
+  Result<std::optional<EnvironmentRecord>> find_environment_by_id(std::int64_t id) override {
+    std::string sql = std::string("SELECT ") + kEnvColumns + " FROM environments WHERE id = ?";
+    Statement s(db_, sql.c_str());
+    s.bind(1, id);
+    return one_env(s);
+  }
+
   Status update_environment(EnvironmentRecord& r) override {
     PREVUE_TRY(exec("BEGIN IMMEDIATE"));
     Status result = update_in_transaction(r);
@@ -408,9 +415,9 @@ class SqliteStore final : public Store {
     return optional_row<PullRequestRecord>(s, read_pr, "cannot read pull request");
   }
 
-  Result<std::optional<PullRequestRecord>> find_open_pull_request(std::int64_t repo_id, const std::string& branch) override {
+  Result<std::optional<PullRequestRecord>> find_pull_request_by_branch(std::int64_t repo_id, const std::string& branch) override {
     std::string sql = std::string("SELECT ") + kPrColumns +
-                      " FROM pull_requests WHERE repo_id = ? AND head_ref = ? AND status = 'open' ORDER BY pr DESC LIMIT 1";
+                      " FROM pull_requests WHERE repo_id = ? AND head_ref = ? ORDER BY pr DESC LIMIT 1";
     Statement s(db_, sql.c_str());
     s.bind(1, repo_id).bind(2, branch);
     return optional_row<PullRequestRecord>(s, read_pr, "cannot read pull request");

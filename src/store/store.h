@@ -163,6 +163,7 @@ class Store {
   virtual Result<EnvironmentRecord> insert_environment(EnvironmentRecord record) = 0;
   virtual Result<std::optional<EnvironmentRecord>> find_environment(std::int64_t repo_id, long pr) = 0;
   virtual Result<std::optional<EnvironmentRecord>> find_environment_by_slug(const std::string& slug) = 0;
+  virtual Result<std::optional<EnvironmentRecord>> find_environment_by_id(std::int64_t id) = 0;
   // Writes every field but id/repo/pr/slug/created_at. kConflict when the
   // stored state does not allow the transition to record.state, kNotFound
   // when the row is gone.
@@ -207,8 +208,8 @@ class Store {
 
   virtual Status upsert_pull_request(const PullRequestRecord& pr) = 0;
   virtual Result<std::optional<PullRequestRecord>> find_pull_request(std::int64_t repo_id, long pr) = 0;
-  // The open PR whose head is `branch`, if any.
-  virtual Result<std::optional<PullRequestRecord>> find_open_pull_request(std::int64_t repo_id, const std::string& branch) = 0;
+  // The newest PR (any status) whose head is `branch`, if any.
+  virtual Result<std::optional<PullRequestRecord>> find_pull_request_by_branch(std::int64_t repo_id, const std::string& branch) = 0;
   // Ordered by repository then number.
   virtual Result<std::vector<PullRequestRecord>> list_pull_requests() = 0;
   // One more than the highest PR number known for the repository (from 1).

@@ -259,12 +259,15 @@ TEST_P(StoreContract, PullRequestsByNumberAndBranch) {
   PullRequestRecord p{repo_.id, 1, PrStatus::kOpen, "abc", "feature/x", "main", "", false, "", "", 0, 0};
   ASSERT_TRUE(store_->upsert_pull_request(p).ok());
   EXPECT_EQ(*store_->next_pr_number(repo_.id), 2);
-  EXPECT_EQ((*store_->find_open_pull_request(repo_.id, "feature/x"))->pr, 1);
+  EXPECT_EQ((*store_->find_pull_request_by_branch(repo_.id, "feature/x"))->pr, 1);
   p.status = PrStatus::kMerged;
   ASSERT_TRUE(store_->upsert_pull_request(p).ok());
-  EXPECT_FALSE(store_->find_open_pull_request(repo_.id, "feature/x")->has_value());
+  PullRequestRecord again{repo_.id, 2, PrStatus::kOpen, "def", "feature/x", "main", "", false, "", "", 0, 0};
+  ASSERT_TRUE(store_->upsert_pull_request(again).ok());
+  EXPECT_EQ((*store_->find_pull_request_by_branch(repo_.id, "feature/x"))->pr, 2);  // the newest
+  EXPECT_FALSE(store_->find_pull_request_by_branch(repo_.id, "other")->has_value());
   EXPECT_EQ((*store_->find_pull_request(repo_.id, 1))->status, PrStatus::kMerged);
-  EXPECT_EQ(store_->list_pull_requests()->size(), 1u);
+  EXPECT_EQ(store_->list_pull_requests()->size(), 2u);
 }
 
 TEST_P(StoreContract, ClaimsExcludeOthersUntilTheyExpire) {

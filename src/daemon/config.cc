@@ -1,0 +1,162 @@
+#include "daemon/config.h"
+
+#include "core/files.h"
+#include "manifest/json_reader.h"
+
+namespace prevue {
+
+using json_reader::Reader;
+using json_reader::ReadError;
+
+namespace {
+
+ListenAddress read_listen(const Reader& r) {
+  std::string text = r.string();
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) r.fail("must be HOST:PORT (e.g. 127.0.0.1:8080)");
+  ListenAddress a;
+  a.host = text.substr(0, colon);
+  if (a.host.size() > 2 && a.host.front() == '[' && a.host.back() == ']') a.host = a.host.substr(1, a.host.size() - 2);
+  std::string port = text.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535)
+    r.fail("has an invalid port '" + port + "'");
+  a.port = static_cast<unsigned short>(std::stoi(port));
+  if (a.host.empty()) r.fail("needs a host (127.0.0.1 keeps it on this machine)");
+  return a;
+}
+
+int read_int(const Reader& r, int low, int high) {
+  if (!r.value().is_number_integer()) r.fail("must be an integer");
+  long long v = r.value().get<long long>();
+  if (v < low || v > high) r.fail("must be between " + std::to_string(low) + " and " + std::to_string(high));
+  return static_cast<int>(v);
+}
+
+std::filesystem::path resolve(const std::filesystem::path& base, const std::string& p) {
+  std::filesystem::path path(p);
+  return path.is_absolute() ? path : (base / path).lexically_normal();
+}
+
+}  // namespace
+
+Config default_config(const std::filesystem::path& state_dir) {
+  Config c;
+  c.state_dir = state_dir;
+  c.hosts_file = state_dir / "hosts";
+  return c;
+}
+
+Result<Config> parse_config(std::string_view text, const std::filesystem::path& config_path) {
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    return make_error(ErrorCode::kParse, config_path.string() + ": JSON syntax error: " + e.what());
+  }
+  std::filesystem::path base = std::filesystem::absolute(config_path).parent_path();
+  try {
+    Reader root(doc, "$");
+    root.expect_object({"state_dir", "provider_dir", "api", "proxy", "repositories", "dns", "lease", "concurrency", "scheduler"});
+    Config c;
+    if (!root.has("state_dir")) root.fail("missing required field 'state_dir'");
+    c = default_config(resolve(base, root.at("state_dir").string()));
+    if (root.has("provider_dir")) c.provider_dir = resolve(base, root.at("provider_dir").string());
+    if (root.has("api")) {
+      Reader api = root.at("api");
+      api.expect_object({"listen", "token", "token_file"});
+      if (api.has("listen")) c.api = read_listen(api.at("listen"));
+      if (api.has("token")) c.api_token = api.at("token").string();
+      if (api.has("token_file")) {
+        auto token = read_file(resolve(base, api.at("token_file").string()));
+        if (!token.ok()) api.at("token_file").fail(token.error().message);
+        c.api_token = *token;
+        while (!c.api_token.empty() && (c.api_token.back() == '\n' || c.api_token.back() == '\r')) c.api_token.pop_back();
+      }
+    }
+    if (root.has("proxy")) {
+      Reader p = root.at("proxy");
+      p.expect_object({"listen", "domain", "public_url", "threads", "max_header_bytes", "max_body_bytes", "timeout", "wake_timeout"});
+      if (p.has("listen")) c.proxy = read_listen(p.at("listen"));
+      if (p.has("domain")) {
+        c.domain = p.at("domain").string();
+        if (c.domain.empty() || c.domain.front() == '.' || c.domain.back() == '.' ||
+            c.domain.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") != std::string::npos)
+          p.at("domain").fail("must be a lower-case DNS name like preview.example.com");
+      }
+      if (p.has("public_url")) c.public_url = p.at("public_url").string();
+      if (p.has("threads")) c.proxy_threads = read_int(p.at("threads"), 1, 64);
+      if (p.has("max_header_bytes")) c.max_header_bytes = static_cast<size_t>(read_int(p.at("max_header_bytes"), 1024, 1 << 20));
+      if (p.has("max_body_bytes")) c.max_body_bytes = static_cast<size_t>(read_int(p.at("max_body_bytes"), 0, 1 << 30));
+      if (p.has("timeout")) c.proxy_timeout = p.at("timeout").duration();
+      if (p.has("wake_timeout")) c.wake_timeout = p.at("wake_timeout").duration();
+    }
+    if (root.has("repositories")) {
+      Reader repos = root.at("repositories");
+      if (!repos.value().is_array()) repos.fail("must be an array");
+      for (size_t i = 0; i < repos.value().size(); ++i) {
+        Reader r(repos.value()[i], repos.path() + "[" + std::to_string(i) + "]");
+        r.expect_object({"url", "base", "poll_interval", "pull_requests"});
+        WatchedRepository w;
+        w.url = r.required_string("url");
+        if (w.url.find("://") == std::string::npos && w.url.find('@') == std::string::npos) w.url = resolve(base, w.url).string();
+        w.base = r.string_or("base", "main");
+        if (r.has("poll_interval")) {
+          w.poll_interval = r.at("poll_interval").duration();
+          if (w.poll_interval.count() < 100) r.at("poll_interval").fail("must be at least 100ms");
+        }
+        if (r.has("pull_requests")) {
+          std::string mode = r.at("pull_requests").string();
+          if (mode == "auto") w.pull_requests = PullRequestSource::kAuto;
+          else if (mode == "branches") w.pull_requests = PullRequestSource::kBranches;
+          else if (mode == "refs") w.pull_requests = PullRequestSource::kRefs;
+          else r.at("pull_requests").fail("must be \"auto\", \"branches\" or \"refs\"");
+        }
+        c.repositories.push_back(w);
+      }
+    }
+    if (root.has("dns")) {
+      Reader d = root.at("dns");
+      d.expect_object({"backend", "hosts_file", "address"});
+      if (d.has("backend")) {
+        c.dns_backend = d.at("backend").string();
+        if (c.dns_backend != "hosts" && c.dns_backend != "none") d.at("backend").fail("must be \"hosts\" or \"none\"");
+      }
+      if (d.has("hosts_file")) c.hosts_file = resolve(base, d.at("hosts_file").string());
+      if (d.has("address")) c.dns_address = d.at("address").string();
+    }
+    if (root.has("lease")) {
+      Reader l = root.at("lease");
+      l.expect_object({"ttl", "idle", "end", "grace"});
+      if (l.has("ttl")) c.lease.ttl = l.at("ttl").duration();
+      if (l.has("idle")) c.lease.idle = l.at("idle").duration();
+      if (l.has("grace")) c.lease.grace = l.at("grace").duration();
+      if (l.has("end")) {
+        std::string end = l.at("end").string();
+        if (end == "destroy") c.lease.end = EndAction::kDestroy;
+        else if (end == "sleep") c.lease.end = EndAction::kSleep;
+        else l.at("end").fail("must be \"destroy\" or \"sleep\"");
+      }
+    }
+    if (root.has("concurrency")) c.concurrency = read_int(root.at("concurrency"), 1, 64);
+    if (root.has("scheduler")) {
+      Reader s = root.at("scheduler");
+      s.expect_object({"expiry_batch", "activity_flush", "reconcile_interval", "claim_ttl"});
+      if (s.has("expiry_batch")) c.expiry_batch = read_int(s.at("expiry_batch"), 1, 100000);
+      if (s.has("activity_flush")) c.activity_flush = s.at("activity_flush").duration();
+      if (s.has("reconcile_interval")) c.reconcile_interval = s.at("reconcile_interval").duration();
+      if (s.has("claim_ttl")) c.claim_ttl = s.at("claim_ttl").duration();
+    }
+    if (c.dns_address.empty()) c.dns_address = c.proxy.host;
+    return c;
+  } catch (const ReadError& e) {
+    return make_error(ErrorCode::kInvalidArgument, config_path.string() + ": " + e.path + " " + e.message);
+  }
+}
+
+Result<Config> load_config(const std::filesystem::path& path) {
+  auto text = read_file(path);
+  if (!text.ok()) return make_error(ErrorCode::kNotFound, "cannot read config " + path.string());
+  return parse_config(*text, path);
+}
+
+}  // namespace prevue

@@ -1,0 +1,61 @@
+// The daemon's configuration file (JSON), documented in docs/config.md.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/duration.h"
+#include "core/result.h"
+#include "manifest/manifest.h"
+
+namespace prevue {
+
+struct ListenAddress {
+  std::string host = "127.0.0.1";
+  unsigned short port = 0;  // 0: pick a free port (printed at start)
+  std::string to_string() const { return host + ":" + std::to_string(port); }
+};
+
+enum class PullRequestSource { kAuto, kBranches, kRefs };
+
+struct WatchedRepository {
+  std::string url;                 // local path or URL
+  std::string base = "main";
+  Millis poll_interval = Millis(30'000);
+  PullRequestSource pull_requests = PullRequestSource::kAuto;
+};
+
+struct Config {
+  std::filesystem::path state_dir;
+  std::filesystem::path provider_dir;   // empty: beside the binary
+  ListenAddress api{"127.0.0.1", 7400};
+  std::string api_token;                // guards every call that changes something; empty: changes refused
+  ListenAddress proxy{"127.0.0.1", 8080};
+  std::string domain = "prevue.localhost";
+  std::string public_url;               // "http://{host}:8080/" by default
+  int proxy_threads = 2;
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 64 * 1024 * 1024;
+  Millis proxy_timeout = Millis(60'000);
+  Millis wake_timeout = Millis(60'000);
+  std::vector<WatchedRepository> repositories;
+  std::string dns_backend = "hosts";    // hosts | none
+  std::filesystem::path hosts_file;     // default <state_dir>/hosts
+  std::string dns_address;              // default: the proxy's listen address
+  LeasePolicy lease;
+  int concurrency = 2;
+  int expiry_batch = 100;               // leases acted on per expiry pass
+  Millis activity_flush = Millis(5'000);
+  Millis reconcile_interval = Millis(30'000);
+  Millis claim_ttl = Millis(30LL * 60'000);
+};
+
+// Parses and validates; errors name the JSON path. Relative paths are
+// resolved against the config file's directory.
+Result<Config> parse_config(std::string_view text, const std::filesystem::path& config_path);
+Result<Config> load_config(const std::filesystem::path& path);
+// The configuration used when no file is given (`prevue gc` without --config).
+Config default_config(const std::filesystem::path& state_dir);
+
+}  // namespace prevue

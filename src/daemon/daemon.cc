@@ -1,0 +1,859 @@
+#include "daemon/daemon.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <map>
+#include <set>
+
+#include "core/files.h"
+#include "daemon/metrics.h"
+#include "dns/dns_backend.h"
+#include "engine/engine.h"
+#include "engine/events.h"
+#include "engine/maintenance.h"
+#include "engine/reconcile.h"
+#include "git/git_mirror.h"
+#include "http/http.h"
+#include "lease/lease_scheduler.h"
+
+namespace prevue {
+
+namespace asio = boost::asio;
+using json = nlohmann::json;
+
+namespace {
+
+// Log lines: a stable event name, then key=value fields (docs/config.md lists them).
+void log_event(const std::string& event, const std::string& fields = "") {
+  std::cerr << "prevue: " << event << (fields.empty() ? "" : " ") << fields << std::endl;
+}
+
+std::string json_quoted(const std::string& s) { return json(s).dump(); }
+
+using PrKey = std::pair<std::int64_t, long>;  // (repository, PR number)
+
+enum class OpKind { kUp, kDown, kSleep };
+const char* to_string(OpKind k) { return k == OpKind::kUp ? "up" : k == OpKind::kDown ? "down" : "sleep"; }
+
+struct InFlight {
+  OpKind kind;
+  std::string sha;
+  std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
+};
+
+HttpResponse json_response(int status, const json& body) { return HttpResponse{status, "application/json", body.dump(2) + "\n", {}}; }
+HttpResponse error_response(int status, const std::string& message) { return json_response(status, json{{"error", message}}); }
+
+}  // namespace
+
+struct Daemon::Impl {
+  Config config;
+  EngineConfig engine_config;
+  SystemClock clock;
+  SubprocessRunner runner;
+  asio::io_context main;
+  std::unique_ptr<asio::thread_pool> workers;
+  std::unique_ptr<asio::thread_pool> git_pool;
+  std::unique_ptr<Store> store;  // the main thread's connection
+  RouteTable routes;
+  LeaseScheduler leases;
+  Metrics metrics;
+  std::unique_ptr<DnsBackend> dns;
+  std::vector<std::string> published_hosts;
+  std::unique_ptr<HttpServer> api;
+  std::unique_ptr<Proxy> proxy;
+  asio::steady_timer lease_timer{main};
+  asio::steady_timer flush_timer{main};
+  asio::steady_timer reconcile_timer{main};
+  std::vector<std::unique_ptr<asio::steady_timer>> poll_timers;
+  std::map<PrKey, InFlight> in_flight;
+  std::map<std::int64_t, std::int64_t> wake_requested;  // env -> when
+  std::set<std::int64_t> polls_running;
+  std::map<std::int64_t, RepositoryRecord> repos;  // watched, by id
+  std::map<std::int64_t, WatchedRepository> watched;
+  bool stopping = false;
+  std::string owner = "daemon-" + std::to_string(::getpid());
+
+  explicit Impl(Config c) : config(std::move(c)) {}
+
+  // ---- per-thread store and engine ------------------------------------------
+
+  Store& thread_store() {
+    thread_local std::unique_ptr<Store> local;
+    if (!local) {
+      auto opened = Store::open((config.state_dir / "prevue.db").string(), clock);
+      if (!opened.ok()) throw std::runtime_error(opened.error().message);
+      local = std::move(opened).value();
+    }
+    return *local;
+  }
+
+  // ---- start ------------------------------------------------------------------
+
+  int start() {
+    std::error_code ec;
+    std::filesystem::create_directories(config.state_dir, ec);
+    auto opened = Store::open((config.state_dir / "prevue.db").string(), clock);
+    if (!opened.ok()) {
+      std::cerr << "prevue serve: " << opened.error().message << "\n";
+      return 1;
+    }
+    store = std::move(opened).value();
+    init_git_library();
+
+    if (config.dns_backend == "hosts") dns = std::make_unique<HostsFileBackend>(config.hosts_file, config.dns_address);
+    else dns = std::make_unique<NoDnsBackend>();
+
+    // The proxy first: its port is part of every environment's link.
+    ProxyOptions po{config.proxy.host,         config.proxy.port,   config.proxy_threads, config.max_header_bytes,
+                    config.max_body_bytes,     config.proxy_timeout, config.wake_timeout};
+    ProxyHooks hooks;
+    hooks.on_hit = [this](std::int64_t env_id) { leases.touch(env_id, clock.now_ms()); };
+    hooks.wake = [this](std::int64_t env_id) { asio::post(main, [this, env_id] { wake(env_id); }); };
+    hooks.on_status = [this](int status) { metrics.count_proxy_status(status); };
+    auto started_proxy = Proxy::start(po, routes, hooks);
+    if (!started_proxy.ok()) {
+      std::cerr << "prevue serve: proxy: " << started_proxy.error().message << "\n";
+      return 1;
+    }
+    proxy = std::move(started_proxy).value();
+
+    engine_config.state_dir = config.state_dir;
+    engine_config.provider_dir = config.provider_dir;
+    engine_config.preview_domain = config.domain;
+    engine_config.public_url_template =
+        config.public_url.empty() ? "http://{host}:" + std::to_string(proxy->port()) + "/" : config.public_url;
+    engine_config.lease_defaults = config.lease;
+
+    auto started_api = HttpServer::start(main, config.api.host, config.api.port, [this](const HttpRequest& r) { return handle(r); },
+                                         1 << 20);
+    if (!started_api.ok()) {
+      std::cerr << "prevue serve: api: " << started_api.error().message << "\n";
+      return 1;
+    }
+    api = std::move(started_api).value();
+
+    // Watched repositories.
+    Engine engine(engine_config, *store, runner, clock);
+    for (const auto& w : config.repositories) {
+      auto repo = engine.repository(w.url);
+      if (!repo.ok()) {
+        std::cerr << "prevue serve: repository " << w.url << ": " << repo.error().message << "\n";
+        return 1;
+      }
+      repos[repo->id] = *repo;
+      watched[repo->id] = w;
+    }
+
+    workers = std::make_unique<asio::thread_pool>(static_cast<size_t>(config.concurrency));
+    git_pool = std::make_unique<asio::thread_pool>(1);
+
+    recover_from_providers();
+    if (auto all = store->all_leases(); all.ok())
+      for (const auto& lease : *all) schedule_lease(lease);
+
+    json state{{"pid", ::getpid()},
+               {"api", "http://" + config.api.host + ":" + std::to_string(api->port())},
+               {"api_port", api->port()},
+               {"proxy_port", proxy->port()},
+               {"domain", config.domain}};
+    (void)write_file_atomic(config.state_dir / "serve.json", state.dump(2) + "\n");
+    log_event("serve.started", "api=" + config.api.host + ":" + std::to_string(api->port()) + " proxy=" + config.proxy.host + ":" +
+                                   std::to_string(proxy->port()) + " domain=" + config.domain +
+                                   " repositories=" + std::to_string(repos.size()));
+
+    refresh_routes();
+    reconcile();
+    for (const auto& [id, w] : watched) {
+      poll_timers.push_back(std::make_unique<asio::steady_timer>(main));
+      schedule_poll(id, *poll_timers.back(), std::chrono::milliseconds(0));
+    }
+    arm_flush_timer();
+    arm_reconcile_timer();
+    arm_lease_timer();
+    return 0;
+  }
+
+  // Environments keep running across a restart; the store and the providers
+  // are compared once at start: orphans are swept, and a ready environment
+  // whose processes are gone (a reboot) is brought back by the reconciler.
+  void recover_from_providers() {
+    ProviderClient providers(runner, engine_config.provider_dir);
+    auto orphans = find_orphans(*store, providers, engine_config);
+    if (!orphans.ok()) {
+      log_event("serve.recover_failed", "error=" + json_quoted(orphans.error().message));
+      return;
+    }
+    for (const auto& orphan : *orphans) {
+      Status s = destroy_orphan(providers, engine_config, orphan);
+      log_event("gc.orphan_swept", "slug=" + orphan.slug + " ok=" + (s.ok() ? "true" : "false"));
+      metrics.gc_actions++;
+    }
+    auto envs = store->list_environments(false);
+    if (!envs.ok()) return;
+    for (auto e : *envs) {
+      if (e.state != EnvState::kReady) continue;
+      ProviderRequest r;
+      r.verb = ProviderVerb::kStatus;
+      r.environment = ProviderEnvironment{e.slug, e.dir, e.pr, e.deployed_sha};
+      r.state_root = (config.state_dir / "envs").string();
+      ProviderCall call = providers.call(e.provider, r, engine_config.provider_timeout);
+      bool all_running = call.response.ok() && call.response->ok && !call.response->services.empty();
+      if (all_running)
+        for (const auto& s : call.response->services) all_running = all_running && s.running;
+      if (!all_running) {
+        // Resumed by the reconciler: provisioning at the deployed commit.
+        e.state = EnvState::kProvisioning;
+        (void)store->update_environment(e);
+        log_event("serve.recover", "slug=" + e.slug + " reason=processes_gone");
+      }
+    }
+  }
+
+  // ---- reconciler ---------------------------------------------------------------
+
+  void reconcile() {
+    if (stopping) return;
+    auto prs = store->list_pull_requests();
+    if (!prs.ok()) {
+      log_event("reconcile.failed", "error=" + json_quoted(prs.error().message));
+      return;
+    }
+    std::int64_t now = clock.now_ms();
+    for (const auto& pr : *prs) {
+      auto env = store->find_environment(pr.repo_id, pr.pr);
+      if (!env.ok()) continue;
+      std::optional<LeaseRecord> lease;
+      if (env->has_value())
+        if (auto l = store->lease_of((*env)->id); l.ok()) lease = *l;
+      ReconcileDecision d = decide(pr, *env, lease, now);
+      PrKey key{pr.repo_id, pr.pr};
+      switch (d.action) {
+        case ReconcileAction::kNone:
+          break;
+        case ReconcileAction::kWait:
+          if (lease) schedule_lease(*lease);
+          break;
+        case ReconcileAction::kUp:
+          dispatch(key, OpKind::kUp, d.sha, d.ref, env->has_value() ? (*env)->slug : "", d.reason);
+          break;
+        case ReconcileAction::kDown:
+          if (env->has_value()) dispatch(key, OpKind::kDown, "", "", (*env)->slug, d.reason);
+          break;
+      }
+    }
+  }
+
+  void dispatch(PrKey key, OpKind kind, const std::string& sha, const std::string& ref, const std::string& slug,
+                const std::string& reason) {
+    auto it = in_flight.find(key);
+    if (it != in_flight.end()) {
+      // One operation per environment; a newer target supersedes the running one.
+      if (it->second.kind != kind || it->second.sha != sha) {
+        if (!it->second.cancelled->exchange(true))
+          log_event("reconcile.supersede", "pr=" + std::to_string(key.second) + " running=" + to_string(it->second.kind) + "@" +
+                                               it->second.sha.substr(0, 12) + " wanted=" + to_string(kind) + "@" + sha.substr(0, 12));
+      }
+      return;
+    }
+    InFlight op{kind, sha};
+    auto cancelled = op.cancelled;
+    in_flight.emplace(key, op);
+    auto repo_it = repos.find(key.first);
+    std::string repo_key;
+    if (repo_it != repos.end()) {
+      repo_key = repo_it->second.key;
+    } else if (auto r = store->find_repository(key.first); r.ok() && r->has_value()) {
+      repo_key = (*r)->key;
+      repos[key.first] = **r;
+    }
+    std::int64_t requested_at = clock.now_ms();
+    if (auto pr = store->find_pull_request(key.first, key.second); pr.ok() && pr->has_value())
+      requested_at = kind == OpKind::kUp ? (*pr)->updated_at : ((*pr)->closed_at ? (*pr)->closed_at : requested_at);
+    log_event("op.start", std::string("op=") + to_string(kind) + " pr=" + std::to_string(key.second) +
+                              (slug.empty() ? "" : " slug=" + slug) + (sha.empty() ? "" : " sha=" + sha.substr(0, 12)) +
+                              " reason=" + json_quoted(reason));
+    asio::post(*workers, [this, key, kind, sha, ref, slug, repo_key, cancelled, requested_at] {
+      bool ok = false;
+      std::string error, result_slug = slug;
+      try {
+        Store& st = thread_store();
+        Engine engine(engine_config, st, runner, clock);
+        std::int64_t env_id = 0;
+        if (auto e = st.find_environment_by_slug(slug); !slug.empty() && e.ok() && e->has_value()) env_id = (*e)->id;
+        bool claimed = env_id == 0 || st.try_claim(env_id, owner, config.claim_ttl.count()).value_or(false);
+        if (!claimed) {
+          error = "claimed by another cleaner";
+        } else if (kind == OpKind::kUp) {
+          UpRequest request{repo_key, key.second, ref, sha, cancelled.get()};
+          UpResult r = engine.up(request);
+          ok = r.ok;
+          error = r.failed_step.empty() ? r.error : r.failed_step + ": " + r.error;
+          result_slug = r.environment.slug;
+          env_id = r.environment.id;
+        } else {
+          DownResult r = kind == OpKind::kDown ? engine.down_by_slug(slug) : engine.sleep(slug);
+          ok = r.ok;
+          error = r.error;
+        }
+        if (claimed && env_id) (void)st.release_claim(env_id, owner);
+      } catch (const std::exception& e) {
+        error = std::string("internal error: ") + e.what();
+      }
+      asio::post(main, [this, key, kind, ok, error, result_slug, requested_at] {
+        op_done(key, kind, ok, error, result_slug, requested_at);
+      });
+    });
+  }
+
+  void op_done(PrKey key, OpKind kind, bool ok, const std::string& error, const std::string& slug, std::int64_t requested_at) {
+    in_flight.erase(key);
+    double seconds = static_cast<double>(clock.now_ms() - requested_at) / 1000.0;
+    log_event("op.done", std::string("op=") + to_string(kind) + " pr=" + std::to_string(key.second) + " slug=" + slug +
+                             " ok=" + (ok ? "true" : "false") + (error.empty() ? "" : " error=" + json_quoted(error)));
+    refresh_routes();
+    if (ok && kind == OpKind::kUp) {
+      metrics.time_to_preview.observe(seconds);
+      if (auto env = store->find_environment_by_slug(slug); env.ok() && env->has_value())
+        if (auto lease = store->lease_of((*env)->id); lease.ok() && lease->has_value()) schedule_lease(**lease);
+    }
+    if (ok && kind == OpKind::kDown) {
+      metrics.teardown_latency.observe(seconds);
+    }
+    if (ok && kind != OpKind::kUp) metrics.gc_actions++;
+    if (!stopping) reconcile();  // level-triggered: whatever changed meanwhile is picked up now
+  }
+
+  void wake(std::int64_t env_id) {
+    auto env = store->find_environment_by_id(env_id);
+    if (!env.ok() || !env->has_value() || (*env)->state != EnvState::kSleeping) return;
+    const EnvironmentRecord& e = **env;
+    log_event("lease.wake", "slug=" + e.slug);
+    // A visit is activity: renew before waking so the lease does not end again at once.
+    if (auto lease = store->lease_of(env_id); lease.ok() && lease->has_value()) {
+      LeaseRecord l = **lease;
+      std::int64_t now = clock.now_ms();
+      l.last_active = now;
+      l.expires_at = std::max(l.expires_at, now + l.ttl_ms);
+      (void)store->upsert_lease(l);
+      schedule_lease(l);
+      metrics.lease_renewals++;
+    }
+    dispatch({e.repo_id, e.pr}, OpKind::kUp, e.deployed_sha, e.ref, e.slug, "a request woke it");
+  }
+
+  // ---- routes and DNS -----------------------------------------------------------
+
+  void refresh_routes() {
+    auto envs = store->list_environments(false);
+    if (!envs.ok()) return;
+    RouteTable::Map map;
+    for (const auto& e : *envs) {
+      if (e.state == EnvState::kDestroying) continue;
+      ProxyRoute base;
+      base.env_id = e.id;
+      base.slug = e.slug;
+      switch (e.state) {
+        case EnvState::kReady: base.kind = ProxyRoute::Kind::kReady; break;
+        case EnvState::kSleeping: base.kind = ProxyRoute::Kind::kSleeping; break;
+        case EnvState::kFailed:
+          base.kind = ProxyRoute::Kind::kFailed;
+          base.detail = e.failed_step + ": " + e.error;
+          break;
+        default:
+          // An update keeps serving the running version; a first build shows the building page.
+          base.kind = e.deployed_sha.empty() ? ProxyRoute::Kind::kBuilding : ProxyRoute::Kind::kReady;
+          break;
+      }
+      auto stored = store->routes_of(e.id);
+      if (stored.ok() && !stored->empty()) {
+        for (const auto& r : *stored) {
+          ProxyRoute route = base;
+          auto colon = r.upstream.rfind(':');
+          route.upstream_host = r.upstream.substr(0, colon);
+          route.upstream_port = static_cast<unsigned short>(std::stoi(r.upstream.substr(colon + 1)));
+          map[r.host] = route;
+        }
+      } else {
+        if (base.kind == ProxyRoute::Kind::kReady) base.kind = ProxyRoute::Kind::kBuilding;
+        map[e.slug + "." + config.domain] = base;
+      }
+    }
+    std::vector<std::string> hosts;
+    for (const auto& [host, route] : map) hosts.push_back(host);
+    std::sort(hosts.begin(), hosts.end());
+    routes.replace(std::move(map));
+    if (hosts != published_hosts) {
+      Status s = dns->sync(hosts);
+      if (s.ok()) published_hosts = hosts;
+      else log_event("dns.failed", "backend=" + dns->name() + " error=" + json_quoted(s.error().message));
+    }
+  }
+
+  // ---- leases -------------------------------------------------------------------
+
+  void schedule_lease(const LeaseRecord& lease) {
+    auto env = store->find_environment_by_id(lease.env_id);
+    bool asleep = env.ok() && env->has_value() && (*env)->state == EnvState::kSleeping && lease.revoked_at == 0;
+    std::int64_t deadline = asleep ? LeaseScheduler::kNever : lease.deadline();
+    auto before = leases.next_deadline();
+    leases.schedule(lease.env_id, deadline);
+    if (leases.next_deadline() != before) arm_lease_timer();
+  }
+
+  void arm_lease_timer() {
+    auto next = leases.next_deadline();
+    if (!next) {
+      lease_timer.cancel();
+      return;
+    }
+    std::int64_t delay = std::max<std::int64_t>(0, *next - clock.now_ms());
+    lease_timer.expires_after(std::chrono::milliseconds(delay));
+    lease_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec && !stopping) expiry_pass();
+    });
+  }
+
+  // Bounded: at most `expiry_batch` leases a pass, most overdue first; the
+  // truth is re-read from the store before acting. Re-arms itself.
+  void expiry_pass() {
+    flush_activity();
+    std::int64_t now = clock.now_ms();
+    auto due = leases.take_due(now, static_cast<size_t>(config.expiry_batch));
+    for (std::int64_t env_id : due) {
+      auto lease = store->lease_of(env_id);
+      auto env = store->find_environment_by_id(env_id);
+      if (!lease.ok() || !lease->has_value() || !env.ok() || !env->has_value()) continue;
+      const LeaseRecord& l = **lease;
+      const EnvironmentRecord& e = **env;
+      if (l.deadline() > now) {
+        schedule_lease(l);  // renewed meanwhile (an extend, a hit flushed by gc)
+        continue;
+      }
+      PrKey key{e.repo_id, e.pr};
+      switch (lease_end_action(l, e)) {
+        case LeaseEnd::kNothing:
+          break;
+        case LeaseEnd::kSleep:
+          metrics.lease_expiries++;
+          (void)store->append_timeline(e.id, "expired", "idle or TTL limit reached: going to sleep", 0);
+          log_event("lease.expired", "slug=" + e.slug + " end=sleep");
+          dispatch(key, OpKind::kSleep, "", "", e.slug, "lease ran out");
+          break;
+        case LeaseEnd::kDestroy:
+          if (l.revoked_at == 0) {
+            metrics.lease_expiries++;
+            (void)store->append_timeline(e.id, "expired", "idle or TTL limit reached", 0);
+            log_event("lease.expired", "slug=" + e.slug + " end=destroy");
+            if (auto pr = store->find_pull_request(e.repo_id, e.pr); pr.ok() && pr->has_value()) {
+              PullRequestRecord p = **pr;
+              p.expired_sha = p.head_sha;
+              (void)store->upsert_pull_request(p);
+            }
+          }
+          dispatch(key, OpKind::kDown, "", "", e.slug, l.revoked_at ? "pull request closed, grace over" : "lease ran out");
+          break;
+      }
+    }
+    if (due.size() == static_cast<size_t>(config.expiry_batch)) {
+      asio::post(main, [this] { expiry_pass(); });  // more are due: continue without starving the loop
+      return;
+    }
+    arm_lease_timer();
+  }
+
+  // Proxy hits, coalesced in memory, written once per environment per flush.
+  void flush_activity() {
+    for (auto [env_id, at] : leases.take_activity()) {
+      auto lease = store->lease_of(env_id);
+      if (!lease.ok() || !lease->has_value() || (*lease)->last_active >= at) continue;
+      LeaseRecord l = **lease;
+      l.last_active = at;
+      (void)store->upsert_lease(l);
+      schedule_lease(l);
+      metrics.lease_renewals++;
+    }
+  }
+
+  void arm_flush_timer() {
+    flush_timer.expires_after(config.activity_flush);
+    flush_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping) return;
+      flush_activity();
+      arm_flush_timer();
+    });
+  }
+
+  void arm_reconcile_timer() {
+    reconcile_timer.expires_after(config.reconcile_interval);
+    reconcile_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping) return;
+      refresh_routes();
+      reconcile();
+      arm_reconcile_timer();
+    });
+  }
+
+  // ---- polling ------------------------------------------------------------------
+
+  void schedule_poll(std::int64_t repo_id, asio::steady_timer& timer, std::chrono::milliseconds delay) {
+    timer.expires_after(delay);
+    timer.async_wait([this, repo_id, &timer](const boost::system::error_code& ec) {
+      if (ec || stopping) return;
+      poll_now(repo_id);
+      schedule_poll(repo_id, timer, watched[repo_id].poll_interval);
+    });
+  }
+
+  void poll_now(std::int64_t repo_id) {
+    if (polls_running.count(repo_id)) return;  // one poll per repository at a time
+    polls_running.insert(repo_id);
+    RepositoryRecord repo = repos[repo_id];
+    WatchedRepository w = watched[repo_id];
+    asio::post(*git_pool, [this, repo, w] {
+      std::vector<std::string> notes;
+      std::string error;
+      try {
+        Status s = poll_repository(thread_store(), repo, w, notes);
+        if (!s.ok()) error = s.error().message;
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      asio::post(main, [this, repo, notes, error] {
+        polls_running.erase(repo.id);
+        if (!error.empty()) log_event("poll.failed", "repo=" + json_quoted(repo.key) + " error=" + json_quoted(error));
+        for (const auto& n : notes) log_event("event.ingested", n);
+        metrics.events_received += notes.size();
+        if (!notes.empty()) reconcile();
+      });
+    });
+  }
+
+  // Treats each branch but the base (or each refs/pull/N/head) as a pull
+  // request and turns what changed since the last poll into events.
+  Status poll_repository(Store& st, const RepositoryRecord& repo, const WatchedRepository& w, std::vector<std::string>& notes) {
+    auto opened = GitMirror::open(repo.mirror_path, repo.key);
+    if (!opened.ok()) return opened.error();
+    GitMirror git = std::move(opened).value();
+    PREVUE_TRY(git.fetch());
+    auto base = git.resolve_ref(w.base);
+    if (!base.ok()) return make_error(base.error().code, "base branch: " + base.error().message);
+    auto pull_refs = git.refs("refs/pull/*");
+    auto mr_refs = git.refs("refs/merge-requests/*");
+    bool use_refs = w.pull_requests == PullRequestSource::kRefs ||
+                    (w.pull_requests == PullRequestSource::kAuto &&
+                     ((pull_refs.ok() && !pull_refs->empty()) || (mr_refs.ok() && !mr_refs->empty())));
+    std::int64_t now = clock.now_ms();
+    std::set<std::string> present;  // head refs that exist now
+
+    auto emit = [&](long pr, const std::string& action, const std::string& sha, const std::string& head_ref) -> Status {
+      EventRecord e;
+      e.delivery_id = "poll:" + std::to_string(repo.id) + ":" + std::to_string(pr) + ":" + action + ":" + sha;
+      e.source = "poll";
+      e.repo_id = repo.id;
+      e.pr = pr;
+      e.action = action;
+      e.head_sha = sha;
+      e.head_ref = head_ref;
+      e.base_ref = w.base;
+      e.base_sha = base->sha;
+      auto r = ingest_event(st, e, now);
+      if (!r.ok()) return r.error();
+      if (!r->duplicate) notes.push_back("source=poll repo=" + json_quoted(repo.name) + " note=" + json_quoted(r->note));
+      return {};
+    };
+    auto merged_into_base = [&](const std::string& sha) {
+      auto a = git.is_ancestor(sha, base->sha);
+      return a.ok() && *a;
+    };
+
+    if (use_refs) {
+      std::vector<std::pair<std::string, std::string>> heads;
+      for (const auto* list : {&pull_refs, &mr_refs})
+        if (list->ok())
+          for (const auto& [name, sha] : **list)
+            if (name.size() > 5 && name.substr(name.size() - 5) == "/head") heads.emplace_back(name, sha);
+      for (const auto& [name, sha] : heads) {
+        // refs/pull/<N>/head or refs/merge-requests/<N>/head
+        std::string middle = name.substr(0, name.size() - 5);
+        std::string number = middle.substr(middle.rfind('/') + 1);
+        if (number.empty() || number.size() > 9 || number.find_first_not_of("0123456789") != std::string::npos) continue;
+        long pr = std::stol(number);
+        present.insert(name);
+        auto known = st.find_pull_request(repo.id, pr);
+        if (!known.ok()) return known.error();
+        bool merged = merged_into_base(sha);
+        if (!known->has_value()) {
+          if (!merged) PREVUE_TRY(emit(pr, kEventOpened, sha, name));
+        } else if ((*known)->status == PrStatus::kOpen) {
+          if (merged) PREVUE_TRY(emit(pr, kEventMerged, sha, name));
+          else if ((*known)->head_sha != sha) PREVUE_TRY(emit(pr, kEventUpdated, sha, name));
+        } else if ((*known)->head_sha != sha && !merged) {
+          PREVUE_TRY(emit(pr, kEventOpened, sha, name));  // reopened with new work
+        }
+      }
+    } else {
+      auto branches = git.branches();
+      if (!branches.ok()) return branches.error();
+      for (const auto& [branch, sha] : *branches) {
+        if (branch == w.base) continue;
+        present.insert(branch);
+        auto known = st.find_pull_request_by_branch(repo.id, branch);
+        if (!known.ok()) return known.error();
+        bool merged = merged_into_base(sha);
+        if (known->has_value() && (*known)->status == PrStatus::kOpen) {
+          if (merged) PREVUE_TRY(emit((*known)->pr, kEventMerged, sha, branch));
+          else if ((*known)->head_sha != sha) PREVUE_TRY(emit((*known)->pr, kEventUpdated, sha, branch));
+          continue;
+        }
+        // No open PR for the branch: new work (not already in the base) opens one.
+        if (merged) continue;
+        if (known->has_value() && (*known)->head_sha == sha) continue;  // closed at this very commit
+        auto number = st.next_pr_number(repo.id);
+        if (!number.ok()) return number.error();
+        PREVUE_TRY(emit(*number, kEventOpened, sha, branch));
+      }
+    }
+    // Open PRs whose head ref is gone: the branch was deleted, the PR closed.
+    auto prs = st.list_pull_requests();
+    if (!prs.ok()) return prs.error();
+    for (const auto& pr : *prs) {
+      if (pr.repo_id != repo.id || pr.status != PrStatus::kOpen || present.count(pr.head_ref)) continue;
+      bool is_ref_pr = pr.head_ref.rfind("refs/", 0) == 0;
+      if (is_ref_pr != use_refs) continue;
+      PREVUE_TRY(emit(pr.pr, merged_into_base(pr.head_sha) ? kEventMerged : kEventClosed, pr.head_sha, pr.head_ref));
+    }
+    return {};
+  }
+
+  // ---- API ----------------------------------------------------------------------
+
+  bool authorized(const HttpRequest& r) const {
+    if (config.api_token.empty()) return false;
+    std::string expected = "Bearer " + config.api_token;
+    std::string given = r.header("authorization");
+    return given.size() == expected.size() && CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0;
+  }
+
+  json env_json(const EnvironmentRecord& e) {
+    json j{{"slug", e.slug},        {"pr", e.pr},       {"state", to_string(e.state)}, {"ref", e.ref},
+           {"commit", e.commit_sha}, {"deployed_commit", e.deployed_sha}, {"url", e.url},
+           {"provider", e.provider}, {"created_at_ms", e.created_at},     {"updated_at_ms", e.updated_at}};
+    if (auto repo = store->find_repository(e.repo_id); repo.ok() && repo->has_value()) j["repo"] = (*repo)->key;
+    if (!e.error.empty()) {
+      j["failed_step"] = e.failed_step;
+      j["error"] = e.error;
+    }
+    if (auto lease = store->lease_of(e.id); lease.ok() && lease->has_value()) {
+      const LeaseRecord& l = **lease;
+      j["lease"] = {{"expires_at_ms", l.expires_at}, {"last_active_ms", l.last_active}, {"idle_ms", l.idle_ms},
+                    {"end", l.end_action},          {"pinned", l.pinned},              {"revoked_at_ms", l.revoked_at},
+                    {"deadline_ms", l.deadline() == LeaseScheduler::kNever ? json(nullptr) : json(l.deadline())}};
+    }
+    if (auto routes_of = store->routes_of(e.id); routes_of.ok()) {
+      json hosts = json::array();
+      for (const auto& r : *routes_of) hosts.push_back({{"host", r.host}, {"service", r.service}, {"upstream", r.upstream}});
+      j["routes"] = hosts;
+    }
+    return j;
+  }
+
+  HttpResponse handle(const HttpRequest& r) {
+    std::string path = r.target.substr(0, r.target.find('?'));
+    const std::string prefix = "/api/v1/environments";
+    bool mutating = r.method != "GET" && r.method != "HEAD";
+    if (path == "/healthz") return json_response(200, json{{"ok", true}, {"in_flight", in_flight.size()}});
+    if (path == "/metrics" && r.method == "GET") {
+      std::map<std::string, std::int64_t> by_state;
+      for (EnvState s : {EnvState::kPending, EnvState::kProvisioning, EnvState::kReady, EnvState::kSleeping, EnvState::kFailed,
+                         EnvState::kDestroying, EnvState::kDestroyed})
+        by_state[to_string(s)] = 0;
+      if (auto all = store->list_environments(true); all.ok())
+        for (const auto& e : *all) by_state[to_string(e.state)]++;
+      std::int64_t depth = store->inbox_depth().value_or(-1);
+      return HttpResponse{200, "text/plain; version=0.0.4", metrics.render(by_state, depth), {}};
+    }
+    if (mutating && !authorized(r)) {
+      return config.api_token.empty()
+                 ? error_response(403, "changes through the API are disabled: set api.token or api.token_file in the config")
+                 : HttpResponse{401, "application/json", "{\"error\": \"missing or wrong bearer token\"}\n",
+                                {{"WWW-Authenticate", "Bearer"}}};
+    }
+    try {
+      if (path == "/api/v1/events" && r.method == "GET") {
+        json out = json::array();
+        if (auto events = store->recent_events(100); events.ok())
+          for (const auto& e : *events)
+            out.push_back({{"id", e.id}, {"delivery_id", e.delivery_id}, {"source", e.source}, {"pr", e.pr}, {"action", e.action},
+                           {"head_sha", e.head_sha}, {"status", e.status}, {"note", e.note}, {"received_at_ms", e.received_at}});
+        return json_response(200, out);
+      }
+      if (path == "/api/v1/repositories/poll" && r.method == "POST") {
+        json body = r.body.empty() ? json::object() : json::parse(r.body);
+        std::string wanted = body.value("repo", "");
+        int polled = 0;
+        for (const auto& [id, repo] : repos) {
+          auto key = Engine::repository_key(wanted);
+          if (wanted.empty() || repo.key == wanted || (key.ok() && repo.key == *key) || repo.name == wanted) {
+            poll_now(id);
+            ++polled;
+          }
+        }
+        if (!polled) return error_response(404, "no watched repository matches '" + wanted + "'");
+        return json_response(202, json{{"polling", polled}});
+      }
+      if (path == prefix && r.method == "GET") {
+        json out = json::array();
+        if (auto envs = store->list_environments(false); envs.ok())
+          for (const auto& e : *envs) out.push_back(env_json(e));
+        return json_response(200, out);
+      }
+      if (path == prefix && r.method == "POST") return api_create(json::parse(r.body.empty() ? "{}" : r.body));
+      if (path.rfind(prefix + "/", 0) == 0) {
+        std::string rest = path.substr(prefix.size() + 1);
+        std::string slug = rest.substr(0, rest.find('/'));
+        std::string sub = rest.size() > slug.size() ? rest.substr(slug.size() + 1) : "";
+        auto found = store->find_environment_by_slug(slug);
+        if (!found.ok()) return error_response(500, found.error().message);
+        if (!found->has_value()) return error_response(404, "no environment called '" + slug + "'");
+        const EnvironmentRecord& e = **found;
+        if (sub.empty() && r.method == "GET") return json_response(200, env_json(e));
+        if (sub == "timeline" && r.method == "GET") {
+          json out = json::array();
+          if (auto t = store->timeline_of(e.id); t.ok())
+            for (const auto& entry : *t)
+              out.push_back({{"at_ms", entry.at}, {"kind", entry.kind}, {"detail", entry.detail}, {"duration_ms", entry.duration_ms}});
+          return json_response(200, out);
+        }
+        if (sub.empty() && r.method == "DELETE") {
+          if (e.state == EnvState::kDestroyed) return json_response(200, json{{"slug", e.slug}, {"state", "destroyed"}});
+          // Like an expired lease: gone until the next push.
+          if (auto pr = store->find_pull_request(e.repo_id, e.pr); pr.ok() && pr->has_value()) {
+            PullRequestRecord p = **pr;
+            p.expired_sha = p.head_sha;
+            (void)store->upsert_pull_request(p);
+          }
+          (void)store->append_timeline(e.id, "received", "delete through the API", 0);
+          dispatch({e.repo_id, e.pr}, OpKind::kDown, "", "", e.slug, "deleted through the API");
+          return json_response(202, json{{"slug", e.slug}, {"state", "destroying"}});
+        }
+        if (sub == "extend" && r.method == "POST") {
+          json body = json::parse(r.body.empty() ? "{}" : r.body);
+          auto by = parse_duration(body.value("duration", ""));
+          if (!by.ok()) return error_response(400, by.error().message);
+          auto lease = extend_lease(*store, e.slug, *by, clock.now_ms());
+          if (!lease.ok()) return error_response(lease.error().code == ErrorCode::kNotFound ? 404 : 400, lease.error().message);
+          schedule_lease(*lease);
+          metrics.lease_renewals++;
+          return json_response(200, env_json(e));
+        }
+        if (sub == "pin" && r.method == "POST") {
+          json body = json::parse(r.body.empty() ? "{}" : r.body);
+          if (!body.contains("pinned") || !body["pinned"].is_boolean()) return error_response(400, "body must be {\"pinned\": true|false}");
+          auto lease = pin_lease(*store, e.slug, body["pinned"].get<bool>());
+          if (!lease.ok()) return error_response(lease.error().code == ErrorCode::kNotFound ? 404 : 400, lease.error().message);
+          schedule_lease(*lease);
+          return json_response(200, env_json(e));
+        }
+      }
+    } catch (const json::exception& e) {
+      return error_response(400, std::string("malformed JSON body: ") + e.what());
+    }
+    return error_response(404, "no such endpoint: " + r.method + " " + path);
+  }
+
+  // POST /api/v1/environments {"repo", "pr", "ref" | "sha"}: an event from the API.
+  HttpResponse api_create(const json& body) {
+    if (!body.is_object() || !body.contains("repo") || !body["repo"].is_string() || !body.contains("pr") ||
+        !body["pr"].is_number_integer() || body["pr"].get<long>() <= 0)
+      return error_response(400, "body must be {\"repo\": PATH_OR_URL, \"pr\": N, \"ref\": BRANCH} (or \"sha\")");
+    std::string ref = body.value("ref", ""), sha = body.value("sha", "");
+    if (ref.empty() == sha.empty()) return error_response(400, "give exactly one of \"ref\" or \"sha\"");
+    Engine engine(engine_config, *store, runner, clock);
+    auto repo = engine.repository(body["repo"].get<std::string>());
+    if (!repo.ok()) return error_response(400, repo.error().message);
+    repos[repo->id] = *repo;
+    long pr = body["pr"].get<long>();
+    // Resolving needs a fetch: done on the git thread, then the event is ingested.
+    asio::post(*git_pool, [this, repo = *repo, pr, ref, sha] {
+      std::string note, error;
+      try {
+        Store& st = thread_store();
+        auto opened = GitMirror::open(repo.mirror_path, repo.key);
+        if (!opened.ok()) throw std::runtime_error(opened.error().message);
+        Status fetched = opened->fetch();
+        if (!fetched.ok()) throw std::runtime_error(fetched.error().message);
+        auto resolved = sha.empty() ? opened->resolve_ref(ref) : opened->resolve_sha(sha);
+        if (!resolved.ok()) throw std::runtime_error(resolved.error().message);
+        EventRecord e;
+        e.delivery_id = "api:" + std::to_string(repo.id) + ":" + std::to_string(pr) + ":" + resolved->sha + ":" +
+                        std::to_string(clock.now_ms());
+        e.source = "api";
+        e.repo_id = repo.id;
+        e.pr = pr;
+        e.action = kEventOpened;
+        e.head_sha = resolved->sha;
+        e.head_ref = ref;
+        auto r = ingest_event(st, e, clock.now_ms());
+        if (!r.ok()) throw std::runtime_error(r.error().message);
+        note = r->note;
+      } catch (const std::exception& ex) {
+        error = ex.what();
+      }
+      asio::post(main, [this, note, error] {
+        if (!error.empty()) log_event("api.create_failed", "error=" + json_quoted(error));
+        else log_event("event.ingested", "source=api note=" + json_quoted(note));
+        reconcile();
+      });
+    });
+    return json_response(202, json{{"repo", repo->key}, {"pr", pr}, {"status", "accepted"}});
+  }
+
+  // ---- stop ---------------------------------------------------------------------
+
+  void stop() {
+    if (stopping) return;
+    stopping = true;
+    log_event("serve.stopping", "in_flight=" + std::to_string(in_flight.size()));
+    for (auto& [key, op] : in_flight) op.cancelled->store(true);  // each stops before its next step
+    lease_timer.cancel();
+    flush_timer.cancel();
+    reconcile_timer.cancel();
+    for (auto& t : poll_timers) t->cancel();
+    if (api) api->stop();
+    if (proxy) proxy->stop();
+    flush_activity();
+  }
+};
+
+Daemon::Daemon(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Daemon::~Daemon() = default;
+
+int Daemon::run() {
+  Impl& d = *impl_;
+  if (int rc = d.start()) return rc;
+  asio::signal_set signals(d.main, SIGINT, SIGTERM);
+  signals.async_wait([&d](const boost::system::error_code& ec, int) {
+    if (!ec) d.stop();
+  });
+  // Runs until stop() has cancelled the timers and servers and the
+  // in-flight operations have posted their completions.
+  while (!d.main.stopped()) {
+    d.main.run_one();
+    if (d.stopping && d.in_flight.empty() && d.polls_running.empty()) break;
+  }
+  d.workers->join();
+  d.git_pool->join();
+  log_event("serve.stopped");
+  return 0;
+}
+
+}  // namespace prevue

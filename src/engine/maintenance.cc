@@ -1,0 +1,190 @@
+#include "engine/maintenance.h"
+
+#include <set>
+
+namespace prevue {
+
+namespace {
+
+Result<std::pair<EnvironmentRecord, LeaseRecord>> env_and_lease(Store& store, const std::string& slug) {
+  auto env = store.find_environment_by_slug(slug);
+  if (!env.ok()) return env.error();
+  if (!env->has_value() || (*env)->state == EnvState::kDestroyed)
+    return make_error(ErrorCode::kNotFound, "no live environment called '" + slug + "'");
+  auto lease = store.lease_of((*env)->id);
+  if (!lease.ok()) return lease.error();
+  if (!lease->has_value()) return make_error(ErrorCode::kNotFound, "environment " + slug + " has no lease yet (it was never ready)");
+  return std::make_pair(**env, **lease);
+}
+
+}  // namespace
+
+Result<LeaseRecord> extend_lease(Store& store, const std::string& slug, Millis by, std::int64_t now_ms) {
+  if (by.count() <= 0) return make_error(ErrorCode::kInvalidArgument, "extend by a positive duration");
+  auto found = env_and_lease(store, slug);
+  if (!found.ok()) return found.error();
+  LeaseRecord lease = found->second;
+  lease.expires_at = std::max(lease.expires_at, now_ms) + by.count();
+  lease.last_active = now_ms;
+  PREVUE_TRY(store.upsert_lease(lease));
+  (void)store.append_timeline(lease.env_id, "renewed", "extended by " + format_duration(by), 0);
+  return lease;
+}
+
+Result<LeaseRecord> pin_lease(Store& store, const std::string& slug, bool pinned) {
+  auto found = env_and_lease(store, slug);
+  if (!found.ok()) return found.error();
+  LeaseRecord lease = found->second;
+  lease.pinned = pinned;
+  PREVUE_TRY(store.upsert_lease(lease));
+  (void)store.append_timeline(lease.env_id, "renewed", pinned ? "pinned" : "unpinned", 0);
+  return lease;
+}
+
+LeaseEnd lease_end_action(const LeaseRecord& lease, const EnvironmentRecord& env) {
+  if (env.state == EnvState::kDestroyed) return LeaseEnd::kNothing;
+  if (lease.revoked_at != 0 || lease.end_action != "sleep") return LeaseEnd::kDestroy;
+  return env.state == EnvState::kReady ? LeaseEnd::kSleep : LeaseEnd::kNothing;
+}
+
+Result<std::vector<Orphan>> find_orphans(Store& store, ProviderClient& providers, const EngineConfig& config) {
+  auto envs = store.list_environments(false);
+  if (!envs.ok()) return envs.error();
+  std::set<std::string> live;
+  std::set<std::string> provider_names = {"local"};
+  for (const auto& e : *envs) {
+    live.insert(e.slug);
+    provider_names.insert(e.provider);
+  }
+  std::vector<Orphan> orphans;
+  for (const auto& name : provider_names) {
+    ProviderRequest r;
+    r.verb = ProviderVerb::kList;
+    r.state_root = (config.state_dir / "envs").string();
+    ProviderCall call = providers.call(name, r, config.provider_timeout);
+    if (!call.response.ok()) return make_error(call.response.error().code, "provider " + name + " list: " + call.response.error().message);
+    if (!call.response->ok) return make_error(ErrorCode::kProvider, "provider " + name + " list: " + call.response->error_message);
+    for (const auto& listed : call.response->environments)
+      if (!live.count(listed.slug)) orphans.push_back(Orphan{name, listed.slug, listed.dir});
+  }
+  return orphans;
+}
+
+Status destroy_orphan(ProviderClient& providers, const EngineConfig& config, const Orphan& orphan) {
+  ProviderRequest r;
+  r.verb = ProviderVerb::kDestroy;
+  r.state_root = (config.state_dir / "envs").string();
+  r.environment = ProviderEnvironment{orphan.slug, orphan.dir, 0, ""};
+  r.stop_grace_ms = config.stop_grace.count();
+  ProviderCall call = providers.call(orphan.provider, r, config.provider_timeout);
+  if (!call.response.ok()) return call.response.error();
+  if (!call.response->ok) return make_error(ErrorCode::kProvider, call.response->error_message);
+  return {};
+}
+
+GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const EngineConfig& config, const Clock& clock,
+                const GcOptions& options) {
+  GcReport report;
+  auto claimed = [&](std::int64_t env_id, const std::string& slug) {
+    if (options.dry_run) return true;
+    auto got = store.try_claim(env_id, options.owner, options.claim_ttl.count());
+    if (got.ok() && *got) return true;
+    ++report.skipped_claimed;
+    report.actions.push_back("skip " + slug + ": claimed by another cleaner");
+    return false;
+  };
+  auto teardown = [&](const EnvironmentRecord& env, const std::string& why) {
+    if (options.dry_run) {
+      report.actions.push_back("would destroy " + env.slug + " (" + why + ")");
+      return;
+    }
+    DownResult r = engine.down_by_slug(env.slug);
+    if (!r.ok) report.failures.push_back("destroy " + env.slug + ": " + r.error);
+    else if (!r.already_gone) report.actions.push_back("destroyed " + env.slug + " (" + why + ")");
+  };
+
+  // 1. Leases that ran out, most overdue first.
+  std::int64_t now = clock.now_ms();
+  auto due = store.due_leases(now, options.batch);
+  if (!due.ok()) {
+    report.failures.push_back("read leases: " + due.error().message);
+  } else {
+    for (const auto& lease : *due) {
+      auto env = store.find_environment_by_id(lease.env_id);
+      if (!env.ok() || !env->has_value()) continue;
+      const EnvironmentRecord& e = **env;
+      LeaseEnd end = lease_end_action(lease, e);
+      if (end == LeaseEnd::kNothing || !claimed(e.id, e.slug)) continue;
+      // Re-read under the claim: the daemon may have renewed or acted meanwhile.
+      auto fresh = store.lease_of(e.id);
+      if (!options.dry_run && (!fresh.ok() || !fresh->has_value() || (*fresh)->deadline() > clock.now_ms())) {
+        (void)store.release_claim(e.id, options.owner);
+        continue;
+      }
+      std::string why = lease.revoked_at ? "pull request closed" : "lease ran out";
+      if (end == LeaseEnd::kSleep) {
+        if (options.dry_run) {
+          report.actions.push_back("would put " + e.slug + " to sleep (" + why + ")");
+        } else {
+          DownResult r = engine.sleep(e.slug);
+          if (!r.ok) report.failures.push_back("sleep " + e.slug + ": " + r.error);
+          else if (!r.already_gone) report.actions.push_back("put " + e.slug + " to sleep (" + why + ")");
+        }
+      } else {
+        if (!options.dry_run && !lease.revoked_at) {
+          // The PR stays open: no new environment until a new push.
+          if (auto pr = store.find_pull_request(e.repo_id, e.pr); pr.ok() && pr->has_value()) {
+            PullRequestRecord p = **pr;
+            p.expired_sha = p.head_sha;
+            (void)store.upsert_pull_request(p);
+          }
+          (void)store.append_timeline(e.id, "expired", why, 0);
+        }
+        teardown(e, why);
+      }
+      if (!options.dry_run) (void)store.release_claim(e.id, options.owner);
+    }
+  }
+
+  // 2. Teardowns that failed or were interrupted, and closed PRs' leftovers.
+  auto envs = store.list_environments(false);
+  if (envs.ok()) {
+    for (const auto& e : *envs) {
+      bool retry = e.state == EnvState::kDestroying;
+      std::string why = "retry an unfinished teardown";
+      if (!retry) {
+        auto pr = store.find_pull_request(e.repo_id, e.pr);
+        auto lease = store.lease_of(e.id);
+        bool closed = pr.ok() && pr->has_value() && (*pr)->status != PrStatus::kOpen;
+        bool in_grace = lease.ok() && lease->has_value() && (*lease)->revoked_at && (*lease)->deadline() > now;
+        retry = closed && !in_grace;
+        why = "pull request closed";
+      }
+      if (!retry || !claimed(e.id, e.slug)) continue;
+      teardown(e, why);
+      if (!options.dry_run) (void)store.release_claim(e.id, options.owner);
+    }
+  }
+
+  // 3. Orphans: what a provider holds that no live environment owns.
+  auto orphans = find_orphans(store, providers, config);
+  if (!orphans.ok()) {
+    report.failures.push_back(orphans.error().message);
+  } else {
+    for (const auto& orphan : *orphans) {
+      if (options.dry_run) {
+        report.actions.push_back("would sweep orphan " + orphan.slug + " (" + orphan.provider + ")");
+        continue;
+      }
+      // Re-check: the daemon may have created it between the listing and now.
+      auto owner = store.find_environment_by_slug(orphan.slug);
+      if (owner.ok() && owner->has_value() && (*owner)->state != EnvState::kDestroyed) continue;
+      Status s = destroy_orphan(providers, config, orphan);
+      if (!s.ok()) report.failures.push_back("sweep orphan " + orphan.slug + ": " + s.error().message);
+      else report.actions.push_back("swept orphan " + orphan.slug + " (" + orphan.provider + ")");
+    }
+  }
+  return report;
+}
+
+}  // namespace prevue

@@ -1,0 +1,48 @@
+// Lease changes a user asks for, and `prevue gc`: one pass of expiry,
+// teardown retries and the orphan sweep, safe beside the daemon and beside
+// another gc (each teardown is claimed in the store first).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+
+namespace prevue {
+
+// Pushes the lease's end out by `by` from now (or from its current end, if
+// later) and counts as activity.
+Result<LeaseRecord> extend_lease(Store& store, const std::string& slug, Millis by, std::int64_t now_ms);
+Result<LeaseRecord> pin_lease(Store& store, const std::string& slug, bool pinned);
+
+// What a lease's end does to its environment, decided in one place for the
+// daemon and gc: a revoked lease (merge, close) always destroys.
+enum class LeaseEnd { kDestroy, kSleep, kNothing };
+LeaseEnd lease_end_action(const LeaseRecord& lease, const EnvironmentRecord& env);
+
+struct GcOptions {
+  bool dry_run = false;
+  std::string owner;          // claim owner, e.g. "gc-<host>-<pid>"
+  Millis claim_ttl = Millis(30LL * 60'000);
+  int batch = 1000;
+};
+
+struct GcReport {
+  std::vector<std::string> actions;   // one line per thing done (or, dry run, to do)
+  std::vector<std::string> failures;  // one line per thing that could not be cleaned
+  int skipped_claimed = 0;
+};
+
+GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const EngineConfig& config, const Clock& clock,
+                const GcOptions& options);
+
+// Environments a provider holds that no live environment in the store owns.
+struct Orphan {
+  std::string provider;
+  std::string slug;
+  std::string dir;
+};
+Result<std::vector<Orphan>> find_orphans(Store& store, ProviderClient& providers, const EngineConfig& config);
+Status destroy_orphan(ProviderClient& providers, const EngineConfig& config, const Orphan& orphan);
+
+}  // namespace prevue

@@ -1,0 +1,120 @@
+// HTTP without Beast in the header: a small API server and the reverse
+// proxy. Both live in http_server.cc, the one translation unit that
+// includes Beast.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/duration.h"
+#include "core/result.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace prevue {
+
+struct HttpRequest {
+  std::string method;
+  std::string target;  // path and query
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  std::string remote;  // client address
+
+  std::string header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+// Serves `handler` with keep-alive on `ctx` (whose threads the caller runs;
+// the handler runs on them). Bodies over `max_body` get 413.
+class HttpServer {
+ public:
+  static Result<std::unique_ptr<HttpServer>> start(boost::asio::io_context& ctx, const std::string& host, unsigned short port,
+                                                   HttpHandler handler, size_t max_body);
+  virtual ~HttpServer() = default;
+  virtual unsigned short port() const = 0;
+  virtual void stop() = 0;
+};
+
+// What the proxy knows of a host.
+struct ProxyRoute {
+  enum class Kind { kReady, kBuilding, kSleeping, kFailed };
+  Kind kind = Kind::kBuilding;
+  std::int64_t env_id = 0;
+  std::string slug;
+  std::string upstream_host = "127.0.0.1";
+  unsigned short upstream_port = 0;
+  std::string detail;  // failed: "step: error"; building: what it is doing
+};
+
+// Host -> route, replaced whole by the daemon, read by the proxy's threads.
+class RouteTable {
+ public:
+  using Map = std::unordered_map<std::string, ProxyRoute>;
+  void replace(Map routes) {
+    auto next = std::make_shared<const Map>(std::move(routes));
+    std::lock_guard lock(mutex_);
+    map_ = std::move(next);
+  }
+  std::shared_ptr<const Map> snapshot() const {
+    std::lock_guard lock(mutex_);
+    return map_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Map> map_ = std::make_shared<const Map>();
+};
+
+struct ProxyOptions {
+  std::string host = "127.0.0.1";
+  unsigned short port = 8080;
+  int threads = 2;
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 64 * 1024 * 1024;
+  Millis timeout = Millis(60'000);       // idle client, upstream connect and response
+  Millis wake_timeout = Millis(60'000);  // how long a request to a sleeping environment is held
+};
+
+struct ProxyHooks {
+  std::function<void(std::int64_t env_id)> on_hit;  // a request reached a ready environment
+  std::function<void(std::int64_t env_id)> wake;    // a request reached a sleeping one
+  std::function<void(int status)> on_status;        // every answer
+};
+
+// The reverse proxy: routes by Host to an environment's upstream, with
+// keep-alive both ways, streamed bodies, websocket upgrades and
+// X-Forwarded-* headers; answers for environments that are building,
+// asleep (wakes them and holds the request) or failed. Runs its own
+// io_context on `threads` threads.
+class Proxy {
+ public:
+  static Result<std::unique_ptr<Proxy>> start(const ProxyOptions& options, const RouteTable& routes, ProxyHooks hooks);
+  virtual ~Proxy() = default;
+  virtual unsigned short port() const = 0;
+  virtual void stop() = 0;
+};
+
+std::string html_escape(const std::string& text);
+
+}  // namespace prevue

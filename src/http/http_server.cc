@@ -1,0 +1,495 @@
+// The one translation unit that includes Beast: the API server and the
+// reverse proxy, written as C++20 coroutines on Asio.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+#include <thread>
+
+#include "http/http.h"
+
+namespace prevue {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using namespace boost::asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+std::string lower(std::string s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+Result<tcp::endpoint> endpoint_for(const std::string& host, unsigned short port) {
+  beast::error_code ec;
+  auto address = asio::ip::make_address(host, ec);
+  if (ec) return make_error(ErrorCode::kInvalidArgument, "'" + host + "' is not an IP address to listen on");
+  return tcp::endpoint(address, port);
+}
+
+Result<tcp::acceptor> open_acceptor(asio::io_context& ctx, const tcp::endpoint& endpoint) {
+  tcp::acceptor acceptor(ctx);
+  beast::error_code ec;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return make_error(ErrorCode::kIo, "cannot listen on " + endpoint.address().to_string() + ":" + std::to_string(endpoint.port()) +
+                                          ": " + ec.message());
+  return acceptor;
+}
+
+// ---- API server ---------------------------------------------------------------
+
+class ApiServer final : public HttpServer, public std::enable_shared_from_this<ApiServer> {
+ public:
+  ApiServer(tcp::acceptor acceptor, HttpHandler handler, size_t max_body)
+      : acceptor_(std::move(acceptor)), handler_(std::move(handler)), max_body_(max_body) {}
+
+  void run() { asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached); }
+  unsigned short port() const override { return acceptor_.local_endpoint().port(); }
+  void stop() override {
+    beast::error_code ec;
+    acceptor_.close(ec);
+  }
+
+ private:
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(nothrow);
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      if (ec) continue;
+      asio::co_spawn(acceptor_.get_executor(), session(std::move(socket)), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> session(tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    std::string remote;
+    beast::error_code ep_ec;
+    auto ep = stream.socket().remote_endpoint(ep_ec);
+    if (!ep_ec) remote = ep.address().to_string();
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(16 * 1024);
+      parser.body_limit(max_body_);
+      stream.expires_after(std::chrono::seconds(30));
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, nothrow);
+      if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout) break;
+      if (ec == http::error::body_limit || ec == http::error::header_limit) {
+        bool body = ec == http::error::body_limit;
+        co_await reply(stream, body ? 413 : 431, body ? "request body too large" : "request header too large", false);
+        break;
+      }
+      if (ec) {
+        co_await reply(stream, 400, "malformed HTTP request", false);
+        break;
+      }
+      auto& req = parser.get();
+      HttpRequest request;
+      request.method = std::string(req.method_string());
+      request.target = std::string(req.target());
+      for (const auto& field : req) request.headers[lower(std::string(field.name_string()))] = std::string(field.value());
+      request.body = std::move(req.body());
+      request.remote = remote;
+      HttpResponse response;
+      try {
+        response = handler_(request);
+      } catch (const std::exception& e) {
+        response = HttpResponse{500, "application/json", std::string("{\"error\": \"internal error\"}"), {}};
+      }
+      http::response<http::string_body> res{static_cast<http::status>(response.status), req.version()};
+      res.set(http::field::server, "prevue");
+      res.set(http::field::content_type, response.content_type);
+      for (const auto& [name, value] : response.headers) res.set(name, value);
+      res.body() = std::move(response.body);
+      res.keep_alive(req.keep_alive());
+      res.prepare_payload();
+      stream.expires_after(std::chrono::seconds(30));
+      auto [wec, wn] = co_await http::async_write(stream, res, nothrow);
+      if (wec || !res.keep_alive()) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  static asio::awaitable<void> reply(beast::tcp_stream& stream, int status, const std::string& message, bool keep_alive) {
+    http::response<http::string_body> res{static_cast<http::status>(status), 11};
+    res.set(http::field::content_type, "application/json");
+    res.body() = "{\"error\": \"" + message + "\"}";
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    co_await http::async_write(stream, res, nothrow);
+  }
+
+  tcp::acceptor acceptor_;
+  HttpHandler handler_;
+  size_t max_body_;
+};
+
+// ---- reverse proxy ----------------------------------------------------------
+
+std::string page(const std::string& title, const std::string& body, bool refresh) {
+  return "<!doctype html><html><head><meta charset=\"utf-8\">" +
+         std::string(refresh ? "<meta http-equiv=\"refresh\" content=\"3\">" : "") + "<title>" + html_escape(title) +
+         "</title><style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;color:#222}"
+         "code,pre{background:#f4f4f4;padding:.1em .3em}</style></head><body><h1>" +
+         html_escape(title) + "</h1>" + body + "<p><small>prevue</small></p></body></html>\n";
+}
+
+class ProxyServer final : public Proxy {
+ public:
+  ProxyServer(const ProxyOptions& options, const RouteTable& routes, ProxyHooks hooks)
+      : options_(options), routes_(routes), hooks_(std::move(hooks)), acceptor_(ctx_) {}
+
+  ~ProxyServer() override { stop(); }
+
+  Status start() {
+    auto endpoint = endpoint_for(options_.host, options_.port);
+    if (!endpoint.ok()) return endpoint.error();
+    auto acceptor = open_acceptor(ctx_, *endpoint);
+    if (!acceptor.ok()) return acceptor.error();
+    acceptor_ = std::move(acceptor).value();
+    port_ = acceptor_.local_endpoint().port();
+    asio::co_spawn(ctx_, accept_loop(), asio::detached);
+    for (int i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { ctx_.run(); });
+    return {};
+  }
+
+  unsigned short port() const override { return port_; }
+
+  void stop() override {
+    if (stopped_.exchange(true)) return;
+    asio::post(ctx_, [this] {
+      beast::error_code ec;
+      acceptor_.close(ec);
+    });
+    ctx_.stop();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+ private:
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(nothrow);
+      if (!acceptor_.is_open()) co_return;
+      if (ec) continue;
+      socket.set_option(tcp::no_delay(true), ec);
+      asio::co_spawn(ctx_, session(std::move(socket)), asio::detached);
+    }
+  }
+
+  void count(int status) {
+    if (hooks_.on_status) hooks_.on_status(status);
+  }
+
+  asio::awaitable<bool> answer(beast::tcp_stream& client, unsigned version, bool keep_alive, int status, std::string body,
+                               int retry_after = 0) {
+    http::response<http::string_body> res{static_cast<http::status>(status), version};
+    res.set(http::field::server, "prevue");
+    res.set(http::field::content_type, "text/html; charset=utf-8");
+    res.set(http::field::cache_control, "no-store");
+    if (retry_after > 0) res.set(http::field::retry_after, std::to_string(retry_after));
+    res.body() = std::move(body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    client.expires_after(options_.timeout);
+    auto [ec, n] = co_await http::async_write(client, res, nothrow);
+    count(status);
+    co_return !ec && keep_alive;
+  }
+
+  // Moves a message's body from `in` to `out` chunk by chunk, never holding
+  // more than one buffer of it (Beast's relay pattern).
+  template <bool isRequest>
+  asio::awaitable<beast::error_code> relay_body(beast::tcp_stream& out, beast::tcp_stream& in, beast::flat_buffer& in_buffer,
+                                                http::parser<isRequest, http::buffer_body>& parser,
+                                                http::serializer<isRequest, http::buffer_body>& serializer) {
+    char chunk[16384];
+    do {
+      if (!parser.is_done()) {
+        parser.get().body().data = chunk;
+        parser.get().body().size = sizeof chunk;
+        in.expires_after(options_.timeout);
+        auto [ec, n] = co_await http::async_read(in, in_buffer, parser, nothrow);
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) co_return ec;
+        parser.get().body().size = sizeof chunk - parser.get().body().size;
+        parser.get().body().data = chunk;
+        parser.get().body().more = !parser.is_done();
+      } else {
+        parser.get().body().data = nullptr;
+        parser.get().body().size = 0;
+      }
+      out.expires_after(options_.timeout);
+      auto [ec, n] = co_await http::async_write(out, serializer, nothrow);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) co_return ec;
+    } while (!parser.is_done() && !serializer.is_done());
+    co_return beast::error_code{};
+  }
+
+  static asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to) {
+    char data[16384];
+    for (;;) {
+      auto [ec, n] = co_await from.async_read_some(asio::buffer(data), nothrow);
+      if (ec) break;
+      auto [wec, wn] = co_await asio::async_write(to, asio::buffer(data, n), nothrow);
+      if (wec) break;
+    }
+    beast::error_code ignored;
+    to.shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  // Looks the host up, waking a sleeping environment and holding the
+  // request until it is ready or the wake timeout passes.
+  asio::awaitable<std::optional<ProxyRoute>> route_for(const std::string& host) {
+    auto deadline = std::chrono::steady_clock::now() + options_.wake_timeout;
+    bool woken = false;
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (;;) {
+      auto table = routes_.snapshot();
+      auto it = table->find(host);
+      if (it == table->end()) co_return std::nullopt;
+      const ProxyRoute& route = it->second;
+      bool waiting = route.kind == ProxyRoute::Kind::kSleeping || (woken && route.kind == ProxyRoute::Kind::kBuilding);
+      if (!waiting || std::chrono::steady_clock::now() >= deadline) co_return route;
+      if (!woken && hooks_.wake) hooks_.wake(route.env_id);
+      woken = true;
+      timer.expires_after(std::chrono::milliseconds(100));
+      co_await timer.async_wait(nothrow);
+    }
+  }
+
+  asio::awaitable<void> session(tcp::socket socket) {
+    beast::tcp_stream client(std::move(socket));
+    beast::flat_buffer client_buffer;
+    std::string client_address;
+    beast::error_code ep_ec;
+    auto ep = client.socket().remote_endpoint(ep_ec);
+    if (!ep_ec) client_address = ep.address().to_string();
+
+    std::optional<beast::tcp_stream> upstream;
+    std::string upstream_key;
+    beast::flat_buffer upstream_buffer;
+
+    for (;;) {
+      http::request_parser<http::buffer_body> request_parser;
+      request_parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
+      request_parser.body_limit(options_.max_body_bytes);
+      client.expires_after(options_.timeout);
+      auto [read_ec, read_n] = co_await http::async_read_header(client, client_buffer, request_parser, nothrow);
+      if (read_ec == http::error::header_limit) {
+        co_await answer(client, 11, false, 431, page("Request header too large", "", false));
+        break;
+      }
+      if (read_ec == http::error::body_limit) {
+        co_await answer(client, 11, false, 413, page("Request body too large", "", false));
+        break;
+      }
+      if (read_ec) {
+        if (read_ec != http::error::end_of_stream && read_ec != asio::error::eof && read_ec != beast::error::timeout &&
+            read_ec != asio::error::connection_reset)
+          co_await answer(client, 11, false, 400, page("Bad request", "", false));
+        break;
+      }
+      auto& req = request_parser.get();
+      const unsigned version = req.version();
+      bool keep_alive = req.keep_alive();
+      // A request whose body we would not read cannot leave the connection reusable.
+      bool has_body = req.has_content_length() ? request_parser.content_length().value_or(0) > 0 : req.chunked();
+      std::string host_header = std::string(req[http::field::host]);
+      std::string host = lower(host_header);
+      if (auto colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos) host.resize(colon);
+      if (!host.empty() && host.back() == '.') host.pop_back();
+
+      auto route = co_await route_for(host);
+      if (!route) {
+        bool again = co_await answer(client, version, keep_alive && !has_body, 404,
+                                     page("No preview here", "<p>No environment answers <code>" + html_escape(host) +
+                                                                 "</code>. It may have been torn down after its pull request closed.</p>",
+                                          false));
+        if (!again) break;
+        continue;
+      }
+      if (route->kind == ProxyRoute::Kind::kBuilding || route->kind == ProxyRoute::Kind::kSleeping) {
+        bool again = co_await answer(
+            client, version, keep_alive && !has_body, 503,
+            page("Preview " + route->slug + " is " + (route->kind == ProxyRoute::Kind::kSleeping ? "waking up" : "being built"),
+                 "<p>This page reloads by itself.</p>" + (route->detail.empty() ? std::string() : "<p>" + html_escape(route->detail) + "</p>"),
+                 true),
+            3);
+        if (!again) break;
+        continue;
+      }
+      if (route->kind == ProxyRoute::Kind::kFailed) {
+        bool again = co_await answer(client, version, keep_alive && !has_body, 502,
+                                     page("Preview " + route->slug + " failed",
+                                          "<p>The environment could not be built:</p><pre>" + html_escape(route->detail) +
+                                              "</pre><p>Push a fix to the branch to try again, or see <code>prevue logs " +
+                                              html_escape(route->slug) + "</code>.</p>",
+                                          false));
+        if (!again) break;
+        continue;
+      }
+
+      if (hooks_.on_hit) hooks_.on_hit(route->env_id);
+      std::string key = route->upstream_host + ":" + std::to_string(route->upstream_port);
+      if (!upstream || upstream_key != key || !upstream->socket().is_open()) {
+        upstream.emplace(co_await asio::this_coro::executor);
+        upstream_buffer.clear();
+        upstream_key = key;
+        beast::error_code addr_ec;
+        auto address = asio::ip::make_address(route->upstream_host, addr_ec);
+        upstream->expires_after(options_.timeout);
+        auto [cec] = co_await upstream->async_connect(tcp::endpoint(address, route->upstream_port), nothrow);
+        if (addr_ec || cec) {
+          upstream.reset();
+          bool again = co_await answer(client, version, keep_alive && !has_body, 502,
+                                       page("Preview " + route->slug + " is not answering",
+                                            "<p>Its service did not accept the connection. It may be restarting; try again in a moment.</p>",
+                                            true),
+                                       3);
+          if (!again) break;
+          continue;
+        }
+        beast::error_code nd;
+        upstream->socket().set_option(tcp::no_delay(true), nd);
+      }
+
+      bool websocket = beast::websocket::is_upgrade(req);
+      // Forwarding headers; hop-by-hop headers stay on this hop.
+      std::string forwarded_for = std::string(req["X-Forwarded-For"]);
+      req.set("X-Forwarded-For", forwarded_for.empty() ? client_address : forwarded_for + ", " + client_address);
+      req.set("X-Forwarded-Proto", "http");
+      req.set("X-Forwarded-Host", host_header);
+      req.erase(http::field::proxy_connection);
+      req.erase(http::field::keep_alive);
+      req.erase(http::field::te);
+      if (!websocket) {
+        req.erase(http::field::upgrade);
+        req.version(11);
+        req.keep_alive(true);
+      }
+      bool head = req.method() == http::verb::head;
+
+      http::request_serializer<http::buffer_body> request_serializer{req};
+      upstream->expires_after(options_.timeout);
+      auto [wh_ec, wh_n] = co_await http::async_write_header(*upstream, request_serializer, nothrow);
+      beast::error_code relay_ec = wh_ec;
+      if (!relay_ec) relay_ec = co_await relay_body<true>(*upstream, client, client_buffer, request_parser, request_serializer);
+      if (relay_ec) {
+        upstream.reset();
+        co_await answer(client, version, false, 502, page("Preview " + route->slug + " is not answering", "", true), 3);
+        break;
+      }
+
+      http::response_parser<http::buffer_body> response_parser;
+      response_parser.body_limit(boost::none);
+      response_parser.skip(head);
+      upstream->expires_after(options_.timeout);
+      auto [rh_ec, rh_n] = co_await http::async_read_header(*upstream, upstream_buffer, response_parser, nothrow);
+      if (rh_ec) {
+        upstream.reset();
+        co_await answer(client, version, false, rh_ec == beast::error::timeout ? 504 : 502,
+                        page("Preview " + route->slug + " did not answer", "", true), 3);
+        break;
+      }
+      auto& res = response_parser.get();
+      int status = res.result_int();
+      bool upstream_keep_alive = res.keep_alive();
+
+      if (websocket && status == 101) {
+        http::response_serializer<http::buffer_body> upgrade_serializer{res};
+        client.expires_never();
+        auto [uw_ec, uw_n] = co_await http::async_write_header(client, upgrade_serializer, nothrow);
+        count(status);
+        if (uw_ec) break;
+        upstream->expires_never();
+        // Bytes already read past the headers belong to the tunnel.
+        if (client_buffer.size()) co_await asio::async_write(upstream->socket(), client_buffer.data(), nothrow);
+        if (upstream_buffer.size()) co_await asio::async_write(client.socket(), upstream_buffer.data(), nothrow);
+        co_await (pump(client.socket(), upstream->socket()) || pump(upstream->socket(), client.socket()));
+        break;
+      }
+
+      res.keep_alive(keep_alive);
+      http::response_serializer<http::buffer_body> response_serializer{res};
+      client.expires_after(options_.timeout);
+      auto [cw_ec, cw_n] = co_await http::async_write_header(client, response_serializer, nothrow);
+      count(status);
+      if (cw_ec) break;
+      auto body_ec = co_await relay_body<false>(client, *upstream, upstream_buffer, response_parser, response_serializer);
+      if (body_ec) break;
+      if (!upstream_keep_alive) upstream.reset();
+      if (!keep_alive) break;
+    }
+    beast::error_code ignored;
+    client.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  ProxyOptions options_;
+  const RouteTable& routes_;
+  ProxyHooks hooks_;
+  asio::io_context ctx_;
+  tcp::acceptor acceptor_;
+  unsigned short port_ = 0;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace
+
+std::string html_escape(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(asio::io_context& ctx, const std::string& host, unsigned short port,
+                                                      HttpHandler handler, size_t max_body) {
+  auto endpoint = endpoint_for(host, port);
+  if (!endpoint.ok()) return endpoint.error();
+  auto acceptor = open_acceptor(ctx, *endpoint);
+  if (!acceptor.ok()) return acceptor.error();
+  auto server = std::make_unique<ApiServer>(std::move(acceptor).value(), std::move(handler), max_body);
+  server->run();
+  return std::unique_ptr<HttpServer>(std::move(server));
+}
+
+Result<std::unique_ptr<Proxy>> Proxy::start(const ProxyOptions& options, const RouteTable& routes, ProxyHooks hooks) {
+  auto proxy = std::make_unique<ProxyServer>(options, routes, std::move(hooks));
+  PREVUE_TRY(proxy->start());
+  return std::unique_ptr<Proxy>(std::move(proxy));
+}
+
+}  // namespace prevue
