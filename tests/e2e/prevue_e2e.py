@@ -5,6 +5,7 @@ real HTTP. Nothing goes through a shell."""
 import json
 import os
 import re
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -43,6 +44,16 @@ def edit(repo, rel, old, new):
     assert old in text, f"{old!r} not in {rel}"
     with open(path, "w", encoding="utf-8") as f:
         f.write(text.replace(old, new))
+
+
+def set_banner(repo, banner):
+    """Changes what the reference app's page prints (only the web service's files)."""
+    path = os.path.join(repo, "web", "server.py")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    text = re.sub(r'VERSION_BANNER = "[^"]*"', f'VERSION_BANNER = "{banner}"', text)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def write(repo, rel, content):
@@ -128,3 +139,147 @@ class PrevueTestCase(unittest.TestCase):
     def environments(self, all_states=False):
         args = ["ls", "--json"] + (["--all"] if all_states else [])
         return {e["slug"]: e for e in json.loads(self.prevue(*args).stdout)}
+
+
+class Daemon:
+    """A real `prevue serve` process with its own config and state."""
+
+    def __init__(self, scratch, repos, lease=None, extra=None, name="daemon"):
+        self.dir = os.path.join(scratch, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.state_dir = os.path.join(self.dir, "state")
+        self.token = "e2e-token"
+        config = {
+            "state_dir": self.state_dir,
+            "api": {"listen": "127.0.0.1:0", "token": self.token},
+            "proxy": {"listen": "127.0.0.1:0", "wake_timeout": "30s"},
+            "repositories": [{"url": r, "base": "main", "poll_interval": "300ms"} for r in repos],
+            "scheduler": {"reconcile_interval": "2s", "activity_flush": "300ms"},
+        }
+        if PROVIDER_DIR:
+            config["provider_dir"] = PROVIDER_DIR
+        if lease:
+            config["lease"] = lease
+        if extra:
+            config.update(extra)
+        self.config_path = os.path.join(self.dir, "config.json")
+        with open(self.config_path, "w", encoding="utf-8") as f:
+            json.dump(config, f)
+        self.process = None
+        self.log_path = os.path.join(self.dir, "serve.log")
+
+    def start(self):
+        serve_json = os.path.join(self.state_dir, "serve.json")
+        if os.path.exists(serve_json):
+            os.remove(serve_json)
+        self.log = open(self.log_path, "a", encoding="utf-8")
+        self.process = subprocess.Popen([PREVUE, "serve", "--config", self.config_path], stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"prevue serve exited {self.process.returncode}: {self.read_log()}")
+            try:
+                with open(serve_json, encoding="utf-8") as f:
+                    info = json.load(f)
+                if info.get("pid") == self.process.pid:
+                    self.api = info["api"]
+                    self.proxy_port = info["proxy_port"]
+                    return self
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        raise AssertionError("prevue serve did not start: " + self.read_log())
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=timeout)
+        code = self.process.returncode if self.process else None
+        self.process = None
+        if getattr(self, "log", None):
+            self.log.close()
+            self.log = None
+        return code
+
+    def read_log(self):
+        try:
+            with open(self.log_path, encoding="utf-8") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def api_call(self, method, path, body=None, token=True):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.api + path, data=data, method=method)
+        if token:
+            request.add_header("Authorization", "Bearer " + self.token)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                text = reply.read().decode()
+                return reply.status, (json.loads(text) if text.strip().startswith(("{", "[")) else text)
+        except urllib.error.HTTPError as e:
+            text = e.read().decode()
+            return e.code, (json.loads(text) if text.strip().startswith(("{", "[")) else text)
+
+    def environments(self):
+        status, envs = self.api_call("GET", "/api/v1/environments")
+        assert status == 200, envs
+        return envs
+
+    def environment(self, slug):
+        status, env = self.api_call("GET", "/api/v1/environments/" + slug)
+        return env if status == 200 else None
+
+    def wait_for(self, predicate, what, timeout=60):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = predicate()
+            if last:
+                return last
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; last={last!r}\n--- daemon log ---\n{self.read_log()[-4000:]}")
+
+    def wait_env(self, pr, state, commit=None, timeout=60):
+        def check():
+            for env in self.environments():
+                if env["pr"] == pr and env["state"] == state and (commit is None or env["deployed_commit"] == commit):
+                    return env
+            return None
+        return self.wait_for(check, f"PR {pr} {state} at {commit}", timeout)
+
+    def wait_gone(self, slug, timeout=60):
+        return self.wait_for(lambda: all(e["slug"] != slug for e in self.environments()), f"{slug} destroyed", timeout)
+
+    def get(self, host, path="/", timeout=30):
+        """A request through the proxy, by Host header, as a browser would send it."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.proxy_port}{path}", headers={"Host": host})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as reply:
+                return reply.status, reply.read().decode("utf-8", "replace"), dict(reply.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode("utf-8", "replace"), dict(e.headers)
+
+    def hosts_file(self):
+        try:
+            with open(os.path.join(self.state_dir, "hosts"), encoding="utf-8") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+def set_lease(repo, lease):
+    """Rewrites the reference manifest's lease block and commits on the current branch."""
+    path = os.path.join(repo, "prevue.json")
+    with open(path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    manifest["lease"] = lease
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2)
+    return commit_all(repo, "lease for the test")
+
+
+def primary_host(env):
+    return env["url"].split("//", 1)[1].split(":", 1)[0]

@@ -1,0 +1,137 @@
+"""`prevue serve` end to end: a watched repository's branches become
+previews reachable through the proxy, pushes redeploy only what changed,
+merges and deleted branches tear them down, and restarts lose nothing."""
+
+import os
+import signal
+import unittest
+
+from prevue_e2e import (SEEDED_ITEMS, Daemon, PrevueTestCase, commit_all, edit, git, make_template_repo, page_items,
+                        primary_host, process_alive, service_pids, set_banner, set_lease)
+
+
+class Serve(PrevueTestCase):
+    def setUp(self):
+        super().setUp()
+        self.repo = make_template_repo(self.scratch)
+        set_lease(self.repo, {"ttl": "1h", "idle": "1h", "end": "destroy", "grace": "0s"})
+        self.daemon = Daemon(self.scratch, [self.repo]).start()
+
+    def tearDown(self):
+        self.daemon.stop()
+        self.state_dir = self.daemon.state_dir  # let the base class clean up what is left
+        super().tearDown()
+
+    def branch(self, name, banner):
+        git(self.repo, "checkout", "-q", "-b", name, "main")
+        set_banner(self.repo, banner)
+        sha = commit_all(self.repo, banner)
+        git(self.repo, "checkout", "-q", "main")
+        return sha
+
+    def test_branch_push_merge_delete(self):
+        sha = self.branch("feature/a", "Feature A")
+        env = self.daemon.wait_env(1, "ready", sha)
+        host = primary_host(env)
+        self.assertTrue(host.startswith("pr-1-feature-a-") and host.endswith(".prevue.localhost"), host)
+        self.assertTrue(env["url"].startswith(f"http://{host}:{self.daemon.proxy_port}/"))
+        status, page, headers = self.daemon.get(host)
+        self.assertEqual(status, 200)
+        self.assertIn(f'<code id="commit">{sha}</code>', page)
+        self.assertIn("Feature A", page)
+        self.assertEqual(page_items(page), SEEDED_ITEMS)
+        self.assertIn(host, self.daemon.hosts_file())
+        env_dir = os.path.join(self.daemon.state_dir, "envs", env["slug"])
+        pids = service_pids(env_dir)
+
+        # A push that changes only the web service restarts only it.
+        git(self.repo, "checkout", "-q", "feature/a")
+        edit(self.repo, "web/server.py", 'VERSION_BANNER = "Feature A"', 'VERSION_BANNER = "Feature A, second push"')
+        sha2 = commit_all(self.repo, "second push")
+        git(self.repo, "checkout", "-q", "main")
+        self.daemon.wait_env(1, "ready", sha2)
+        after = service_pids(env_dir)
+        self.assertEqual(after["api"], pids["api"], "api restarted though none of its files changed")
+        self.assertNotEqual(after["web"], pids["web"])
+        status, page, _ = self.daemon.get(host)
+        self.assertIn(sha2, page)
+        self.assertIn("second push", page)
+        self.assertEqual(page_items(page), SEEDED_ITEMS)
+
+        # Merging into the base tears it down.
+        git(self.repo, "merge", "-q", "--no-ff", "feature/a", "-m", "merge feature/a")
+        self.daemon.wait_gone(env["slug"])
+        for pid in after.values():
+            self.daemon.wait_for(lambda: not process_alive(pid), f"pid {pid} gone", 15)
+        status, page, _ = self.daemon.get(host)
+        self.assertEqual(status, 404)
+        self.assertNotIn(host, self.daemon.hosts_file())
+        self.assertFalse(os.path.exists(env_dir))
+
+        # Deleting another PR's branch does the same.
+        sha_b = self.branch("feature/b", "Feature B")
+        env_b = self.daemon.wait_env(2, "ready", sha_b)
+        pids_b = service_pids(os.path.join(self.daemon.state_dir, "envs", env_b["slug"]))
+        git(self.repo, "branch", "-D", "feature/b")
+        self.daemon.wait_gone(env_b["slug"])
+        for pid in pids_b.values():
+            self.daemon.wait_for(lambda: not process_alive(pid), f"pid {pid} gone", 15)
+        self.assertEqual(self.daemon.get(primary_host(env_b))[0], 404)
+        self.assertNotIn(primary_host(env_b), self.daemon.hosts_file())
+
+        # The timeline tells the story, and the metrics count it.
+        status, timeline = self.daemon.api_call("GET", f"/api/v1/environments/{env_b['slug']}/timeline")
+        self.assertEqual(status, 200)
+        kinds = [t["kind"] for t in timeline]
+        for kind in ("received", "planned", "step", "ready", "destroyed"):
+            self.assertIn(kind, kinds)
+        status, metrics = self.daemon.api_call("GET", "/metrics")
+        self.assertIn('prevue_environments{state="destroyed"} 2', metrics)
+        self.assertIn("prevue_time_to_preview_seconds_count 3", metrics)
+        self.assertIn('prevue_proxy_requests_total{status="404"}', metrics)
+        self.assertIn("prevue_inbox_depth 0", metrics)
+
+    def test_restart_keeps_environments_and_api_needs_the_token(self):
+        sha = self.branch("feature/c", "Feature C")
+        env = self.daemon.wait_env(1, "ready", sha)
+        env_dir = os.path.join(self.daemon.state_dir, "envs", env["slug"])
+        pids = service_pids(env_dir)
+        self.assertEqual(self.daemon.stop(signal.SIGTERM), 0)
+        for pid in pids.values():
+            self.assertTrue(process_alive(pid), "a daemon stop must not stop the environments")
+        self.daemon.start()
+        self.assertEqual(self.daemon.get(primary_host(env))[0], 200)
+        self.assertEqual(service_pids(env_dir), pids)
+        self.assertEqual(self.daemon.environment(env["slug"])["state"], "ready")
+
+        status, body = self.daemon.api_call("POST", f"/api/v1/environments/{env['slug']}/extend", {"duration": "2h"}, token=False)
+        self.assertEqual(status, 401)
+        status, body = self.daemon.api_call("POST", f"/api/v1/environments/{env['slug']}/extend", {"duration": "soon"})
+        self.assertEqual(status, 400)
+        status, body = self.daemon.api_call("POST", f"/api/v1/environments/{env['slug']}/extend", {"duration": "2h"})
+        self.assertEqual(status, 200)
+        status, body = self.daemon.api_call("POST", f"/api/v1/environments/{env['slug']}/pin", {"pinned": True})
+        self.assertEqual(status, 200)
+        self.assertTrue(body["lease"]["pinned"])
+        status, body = self.daemon.api_call("DELETE", f"/api/v1/environments/{env['slug']}")
+        self.assertEqual(status, 202)
+        self.daemon.wait_gone(env["slug"])
+        self.assertEqual(self.daemon.get(primary_host(env))[0], 404)
+
+    def test_building_and_failed_pages(self):
+        git(self.repo, "checkout", "-q", "-b", "broken", "main")
+        edit(self.repo, "api/server.py", "def main():\n", "def main():\n    raise SystemExit('api: broken on purpose')\n")
+        sha = commit_all(self.repo, "break the api")
+        git(self.repo, "checkout", "-q", "main")
+        env = self.daemon.wait_env(1, "failed")
+        self.assertEqual(env["commit"], sha)
+        status, page, _ = self.daemon.get(f"{env['slug']}.prevue.localhost")
+        self.assertEqual(status, 502)
+        self.assertIn("apply", page)
+        self.assertIn("broken on purpose", page)
+        status, page, _ = self.daemon.get("nothing-here.prevue.localhost")
+        self.assertEqual(status, 404)
+
+
+if __name__ == "__main__":
+    unittest.main()
