@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"prevue: ephemeral preview environments, one per pull request, from the templates in your repository"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options may also follow the command
   app.set_version_flag("--version", "prevue 0.1.0");
   Globals g;
   app.add_option("--state-dir", g.state_dir, "State directory (default: $PREVUE_STATE_DIR, else ~/.local/state/prevue)");

@@ -1,0 +1,72 @@
+"""kill -9 of `prevue serve` while an environment is provisioning: after a
+restart the environment converges to ready (or is cleaned up if its branch
+went away meanwhile), and no orphan process is left."""
+
+import os
+import signal
+import time
+import unittest
+
+from prevue_e2e import (SEEDED_ITEMS, Daemon, PrevueTestCase, commit_all, edit, git, make_template_repo, page_items,
+                        primary_host, process_alive)
+from test_crash import processes_mentioning
+
+
+class DaemonCrash(PrevueTestCase):
+    def slow_branch(self, name):
+        git(self.repo, "checkout", "-q", "-b", name, "main")
+        # A slow start keeps the environment provisioning long enough to kill the daemon there.
+        edit(self.repo, "web/server.py", "def main():\n", "def main():\n    import time; time.sleep(3)\n")
+        sha = commit_all(self.repo, "slow start")
+        git(self.repo, "checkout", "-q", "main")
+        return sha
+
+    def kill_while_provisioning(self, pr):
+        def provisioning():
+            for env in self.daemon.environments():
+                if env["pr"] == pr and env["state"] == "provisioning":
+                    return env
+            return None
+        env = self.daemon.wait_for(provisioning, "provisioning", 30)
+        time.sleep(0.5)  # inside the apply step, waiting for the slow health check
+        self.daemon.stop(signal.SIGKILL)
+        return env
+
+    def setUp(self):
+        super().setUp()
+        self.repo = make_template_repo(self.scratch)
+        self.daemon = Daemon(self.scratch, [self.repo])
+        self.state_dir = self.daemon.state_dir
+
+    def tearDown(self):
+        self.daemon.stop()
+        super().tearDown()
+
+    def test_converges_to_ready(self):
+        sha = self.slow_branch("slow")
+        self.daemon.start()
+        env = self.kill_while_provisioning(1)
+        self.daemon.start()
+        ready = self.daemon.wait_env(1, "ready", sha)
+        self.assertEqual(ready["slug"], env["slug"])
+        status, page, _ = self.daemon.get(primary_host(ready))
+        self.assertEqual(status, 200)
+        self.assertEqual(page_items(page), SEEDED_ITEMS)
+        env_dir = os.path.join(self.daemon.state_dir, "envs", env["slug"])
+        running = [p for p in processes_mentioning(env_dir) if "server.py" in p[1]]
+        self.assertEqual(len(running), 2, running)
+
+    def test_cleaned_up_when_the_branch_went_away(self):
+        self.slow_branch("doomed")
+        self.daemon.start()
+        env = self.kill_while_provisioning(1)
+        git(self.repo, "branch", "-D", "doomed")
+        self.daemon.start()
+        self.daemon.wait_gone(env["slug"])
+        env_dir = os.path.join(self.daemon.state_dir, "envs", env["slug"])
+        self.daemon.wait_for(lambda: not processes_mentioning(env_dir), "no process of the environment", 20)
+        self.assertFalse(os.path.exists(env_dir))
+
+
+if __name__ == "__main__":
+    unittest.main()

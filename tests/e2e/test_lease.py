@@ -1,0 +1,78 @@
+"""Leases on the real daemon with short limits: expiry destroys, traffic
+through the proxy renews, and the sleep end stops the processes until the
+next request wakes them. (The same logic with a fake clock is in
+tests/unit/lease_scheduler_test.cc.)"""
+
+import os
+import time
+import unittest
+
+from prevue_e2e import (SEEDED_ITEMS, Daemon, PrevueTestCase, commit_all, git, make_template_repo, page_items,
+                        primary_host, process_alive, service_pids, set_banner, set_lease)
+
+
+class Lease(PrevueTestCase):
+    def start(self, lease):
+        self.repo = make_template_repo(self.scratch)
+        git(self.repo, "checkout", "-q", "-b", "feature")
+        set_lease(self.repo, lease)
+        set_banner(self.repo, "Leased")
+        self.sha = commit_all(self.repo, "feature")
+        git(self.repo, "checkout", "-q", "main")
+        self.daemon = Daemon(self.scratch, [self.repo]).start()
+        env = self.daemon.wait_env(1, "ready", self.sha)
+        self.env_dir = os.path.join(self.daemon.state_dir, "envs", env["slug"])
+        return env
+
+    def tearDown(self):
+        if getattr(self, "daemon", None):
+            self.daemon.stop()
+            self.state_dir = self.daemon.state_dir
+        super().tearDown()
+
+    def test_expiry_destroys_and_traffic_renews(self):
+        env = self.start({"ttl": "1h", "idle": "3s", "end": "destroy", "grace": "0s"})
+        pids = service_pids(self.env_dir)
+        host = primary_host(env)
+        # Traffic keeps it alive well past its idle limit.
+        started = time.monotonic()
+        while time.monotonic() - started < 7:
+            status, page, _ = self.daemon.get(host)
+            self.assertEqual(status, 200)
+            time.sleep(0.5)
+        self.assertEqual(self.daemon.environment(env["slug"])["state"], "ready")
+        # Then, left alone, it expires and is torn down (within a timer tick, not a sweep).
+        left_alone = time.monotonic()
+        self.daemon.wait_gone(env["slug"], timeout=20)
+        self.assertLess(time.monotonic() - left_alone, 12)
+        for pid in pids.values():
+            self.daemon.wait_for(lambda: not process_alive(pid), f"pid {pid} gone", 15)
+        self.assertEqual(self.daemon.get(host)[0], 404)
+        status, timeline = self.daemon.api_call("GET", f"/api/v1/environments/{env['slug']}/timeline")
+        self.assertIn("expired", [t["kind"] for t in timeline])
+        status, metrics = self.daemon.api_call("GET", "/metrics")
+        self.assertIn("prevue_lease_expiries_total 1", metrics)
+        # No new environment for the same commit: the next push brings it back.
+        time.sleep(1.5)
+        self.assertEqual(self.daemon.environments(), [])
+
+    def test_sleep_and_wake(self):
+        env = self.start({"ttl": "1h", "idle": "2s", "end": "sleep", "grace": "0s"})
+        pids = service_pids(self.env_dir)
+        self.daemon.wait_env(1, "sleeping", timeout=20)
+        for pid in pids.values():
+            self.daemon.wait_for(lambda: not process_alive(pid), f"pid {pid} stopped", 15)
+        self.assertTrue(os.path.exists(os.path.join(self.env_dir, "data", "app.db")), "sleep keeps the data")
+        # The next request wakes it, is held, then answered.
+        status, page, _ = self.daemon.get(primary_host(env), timeout=60)
+        self.assertEqual(status, 200)
+        self.assertIn(self.sha, page)
+        self.assertEqual(page_items(page), SEEDED_ITEMS)
+        self.assertEqual(self.daemon.environment(env["slug"])["state"], "ready")
+        woken = service_pids(self.env_dir)
+        for pid in woken.values():
+            self.assertTrue(process_alive(pid))
+
+
+if __name__ == "__main__":
+    unittest.main()
