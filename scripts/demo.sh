@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job on the embedded default (sqlite state, the `local` provider):
-# installs what is missing, builds prevue, makes a demo repository from the
-# reference application with a pull-request branch, and brings up its
-# preview. The preview keeps running after this script ends.
+# The main job on the embedded default (sqlite state, the `local` provider,
+# the built-in proxy, a hosts-file DNS backend): installs what is missing,
+# builds prevue, makes a demo repository from the reference application,
+# starts `prevue serve` watching it, opens a pull-request branch and prints
+# the preview's link. The service keeps running after this script ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -10,35 +11,81 @@ scripts/setup.sh
 scripts/build.sh
 
 demo=${PREVUE_DEMO_DIR:-$HOME/prevue-demo}
-export PREVUE_STATE_DIR=${PREVUE_STATE_DIR:-$demo/state}
-prevue=$root/build/prevue
+state=$demo/state
 repo=$demo/app
-git_as_demo=(git -C "$repo" -c user.name="prevue demo" -c user.email=demo@prevue.invalid)
+prevue=$root/build/prevue
+mkdir -p "$demo"
+git_demo() { git -C "$repo" -c user.name="prevue demo" -c user.email=demo@prevue.invalid "$@"; }
 
-if [[ ! -d $repo/.git ]]; then
-  mkdir -p "$demo"
-  cp -r "$root/templates/reference-app" "$repo"
-  "${git_as_demo[@]}" init -q -b main
-  "${git_as_demo[@]}" add -A
-  "${git_as_demo[@]}" commit -q -m "Reference application"
-  "${git_as_demo[@]}" checkout -q -b feature/hello
-  sed -i 's/VERSION_BANNER = "Reference app"/VERSION_BANNER = "Hello from the feature\/hello branch"/' "$repo/web/server.py"
-  "${git_as_demo[@]}" commit -q -am "Say hello on the feature branch"
-  "${git_as_demo[@]}" checkout -q main
+# A daemon left by an earlier run is stopped first (its previews keep running).
+if [[ -f $state/serve.json ]]; then
+  old=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$state/serve.json" 2>/dev/null || true)
+  if [[ -n $old ]] && kill -0 "$old" 2>/dev/null; then kill "$old"; while kill -0 "$old" 2>/dev/null; do sleep 0.1; done; fi
+  rm -f "$state/serve.json"
 fi
 
-echo "prevue demo: bringing up the preview of PR 1 (branch feature/hello) of $repo"
-url=$("$prevue" up --repo "$repo" --pr 1 --ref feature/hello)
+if [[ ! -d $repo/.git ]]; then
+  cp -r "$root/templates/reference-app" "$repo"
+  git_demo init -q -b main
+  git_demo add -A
+  git_demo commit -q -m "Reference application"
+fi
+
+token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+cat > "$demo/config.json" <<JSON
+{
+  "state_dir": "$state",
+  "provider_dir": "$root/build/providers",
+  "api": { "listen": "127.0.0.1:0", "token": "$token" },
+  "proxy": { "listen": "127.0.0.1:0", "domain": "prevue.localhost" },
+  "repositories": [ { "url": "$repo", "base": "main", "poll_interval": "2s" } ]
+}
+JSON
+nohup "$prevue" serve --config "$demo/config.json" >>"$demo/serve.log" 2>&1 &
+for _ in $(seq 100); do [[ -f $state/serve.json ]] && break; sleep 0.1; done
+[[ -f $state/serve.json ]] || { echo "prevue serve did not start; see $demo/serve.log" >&2; exit 1; }
+api=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api"])' "$state/serve.json")
+pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$state/serve.json")
+
+# Open a pull request: a branch that changes what the page says.
+if ! git_demo rev-parse -q --verify refs/heads/feature/hello >/dev/null; then
+  git_demo checkout -q -b feature/hello main
+  sed -i 's/VERSION_BANNER = "[^"]*"/VERSION_BANNER = "Hello from the feature\/hello branch"/' "$repo/web/server.py"
+  git_demo commit -q -am "Say hello on the feature branch"
+  git_demo checkout -q main
+fi
+
+echo "prevue demo: waiting for the preview of feature/hello ..."
+url=""
+for _ in $(seq 600); do
+  url=$(curl -fsS "$api/api/v1/environments" | python3 -c '
+import json, sys
+for env in json.load(sys.stdin):
+    if env["ref"] == "feature/hello" and env["state"] == "ready":
+        print(env["url"])' || true)
+  [[ -n $url ]] && break
+  sleep 0.2
+done
+[[ -n $url ]] || { echo "the preview did not become ready; see $demo/serve.log" >&2; exit 1; }
+
 cat <<MSG
 
-  Preview of PR 1 is ready:  $url
+  prevue is running (pid $pid), watching $repo.
+  The preview of the pull request feature/hello is at:
 
-  It runs the reference app at the branch's commit, with its seeded rows.
-  Try (first: export PREVUE_STATE_DIR=$PREVUE_STATE_DIR):
-    $prevue ls                                  # environments and their state
-    $prevue logs $("$prevue" ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["slug"])')
-    $prevue render --repo $repo --ref main      # dry run: plan and rendered files
-    # push to the branch, then update the preview (only changed services restart):
-    $prevue up --repo $repo --pr 1 --ref feature/hello
-    $prevue down --repo $repo --pr 1            # tear it down, nothing left behind
+      $url
+
+  Try it:
+    cd $repo
+    git checkout feature/hello && sed -i 's/Hello from/Hi again from/' web/server.py && git commit -qam again
+        -> within seconds the page shows the new commit (only the web service restarts)
+    git checkout main && git merge -q --no-ff feature/hello -m merge
+        -> the preview is torn down after its grace period (10m in the reference manifest)
+    git checkout -b another main && echo '# x' >> api/server.py && git commit -qam another
+        -> a second preview appears
+
+    $prevue --state-dir $state ls          # environments, states, links
+    curl -s $api/metrics | grep prevue_    # numbers
+    $prevue gc --config $demo/config.json  # the cron cleanup pass
+    kill $pid                                      # stop the service (previews keep running)
 MSG
