@@ -14,6 +14,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <sys/socket.h>
+
+#include <array>
 #include <thread>
 
 #include "http/http.h"
@@ -155,22 +158,42 @@ std::string page(const std::string& title, const std::string& body, bool refresh
          html_escape(title) + "</h1>" + body + "<p><small>prevue</small></p></body></html>\n";
 }
 
+// One io_context per thread, each with its own SO_REUSEPORT acceptor on the
+// same port: the kernel spreads connections, and no two threads share a
+// reactor or a lock on the request path.
 class ProxyServer final : public Proxy {
  public:
   ProxyServer(const ProxyOptions& options, const RouteTable& routes, ProxyHooks hooks)
-      : options_(options), routes_(routes), hooks_(std::move(hooks)), acceptor_(ctx_) {}
+      : options_(options), routes_(routes), hooks_(std::move(hooks)) {}
 
   ~ProxyServer() override { stop(); }
 
   Status start() {
     auto endpoint = endpoint_for(options_.host, options_.port);
     if (!endpoint.ok()) return endpoint.error();
-    auto acceptor = open_acceptor(ctx_, *endpoint);
-    if (!acceptor.ok()) return acceptor.error();
-    acceptor_ = std::move(acceptor).value();
-    port_ = acceptor_.local_endpoint().port();
-    asio::co_spawn(ctx_, accept_loop(), asio::detached);
-    for (int i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { ctx_.run(); });
+    for (int i = 0; i < std::max(1, options_.threads); ++i) {
+      auto worker = std::make_unique<Worker>();
+      beast::error_code ec;
+      tcp::endpoint where(endpoint->address(), port_ ? port_ : endpoint->port());
+      worker->acceptor.open(where.protocol(), ec);
+      if (!ec) worker->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) {
+        int one = 1;
+        if (::setsockopt(worker->acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+          ec = beast::error_code(errno, boost::system::system_category());
+      }
+      if (!ec) worker->acceptor.bind(where, ec);
+      if (!ec) worker->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+      if (ec)
+        return make_error(ErrorCode::kIo, "cannot listen on " + options_.host + ":" + std::to_string(where.port()) + ": " + ec.message());
+      port_ = worker->acceptor.local_endpoint().port();
+      workers_.push_back(std::move(worker));
+    }
+    for (auto& worker : workers_) {
+      Worker* w = worker.get();
+      asio::co_spawn(w->ctx, accept_loop(*w), asio::detached);
+      w->thread = std::thread([w] { w->ctx.run(); });
+    }
     return {};
   }
 
@@ -178,23 +201,25 @@ class ProxyServer final : public Proxy {
 
   void stop() override {
     if (stopped_.exchange(true)) return;
-    asio::post(ctx_, [this] {
-      beast::error_code ec;
-      acceptor_.close(ec);
-    });
-    ctx_.stop();
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
+    for (auto& w : workers_) w->ctx.stop();
+    for (auto& w : workers_)
+      if (w->thread.joinable()) w->thread.join();
   }
 
  private:
-  asio::awaitable<void> accept_loop() {
+  struct Worker {
+    asio::io_context ctx{1};
+    tcp::acceptor acceptor{ctx};
+    std::thread thread;
+  };
+
+  asio::awaitable<void> accept_loop(Worker& w) {
     for (;;) {
-      auto [ec, socket] = co_await acceptor_.async_accept(nothrow);
-      if (!acceptor_.is_open()) co_return;
+      auto [ec, socket] = co_await w.acceptor.async_accept(nothrow);
+      if (!w.acceptor.is_open()) co_return;
       if (ec) continue;
       socket.set_option(tcp::no_delay(true), ec);
-      asio::co_spawn(ctx_, session(std::move(socket)), asio::detached);
+      asio::co_spawn(w.ctx, session(std::move(socket)), asio::detached);
     }
   }
 
@@ -218,8 +243,9 @@ class ProxyServer final : public Proxy {
     co_return !ec && keep_alive;
   }
 
-  // Moves a message's body from `in` to `out` chunk by chunk, never holding
-  // more than one buffer of it (Beast's relay pattern).
+  // Moves a message (its header already parsed) from `in` to `out` chunk by
+  // chunk, never holding more than one buffer of its body (Beast's relay
+  // pattern). The header goes out with the first chunk, in one write.
   template <bool isRequest>
   asio::awaitable<beast::error_code> relay_body(beast::tcp_stream& out, beast::tcp_stream& in, beast::flat_buffer& in_buffer,
                                                 http::parser<isRequest, http::buffer_body>& parser,
@@ -239,6 +265,7 @@ class ProxyServer final : public Proxy {
       } else {
         parser.get().body().data = nullptr;
         parser.get().body().size = 0;
+        parser.get().body().more = false;  // a message with no (more) body: the header alone goes out
       }
       out.expires_after(options_.timeout);
       auto [ec, n] = co_await http::async_write(out, serializer, nothrow);
@@ -246,6 +273,57 @@ class ProxyServer final : public Proxy {
       if (ec) co_return ec;
     } while (!parser.is_done() && !serializer.is_done());
     co_return beast::error_code{};
+  }
+
+  // The header as one string: Beast's serializer hands the kernel one buffer
+  // per field, which costs more than the copy.
+  template <class Fields>
+  static std::string head_text(const http::header<true, Fields>& h) {
+    std::string out;
+    out.reserve(512);
+    out.append(h.method_string()).append(" ").append(h.target()).append(h.version() == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+    for (const auto& f : h) out.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
+    out.append("\r\n");
+    return out;
+  }
+  template <class Fields>
+  static std::string head_text(const http::header<false, Fields>& h) {
+    std::string out;
+    out.reserve(512);
+    auto reason = h.reason();
+    if (reason.empty()) reason = http::obsolete_reason(h.result());
+    out.append(h.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ").append(std::to_string(h.result_int())).append(" ").append(reason).append("\r\n");
+    for (const auto& f : h) out.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
+    out.append("\r\n");
+    return out;
+  }
+
+  // relay_body for a message that is not chunked: the header text, then the
+  // body bytes as they arrive, the header and the first chunk in one write.
+  template <bool isRequest>
+  asio::awaitable<beast::error_code> relay_plain(beast::tcp_stream& out, beast::tcp_stream& in, beast::flat_buffer& in_buffer,
+                                                 http::parser<isRequest, http::buffer_body>& parser) {
+    const std::string head = head_text(parser.get().base());
+    char chunk[16384];
+    bool head_sent = false;
+    for (;;) {
+      size_t n = 0;
+      if (!parser.is_done()) {
+        parser.get().body().data = chunk;
+        parser.get().body().size = sizeof chunk;
+        in.expires_after(options_.timeout);
+        auto [ec, read] = co_await http::async_read(in, in_buffer, parser, nothrow);
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) co_return ec;
+        n = sizeof chunk - parser.get().body().size;
+      }
+      std::array<asio::const_buffer, 2> buffers{head_sent ? asio::const_buffer() : asio::buffer(head), asio::buffer(chunk, n)};
+      head_sent = true;
+      out.expires_after(options_.timeout);
+      auto [ec, written] = co_await asio::async_write(out, buffers, nothrow);
+      if (ec) co_return ec;
+      if (parser.is_done()) co_return beast::error_code{};
+    }
   }
 
   static asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to) {
@@ -392,11 +470,13 @@ class ProxyServer final : public Proxy {
       }
       bool head = req.method() == http::verb::head;
 
-      http::request_serializer<http::buffer_body> request_serializer{req};
-      upstream->expires_after(options_.timeout);
-      auto [wh_ec, wh_n] = co_await http::async_write_header(*upstream, request_serializer, nothrow);
-      beast::error_code relay_ec = wh_ec;
-      if (!relay_ec) relay_ec = co_await relay_body<true>(*upstream, client, client_buffer, request_parser, request_serializer);
+      beast::error_code relay_ec;
+      if (req.chunked()) {
+        http::request_serializer<http::buffer_body> request_serializer{req};
+        relay_ec = co_await relay_body<true>(*upstream, client, client_buffer, request_parser, request_serializer);
+      } else {
+        relay_ec = co_await relay_plain<true>(*upstream, client, client_buffer, request_parser);
+      }
       if (relay_ec) {
         upstream.reset();
         co_await answer(client, version, false, 502, page("Preview " + route->slug + " is not answering", "", true), 3);
@@ -433,12 +513,14 @@ class ProxyServer final : public Proxy {
       }
 
       res.keep_alive(keep_alive);
-      http::response_serializer<http::buffer_body> response_serializer{res};
-      client.expires_after(options_.timeout);
-      auto [cw_ec, cw_n] = co_await http::async_write_header(client, response_serializer, nothrow);
+      beast::error_code body_ec;
+      if (res.chunked()) {
+        http::response_serializer<http::buffer_body> response_serializer{res};
+        body_ec = co_await relay_body<false>(client, *upstream, upstream_buffer, response_parser, response_serializer);
+      } else {
+        body_ec = co_await relay_plain<false>(client, *upstream, upstream_buffer, response_parser);
+      }
       count(status);
-      if (cw_ec) break;
-      auto body_ec = co_await relay_body<false>(client, *upstream, upstream_buffer, response_parser, response_serializer);
       if (body_ec) break;
       if (!upstream_keep_alive) upstream.reset();
       if (!keep_alive) break;
@@ -450,10 +532,8 @@ class ProxyServer final : public Proxy {
   ProxyOptions options_;
   const RouteTable& routes_;
   ProxyHooks hooks_;
-  asio::io_context ctx_;
-  tcp::acceptor acceptor_;
+  std::vector<std::unique_ptr<Worker>> workers_;
   unsigned short port_ = 0;
-  std::vector<std::thread> threads_;
   std::atomic<bool> stopped_{false};
 };
 

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Proxy throughput and p99 latency: prevue's proxy against nginx configured
+as the same host-routing proxy (keep-alive to the upstream), in front of the
+same upstream (nginx serving a page, started by prevue as the preview's
+service), measured with wrk on loopback in the same run. Bounded: each wrk
+run lasts --seconds; the whole script stops by itself.
+
+Usage: bench/bench_proxy.py [--seconds 10] [--connections 64] [--rounds 2]
+Needs: build/prevue, build/providers/local, nginx and wrk (scripts/setup-bench.sh).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PREVUE = os.environ.get("PREVUE_BIN", os.path.join(ROOT, "build", "prevue"))
+PROVIDERS = os.environ.get("PREVUE_PROVIDER_DIR", os.path.join(ROOT, "build", "providers"))
+GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@prevue.invalid"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    sys.exit(f"bench_proxy: timed out waiting for {what}")
+
+
+def wrk(port, host, seconds, connections):
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-H", f"Host: {host}",
+                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=seconds + 30)
+    if out.returncode != 0:
+        sys.exit(f"bench_proxy: wrk failed: {out.stderr}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)", out.stdout, re.M)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
+    socket_errors = re.search(r"Socket errors: (.*)", out.stdout)
+    if errors or socket_errors:
+        sys.exit(f"bench_proxy: errors during the run:\n{out.stdout}")
+    return rps, float(p99.group(1)) * scale
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool):
+            sys.exit(f"bench_proxy: {tool} is missing: run scripts/setup-bench.sh")
+
+    scratch = tempfile.mkdtemp(prefix="prevue-bench-proxy-")
+    os.chmod(scratch, 0o755)  # nginx workers run as another user
+    daemon = nginx = None
+    try:
+        repo = os.path.join(scratch, "repo")
+        shutil.copytree(os.path.join(ROOT, "bench", "proxy-upstream"), repo)
+        subprocess.run(GIT + ["init", "-q", "-b", "main", repo], check=True)
+        subprocess.run(GIT + ["-C", repo, "add", "-A"], check=True)
+        subprocess.run(GIT + ["-C", repo, "commit", "-q", "-m", "upstream"], check=True)
+        subprocess.run(GIT + ["-C", repo, "checkout", "-q", "-b", "bench"], check=True)
+        subprocess.run(GIT + ["-C", repo, "commit", "-q", "--allow-empty", "-m", "the pull request"], check=True)
+        subprocess.run(GIT + ["-C", repo, "checkout", "-q", "main"], check=True)
+        state = os.path.join(scratch, "state")
+        config = {"state_dir": state, "provider_dir": PROVIDERS, "api": {"listen": "127.0.0.1:0"},
+                  "proxy": {"listen": "127.0.0.1:0", "threads": 2},
+                  "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"}]}
+        with open(os.path.join(scratch, "config.json"), "w") as f:
+            json.dump(config, f)
+        daemon = subprocess.Popen([PREVUE, "serve", "--config", os.path.join(scratch, "config.json")],
+                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(scratch, "serve.log"), "w"))
+        serve = wait_until(lambda: os.path.exists(os.path.join(state, "serve.json")) and
+                           json.load(open(os.path.join(state, "serve.json"))), "prevue serve")
+
+        def ready_env():
+            with urllib.request.urlopen(serve["api"] + "/api/v1/environments") as r:
+                envs = [e for e in json.load(r) if e["state"] == "ready"]
+            return envs[0] if envs else None
+        try:
+            env = wait_until(ready_env, "the preview")
+        except SystemExit:
+            print(open(os.path.join(scratch, "serve.log")).read(), file=sys.stderr)
+            raise
+        host = env["routes"][0]["host"]
+        upstream = env["routes"][0]["upstream"]
+
+        nginx_port = free_port()
+        conf = os.path.join(scratch, "nginx-proxy.conf")
+        os.makedirs(os.path.join(scratch, "nginx"), exist_ok=True)
+        with open(conf, "w") as f:
+            f.write(f"""daemon off;
+worker_processes 2;
+pid {scratch}/nginx/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {scratch}/nginx/body;
+  proxy_temp_path {scratch}/nginx/proxy;
+  fastcgi_temp_path {scratch}/nginx/fastcgi;
+  upstream preview {{ server {upstream}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{nginx_port};
+    server_name ~^(?<slug>[a-z0-9-]+)\\.prevue\\.localhost$;
+    location / {{
+      proxy_pass http://preview;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+    }}
+  }}
+  server {{ listen 127.0.0.1:{nginx_port} default_server; return 404; }}
+}}
+""")
+        nginx = subprocess.Popen(["nginx", "-p", os.path.join(scratch, "nginx"), "-c", conf, "-e", "stderr"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def answers(port):
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host})
+                with urllib.request.urlopen(req, timeout=2) as r:
+                    return r.status == 200 and b"preview page body" in r.read()
+            except OSError:
+                return False
+        wait_until(lambda: answers(serve["proxy_port"]), "prevue's proxy to answer")
+        wait_until(lambda: answers(nginx_port), "nginx to answer")
+
+        results = {"prevue": [], "nginx": []}
+        for _ in range(args.rounds):
+            for name, port in (("prevue", serve["proxy_port"]), ("nginx", nginx_port)):
+                wrk(port, host, 2, args.connections)  # warm-up
+                results[name].append(wrk(port, host, args.seconds, args.connections))
+        best = {name: (max(r[0] for r in runs), min(r[1] for r in runs)) for name, runs in results.items()}
+        print(f"proxy benchmark: wrk -t2 -c{args.connections} -d{args.seconds}s, {args.rounds} rounds each, best of rounds; "
+              f"upstream nginx static page ({upstream}), host {host}")
+        for name, runs in results.items():
+            print(f"  {name:7s} runs: " + ", ".join(f"{rps:.0f} req/s p99 {p99:.2f} ms" for rps, p99 in runs))
+        (p_rps, p_p99), (n_rps, n_p99) = best["prevue"], best["nginx"]
+        print(f"{'throughput':44s} prevue {p_rps:10.0f} req/s | nginx proxy {n_rps:10.0f} req/s | ratio {p_rps / n_rps:.2f}x (target >= 1.0)")
+        print(f"{'p99 latency':44s} prevue {p_p99:10.2f} ms    | nginx proxy {n_p99:10.2f} ms    | ratio {p_p99 / n_p99:.2f}x (target <= 1.0)")
+    finally:
+        if nginx:
+            nginx.send_signal(signal.SIGQUIT)
+            nginx.wait(timeout=10)
+        if daemon:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=30)
+        subprocess.run([PREVUE, "--state-dir", os.path.join(scratch, "state"), "--provider-dir", PROVIDERS, "gc"],
+                       capture_output=True)
+        for env in json.loads(subprocess.run([PREVUE, "--state-dir", os.path.join(scratch, "state"), "ls", "--json"],
+                                             capture_output=True, text=True).stdout or "[]"):
+            subprocess.run([PREVUE, "--state-dir", os.path.join(scratch, "state"), "--provider-dir", PROVIDERS, "down",
+                            env["slug"]], capture_output=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
