@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -36,8 +35,13 @@ class LeaseScheduler {
   std::vector<std::pair<std::int64_t, std::int64_t>> take_activity();
 
  private:
-  std::set<std::pair<std::int64_t, std::int64_t>> by_deadline_;  // (deadline, env)
-  std::unordered_map<std::int64_t, std::int64_t> by_env_;        // env -> deadline
+  // A binary min-heap of (deadline, env) with lazy deletion: a renewal pushes
+  // a new entry and leaves the old one to be skipped when it surfaces (it no
+  // longer matches by_env_). Compacted when stale entries outnumber live ones.
+  void compact_if_needed();
+  void drop_stale_top();
+  std::vector<std::pair<std::int64_t, std::int64_t>> heap_;  // (deadline, env)
+  std::unordered_map<std::int64_t, std::int64_t> by_env_;    // env -> current deadline
   std::mutex activity_mutex_;
   std::unordered_map<std::int64_t, std::int64_t> activity_;
 };
