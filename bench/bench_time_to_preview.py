@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Time to preview and teardown latency on the real daemon, for the
+reference app: from the event (a push announced by the post-receive hook's
+API call) to the first 200 through the proxy showing the new commit, and
+from a merge to the route being gone (404). Each figure is printed beside
+the time spent in child processes (provider, builds, seeds, health waits:
+the work any tool would do), so prevue's own overhead is the difference.
+Bounded: --rounds rounds, each waiting at most 60 s.
+
+Usage: bench/bench_time_to_preview.py [--rounds 5]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PREVUE = os.environ.get("PREVUE_BIN", os.path.join(ROOT, "build", "prevue"))
+PROVIDERS = os.environ.get("PREVUE_PROVIDER_DIR", os.path.join(ROOT, "build", "providers"))
+GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@prevue.invalid"]
+
+
+def git(repo, *args):
+    subprocess.run(GIT + ["-C", repo, *args], check=True, capture_output=True)
+
+
+def get(port, host):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+    except OSError:
+        return 0, ""
+
+
+def until(predicate, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.005)
+    sys.exit(f"bench_time_to_preview: timed out waiting for {what}")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    scratch = tempfile.mkdtemp(prefix="prevue-bench-ttp-")
+    daemon = None
+    try:
+        repo = os.path.join(scratch, "repo")
+        shutil.copytree(os.path.join(ROOT, "templates", "reference-app"), repo)
+        with open(os.path.join(repo, "prevue.json")) as f:
+            manifest = json.load(f)
+        manifest["lease"]["grace"] = "0s"
+        with open(os.path.join(repo, "prevue.json"), "w") as f:
+            json.dump(manifest, f)
+        git(repo, "init", "-q", "-b", "main")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "reference app")
+        state = os.path.join(scratch, "state")
+        token = "bench"
+        config = {"state_dir": state, "provider_dir": PROVIDERS, "api": {"listen": "127.0.0.1:0", "token": token},
+                  "proxy": {"listen": "127.0.0.1:0"},
+                  "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"}]}
+        with open(os.path.join(scratch, "config.json"), "w") as f:
+            json.dump(config, f)
+        daemon = subprocess.Popen([PREVUE, "serve", "--config", os.path.join(scratch, "config.json")],
+                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(scratch, "serve.log"), "w"))
+        serve = until(lambda: os.path.exists(os.path.join(state, "serve.json")) and
+                      json.load(open(os.path.join(state, "serve.json"))), "prevue serve")
+
+        def announce():
+            request = urllib.request.Request(serve["api"] + "/api/v1/repositories/poll", data=b"{}", method="POST",
+                                             headers={"Authorization": "Bearer " + token})
+            urllib.request.urlopen(request, timeout=5).read()
+
+        def child_ms(slug, kind):
+            db = sqlite3.connect(os.path.join(state, "prevue.db"))
+            row = db.execute("SELECT SUM(s.child_ms) FROM steps s JOIN runs r ON s.run_id = r.id JOIN environments e "
+                             "ON r.env_id = e.id WHERE e.slug = ? AND r.kind = ? AND r.id = (SELECT MAX(r2.id) FROM runs r2 "
+                             "WHERE r2.env_id = e.id AND r2.kind = ?)", (slug, kind, kind)).fetchone()
+            db.close()
+            return row[0] or 0
+
+        previews, preview_children, teardowns, teardown_children = [], [], [], []
+        for i in range(args.rounds):
+            branch = f"feature-{i}"
+            git(repo, "checkout", "-q", "-b", branch, "main")
+            with open(os.path.join(repo, "web", "server.py"), "a") as f:
+                f.write(f"# round {i}\n")
+            git(repo, "commit", "-q", "-am", f"round {i}")
+            sha = subprocess.run(GIT + ["-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+            git(repo, "checkout", "-q", "main")
+
+            started = time.monotonic()
+            announce()
+
+            def ready():
+                with urllib.request.urlopen(serve["api"] + "/api/v1/environments", timeout=5) as r:
+                    for env in json.load(r):
+                        if env["ref"] == branch and env["routes"]:
+                            status, page = get(serve["proxy_port"], env["routes"][-1]["host"])
+                            if status == 200 and sha in page:
+                                return env
+                return None
+            env = until(ready, f"the preview of {branch}")
+            previews.append((time.monotonic() - started) * 1000)
+            preview_children.append(child_ms(env["slug"], "up"))
+            host = [r["host"] for r in env["routes"] if r["host"].startswith(env["slug"])][0]
+
+            git(repo, "merge", "-q", "--no-ff", branch, "-m", f"merge {branch}")
+            started = time.monotonic()
+            announce()
+            until(lambda: get(serve["proxy_port"], host)[0] == 404, f"{branch}'s route gone")
+            teardowns.append((time.monotonic() - started) * 1000)
+            teardown_children.append(child_ms(env["slug"], "down"))
+
+        p, pc = statistics.median(previews), statistics.median(preview_children)
+        t, tc = statistics.median(teardowns), statistics.median(teardown_children)
+        print(f"time to preview and teardown latency, reference app, median of {args.rounds} rounds")
+        print(f"  time to preview (event -> first 200 through the proxy): {p:.0f} ms; child processes {pc:.0f} ms; "
+              f"prevue's own {p - pc:.0f} ms  [runs: {', '.join(f'{x:.0f}' for x in previews)}]")
+        print(f"  teardown latency (merge event -> route answers 404): {t:.0f} ms; child processes {tc:.0f} ms; "
+              f"prevue's own {t - tc:.0f} ms  [runs: {', '.join(f'{x:.0f}' for x in teardowns)}]")
+        print(f"{'time to preview':44s} prevue {p:10.0f} ms   | {'provider work alone':28s} {pc:10.0f} ms   | ratio {p / pc:.2f}x of it")
+        print(f"{'teardown latency':44s} prevue {t:10.0f} ms   | {'provider work alone':28s} {tc:10.0f} ms   | ratio {t / max(tc, 1):.2f}x of it")
+    finally:
+        if daemon:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=30)
+        state = os.path.join(scratch, "state")
+        for env in json.loads(subprocess.run([PREVUE, "--state-dir", state, "ls", "--json"], capture_output=True,
+                                             text=True).stdout or "[]"):
+            subprocess.run([PREVUE, "--state-dir", state, "--provider-dir", PROVIDERS, "down", env["slug"]], capture_output=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
