@@ -118,6 +118,28 @@ class Serve(PrevueTestCase):
         self.daemon.wait_gone(env["slug"])
         self.assertEqual(self.daemon.get(primary_host(env))[0], 404)
 
+    def test_push_during_a_build_supersedes_it_and_builds_run_concurrently(self):
+        slow = "def main():\n    import time; time.sleep(2)\n"
+        for name in ("slow-a", "slow-b"):
+            git(self.repo, "checkout", "-q", "-b", name, "main")
+            edit(self.repo, "web/server.py", "def main():\n", slow)
+            commit_all(self.repo, name)
+            git(self.repo, "checkout", "-q", "main")
+        envs = self.daemon.wait_for(lambda: len([e for e in self.daemon.environments() if e["state"] == "provisioning"]) == 2
+                                    and self.daemon.environments(), "two builds at once", 30)
+        first = [e for e in envs if e["ref"] == "slow-a"][0]
+        # Push to slow-a while it builds.
+        git(self.repo, "checkout", "-q", "slow-a")
+        set_banner(self.repo, "Superseding push")
+        sha2 = commit_all(self.repo, "superseding push")
+        git(self.repo, "checkout", "-q", "main")
+        env = self.daemon.wait_env(first["pr"], "ready", sha2, timeout=60)
+        status, page, _ = self.daemon.get(primary_host(env))
+        self.assertIn("Superseding push", page)
+        status, timeline = self.daemon.api_call("GET", f"/api/v1/environments/{env['slug']}/timeline")
+        self.assertIn("superseded", [t["kind"] for t in timeline], timeline)
+        self.daemon.wait_env(2 if first["pr"] == 1 else 1, "ready")
+
     def test_building_and_failed_pages(self):
         git(self.repo, "checkout", "-q", "-b", "broken", "main")
         edit(self.repo, "api/server.py", "def main():\n", "def main():\n    raise SystemExit('api: broken on purpose')\n")
