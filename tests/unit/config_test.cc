@@ -1,0 +1,82 @@
+#include "daemon/config.h"
+
+#include <gtest/gtest.h>
+
+#include "core/files.h"
+#include "dns/dns_backend.h"
+
+namespace prevue {
+namespace {
+
+TEST(Config, MinimalGetsDefaultsAndResolvesPaths) {
+  auto c = parse_config(R"({"state_dir": "state"})", "/etc/prevue/config.json");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->state_dir, "/etc/prevue/state");
+  EXPECT_EQ(c->hosts_file, "/etc/prevue/state/hosts");
+  EXPECT_EQ(c->api.port, 7400);
+  EXPECT_EQ(c->proxy.port, 8080);
+  EXPECT_EQ(c->domain, "prevue.localhost");
+  EXPECT_EQ(c->dns_address, "127.0.0.1");
+  EXPECT_EQ(c->concurrency, 2);
+}
+
+TEST(Config, FullConfig) {
+  auto c = parse_config(R"({"state_dir": "/s", "api": {"listen": "127.0.0.1:0", "token": "t"},
+      "proxy": {"listen": "[::1]:8443", "domain": "preview.example.com", "threads": 4, "timeout": "5s"},
+      "repositories": [{"url": "repos/app.git", "base": "trunk", "poll_interval": "10s", "pull_requests": "refs"},
+                       {"url": "https://git.example.com/app.git"}],
+      "dns": {"backend": "none"}, "lease": {"ttl": "1h", "end": "sleep"}, "concurrency": 3})",
+                        "/c/config.json");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->proxy.host, "::1");
+  EXPECT_EQ(c->proxy.port, 8443);
+  EXPECT_EQ(c->proxy_threads, 4);
+  ASSERT_EQ(c->repositories.size(), 2u);
+  EXPECT_EQ(c->repositories[0].url, "/c/repos/app.git");
+  EXPECT_EQ(c->repositories[0].pull_requests, PullRequestSource::kRefs);
+  EXPECT_EQ(c->repositories[1].url, "https://git.example.com/app.git");
+  EXPECT_EQ(c->repositories[1].base, "main");
+  EXPECT_EQ(c->lease.end, EndAction::kSleep);
+  EXPECT_EQ(c->lease.idle.count(), 24LL * 3'600'000);
+}
+
+TEST(Config, ErrorsNameTheJsonPath) {
+  auto error = [](const char* text) {
+    auto c = parse_config(text, "/c/config.json");
+    EXPECT_FALSE(c.ok()) << text;
+    return c.ok() ? std::string() : c.error().message;
+  };
+  EXPECT_NE(error(R"({})").find("missing required field 'state_dir'"), std::string::npos);
+  EXPECT_NE(error(R"({"state_dir": "/s", "proxy": {"listen": "localhost"}})").find("$.proxy.listen must be HOST:PORT"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"state_dir": "/s", "proxy": {"listen": "1.2.3.4:99999"}})").find("invalid port"), std::string::npos);
+  EXPECT_NE(error(R"({"state_dir": "/s", "repositories": [{"base": "main"}]})").find("$.repositories[0]"), std::string::npos);
+  EXPECT_NE(error(R"({"state_dir": "/s", "concurrency": 0})").find("$.concurrency must be between 1"), std::string::npos);
+  EXPECT_NE(error(R"({"state_dir": "/s", "proxy": {"domain": "Bad_Domain"}})").find("$.proxy.domain"), std::string::npos);
+  EXPECT_NE(error(R"({"state_dir": "/s", "dns": {"backend": "route53"}})").find("$.dns.backend"), std::string::npos);
+  EXPECT_NE(error(R"({"state_dir": "/s", "colour": "blue"})").find("$.colour unknown field"), std::string::npos);
+  EXPECT_NE(error("{\"state_dir\": ").find("JSON syntax error"), std::string::npos);
+}
+
+TEST(HostsFile, KeepsForeignLinesAndWritesOneLinePerHost) {
+  auto dir = std::filesystem::temp_directory_path() / ("prevue-hosts-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto file = dir / "hosts";
+  ASSERT_TRUE(write_file_atomic(file, "127.0.0.1 localhost\n# mine\n").ok());
+  HostsFileBackend hosts(file, "127.0.0.1");
+  ASSERT_TRUE(hosts.sync({"b.prevue.localhost", "a.prevue.localhost", "a.prevue.localhost"}).ok());
+  std::string text = *read_file(file);
+  EXPECT_NE(text.find("127.0.0.1 localhost\n# mine\n"), std::string::npos);
+  EXPECT_NE(text.find("127.0.0.1 a.prevue.localhost\n127.0.0.1 b.prevue.localhost\n"), std::string::npos);
+  ASSERT_TRUE(hosts.sync({"b.prevue.localhost"}).ok());
+  text = *read_file(file);
+  EXPECT_EQ(text.find("a.prevue.localhost"), std::string::npos);
+  EXPECT_NE(text.find("b.prevue.localhost"), std::string::npos);
+  EXPECT_NE(text.find("127.0.0.1 localhost"), std::string::npos);
+  ASSERT_TRUE(hosts.sync({}).ok());
+  EXPECT_EQ(read_file(file)->find("prevue.localhost"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace prevue
