@@ -453,11 +453,6 @@ struct Daemon::Impl {
             metrics.lease_expiries++;
             (void)store->append_timeline(e.id, "expired", "idle or TTL limit reached", 0);
             log_event("lease.expired", "slug=" + e.slug + " end=destroy");
-            if (auto pr = store->find_pull_request(e.repo_id, e.pr); pr.ok() && pr->has_value()) {
-              PullRequestRecord p = **pr;
-              p.expired_sha = p.head_sha;
-              (void)store->upsert_pull_request(p);
-            }
           }
           dispatch(key, OpKind::kDown, "", "", e.slug, l.revoked_at ? "pull request closed, grace over" : "lease ran out");
           break;
@@ -476,6 +471,8 @@ struct Daemon::Impl {
       auto lease = store->lease_of(env_id);
       if (!lease.ok() || !lease->has_value() || (*lease)->last_active >= at) continue;
       LeaseRecord l = **lease;
+      // The timeline notes a renewal at most once a minute, not every flush.
+      if (at - l.last_active > 60'000) (void)store->append_timeline(env_id, "renewed", "visited through the proxy", 0);
       l.last_active = at;
       (void)store->upsert_lease(l);
       schedule_lease(l);
@@ -735,12 +732,7 @@ struct Daemon::Impl {
         }
         if (sub.empty() && r.method == "DELETE") {
           if (e.state == EnvState::kDestroyed) return json_response(200, json{{"slug", e.slug}, {"state", "destroyed"}});
-          // Like an expired lease: gone until the next push.
-          if (auto pr = store->find_pull_request(e.repo_id, e.pr); pr.ok() && pr->has_value()) {
-            PullRequestRecord p = **pr;
-            p.expired_sha = p.head_sha;
-            (void)store->upsert_pull_request(p);
-          }
+          // Like an expired lease: gone until the next push (Engine::down sees to that).
           (void)store->append_timeline(e.id, "received", "delete through the API", 0);
           dispatch({e.repo_id, e.pr}, OpKind::kDown, "", "", e.slug, "deleted through the API");
           return json_response(202, json{{"slug", e.slug}, {"state", "destroying"}});

@@ -223,6 +223,8 @@ UpResult Engine::up(const UpRequest& request) {
 
   auto run = store_.begin_run(env.id, RunKind::kUp, request.sha);
   if (!run.ok()) return fail_early(run.error().message);
+  (void)store_.append_timeline(env.id, "received",
+                               "up requested at " + (request.sha.empty() ? request.ref : request.sha.substr(0, 12)), 0);
   CurrentEnvironment current{env.state, env.deployed_sha, env.seeded, decode_revisions(env.service_revisions)};
   env.state = EnvState::kProvisioning;
   env.ref = request.ref;
@@ -572,6 +574,15 @@ DownResult Engine::down(EnvironmentRecord env) {
   }
   std::error_code ec;
   fs::remove_all(env.dir, ec);
+  // Taken down while its pull request is open (by hand, or its lease ran
+  // out): it stays down until the next push, or the reconciler would bring
+  // it straight back.
+  if (auto pr = store_.find_pull_request(env.repo_id, env.pr); pr.ok() && pr->has_value() && (*pr)->status == PrStatus::kOpen &&
+                                                                (*pr)->expired_sha != (*pr)->head_sha) {
+    PullRequestRecord p = **pr;
+    p.expired_sha = p.head_sha;
+    (void)store_.upsert_pull_request(p);
+  }
   env.state = EnvState::kDestroyed;
   env.deployed_sha.clear();
   env.url.clear();

@@ -58,10 +58,6 @@ Result<IngestResult> ingest_event(Store& store, EventRecord event, std::int64_t 
     return result;
   }
   PREVUE_TRY(store.upsert_pull_request(pr));
-  if (a == kEventOpened || a == kEventUpdated) {
-    if (auto env = store.find_environment(pr.repo_id, pr.pr); env.ok() && env->has_value())
-      (void)store.append_timeline((*env)->id, "received", a + " at " + pr.head_sha.substr(0, 12) + " (" + event.source + ")", 0);
-  }
   PREVUE_TRY(store.mark_event(event.id, "processed", result.note));
   return result;
 }

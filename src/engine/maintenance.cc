@@ -131,15 +131,8 @@ GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const E
           else if (!r.already_gone) report.actions.push_back("put " + e.slug + " to sleep (" + why + ")");
         }
       } else {
-        if (!options.dry_run && !lease.revoked_at) {
-          // The PR stays open: no new environment until a new push.
-          if (auto pr = store.find_pull_request(e.repo_id, e.pr); pr.ok() && pr->has_value()) {
-            PullRequestRecord p = **pr;
-            p.expired_sha = p.head_sha;
-            (void)store.upsert_pull_request(p);
-          }
-          (void)store.append_timeline(e.id, "expired", why, 0);
-        }
+        // (Engine::down keeps an open PR's environment down until its next push.)
+        if (!options.dry_run && !lease.revoked_at) (void)store.append_timeline(e.id, "expired", why, 0);
         teardown(e, why);
       }
       if (!options.dry_run) (void)store.release_claim(e.id, options.owner);

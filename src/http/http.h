@@ -75,15 +75,20 @@ class RouteTable {
     auto next = std::make_shared<const Map>(std::move(routes));
     std::lock_guard lock(mutex_);
     map_ = std::move(next);
+    version_.fetch_add(1, std::memory_order_release);
   }
   std::shared_ptr<const Map> snapshot() const {
     std::lock_guard lock(mutex_);
     return map_;
   }
+  // Changes with every replace(): readers keep their snapshot until it moves,
+  // so the request path takes no lock.
+  std::uint64_t version() const { return version_.load(std::memory_order_acquire); }
 
  private:
   mutable std::mutex mutex_;
   std::shared_ptr<const Map> map_ = std::make_shared<const Map>();
+  std::atomic<std::uint64_t> version_{0};
 };
 
 struct ProxyOptions {

@@ -223,11 +223,24 @@ class ProxyServer final : public Proxy {
     }
   }
 
+  // A client connection and its upstream, with the time anything last moved.
+  struct Session {
+    explicit Session(tcp::socket socket) : client(std::move(socket)), idle_timer(client.get_executor()) {}
+    void touch() { last_activity = std::chrono::steady_clock::now(); }
+    tcp::socket client;
+    asio::steady_timer idle_timer;
+    std::optional<tcp::socket> upstream;
+    std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
+    bool tunnel = false;
+    bool done = false;
+    std::array<char, 16384> chunk;  // body bytes in flight, one buffer per connection
+  };
+
   void count(int status) {
     if (hooks_.on_status) hooks_.on_status(status);
   }
 
-  asio::awaitable<bool> answer(beast::tcp_stream& client, unsigned version, bool keep_alive, int status, std::string body,
+  asio::awaitable<bool> answer(Session& session, unsigned version, bool keep_alive, int status, std::string body,
                                int retry_after = 0) {
     http::response<http::string_body> res{static_cast<http::status>(status), version};
     res.set(http::field::server, "prevue");
@@ -237,8 +250,8 @@ class ProxyServer final : public Proxy {
     res.body() = std::move(body);
     res.keep_alive(keep_alive);
     res.prepare_payload();
-    client.expires_after(options_.timeout);
-    auto [ec, n] = co_await http::async_write(client, res, nothrow);
+    session.touch();
+    auto [ec, n] = co_await http::async_write(session.client, res, nothrow);
     count(status);
     co_return !ec && keep_alive;
   }
@@ -247,27 +260,27 @@ class ProxyServer final : public Proxy {
   // chunk, never holding more than one buffer of its body (Beast's relay
   // pattern). The header goes out with the first chunk, in one write.
   template <bool isRequest>
-  asio::awaitable<beast::error_code> relay_body(beast::tcp_stream& out, beast::tcp_stream& in, beast::flat_buffer& in_buffer,
+  asio::awaitable<beast::error_code> relay_body(Session& session, tcp::socket& out, tcp::socket& in, beast::flat_buffer& in_buffer,
                                                 http::parser<isRequest, http::buffer_body>& parser,
                                                 http::serializer<isRequest, http::buffer_body>& serializer) {
-    char chunk[16384];
+    auto& chunk = session.chunk;
     do {
       if (!parser.is_done()) {
-        parser.get().body().data = chunk;
-        parser.get().body().size = sizeof chunk;
-        in.expires_after(options_.timeout);
+        parser.get().body().data = chunk.data();
+        parser.get().body().size = chunk.size();
+        session.touch();
         auto [ec, n] = co_await http::async_read(in, in_buffer, parser, nothrow);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) co_return ec;
-        parser.get().body().size = sizeof chunk - parser.get().body().size;
-        parser.get().body().data = chunk;
+        parser.get().body().size = chunk.size() - parser.get().body().size;
+        parser.get().body().data = chunk.data();
         parser.get().body().more = !parser.is_done();
       } else {
         parser.get().body().data = nullptr;
         parser.get().body().size = 0;
         parser.get().body().more = false;  // a message with no (more) body: the header alone goes out
       }
-      out.expires_after(options_.timeout);
+      session.touch();
       auto [ec, n] = co_await http::async_write(out, serializer, nothrow);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) co_return ec;
@@ -301,25 +314,25 @@ class ProxyServer final : public Proxy {
   // relay_body for a message that is not chunked: the header text, then the
   // body bytes as they arrive, the header and the first chunk in one write.
   template <bool isRequest>
-  asio::awaitable<beast::error_code> relay_plain(beast::tcp_stream& out, beast::tcp_stream& in, beast::flat_buffer& in_buffer,
+  asio::awaitable<beast::error_code> relay_plain(Session& session, tcp::socket& out, tcp::socket& in, beast::flat_buffer& in_buffer,
                                                  http::parser<isRequest, http::buffer_body>& parser) {
     const std::string head = head_text(parser.get().base());
-    char chunk[16384];
+    auto& chunk = session.chunk;
     bool head_sent = false;
     for (;;) {
       size_t n = 0;
       if (!parser.is_done()) {
-        parser.get().body().data = chunk;
-        parser.get().body().size = sizeof chunk;
-        in.expires_after(options_.timeout);
+        parser.get().body().data = chunk.data();
+        parser.get().body().size = chunk.size();
+        session.touch();
         auto [ec, read] = co_await http::async_read(in, in_buffer, parser, nothrow);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) co_return ec;
-        n = sizeof chunk - parser.get().body().size;
+        n = chunk.size() - parser.get().body().size;
       }
-      std::array<asio::const_buffer, 2> buffers{head_sent ? asio::const_buffer() : asio::buffer(head), asio::buffer(chunk, n)};
+      std::array<asio::const_buffer, 2> buffers{head_sent ? asio::const_buffer() : asio::buffer(head), asio::buffer(chunk.data(), n)};
       head_sent = true;
-      out.expires_after(options_.timeout);
+      session.touch();
       auto [ec, written] = co_await asio::async_write(out, buffers, nothrow);
       if (ec) co_return ec;
       if (parser.is_done()) co_return beast::error_code{};
@@ -340,33 +353,92 @@ class ProxyServer final : public Proxy {
 
   // Looks the host up, waking a sleeping environment and holding the
   // request until it is ready or the wake timeout passes.
-  asio::awaitable<std::optional<ProxyRoute>> route_for(const std::string& host) {
+  // This thread's copy of the route table, refreshed when the table changes.
+  const RouteTable::Map& routes_now() {
+    thread_local std::shared_ptr<const RouteTable::Map> cached;
+    thread_local std::uint64_t cached_version = ~0ULL;
+    thread_local const RouteTable* cached_from = nullptr;
+    std::uint64_t version = routes_.version();
+    if (version != cached_version || cached_from != &routes_) {
+      cached = routes_.snapshot();
+      cached_version = version;
+      cached_from = &routes_;
+    }
+    return *cached;
+  }
+
+  // Proxy hits renew leases; telling the daemon once a second per
+  // environment and thread is plenty, and keeps its lock off the request path.
+  void hit(std::int64_t env_id) {
+    if (!hooks_.on_hit) return;
+    thread_local std::unordered_map<std::int64_t, std::chrono::steady_clock::time_point> last_told;
+    auto now = std::chrono::steady_clock::now();
+    auto& told = last_told[env_id];
+    if (now - told < std::chrono::seconds(1)) return;
+    told = now;
+    hooks_.on_hit(env_id);
+  }
+
+  asio::awaitable<std::optional<ProxyRoute>> route_for(Session& session, const std::string& host) {
     auto deadline = std::chrono::steady_clock::now() + options_.wake_timeout;
     bool woken = false;
-    asio::steady_timer timer(co_await asio::this_coro::executor);
+    std::optional<asio::steady_timer> timer;
     for (;;) {
-      auto table = routes_.snapshot();
-      auto it = table->find(host);
-      if (it == table->end()) co_return std::nullopt;
+      const auto& table = routes_now();
+      auto it = table.find(host);
+      if (it == table.end()) co_return std::nullopt;
       const ProxyRoute& route = it->second;
       bool waiting = route.kind == ProxyRoute::Kind::kSleeping || (woken && route.kind == ProxyRoute::Kind::kBuilding);
       if (!waiting || std::chrono::steady_clock::now() >= deadline) co_return route;
       if (!woken && hooks_.wake) hooks_.wake(route.env_id);
       woken = true;
-      timer.expires_after(std::chrono::milliseconds(100));
-      co_await timer.async_wait(nothrow);
+      session.touch();  // a held request is not an idle one
+      if (!timer) timer.emplace(session.client.get_executor());
+      timer->expires_after(std::chrono::milliseconds(100));
+      co_await timer->async_wait(nothrow);
     }
   }
 
   asio::awaitable<void> session(tcp::socket socket) {
-    beast::tcp_stream client(std::move(socket));
+    auto state = std::make_shared<Session>(std::move(socket));
+    asio::co_spawn(state->client.get_executor(), watchdog(state), asio::detached);
+    co_await serve(*state);
+    state->done = true;
+    state->idle_timer.cancel();
+    beast::error_code ignored;
+    state->client.shutdown(tcp::socket::shutdown_send, ignored);
+    state->client.close(ignored);
+    if (state->upstream) state->upstream->close(ignored);
+  }
+
+  // One timer per connection, not one per read and write: it closes the
+  // sockets when nothing moved for `timeout` (which cancels what waits on them).
+  asio::awaitable<void> watchdog(std::shared_ptr<Session> session) {
+    asio::steady_timer& timer = session->idle_timer;
+    auto period = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(250), options_.timeout / 4);
+    for (;;) {
+      timer.expires_after(period);
+      co_await timer.async_wait(nothrow);
+      if (session->done) co_return;
+      if (session->tunnel) continue;
+      if (std::chrono::steady_clock::now() - session->last_activity > options_.timeout) {
+        beast::error_code ignored;
+        session->client.close(ignored);
+        if (session->upstream) session->upstream->close(ignored);
+        co_return;
+      }
+    }
+  }
+
+  asio::awaitable<void> serve(Session& session) {
+    tcp::socket& client = session.client;
     beast::flat_buffer client_buffer;
     std::string client_address;
     beast::error_code ep_ec;
-    auto ep = client.socket().remote_endpoint(ep_ec);
+    auto ep = client.remote_endpoint(ep_ec);
     if (!ep_ec) client_address = ep.address().to_string();
 
-    std::optional<beast::tcp_stream> upstream;
+    std::optional<tcp::socket>& upstream = session.upstream;
     std::string upstream_key;
     beast::flat_buffer upstream_buffer;
 
@@ -374,20 +446,20 @@ class ProxyServer final : public Proxy {
       http::request_parser<http::buffer_body> request_parser;
       request_parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
       request_parser.body_limit(options_.max_body_bytes);
-      client.expires_after(options_.timeout);
+      session.touch();
       auto [read_ec, read_n] = co_await http::async_read_header(client, client_buffer, request_parser, nothrow);
       if (read_ec == http::error::header_limit) {
-        co_await answer(client, 11, false, 431, page("Request header too large", "", false));
+        co_await answer(session, 11, false, 431, page("Request header too large", "", false));
         break;
       }
       if (read_ec == http::error::body_limit) {
-        co_await answer(client, 11, false, 413, page("Request body too large", "", false));
+        co_await answer(session, 11, false, 413, page("Request body too large", "", false));
         break;
       }
       if (read_ec) {
         if (read_ec != http::error::end_of_stream && read_ec != asio::error::eof && read_ec != beast::error::timeout &&
             read_ec != asio::error::connection_reset)
-          co_await answer(client, 11, false, 400, page("Bad request", "", false));
+          co_await answer(session, 11, false, 400, page("Bad request", "", false));
         break;
       }
       auto& req = request_parser.get();
@@ -400,9 +472,9 @@ class ProxyServer final : public Proxy {
       if (auto colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos) host.resize(colon);
       if (!host.empty() && host.back() == '.') host.pop_back();
 
-      auto route = co_await route_for(host);
+      auto route = co_await route_for(session, host);
       if (!route) {
-        bool again = co_await answer(client, version, keep_alive && !has_body, 404,
+        bool again = co_await answer(session, version, keep_alive && !has_body, 404,
                                      page("No preview here", "<p>No environment answers <code>" + html_escape(host) +
                                                                  "</code>. It may have been torn down after its pull request closed.</p>",
                                           false));
@@ -411,7 +483,7 @@ class ProxyServer final : public Proxy {
       }
       if (route->kind == ProxyRoute::Kind::kBuilding || route->kind == ProxyRoute::Kind::kSleeping) {
         bool again = co_await answer(
-            client, version, keep_alive && !has_body, 503,
+            session, version, keep_alive && !has_body, 503,
             page("Preview " + route->slug + " is " + (route->kind == ProxyRoute::Kind::kSleeping ? "waking up" : "being built"),
                  "<p>This page reloads by itself.</p>" + (route->detail.empty() ? std::string() : "<p>" + html_escape(route->detail) + "</p>"),
                  true),
@@ -420,7 +492,7 @@ class ProxyServer final : public Proxy {
         continue;
       }
       if (route->kind == ProxyRoute::Kind::kFailed) {
-        bool again = co_await answer(client, version, keep_alive && !has_body, 502,
+        bool again = co_await answer(session, version, keep_alive && !has_body, 502,
                                      page("Preview " + route->slug + " failed",
                                           "<p>The environment could not be built:</p><pre>" + html_escape(route->detail) +
                                               "</pre><p>Push a fix to the branch to try again, or see <code>prevue logs " +
@@ -430,19 +502,19 @@ class ProxyServer final : public Proxy {
         continue;
       }
 
-      if (hooks_.on_hit) hooks_.on_hit(route->env_id);
+      hit(route->env_id);
       std::string key = route->upstream_host + ":" + std::to_string(route->upstream_port);
-      if (!upstream || upstream_key != key || !upstream->socket().is_open()) {
-        upstream.emplace(co_await asio::this_coro::executor);
+      if (!upstream || upstream_key != key || !upstream->is_open()) {
+        upstream.emplace(client.get_executor());
         upstream_buffer.clear();
         upstream_key = key;
         beast::error_code addr_ec;
         auto address = asio::ip::make_address(route->upstream_host, addr_ec);
-        upstream->expires_after(options_.timeout);
+        session.touch();
         auto [cec] = co_await upstream->async_connect(tcp::endpoint(address, route->upstream_port), nothrow);
         if (addr_ec || cec) {
           upstream.reset();
-          bool again = co_await answer(client, version, keep_alive && !has_body, 502,
+          bool again = co_await answer(session, version, keep_alive && !has_body, 502,
                                        page("Preview " + route->slug + " is not answering",
                                             "<p>Its service did not accept the connection. It may be restarting; try again in a moment.</p>",
                                             true),
@@ -451,7 +523,7 @@ class ProxyServer final : public Proxy {
           continue;
         }
         beast::error_code nd;
-        upstream->socket().set_option(tcp::no_delay(true), nd);
+        upstream->set_option(tcp::no_delay(true), nd);
       }
 
       bool websocket = beast::websocket::is_upgrade(req);
@@ -473,24 +545,24 @@ class ProxyServer final : public Proxy {
       beast::error_code relay_ec;
       if (req.chunked()) {
         http::request_serializer<http::buffer_body> request_serializer{req};
-        relay_ec = co_await relay_body<true>(*upstream, client, client_buffer, request_parser, request_serializer);
+        relay_ec = co_await relay_body<true>(session, *upstream, client, client_buffer, request_parser, request_serializer);
       } else {
-        relay_ec = co_await relay_plain<true>(*upstream, client, client_buffer, request_parser);
+        relay_ec = co_await relay_plain<true>(session, *upstream, client, client_buffer, request_parser);
       }
       if (relay_ec) {
         upstream.reset();
-        co_await answer(client, version, false, 502, page("Preview " + route->slug + " is not answering", "", true), 3);
+        co_await answer(session, version, false, 502, page("Preview " + route->slug + " is not answering", "", true), 3);
         break;
       }
 
       http::response_parser<http::buffer_body> response_parser;
       response_parser.body_limit(boost::none);
       response_parser.skip(head);
-      upstream->expires_after(options_.timeout);
+      session.touch();
       auto [rh_ec, rh_n] = co_await http::async_read_header(*upstream, upstream_buffer, response_parser, nothrow);
       if (rh_ec) {
         upstream.reset();
-        co_await answer(client, version, false, rh_ec == beast::error::timeout ? 504 : 502,
+        co_await answer(session, version, false, rh_ec == beast::error::timeout ? 504 : 502,
                         page("Preview " + route->slug + " did not answer", "", true), 3);
         break;
       }
@@ -499,16 +571,15 @@ class ProxyServer final : public Proxy {
       bool upstream_keep_alive = res.keep_alive();
 
       if (websocket && status == 101) {
-        http::response_serializer<http::buffer_body> upgrade_serializer{res};
-        client.expires_never();
-        auto [uw_ec, uw_n] = co_await http::async_write_header(client, upgrade_serializer, nothrow);
+        session.tunnel = true;  // a websocket may stay quiet for long: no idle limit
+        const std::string head = head_text(res.base());
+        auto [uw_ec, uw_n] = co_await asio::async_write(client, asio::buffer(head), nothrow);
         count(status);
         if (uw_ec) break;
-        upstream->expires_never();
         // Bytes already read past the headers belong to the tunnel.
-        if (client_buffer.size()) co_await asio::async_write(upstream->socket(), client_buffer.data(), nothrow);
-        if (upstream_buffer.size()) co_await asio::async_write(client.socket(), upstream_buffer.data(), nothrow);
-        co_await (pump(client.socket(), upstream->socket()) || pump(upstream->socket(), client.socket()));
+        if (client_buffer.size()) co_await asio::async_write(*upstream, client_buffer.data(), nothrow);
+        if (upstream_buffer.size()) co_await asio::async_write(client, upstream_buffer.data(), nothrow);
+        co_await (pump(client, *upstream) || pump(*upstream, client));
         break;
       }
 
@@ -516,17 +587,15 @@ class ProxyServer final : public Proxy {
       beast::error_code body_ec;
       if (res.chunked()) {
         http::response_serializer<http::buffer_body> response_serializer{res};
-        body_ec = co_await relay_body<false>(client, *upstream, upstream_buffer, response_parser, response_serializer);
+        body_ec = co_await relay_body<false>(session, client, *upstream, upstream_buffer, response_parser, response_serializer);
       } else {
-        body_ec = co_await relay_plain<false>(client, *upstream, upstream_buffer, response_parser);
+        body_ec = co_await relay_plain<false>(session, client, *upstream, upstream_buffer, response_parser);
       }
       count(status);
       if (body_ec) break;
       if (!upstream_keep_alive) upstream.reset();
       if (!keep_alive) break;
     }
-    beast::error_code ignored;
-    client.socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
   ProxyOptions options_;
