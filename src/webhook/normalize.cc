@@ -1,0 +1,241 @@
+#include "webhook/normalize.h"
+
+#include <nlohmann/json.hpp>
+#include <openssl/sha.h>
+
+#include <cstdio>
+
+namespace prevue {
+
+using json = nlohmann::json;
+
+const char* to_string(WebhookHost host) {
+  switch (host) {
+    case WebhookHost::kGitHub: return "github";
+    case WebhookHost::kGitLab: return "gitlab";
+    case WebhookHost::kGitea: return "gitea";
+    case WebhookHost::kBitbucket: return "bitbucket";
+  }
+  return "unknown";
+}
+
+std::optional<WebhookHost> webhook_host_from(std::string_view name) {
+  for (auto h : {WebhookHost::kGitHub, WebhookHost::kGitLab, WebhookHost::kGitea, WebhookHost::kBitbucket})
+    if (name == to_string(h)) return h;
+  if (name == "forgejo") return WebhookHost::kGitea;
+  return std::nullopt;
+}
+
+namespace {
+
+std::string header(const std::map<std::string, std::string>& headers, const char* name) {
+  auto it = headers.find(name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+// A string at a JSON pointer, or "" when absent or not a string.
+std::string str(const json& doc, const char* pointer) {
+  const json::json_pointer p(pointer);
+  if (!doc.contains(p)) return {};
+  const json& v = doc.at(p);
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_integer()) return std::to_string(v.get<long long>());
+  return {};
+}
+
+long number(const json& doc, const char* pointer) {
+  const json::json_pointer p(pointer);
+  if (!doc.contains(p) || !doc.at(p).is_number_integer()) return 0;
+  return static_cast<long>(doc.at(p).get<long long>());
+}
+
+bool boolean(const json& doc, const char* pointer) {
+  const json::json_pointer p(pointer);
+  return doc.contains(p) && doc.at(p).is_boolean() && doc.at(p).get<bool>();
+}
+
+void add_names(NormalizedWebhook& w, const json& doc, std::initializer_list<const char*> pointers) {
+  for (const char* p : pointers) {
+    std::string v = str(doc, p);
+    if (!v.empty()) w.repository_names.push_back(v);
+  }
+}
+
+std::vector<std::string> label_names(const json& doc, const char* pointer, const char* field) {
+  std::vector<std::string> out;
+  const json::json_pointer p(pointer);
+  if (!doc.contains(p) || !doc.at(p).is_array()) return out;
+  for (const auto& l : doc.at(p))
+    if (l.is_object() && l.contains(field) && l[field].is_string()) out.push_back(l[field].get<std::string>());
+  return out;
+}
+
+std::string body_digest(std::string_view body) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(body.data()), body.size(), digest);
+  std::string hex;
+  char byte[3];
+  for (unsigned char c : digest) {
+    std::snprintf(byte, sizeof byte, "%02x", c);
+    hex += byte;
+  }
+  return "sha256:" + hex;
+}
+
+NormalizedWebhook ignored(std::string reason) {
+  NormalizedWebhook w;
+  w.kind = NormalizedWebhook::Kind::kIgnored;
+  w.reason = std::move(reason);
+  return w;
+}
+
+// GitHub and Gitea/Forgejo share the pull_request payload shape.
+NormalizedWebhook github_like(const json& doc, const std::string& action, bool gitea) {
+  NormalizedWebhook w;
+  if (action == "opened" || action == "reopened") w.action = "opened";
+  else if (action == (gitea ? "synchronized" : "synchronize")) w.action = "updated";
+  else if (action == "closed") w.action = boolean(doc, "/pull_request/merged") ? "merged" : "closed";
+  else if (action == "labeled" || action == "unlabeled" || action == "label_updated" || action == "label_cleared") w.action = "labels";
+  else return ignored("pull_request action '" + action + "' needs nothing from prevue");
+  w.kind = NormalizedWebhook::Kind::kPullRequest;
+  w.pr = number(doc, "/number");
+  if (!w.pr) w.pr = number(doc, "/pull_request/number");
+  w.head_sha = str(doc, "/pull_request/head/sha");
+  w.base_sha = str(doc, "/pull_request/base/sha");
+  w.head_ref = str(doc, "/pull_request/head/ref");
+  w.base_ref = str(doc, "/pull_request/base/ref");
+  w.author = str(doc, "/pull_request/user/login");
+  std::string head_repo = str(doc, "/pull_request/head/repo/full_name");
+  std::string base_repo = str(doc, "/pull_request/base/repo/full_name");
+  if (!head_repo.empty() && !base_repo.empty()) {
+    w.fork = head_repo != base_repo;
+  } else {
+    // Trimmed Gitea payloads carry only repo ids.
+    long head_id = number(doc, "/pull_request/head/repo_id"), base_id = number(doc, "/pull_request/base/repo_id");
+    w.fork = head_id && base_id && head_id != base_id;
+  }
+  w.labels = label_names(doc, "/pull_request/labels", "name");
+  add_names(w, doc, {"/repository/clone_url", "/repository/ssh_url", "/repository/html_url", "/repository/git_url",
+                     "/repository/full_name"});
+  return w;
+}
+
+}  // namespace
+
+Result<NormalizedWebhook> normalize_webhook(WebhookHost host, const std::map<std::string, std::string>& headers,
+                                            std::string_view body) {
+  json doc;
+  try {
+    doc = json::parse(body.begin(), body.end());
+  } catch (const json::parse_error& e) {
+    return make_error(ErrorCode::kParse, std::string("malformed JSON body: ") + e.what());
+  }
+  if (!doc.is_object()) return make_error(ErrorCode::kParse, "the body is not a JSON object");
+  NormalizedWebhook w;
+  std::string delivery;
+  switch (host) {
+    case WebhookHost::kGitHub: {
+      delivery = header(headers, "x-github-delivery");
+      std::string event = header(headers, "x-github-event");
+      if (event == "ping") w.kind = NormalizedWebhook::Kind::kPing;
+      else if (event != "pull_request") w = ignored("event '" + event + "' needs nothing from prevue");
+      else w = github_like(doc, str(doc, "/action"), false);
+      break;
+    }
+    case WebhookHost::kGitea: {
+      delivery = header(headers, "x-forgejo-delivery");
+      if (delivery.empty()) delivery = header(headers, "x-gitea-delivery");
+      std::string event = header(headers, "x-forgejo-event");
+      if (event.empty()) event = header(headers, "x-gitea-event");
+      if (event != "pull_request") w = ignored("event '" + event + "' needs nothing from prevue");
+      else w = github_like(doc, str(doc, "/action"), true);
+      break;
+    }
+    case WebhookHost::kGitLab: {
+      delivery = header(headers, "x-gitlab-event-uuid");
+      if (delivery.empty()) delivery = header(headers, "idempotency-key");
+      if (delivery.empty()) delivery = header(headers, "webhook-id");
+      std::string event = header(headers, "x-gitlab-event");
+      if (event != "Merge Request Hook" || str(doc, "/object_kind") != "merge_request") {
+        w = ignored("event '" + event + "' needs nothing from prevue");
+        break;
+      }
+      std::string action = str(doc, "/object_attributes/action");
+      if (action == "open" || action == "reopen") w.action = "opened";
+      else if (action == "update" && !str(doc, "/object_attributes/oldrev").empty()) w.action = "updated";
+      else if (action == "update" && doc.contains(json::json_pointer("/changes/labels"))) w.action = "labels";
+      else if (action == "merge") w.action = "merged";
+      else if (action == "close") w.action = "closed";
+      else {
+        w = ignored("merge request action '" + action + "' needs nothing from prevue");
+        break;
+      }
+      w.kind = NormalizedWebhook::Kind::kPullRequest;
+      w.pr = number(doc, "/object_attributes/iid");
+      w.head_sha = str(doc, "/object_attributes/last_commit/id");
+      w.head_ref = str(doc, "/object_attributes/source_branch");
+      w.base_ref = str(doc, "/object_attributes/target_branch");
+      w.author = str(doc, "/user/username");
+      long source = number(doc, "/object_attributes/source_project_id"), target = number(doc, "/object_attributes/target_project_id");
+      w.fork = source && target && source != target;
+      w.labels = label_names(doc, "/labels", "title");
+      add_names(w, doc, {"/project/git_http_url", "/project/git_ssh_url", "/project/web_url", "/project/path_with_namespace",
+                         "/repository/url", "/repository/homepage"});
+      break;
+    }
+    case WebhookHost::kBitbucket: {
+      delivery = header(headers, "x-request-uuid");
+      if (delivery.empty()) delivery = header(headers, "x-request-id");
+      std::string key = header(headers, "x-event-key");
+      if (key.empty()) key = str(doc, "/eventKey");
+      if (key == "diagnostics:ping") {
+        w.kind = NormalizedWebhook::Kind::kPing;
+        break;
+      }
+      bool cloud = key.rfind("pullrequest:", 0) == 0;
+      if (key == "pullrequest:created" || key == "pr:opened") w.action = "opened";
+      else if (key == "pullrequest:updated" || key == "pr:from_ref_updated") w.action = "updated";
+      else if (key == "pullrequest:fulfilled" || key == "pr:merged") w.action = "merged";
+      else if (key == "pullrequest:rejected" || key == "pr:declined" || key == "pr:deleted") w.action = "closed";
+      else {
+        w = ignored("event '" + key + "' needs nothing from prevue");
+        break;
+      }
+      w.kind = NormalizedWebhook::Kind::kPullRequest;
+      if (cloud) {
+        w.pr = number(doc, "/pullrequest/id");
+        w.head_sha = str(doc, "/pullrequest/source/commit/hash");  // 12 hex digits: resolved against the mirror
+        w.base_sha = str(doc, "/pullrequest/destination/commit/hash");
+        w.head_ref = str(doc, "/pullrequest/source/branch/name");
+        w.base_ref = str(doc, "/pullrequest/destination/branch/name");
+        w.author = str(doc, "/pullrequest/author/nickname");
+        if (w.author.empty()) w.author = str(doc, "/pullrequest/author/display_name");
+        std::string from = str(doc, "/pullrequest/source/repository/full_name"), to = str(doc, "/pullrequest/destination/repository/full_name");
+        w.fork = !from.empty() && !to.empty() && from != to;
+        add_names(w, doc, {"/repository/full_name", "/repository/links/html/href"});
+      } else {
+        w.pr = number(doc, "/pullRequest/id");
+        w.head_sha = str(doc, "/pullRequest/fromRef/latestCommit");
+        w.base_sha = str(doc, "/pullRequest/toRef/latestCommit");
+        w.head_ref = str(doc, "/pullRequest/fromRef/displayId");
+        w.base_ref = str(doc, "/pullRequest/toRef/displayId");
+        w.author = str(doc, "/pullRequest/author/user/name");
+        long from = number(doc, "/pullRequest/fromRef/repository/id"), to = number(doc, "/pullRequest/toRef/repository/id");
+        w.fork = from && to && from != to;
+        std::string project = str(doc, "/pullRequest/toRef/repository/project/key"), slug = str(doc, "/pullRequest/toRef/repository/slug");
+        if (!project.empty() && !slug.empty()) w.repository_names.push_back(project + "/" + slug);
+        const json::json_pointer clones("/pullRequest/toRef/repository/links/clone");
+        if (doc.contains(clones) && doc.at(clones).is_array())
+          for (const auto& c : doc.at(clones))
+            if (c.contains("href") && c["href"].is_string()) w.repository_names.push_back(c["href"].get<std::string>());
+      }
+      break;
+    }
+  }
+  w.delivery_id = delivery.empty() ? body_digest(body) : std::string(to_string(host)) + ":" + delivery;
+  if (w.kind == NormalizedWebhook::Kind::kPullRequest && w.pr <= 0)
+    return make_error(ErrorCode::kParse, "pull request event without a pull request number");
+  return w;
+}
+
+}  // namespace prevue
