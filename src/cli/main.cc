@@ -174,6 +174,13 @@ int main(int argc, char** argv) {
   extend->add_option("slug", extend_slug, "Environment slug")->required();
   extend->add_option("duration", extend_by, "How much longer, e.g. 2h or 3d")->required();
 
+  // events
+  auto* events = app.add_subcommand("events", "Show the latest events (webhook deliveries, polls, API calls) and what became of them");
+  int events_limit = 50;
+  bool events_json = false;
+  events->add_option("--limit,-n", events_limit, "How many, newest first")->capture_default_str()->check(CLI::Range(1, 10000));
+  events->add_flag("--json", events_json, "Print JSON");
+
   // pin
   auto* pin = app.add_subcommand("pin", "Keep an environment past its TTL and idle limits (a merge or close still ends it)");
   std::string pin_slug;
@@ -273,6 +280,28 @@ int main(int argc, char** argv) {
     }
     std::cout << extend_slug << ": lease now ends in "
               << prevue::format_duration(prevue::Millis(std::max<std::int64_t>(0, lease->deadline() - w.clock.now_ms()))) << "\n";
+    return 0;
+  }
+
+  if (events->parsed()) {
+    auto recent = w.store->recent_events(events_limit);
+    if (!recent.ok()) {
+      std::cerr << "prevue events: " << recent.error().message << "\n";
+      return kExitFailed;
+    }
+    if (events_json) {
+      json arr = json::array();
+      for (const auto& e : *recent)
+        arr.push_back({{"id", e.id}, {"delivery_id", e.delivery_id}, {"source", e.source}, {"pr", e.pr}, {"action", e.action},
+                       {"head_sha", e.head_sha}, {"status", e.status}, {"note", e.note}, {"received_at_ms", e.received_at}});
+      std::cout << arr.dump(2) << "\n";
+      return 0;
+    }
+    std::int64_t now = w.clock.now_ms();
+    std::printf("%-6s %-5s %-9s %-5s %-8s %-10s %s\n", "ID", "AGE", "SOURCE", "PR", "ACTION", "STATUS", "NOTE");
+    for (const auto& e : *recent)
+      std::printf("%-6lld %-5s %-9s %-5ld %-8s %-10s %s\n", static_cast<long long>(e.id), age(e.received_at, now).c_str(),
+                  e.source.c_str(), e.pr, e.action.c_str(), e.status.c_str(), e.note.c_str());
     return 0;
   }
 

@@ -1,6 +1,8 @@
 #include "daemon/config.h"
 
 #include "core/files.h"
+
+#include <cstdlib>
 #include "manifest/json_reader.h"
 
 namespace prevue {
@@ -56,7 +58,8 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
   std::filesystem::path base = std::filesystem::absolute(config_path).parent_path();
   try {
     Reader root(doc, "$");
-    root.expect_object({"state_dir", "provider_dir", "api", "proxy", "repositories", "dns", "lease", "concurrency", "scheduler"});
+    root.expect_object({"state_dir", "provider_dir", "api", "proxy", "repositories", "dns", "lease", "concurrency", "scheduler",
+                        "webhooks"});
     Config c;
     if (!root.has("state_dir")) root.fail("missing required field 'state_dir'");
     c = default_config(resolve(base, root.at("state_dir").string()));
@@ -95,7 +98,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
       if (!repos.value().is_array()) repos.fail("must be an array");
       for (size_t i = 0; i < repos.value().size(); ++i) {
         Reader r(repos.value()[i], repos.path() + "[" + std::to_string(i) + "]");
-        r.expect_object({"url", "base", "poll_interval", "pull_requests"});
+        r.expect_object({"url", "base", "poll_interval", "pull_requests", "names"});
         WatchedRepository w;
         w.url = r.required_string("url");
         if (w.url.find("://") == std::string::npos && w.url.find('@') == std::string::npos) w.url = resolve(base, w.url).string();
@@ -109,7 +112,14 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
           if (mode == "auto") w.pull_requests = PullRequestSource::kAuto;
           else if (mode == "branches") w.pull_requests = PullRequestSource::kBranches;
           else if (mode == "refs") w.pull_requests = PullRequestSource::kRefs;
-          else r.at("pull_requests").fail("must be \"auto\", \"branches\" or \"refs\"");
+          else if (mode == "webhooks") w.pull_requests = PullRequestSource::kWebhooks;
+          else r.at("pull_requests").fail("must be \"auto\", \"branches\", \"refs\" or \"webhooks\"");
+        }
+        if (r.has("names")) {
+          Reader names = r.at("names");
+          if (!names.value().is_array()) names.fail("must be an array of strings");
+          for (size_t k = 0; k < names.value().size(); ++k)
+            w.names.push_back(Reader(names.value()[k], names.path() + "[" + std::to_string(k) + "]").string());
         }
         c.repositories.push_back(w);
       }
@@ -138,6 +148,41 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
       }
     }
     if (root.has("concurrency")) c.concurrency = read_int(root.at("concurrency"), 1, 64);
+    if (root.has("webhooks")) {
+      Reader hooks = root.at("webhooks");
+      hooks.expect_object({"max_body_bytes", "github", "gitlab", "gitea", "bitbucket"});
+      if (hooks.has("max_body_bytes")) c.webhook_max_body_bytes = static_cast<size_t>(read_int(hooks.at("max_body_bytes"), 1024, 1 << 30));
+      // A secret from the file itself, a file, or an environment variable.
+      auto secret_of = [&](const Reader& h, const std::string& field) -> std::string {
+        if (h.has(field)) return h.at(field).string();
+        if (h.has(field + "_file")) {
+          auto text = read_file(resolve(base, h.at(field + "_file").string()));
+          if (!text.ok()) h.at(field + "_file").fail(text.error().message);
+          std::string v = *text;
+          while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+          return v;
+        }
+        if (h.has(field + "_env")) {
+          std::string name = h.at(field + "_env").string();
+          const char* v = std::getenv(name.c_str());
+          if (!v || !*v) h.at(field + "_env").fail("names the environment variable " + name + ", which is not set");
+          return v;
+        }
+        return {};
+      };
+      for (const char* host : {"github", "gitlab", "gitea", "bitbucket"}) {
+        if (!hooks.has(host)) continue;
+        Reader h = hooks.at(host);
+        h.expect_object({"secret", "secret_file", "secret_env", "signing_secret", "signing_secret_file", "signing_secret_env"});
+        WebhookSettings settings;
+        settings.enabled = true;
+        settings.secret = secret_of(h, "secret");
+        settings.signing_secret = secret_of(h, "signing_secret");
+        if (settings.secret.empty() && settings.signing_secret.empty())
+          h.fail("needs a secret (secret, secret_file or secret_env): unsigned webhooks are refused");
+        c.webhooks[host] = settings;
+      }
+    }
     if (root.has("scheduler")) {
       Reader s = root.at("scheduler");
       s.expect_object({"expiry_batch", "activity_flush", "reconcile_interval", "claim_ttl"});

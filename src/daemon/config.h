@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,13 +18,22 @@ struct ListenAddress {
   std::string to_string() const { return host + ":" + std::to_string(port); }
 };
 
-enum class PullRequestSource { kAuto, kBranches, kRefs };
+enum class PullRequestSource { kAuto, kBranches, kRefs, kWebhooks };
 
 struct WatchedRepository {
   std::string url;                 // local path or URL
   std::string base = "main";
   Millis poll_interval = Millis(30'000);
-  PullRequestSource pull_requests = PullRequestSource::kAuto;
+  PullRequestSource pull_requests = PullRequestSource::kAuto;  // kWebhooks: no poller, only the hosts' webhooks
+  std::vector<std::string> names;  // how webhooks name it: "owner/name", clone or web URLs
+};
+
+// A git host's webhook settings; secrets come from the config, a file or an
+// environment variable, and are never logged.
+struct WebhookSettings {
+  bool enabled = false;
+  std::string secret;          // HMAC key (GitHub, Gitea/Forgejo, Bitbucket) or GitLab's X-Gitlab-Token
+  std::string signing_secret;  // GitLab: Standard Webhooks signing token ("whsec_...")
 };
 
 struct Config {
@@ -49,6 +59,8 @@ struct Config {
   Millis activity_flush = Millis(5'000);
   Millis reconcile_interval = Millis(30'000);
   Millis claim_ttl = Millis(30LL * 60'000);
+  std::map<std::string, WebhookSettings> webhooks;  // by host: github, gitlab, gitea, bitbucket
+  size_t webhook_max_body_bytes = 25 * 1024 * 1024;
 };
 
 // Parses and validates; errors name the JSON path. Relative paths are

@@ -23,6 +23,8 @@
 #include "git/git_mirror.h"
 #include "http/http.h"
 #include "lease/lease_scheduler.h"
+#include "webhook/normalize.h"
+#include "webhook/signature.h"
 
 namespace prevue {
 
@@ -134,7 +136,7 @@ struct Daemon::Impl {
     engine_config.lease_defaults = config.lease;
 
     auto started_api = HttpServer::start(main, config.api.host, config.api.port, [this](const HttpRequest& r) { return handle(r); },
-                                         1 << 20);
+                                         std::max<size_t>(1 << 20, config.webhook_max_body_bytes));
     if (!started_api.ok()) {
       std::cerr << "prevue serve: api: " << started_api.error().message << "\n";
       return 1;
@@ -173,6 +175,7 @@ struct Daemon::Impl {
     refresh_routes();
     reconcile();
     for (const auto& [id, w] : watched) {
+      if (w.pull_requests == PullRequestSource::kWebhooks) continue;  // the host's webhooks say what happens
       poll_timers.push_back(std::make_unique<asio::steady_timer>(main));
       schedule_poll(id, *poll_timers.back(), std::chrono::milliseconds(0));
     }
@@ -678,6 +681,10 @@ struct Daemon::Impl {
       std::int64_t depth = store->inbox_depth().value_or(-1);
       return HttpResponse{200, "text/plain; version=0.0.4", metrics.render(by_state, depth), {}};
     }
+    if (path.rfind("/hooks/", 0) == 0) {
+      if (r.method != "POST") return error_response(405, "webhooks are POSTed");
+      return webhook(path.substr(7), r);
+    }
     if (mutating && !authorized(r)) {
       return config.api_token.empty()
                  ? error_response(403, "changes through the API are disabled: set api.token or api.token_file in the config")
@@ -760,6 +767,105 @@ struct Daemon::Impl {
       return error_response(400, std::string("malformed JSON body: ") + e.what());
     }
     return error_response(404, "no such endpoint: " + r.method + " " + path);
+  }
+
+  // POST /hooks/{github,gitlab,gitea,bitbucket}: verified on the raw body
+  // before anything parses it; in the inbox before any 2xx goes out.
+  HttpResponse webhook(const std::string& host_name, const HttpRequest& r) {
+    auto host = webhook_host_from(host_name);
+    if (!host) return error_response(404, "no webhook endpoint for '" + host_name + "' (github, gitlab, gitea, bitbucket)");
+    auto settings_it = config.webhooks.find(to_string(*host));
+    if (settings_it == config.webhooks.end()) return error_response(404, std::string("webhooks from ") + to_string(*host) + " are not configured");
+    const WebhookSettings& settings = settings_it->second;
+    bool verified = false;
+    switch (*host) {
+      case WebhookHost::kGitHub:
+        verified = verify_prefixed_hmac(r.header("x-hub-signature-256"), settings.secret, r.body);
+        break;
+      case WebhookHost::kGitea: {
+        std::string sig = r.header("x-forgejo-signature");
+        if (sig.empty()) sig = r.header("x-gitea-signature");
+        verified = verify_hex_hmac(sig, settings.secret, r.body);
+        break;
+      }
+      case WebhookHost::kBitbucket:
+        verified = verify_prefixed_hmac(r.header("x-hub-signature"), settings.secret, r.body);
+        break;
+      case WebhookHost::kGitLab:
+        verified = settings.signing_secret.empty()
+                       ? verify_token(r.header("x-gitlab-token"), settings.secret)
+                       : verify_standard_webhook(r.header("webhook-id"), r.header("webhook-timestamp"), r.header("webhook-signature"),
+                                                 settings.signing_secret, r.body);
+        break;
+    }
+    if (!verified) {
+      log_event("webhook.rejected", std::string("host=") + to_string(*host) + " reason=signature remote=" + r.remote);
+      return error_response(401, "missing or wrong webhook signature");
+    }
+    auto normalized = normalize_webhook(*host, r.headers, r.body);
+    if (!normalized.ok()) return error_response(400, normalized.error().message);
+    const NormalizedWebhook& w = *normalized;
+    if (w.kind == NormalizedWebhook::Kind::kPing) return json_response(200, json{{"status", "pong"}});
+
+    EventRecord e;
+    e.delivery_id = w.delivery_id;
+    e.source = to_string(*host);
+    std::string ignored_reason = w.reason;
+    if (w.kind == NormalizedWebhook::Kind::kPullRequest) {
+      auto repo_id = watched_repository(w.repository_names);
+      if (!repo_id) {
+        ignored_reason = "no watched repository is named " + (w.repository_names.empty() ? std::string("(none)") : w.repository_names.front());
+      } else {
+        e.repo_id = *repo_id;
+        e.pr = w.pr;
+        // A label change re-evaluates the PR at the head it already has.
+        e.action = w.action == "labels" ? kEventUpdated : w.action;
+        e.head_sha = w.head_sha;
+        e.base_sha = w.base_sha;
+        e.head_ref = w.head_ref;
+        e.base_ref = w.base_ref;
+        e.author = w.author;
+        e.fork = w.fork;
+        for (const auto& label : w.labels) e.labels += (e.labels.empty() ? "" : ",") + label;
+        auto ingested = ingest_event(*store, e, clock.now_ms());
+        if (!ingested.ok()) return error_response(503, "could not record the delivery: " + ingested.error().message);
+        if (ingested->duplicate) {
+          metrics.events_duplicate++;
+          return json_response(200, json{{"status", "duplicate"}, {"delivery", w.delivery_id}});
+        }
+        metrics.events_received++;
+        log_event("event.ingested", std::string("source=") + to_string(*host) + " delivery=" + json_quoted(w.delivery_id) +
+                                        " note=" + json_quoted(ingested->note));
+        asio::post(main, [this] { reconcile(); });
+        return json_response(202, json{{"status", "accepted"}, {"delivery", w.delivery_id}, {"note", ingested->note}});
+      }
+    }
+    // Kept too, so `prevue events` shows every delivery and what became of it.
+    e.action = "ignored";
+    e.note = ignored_reason;
+    auto inserted = store->insert_event(e);
+    if (!inserted.ok()) return error_response(503, "could not record the delivery: " + inserted.error().message);
+    if (!*inserted) return json_response(200, json{{"status", "duplicate"}, {"delivery", w.delivery_id}});
+    (void)store->mark_event(e.id, "ignored", ignored_reason);
+    return json_response(202, json{{"status", "ignored"}, {"reason", ignored_reason}});
+  }
+
+  // The watched repository a webhook names (by "owner/name", clone or web URL).
+  std::optional<std::int64_t> watched_repository(const std::vector<std::string>& names) {
+    auto strip = [](std::string s) {
+      while (!s.empty() && s.back() == '/') s.pop_back();
+      if (s.size() > 4 && s.substr(s.size() - 4) == ".git") s.resize(s.size() - 4);
+      return s;
+    };
+    for (const auto& [id, w] : watched) {
+      std::vector<std::string> ours = w.names;
+      ours.push_back(repos[id].key);
+      ours.push_back(w.url);
+      for (const auto& theirs : names)
+        for (const auto& mine : ours)
+          if (!theirs.empty() && strip(theirs) == strip(mine)) return id;
+    }
+    return std::nullopt;
   }
 
   // POST /api/v1/environments {"repo", "pr", "ref" | "sha"}: an event from the API.

@@ -103,7 +103,7 @@ CREATE TABLE events (
   id           INTEGER PRIMARY KEY,
   delivery_id  TEXT NOT NULL UNIQUE,
   source       TEXT NOT NULL,
-  repo_id      INTEGER NOT NULL REFERENCES repositories(id),
+  repo_id      INTEGER NOT NULL DEFAULT 0,  -- 0: a delivery for no watched repository (kept, with why)
   pr           INTEGER NOT NULL,
   action       TEXT NOT NULL,
   head_sha     TEXT NOT NULL DEFAULT '',

@@ -1,0 +1,127 @@
+"""Webhooks on the real daemon: a signed GitHub `pull_request` opened
+delivery (the shared fixture, its repository and branch fields pointed at a
+local test repository) creates the preview, `synchronize` updates it, the
+closed-and-merged delivery destroys it. Deliveries with a wrong or missing
+signature, a truncated body, a body over the limit, or a repeated delivery
+id are refused or absorbed as the hosts' documentation expects."""
+
+import hashlib
+import hmac
+import json
+import os
+import urllib.error
+import urllib.request
+
+from prevue_e2e import Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host, set_banner, set_lease
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "fixtures", "webhooks")
+SECRET = "It's a Secret to Everybody"
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+class Webhooks(PrevueTestCase):
+    def setUp(self):
+        super().setUp()
+        self.repo = make_template_repo(self.scratch)
+        git(self.repo, "checkout", "-q", "-b", "feature/hook")
+        set_lease(self.repo, {"ttl": "1h", "idle": "1h", "end": "destroy", "grace": "0s"})
+        set_banner(self.repo, "From a webhook")
+        self.sha1 = commit_all(self.repo, "webhook")
+        git(self.repo, "checkout", "-q", "main")
+        self.daemon = Daemon(self.scratch, [self.repo], extra={
+            "webhooks": {"github": {"secret": SECRET}, "max_body_bytes": 1 << 20}})
+        with open(self.daemon.config_path, encoding="utf-8") as f:
+            config = json.load(f)
+        config["repositories"][0].update({"pull_requests": "webhooks", "names": ["Codertocat/Hello-World"]})
+        with open(self.daemon.config_path, "w", encoding="utf-8") as f:
+            json.dump(config, f)
+        self.daemon.start()
+        self.state_dir = self.daemon.state_dir
+
+    def tearDown(self):
+        self.daemon.stop()
+        super().tearDown()
+
+    def payload(self, name, sha, action=None):
+        body = fixture(name)
+        body["number"] = 7
+        body["pull_request"]["number"] = 7
+        body["pull_request"]["head"]["sha"] = sha
+        body["pull_request"]["head"]["ref"] = "feature/hook"
+        body["pull_request"]["base"]["ref"] = "main"
+        # Same repository on both sides, and it is ours.
+        for side in ("head", "base"):
+            if body["pull_request"][side].get("repo"):
+                body["pull_request"][side]["repo"]["full_name"] = "Codertocat/Hello-World"
+        body["repository"]["full_name"] = "Codertocat/Hello-World"
+        if action:
+            body["action"] = action
+        return json.dumps(body).encode()
+
+    def deliver(self, body, delivery, event="pull_request", signature=True, secret=SECRET):
+        headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "Content-Type": "application/json"}
+        if signature:
+            headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        request = urllib.request.Request(self.daemon.api + "/hooks/github", data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return reply.status, json.loads(reply.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            text = e.read()
+            return e.code, json.loads(text) if text.startswith(b"{") else {}
+
+    def events(self):
+        status, events = self.daemon.api_call("GET", "/api/v1/events")
+        return events
+
+    def test_opened_synchronize_merged(self):
+        status, reply = self.deliver(self.payload("github/pull_request-opened.json", self.sha1), "d-open")
+        self.assertEqual(status, 202, reply)
+        env = self.daemon.wait_env(7, "ready", self.sha1)
+        code, page, _ = self.daemon.get(primary_host(env))
+        self.assertIn("From a webhook", page)
+
+        # The same delivery again is one event.
+        status, reply = self.deliver(self.payload("github/pull_request-opened.json", self.sha1), "d-open")
+        self.assertEqual((status, reply["status"]), (200, "duplicate"))
+        self.assertEqual(len([e for e in self.events() if e["delivery_id"] == "github:d-open"]), 1)
+
+        git(self.repo, "checkout", "-q", "feature/hook")
+        set_banner(self.repo, "Synchronized")
+        sha2 = commit_all(self.repo, "second")
+        git(self.repo, "checkout", "-q", "main")
+        status, _ = self.deliver(self.payload("github/pull_request-synchronize.json", sha2), "d-sync")
+        self.assertEqual(status, 202)
+        self.daemon.wait_env(7, "ready", sha2)
+
+        status, _ = self.deliver(self.payload("github/pull_request-closed-merged.json", sha2), "d-merged")
+        self.assertEqual(status, 202)
+        self.daemon.wait_gone(env["slug"])
+        self.assertEqual(self.daemon.get(primary_host(env))[0], 404)
+        out = self.prevue("events")
+        self.assertIn("merged PR 7", out.stdout)
+
+    def test_refused_and_ignored_deliveries(self):
+        body = self.payload("github/pull_request-opened.json", self.sha1)
+        self.assertEqual(self.deliver(body, "bad-1", secret="wrong secret")[0], 401)
+        self.assertEqual(self.deliver(body, "bad-2", signature=False)[0], 401)
+        self.assertEqual(self.deliver(body[: len(body) // 2], "bad-3")[0], 400)  # signed, but truncated
+        self.assertEqual(self.deliver(b"x" * (2 << 20), "bad-4")[0], 413)
+        self.assertEqual(self.deliver(json.dumps(fixture("github/ping.json")).encode(), "ping-1", event="ping")[0], 200)
+        status, reply = self.deliver(json.dumps(fixture("github/push-branch-created.json")).encode(), "push-1", event="push")
+        self.assertEqual((status, reply["status"]), (202, "ignored"))
+        # Not one of the refused deliveries reached the inbox; the ignored one is there, with why.
+        deliveries = {e["delivery_id"]: e for e in self.events()}
+        for refused in ("github:bad-1", "github:bad-2", "github:bad-3", "github:bad-4"):
+            self.assertNotIn(refused, deliveries)
+        self.assertEqual(deliveries["github:push-1"]["status"], "ignored")
+        self.assertEqual(self.daemon.environments(), [])
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
