@@ -82,6 +82,7 @@ struct Daemon::Impl {
   std::map<std::int64_t, RepositoryRecord> repos;  // watched, by id
   std::map<std::int64_t, WatchedRepository> watched;
   bool stopping = false;
+  bool reconcile_pending = false;
   std::string owner = "daemon-" + std::to_string(::getpid());
 
   explicit Impl(Config c) : config(std::move(c)) {}
@@ -222,6 +223,16 @@ struct Daemon::Impl {
   }
 
   // ---- reconciler ---------------------------------------------------------------
+
+  // Many events in a burst, one reconcile pass after them.
+  void request_reconcile() {
+    if (reconcile_pending) return;
+    reconcile_pending = true;
+    asio::post(main, [this] {
+      reconcile_pending = false;
+      reconcile();
+    });
+  }
 
   void reconcile() {
     if (stopping) return;
@@ -532,7 +543,7 @@ struct Daemon::Impl {
         if (!error.empty()) log_event("poll.failed", "repo=" + json_quoted(repo.key) + " error=" + json_quoted(error));
         for (const auto& n : notes) log_event("event.ingested", n);
         metrics.events_received += notes.size();
-        if (!notes.empty()) reconcile();
+        if (!notes.empty()) request_reconcile();
       });
     });
   }
@@ -836,7 +847,7 @@ struct Daemon::Impl {
         metrics.events_received++;
         log_event("event.ingested", std::string("source=") + to_string(*host) + " delivery=" + json_quoted(w.delivery_id) +
                                         " note=" + json_quoted(ingested->note));
-        asio::post(main, [this] { reconcile(); });
+        request_reconcile();
         return json_response(202, json{{"status", "accepted"}, {"delivery", w.delivery_id}, {"note", ingested->note}});
       }
     }

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Webhook ingestion over loopback: signed GitHub deliveries accepted by
+`prevue serve` with each one in the SQLite inbox before its 2xx. Throughput
+and p50/p99 latency with wrk (unique delivery ids, concurrent connections,
+bounded in time), then a burst of 10,000 deliveries in which every delivery
+id is sent twice: afterwards the inbox must hold each id exactly once.
+Target: >= 5,000 deliveries/s.
+
+The deliveries are `closed` events for pull requests that have no
+environment, so what is measured is ingestion, not building.
+
+Usage: bench/bench_webhooks.py [--seconds 10] [--connections 32]
+Needs: build/prevue, wrk (scripts/setup-bench.sh).
+"""
+
+import argparse
+import concurrent.futures
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PREVUE = os.environ.get("PREVUE_BIN", os.path.join(ROOT, "build", "prevue"))
+PROVIDERS = os.environ.get("PREVUE_PROVIDER_DIR", os.path.join(ROOT, "build", "providers"))
+FIXTURE = os.path.join(ROOT, "..", "shared", "fixtures", "webhooks", "github", "pull_request-closed-unmerged.json")
+SECRET = b"bench secret"
+GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@prevue.invalid"]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--burst", type=int, default=10000)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("bench_webhooks: wrk is missing: run scripts/setup-bench.sh")
+    scratch = tempfile.mkdtemp(prefix="prevue-bench-hooks-")
+    daemon = None
+    try:
+        repo = os.path.join(scratch, "repo")
+        shutil.copytree(os.path.join(ROOT, "templates", "reference-app"), repo)
+        subprocess.run(GIT + ["init", "-q", "-b", "main", repo], check=True)
+        subprocess.run(GIT + ["-C", repo, "add", "-A"], check=True)
+        subprocess.run(GIT + ["-C", repo, "commit", "-q", "-m", "app"], check=True)
+        state = os.path.join(scratch, "state")
+        config = {"state_dir": state, "provider_dir": PROVIDERS, "api": {"listen": "127.0.0.1:0"},
+                  "proxy": {"listen": "127.0.0.1:0"}, "webhooks": {"github": {"secret": SECRET.decode()}},
+                  "repositories": [{"url": repo, "pull_requests": "webhooks", "names": ["Codertocat/Hello-World"]}]}
+        with open(os.path.join(scratch, "config.json"), "w") as f:
+            json.dump(config, f)
+        daemon = subprocess.Popen([PREVUE, "serve", "--config", os.path.join(scratch, "config.json")],
+                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(scratch, "serve.log"), "w"))
+        deadline = time.monotonic() + 30
+        while not os.path.exists(os.path.join(state, "serve.json")):
+            if time.monotonic() > deadline:
+                sys.exit("bench_webhooks: prevue serve did not start")
+            time.sleep(0.05)
+        port = json.load(open(os.path.join(state, "serve.json")))["api_port"]
+
+        with open(FIXTURE, "rb") as f:
+            body = f.read()
+        signature = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
+
+        # 1. Throughput with wrk: one signed body, a unique delivery id per request.
+        lua = os.path.join(scratch, "post.lua")
+        with open(lua, "w") as f:
+            f.write(f"""
+local counter = 0
+local id = 0
+function setup(thread) id = id + 1; thread:set("tid", id) end
+function init(args) prefix = "wrk-" .. tid .. "-" end
+wrk.method = "POST"
+wrk.body = {json.dumps(body.decode())}
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-GitHub-Event"] = "pull_request"
+wrk.headers["X-Hub-Signature-256"] = "{signature}"
+function request()
+  counter = counter + 1
+  wrk.headers["X-GitHub-Delivery"] = prefix .. counter
+  return wrk.format()
+end
+""")
+        out = subprocess.run(["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.seconds}s", "--latency", "-s", lua,
+                              f"http://127.0.0.1:{port}/hooks/github"], capture_output=True, text=True,
+                             timeout=args.seconds + 60)
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))
+
+        def ms(label):
+            m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)", out.stdout, re.M)
+            return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+        bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
+        if bad:
+            sys.exit(f"bench_webhooks: {bad.group(1)} deliveries refused:\n{out.stdout}")
+        total = int(re.search(r"(\d+) requests in", out.stdout).group(1))
+        db = sqlite3.connect(os.path.join(state, "prevue.db"))
+        stored = db.execute("SELECT COUNT(*) FROM events WHERE delivery_id LIKE 'github:wrk-%'").fetchone()[0]
+        db.close()
+
+        # 2. The burst: every id twice, from 16 concurrent keep-alive clients.
+        ids = [f"burst-{i}" for i in range(args.burst // 2)] * 2
+        chunks = [ids[i::16] for i in range(16)]
+
+        def send(chunk):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            codes = {}
+            for delivery in chunk:
+                conn.request("POST", "/hooks/github", body=body, headers={
+                    "Content-Type": "application/json", "X-GitHub-Event": "pull_request",
+                    "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": signature})
+                reply = conn.getresponse()
+                reply.read()
+                codes[reply.status] = codes.get(reply.status, 0) + 1
+            conn.close()
+            return codes
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(send, chunks))
+        burst_seconds = time.monotonic() - started
+        codes = {}
+        for r in results:
+            for k, v in r.items():
+                codes[k] = codes.get(k, 0) + v
+        db = sqlite3.connect(os.path.join(state, "prevue.db"))
+        rows = db.execute("SELECT delivery_id, COUNT(*) FROM events WHERE delivery_id LIKE 'github:burst-%' "
+                          "GROUP BY delivery_id").fetchall()
+        db.close()
+        unique = args.burst // 2
+        lost = unique - len(rows)
+        twice = sum(1 for _, n in rows if n != 1)
+
+        print(f"webhook ingestion: GitHub pull_request deliveries of {len(body)} bytes, signed, each in the SQLite inbox before its 2xx")
+        print(f"  wrk -t2 -c{args.connections} -d{args.seconds}s: {rps:.0f} deliveries/s, p50 {ms(50):.2f} ms, p99 {ms(99):.2f} ms; "
+              f"{total} sent, {stored} stored")
+        print(f"  burst: {args.burst} deliveries ({unique} ids, each twice) in {burst_seconds:.2f} s: answers {codes}; "
+              f"lost {lost}, stored twice {twice}")
+        print(f"{'signed deliveries accepted per second':44s} prevue {rps:10.0f} /s     | {'target':28s} {5000:10.0f} /s     | "
+              f"ratio {rps / 5000:.2f}x")
+        if lost or twice:
+            sys.exit("bench_webhooks: the burst lost or duplicated deliveries")
+    finally:
+        if daemon:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=30)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
