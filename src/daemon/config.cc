@@ -59,7 +59,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
   try {
     Reader root(doc, "$");
     root.expect_object({"state_dir", "provider_dir", "api", "proxy", "repositories", "dns", "lease", "concurrency", "scheduler",
-                        "webhooks"});
+                        "webhooks", "trust"});
     Config c;
     if (!root.has("state_dir")) root.fail("missing required field 'state_dir'");
     c = default_config(resolve(base, root.at("state_dir").string()));
@@ -148,6 +148,18 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
       }
     }
     if (root.has("concurrency")) c.concurrency = read_int(root.at("concurrency"), 1, 64);
+    if (root.has("trust")) {
+      Reader t = root.at("trust");
+      t.expect_object({"labels", "authors"});
+      auto strings = [](const Reader& r) {
+        if (!r.value().is_array()) r.fail("must be an array of strings");
+        std::vector<std::string> out;
+        for (size_t k = 0; k < r.value().size(); ++k) out.push_back(Reader(r.value()[k], r.path() + "[" + std::to_string(k) + "]").string());
+        return out;
+      };
+      if (t.has("labels")) c.trusted_labels = strings(t.at("labels"));
+      if (t.has("authors")) c.trusted_authors = strings(t.at("authors"));
+    }
     if (root.has("webhooks")) {
       Reader hooks = root.at("webhooks");
       hooks.expect_object({"max_body_bytes", "github", "gitlab", "gitea", "bitbucket"});

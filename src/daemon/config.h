@@ -60,6 +60,10 @@ struct Config {
   Millis reconcile_interval = Millis(30'000);
   Millis claim_ttl = Millis(30LL * 60'000);
   std::map<std::string, WebhookSettings> webhooks;  // by host: github, gitlab, gitea, bitbucket
+  // A pull request from a fork is untrusted unless a maintainer adds one of
+  // these labels or its author is listed (docs/security.md).
+  std::vector<std::string> trusted_labels;
+  std::vector<std::string> trusted_authors;
   size_t webhook_max_body_bytes = 25 * 1024 * 1024;
 };
 

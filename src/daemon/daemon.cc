@@ -290,12 +290,18 @@ struct Daemon::Impl {
       repos[key.first] = **r;
     }
     std::int64_t requested_at = clock.now_ms();
-    if (auto pr = store->find_pull_request(key.first, key.second); pr.ok() && pr->has_value())
+    std::string config_ref;  // set for an untrusted pull request
+    if (auto pr = store->find_pull_request(key.first, key.second); pr.ok() && pr->has_value()) {
       requested_at = kind == OpKind::kUp ? (*pr)->updated_at : ((*pr)->closed_at ? (*pr)->closed_at : requested_at);
+      if (kind == OpKind::kUp && !trusted(**pr)) {
+        config_ref = (*pr)->base_ref.empty() ? watched[key.first].base : (*pr)->base_ref;
+        if (config_ref.empty()) config_ref = "main";
+      }
+    }
     log_event("op.start", std::string("op=") + to_string(kind) + " pr=" + std::to_string(key.second) +
                               (slug.empty() ? "" : " slug=" + slug) + (sha.empty() ? "" : " sha=" + sha.substr(0, 12)) +
                               " reason=" + json_quoted(reason));
-    asio::post(*workers, [this, key, kind, sha, ref, slug, repo_key, cancelled, requested_at] {
+    asio::post(*workers, [this, key, kind, sha, ref, slug, repo_key, cancelled, requested_at, config_ref] {
       bool ok = false;
       std::string error, result_slug = slug;
       try {
@@ -307,7 +313,7 @@ struct Daemon::Impl {
         if (!claimed) {
           error = "claimed by another cleaner";
         } else if (kind == OpKind::kUp) {
-          UpRequest request{repo_key, key.second, ref, sha, cancelled.get()};
+          UpRequest request{repo_key, key.second, ref, sha, cancelled.get(), config_ref};
           UpResult r = engine.up(request);
           ok = r.ok;
           error = r.failed_step.empty() ? r.error : r.failed_step + ": " + r.error;
@@ -344,6 +350,23 @@ struct Daemon::Impl {
     }
     if (ok && kind != OpKind::kUp) metrics.gc_actions++;
     if (!stopping) reconcile();  // level-triggered: whatever changed meanwhile is picked up now
+  }
+
+  // A fork's pull request is untrusted unless a maintainer vouched for it.
+  bool trusted(const PullRequestRecord& pr) const {
+    if (!pr.fork) return true;
+    for (const auto& author : config.trusted_authors)
+      if (author == pr.author) return true;
+    size_t start = 0;
+    while (start <= pr.labels.size()) {
+      size_t end = pr.labels.find(',', start);
+      if (end == std::string::npos) end = pr.labels.size();
+      std::string label = pr.labels.substr(start, end - start);
+      for (const auto& trusted_label : config.trusted_labels)
+        if (!label.empty() && label == trusted_label) return true;
+      start = end + 1;
+    }
+    return false;
   }
 
   void wake(std::int64_t env_id) {

@@ -122,9 +122,10 @@ std::string route_host(const Manifest& m, const RouteSpec& route, const std::str
 // A service's revision changes exactly when something it is built from does:
 // the tree ids of its declared paths (the whole commit when it declares
 // none) and the manifest itself.
-Result<std::map<std::string, std::string>> service_revisions(const GitMirror& git, const Manifest& m, const std::string& commit) {
+Result<std::map<std::string, std::string>> service_revisions(const GitMirror& git, const Manifest& m, const std::string& commit,
+                                                             const std::string& config_commit) {
   std::map<std::string, std::string> out;
-  auto manifest_id = git.entry_id(commit, std::string(kManifestPath));
+  auto manifest_id = git.entry_id(config_commit, std::string(kManifestPath));
   if (!manifest_id.ok()) return manifest_id.error();
   for (const auto& service : m.services) {
     std::string material = *manifest_id;
@@ -235,6 +236,7 @@ UpResult Engine::up(const UpRequest& request) {
   StepRecorder steps(store_, runner_, run->id, env.id, request.cancelled);
   std::optional<GitMirror> git;
   std::string commit;
+  std::string config_commit;  // where prevue.json, templates and seeds are read: the commit, or the base's for a fork
   Manifest manifest;
   Plan plan;
   std::map<std::string, std::string> revisions;
@@ -276,17 +278,25 @@ UpResult Engine::up(const UpRequest& request) {
       return make_error(resolved.error().code, resolved.error().message + " (ref " + request.ref + ")");
     if (!resolved.ok()) return resolved.error();
     commit = resolved->sha;
+    config_commit = commit;
     env.commit_sha = commit;
     log += (request.sha.empty() ? request.ref : request.sha) + " is commit " + commit + "\n";
+    if (!request.config_ref.empty()) {
+      auto base = git->resolve_ref(request.config_ref);
+      if (!base.ok()) return make_error(base.error().code, "untrusted pull request: its base " + base.error().message);
+      config_commit = base->sha;
+      log += "untrusted pull request (from a fork): prevue.json, templates and seeds come from " + request.config_ref + " at " +
+             config_commit + "; only the application code from " + short_sha(commit) + "\n";
+    }
     return store_.update_environment(env);
   });
   steps.run("manifest", [&](std::string& log) -> Status {
-    auto text = git->read_file(commit, std::string(kManifestPath));
+    auto text = git->read_file(config_commit, std::string(kManifestPath));
     if (!text.ok()) return text.error();
     if (!text->has_value())
-      return make_error(ErrorCode::kNotFound, "no prevue.json at the root of commit " + short_sha(commit) + " (" +
+      return make_error(ErrorCode::kNotFound, "no prevue.json at the root of commit " + short_sha(config_commit) + " (" +
                                                   (request.ref.empty() ? request.sha : request.ref) + ")");
-    auto parsed = parse_manifest(**text, "prevue.json at " + short_sha(commit));
+    auto parsed = parse_manifest(**text, "prevue.json at " + short_sha(config_commit));
     if (!parsed.ok()) return parsed.error();
     manifest = std::move(parsed).value();
     env.provider = manifest.provider;
@@ -295,7 +305,7 @@ UpResult Engine::up(const UpRequest& request) {
     return store_.update_environment(env);
   });
   steps.run("plan", [&](std::string& log) -> Status {
-    auto revs = service_revisions(*git, manifest, commit);
+    auto revs = service_revisions(*git, manifest, commit, config_commit);
     if (!revs.ok()) return revs.error();
     revisions = std::move(revs).value();
     plan = make_plan(manifest, commit, &current, revisions);
@@ -379,7 +389,7 @@ UpResult Engine::up(const UpRequest& request) {
           log += "exported " + std::to_string(exported.size()) + " file(s) at " + short_sha(commit) + "\n";
 
           for (const auto& t : manifest.templates) {
-            auto source = git->read_file(commit, t.source);
+            auto source = git->read_file(config_commit, t.source);
             if (!source.ok()) return source.error();
             if (!source->has_value())
               return make_error(ErrorCode::kNotFound, "template " + t.source + " does not exist at commit " + short_sha(commit));
@@ -440,7 +450,7 @@ UpResult Engine::up(const UpRequest& request) {
         break;
       case StepKind::kSeed:
         steps.run(step.name, [&](std::string& log) -> Status {
-          SeedContext seed{*git, commit, dir, context, shared_env, runner_};
+          SeedContext seed{*git, config_commit, dir, context, shared_env, runner_};
           const SeedStep& spec = manifest.seed[static_cast<size_t>(step.seed_index)];
           if (spec.kind != SeedKind::kCommand) PREVUE_TRY(path_inside(dir, spec.database));
           return run_seed_step(spec, seed, log);
@@ -654,7 +664,7 @@ Result<RenderReport> Engine::render(const std::string& repo_arg, const std::stri
   RenderReport report;
   report.commit = commit;
   report.slug = make_slug(repo->key, pr, ref);
-  auto revisions = service_revisions(git, *manifest, commit);
+  auto revisions = service_revisions(git, *manifest, commit, commit);
   if (!revisions.ok()) return revisions.error();
   report.plan = describe_plan(make_plan(*manifest, commit, nullptr, *revisions));
 

@@ -40,6 +40,10 @@ struct UpRequest {
   // Set by another thread when a newer commit supersedes this run: the run
   // stops before its next step (it is resumed by the next one).
   const std::atomic<bool>* cancelled = nullptr;
+  // An untrusted pull request (from a fork): prevue.json, its templates and
+  // seed files come from this ref (the base branch), only the application
+  // code from the PR's commit. Empty: trusted, everything from the commit.
+  std::string config_ref;
 };
 
 struct UpResult {

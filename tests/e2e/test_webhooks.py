@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import urllib.error
 import urllib.request
 
@@ -105,12 +106,43 @@ class Webhooks(PrevueTestCase):
         out = self.prevue("events")
         self.assertIn("merged PR 7", out.stdout)
 
+    def test_fork_pr_gets_the_base_manifest(self):
+        marker = os.path.join(self.scratch, "pwned-by-fork")
+        git(self.repo, "checkout", "-q", "-b", "fork-work", "main")
+        with open(os.path.join(self.repo, "prevue.json"), encoding="utf-8") as f:
+            manifest = json.load(f)
+        manifest["seed"].append({"type": "command", "name": "fork-command", "run": ["touch", marker]})
+        with open(os.path.join(self.repo, "prevue.json"), "w", encoding="utf-8") as f:
+            json.dump(manifest, f)
+        set_banner(self.repo, "Code from a fork")
+        fork_sha = commit_all(self.repo, "a fork's change")
+        git(self.repo, "checkout", "-q", "main")
+
+        body = json.loads(self.payload("github/pull_request-opened.json", fork_sha))
+        body["number"] = body["pull_request"]["number"] = 9
+        body["pull_request"]["head"]["ref"] = "fork-work"
+        body["pull_request"]["head"]["repo"]["full_name"] = "mallory/Hello-World"
+        status, reply = self.deliver(json.dumps(body).encode(), "d-fork")
+        self.assertEqual(status, 202, reply)
+        env = self.daemon.wait_env(9, "ready", fork_sha)
+        code, page, _ = self.daemon.get(primary_host(env))
+        self.assertIn("Code from a fork", page)  # its application code runs ...
+        self.assertFalse(os.path.exists(marker), "... but not a command its own prevue.json added")
+        logs = self.prevue("logs", env["slug"]).stdout
+        self.assertIn("untrusted pull request (from a fork)", logs)
+        self.assertNotIn("fork-command", logs)
+
     def test_refused_and_ignored_deliveries(self):
         body = self.payload("github/pull_request-opened.json", self.sha1)
         self.assertEqual(self.deliver(body, "bad-1", secret="wrong secret")[0], 401)
         self.assertEqual(self.deliver(body, "bad-2", signature=False)[0], 401)
         self.assertEqual(self.deliver(body[: len(body) // 2], "bad-3")[0], 400)  # signed, but truncated
-        self.assertEqual(self.deliver(b"x" * (2 << 20), "bad-4")[0], 413)
+        # Over the limit: refused from its Content-Length, before the body is read.
+        port = int(self.daemon.api.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(f"POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: pull_request\r\nX-GitHub-Delivery: bad-4\r\n"
+                      f"Content-Length: {2 << 20}\r\n\r\n".encode())
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 413"))
         self.assertEqual(self.deliver(json.dumps(fixture("github/ping.json")).encode(), "ping-1", event="ping")[0], 200)
         status, reply = self.deliver(json.dumps(fixture("github/push-branch-created.json")).encode(), "push-1", event="push")
         self.assertEqual((status, reply["status"]), (202, "ignored"))
