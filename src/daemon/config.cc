@@ -3,6 +3,7 @@
 #include "core/files.h"
 
 #include <cstdlib>
+#include <regex>
 #include "manifest/json_reader.h"
 
 namespace prevue {
@@ -59,7 +60,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
   try {
     Reader root(doc, "$");
     root.expect_object({"state_dir", "provider_dir", "api", "proxy", "repositories", "dns", "lease", "concurrency", "scheduler",
-                        "webhooks", "trust"});
+                        "webhooks", "trust", "secrets"});
     Config c;
     if (!root.has("state_dir")) root.fail("missing required field 'state_dir'");
     c = default_config(resolve(base, root.at("state_dir").string()));
@@ -148,6 +149,32 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
       }
     }
     if (root.has("concurrency")) c.concurrency = read_int(root.at("concurrency"), 1, 64);
+    if (root.has("secrets")) {
+      Reader secrets = root.at("secrets");
+      if (!secrets.value().is_object()) secrets.fail("must be an object of NAME: {\"file\" | \"env\" | \"value\"}");
+      static const std::regex kSecretName("[A-Za-z_][A-Za-z0-9_]{0,63}");
+      for (const auto& item : secrets.value().items()) {
+        Reader one(item.value(), secrets.child_path(item.key()));
+        if (!std::regex_match(item.key(), kSecretName)) one.fail("secret names are [A-Za-z_][A-Za-z0-9_]*");
+        one.expect_object({"file", "env", "value"});
+        std::string value;
+        if (one.has("value")) {
+          value = one.at("value").string();
+        } else if (one.has("file")) {
+          auto text = read_file(resolve(base, one.at("file").string()));
+          if (!text.ok()) one.at("file").fail(text.error().message);
+          value = *text;
+          while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+        } else if (one.has("env")) {
+          const char* v = std::getenv(one.at("env").string().c_str());
+          if (!v) one.at("env").fail("names an environment variable that is not set");
+          value = v;
+        } else {
+          one.fail("needs one of file, env or value");
+        }
+        c.secrets[item.key()] = value;
+      }
+    }
     if (root.has("trust")) {
       Reader t = root.at("trust");
       t.expect_object({"labels", "authors"});

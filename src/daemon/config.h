@@ -64,6 +64,8 @@ struct Config {
   // these labels or its author is listed (docs/security.md).
   std::vector<std::string> trusted_labels;
   std::vector<std::string> trusted_authors;
+  // {{ secret.NAME }}: values from the config, a file or an environment variable.
+  std::map<std::string, std::string> secrets;
   size_t webhook_max_body_bytes = 25 * 1024 * 1024;
 };
 

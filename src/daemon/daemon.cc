@@ -135,6 +135,7 @@ struct Daemon::Impl {
     engine_config.public_url_template =
         config.public_url.empty() ? "http://{host}:" + std::to_string(proxy->port()) + "/" : config.public_url;
     engine_config.lease_defaults = config.lease;
+    engine_config.secrets = config.secrets;
 
     auto started_api = HttpServer::start(main, config.api.host, config.api.port, [this](const HttpRequest& r) { return handle(r); },
                                          std::max<size_t>(1 << 20, config.webhook_max_body_bytes));

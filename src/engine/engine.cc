@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/files.h"
+#include "core/redact.h"
 #include "core/slug.h"
 #include "git/git_mirror.h"
 #include "manifest/render.h"
@@ -23,9 +24,9 @@ constexpr const char* kExportedList = ".prevue/exported.txt";
 // in child processes; remembers the first failure.
 class StepRecorder {
  public:
-  StepRecorder(Store& store, ProcessRunner& runner, std::int64_t run_id, std::int64_t env_id,
+  StepRecorder(Store& store, ProcessRunner& runner, std::int64_t run_id, std::int64_t env_id, const Redactor& redact,
                const std::atomic<bool>* cancelled = nullptr)
-      : store_(store), runner_(runner), run_id_(run_id), env_id_(env_id), cancelled_(cancelled) {}
+      : store_(store), runner_(runner), run_id_(run_id), env_id_(env_id), redact_(redact), cancelled_(cancelled) {}
 
   bool run(const std::string& name, const std::function<Status(std::string& log)>& body) {
     if (failed()) return false;
@@ -50,9 +51,10 @@ class StepRecorder {
       if (!log.empty() && log.back() != '\n') log += '\n';
       log += "error: " + status.error().message + "\n";
       failed_step_ = name;
-      error_ = status.error().message;
-      log_ = log;
+      error_ = redact_(status.error().message);
     }
+    log = redact_(std::move(log));
+    if (!status.ok()) log_ = log;
     if (step.ok()) (void)store_.finish_step(step->id, status.ok() ? RunState::kSucceeded : RunState::kFailed, log, child_ms);
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     (void)store_.append_timeline(env_id_, "step", name + (status.ok() ? "" : " (failed)"), took);
@@ -71,6 +73,7 @@ class StepRecorder {
   ProcessRunner& runner_;
   std::int64_t run_id_;
   std::int64_t env_id_;
+  const Redactor& redact_;
   const std::atomic<bool>* cancelled_;
   bool superseded_ = false;
   std::string failed_step_, error_, log_;
@@ -145,7 +148,12 @@ Result<std::map<std::string, std::string>> service_revisions(const GitMirror& gi
 }  // namespace
 
 Engine::Engine(EngineConfig config, Store& store, ProcessRunner& runner, const Clock& clock)
-    : config_(std::move(config)), store_(store), runner_(runner), clock_(clock), providers_(runner, config_.provider_dir) {}
+    : config_(std::move(config)),
+      store_(store),
+      runner_(runner),
+      clock_(clock),
+      providers_(runner, config_.provider_dir),
+      redact_(config_.secrets) {}
 
 Result<std::string> Engine::repository_key(const std::string& repo) {
   if (repo.empty()) return make_error(ErrorCode::kInvalidArgument, "no repository given (--repo PATH or URL)");
@@ -233,7 +241,7 @@ UpResult Engine::up(const UpRequest& request) {
   env.error.clear();
   if (auto s = store_.update_environment(env); !s.ok()) return fail_early(s.error().message);
 
-  StepRecorder steps(store_, runner_, run->id, env.id, request.cancelled);
+  StepRecorder steps(store_, runner_, run->id, env.id, redact_, request.cancelled);
   std::optional<GitMirror> git;
   std::string commit;
   std::string config_commit;  // where prevue.json, templates and seeds are read: the commit, or the base's for a fork
@@ -357,6 +365,8 @@ UpResult Engine::up(const UpRequest& request) {
           context.set("env.url", url);
           for (const auto& s : manifest.services) context.set("port." + s.name, std::to_string(allocated.port_of(s.name)));
           for (const auto& [k, v] : manifest.params) context.set("param." + k, v);
+          // An untrusted pull request gets no secrets: the names render empty.
+          for (const auto& [k, v] : config_.secrets) context.set("secret." + k, request.config_ref.empty() ? v : "");
           shared_env = {{"ENV_NAME", "preview"},     {"PREVUE_SLUG", env.slug},    {"PREVUE_PR", std::to_string(env.pr)},
                         {"PREVUE_COMMIT", commit},   {"PREVUE_COMMIT_SHORT", short_sha(commit)},
                         {"PREVUE_URL", url},         {"PREVUE_ENV_DIR", env.dir},  {"PREVUE_REF", request.ref}};
@@ -555,7 +565,7 @@ DownResult Engine::down(EnvironmentRecord env) {
   env.state = EnvState::kDestroying;
   if (auto s = store_.update_environment(env); !s.ok()) return DownResult{false, false, env, s.error().message};
 
-  StepRecorder steps(store_, runner_, run->id, env.id);
+  StepRecorder steps(store_, runner_, run->id, env.id, redact_);
   steps.run("destroy", [&](std::string& log) -> Status {
     ProviderRequest r;
     r.verb = ProviderVerb::kDestroy;
@@ -620,7 +630,7 @@ DownResult Engine::sleep(const std::string& slug) {
     return DownResult{false, false, env, "environment " + slug + " is " + to_string(env.state) + ", not ready: cannot sleep"};
   auto run = store_.begin_run(env.id, RunKind::kDown, env.deployed_sha);
   if (!run.ok()) return DownResult{false, false, env, run.error().message};
-  StepRecorder steps(store_, runner_, run->id, env.id);
+  StepRecorder steps(store_, runner_, run->id, env.id, redact_);
   steps.run("sleep", [&](std::string& log) -> Status {
     ProviderRequest r;
     r.verb = ProviderVerb::kSleep;
@@ -684,6 +694,7 @@ Result<RenderReport> Engine::render(const std::string& repo_arg, const std::stri
   context.set("env.dir", dir);
   for (const auto& s : manifest->services) context.set("port." + s.name, "<port." + s.name + ">");
   for (const auto& [k, v] : manifest->params) context.set("param." + k, v);
+  for (const auto& [k, v] : config_.secrets) context.set("secret." + k, "<secret " + k + ">");  // a dry run shows no secret
 
   for (const auto& t : manifest->templates) {
     auto source = git.read_file(commit, t.source);

@@ -6,12 +6,14 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/clock.h"
+#include "core/redact.h"
 #include "manifest/manifest.h"
 #include "plan/plan.h"
 #include "provider/process_runner.h"
@@ -30,6 +32,9 @@ struct EngineConfig {
   Millis provider_timeout = Millis(30LL * 60'000);
   Millis stop_grace = Millis(5'000);
   LeasePolicy lease_defaults;  // what a manifest does not say of its lease
+  // {{ secret.NAME }} values for trusted pull requests; untrusted ones
+  // render them empty. Redacted from every step log and stored error.
+  std::map<std::string, std::string> secrets;
 };
 
 struct UpRequest {
@@ -112,6 +117,7 @@ class Engine {
   ProcessRunner& runner_;
   const Clock& clock_;
   ProviderClient providers_;
+  Redactor redact_;
 };
 
 }  // namespace prevue

@@ -17,6 +17,7 @@ from prevue_e2e import Daemon, PrevueTestCase, commit_all, git, make_template_re
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "fixtures", "webhooks")
 SECRET = "It's a Secret to Everybody"
+API_KEY = "sk-live-0123456789abcdef"
 
 
 def fixture(name):
@@ -28,13 +29,21 @@ class Webhooks(PrevueTestCase):
     def setUp(self):
         super().setUp()
         self.repo = make_template_repo(self.scratch)
+        # The base manifest hands a secret to a seed command that prints it.
+        with open(os.path.join(self.repo, "prevue.json"), encoding="utf-8") as f:
+            manifest = json.load(f)
+        manifest["seed"].append({"type": "command", "name": "show-key", "run": ["echo", "key={{ secret.API_KEY }}"]})
+        with open(os.path.join(self.repo, "prevue.json"), "w", encoding="utf-8") as f:
+            json.dump(manifest, f)
+        commit_all(self.repo, "a seed step that uses a secret")
         git(self.repo, "checkout", "-q", "-b", "feature/hook")
         set_lease(self.repo, {"ttl": "1h", "idle": "1h", "end": "destroy", "grace": "0s"})
         set_banner(self.repo, "From a webhook")
         self.sha1 = commit_all(self.repo, "webhook")
         git(self.repo, "checkout", "-q", "main")
         self.daemon = Daemon(self.scratch, [self.repo], extra={
-            "webhooks": {"github": {"secret": SECRET}, "max_body_bytes": 1 << 20}})
+            "webhooks": {"github": {"secret": SECRET}, "max_body_bytes": 1 << 20},
+            "secrets": {"API_KEY": {"value": API_KEY}}})
         with open(self.daemon.config_path, encoding="utf-8") as f:
             config = json.load(f)
         config["repositories"][0].update({"pull_requests": "webhooks", "names": ["Codertocat/Hello-World"]})
@@ -85,6 +94,12 @@ class Webhooks(PrevueTestCase):
         env = self.daemon.wait_env(7, "ready", self.sha1)
         code, page, _ = self.daemon.get(primary_host(env))
         self.assertIn("From a webhook", page)
+        # The trusted PR's seed command got the secret; no log shows it.
+        logs = self.prevue("logs", env["slug"]).stdout
+        self.assertIn("key=[secret API_KEY]", logs)
+        self.assertNotIn(API_KEY, logs)
+        self.assertNotIn(API_KEY, json.dumps(self.daemon.environment(env["slug"])))
+        self.assertNotIn(API_KEY, self.daemon.read_log())
 
         # The same delivery again is one event.
         status, reply = self.deliver(self.payload("github/pull_request-opened.json", self.sha1), "d-open")
@@ -131,6 +146,8 @@ class Webhooks(PrevueTestCase):
         logs = self.prevue("logs", env["slug"]).stdout
         self.assertIn("untrusted pull request (from a fork)", logs)
         self.assertNotIn("fork-command", logs)
+        self.assertIn("key=\n", logs)  # the base manifest's seed ran, without the secret
+        self.assertNotIn("[secret API_KEY]", logs)
 
     def test_refused_and_ignored_deliveries(self):
         body = self.payload("github/pull_request-opened.json", self.sha1)

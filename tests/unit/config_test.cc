@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/files.h"
+#include "core/redact.h"
 #include "dns/dns_backend.h"
 
 namespace prevue {
@@ -76,6 +77,30 @@ TEST(HostsFile, KeepsForeignLinesAndWritesOneLinePerHost) {
   ASSERT_TRUE(hosts.sync({}).ok());
   EXPECT_EQ(read_file(file)->find("prevue.localhost"), std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace prevue
+
+namespace prevue {
+namespace {
+
+TEST(Secrets, AreRedactedLongestFirst) {
+  Redactor redact({{"TOKEN", "s3cr3t-token"}, {"PART", "s3cr3t"}, {"TINY", "ab"}});
+  EXPECT_EQ(redact("auth s3cr3t-token and s3cr3t, ab"), "auth [secret TOKEN] and [secret PART], ab");
+  EXPECT_EQ(Redactor()("nothing to hide"), "nothing to hide");
+}
+
+TEST(Secrets, ComeFromTheConfig) {
+  ::setenv("PREVUE_TEST_SECRET", "from-the-environment", 1);
+  auto c = parse_config(R"({"state_dir": "/s", "secrets": {"A": {"value": "inline-value"}, "B": {"env": "PREVUE_TEST_SECRET"}}})",
+                        "/c/config.json");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->secrets.at("A"), "inline-value");
+  EXPECT_EQ(c->secrets.at("B"), "from-the-environment");
+  auto bad = parse_config(R"({"state_dir": "/s", "secrets": {"B": {"env": "PREVUE_NOT_SET_ANYWHERE"}}})", "/c/config.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("$.secrets.B.env"), std::string::npos);
 }
 
 }  // namespace

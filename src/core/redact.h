@@ -1,0 +1,23 @@
+// Secret values never reach a log line, a step log or an API response:
+// every text that is stored or shown passes through a Redactor.
+#pragma once
+
+#include <map>
+#include <string>
+
+namespace prevue {
+
+class Redactor {
+ public:
+  Redactor() = default;
+  explicit Redactor(const std::map<std::string, std::string>& secrets);
+  // Each occurrence of a secret's value becomes "[secret NAME]". Values
+  // shorter than 4 characters are not worth hiding and would mangle text.
+  std::string operator()(std::string text) const;
+  bool empty() const { return values_.empty(); }
+
+ private:
+  std::map<std::string, std::string, std::greater<>> values_;  // value -> name, longest-first by ordering below
+};
+
+}  // namespace prevue
