@@ -1,8 +1,12 @@
 #include "engine/events.h"
 
+#include <optional>
+
 namespace prevue {
 
-Result<IngestResult> ingest_event(Store& store, EventRecord event, std::int64_t now_ms) {
+namespace {
+
+Result<IngestResult> ingest(Store& store, EventRecord event, std::int64_t now_ms) {
   IngestResult result;
   auto inserted = store.insert_event(event);
   if (!inserted.ok()) return inserted.error();
@@ -60,6 +64,21 @@ Result<IngestResult> ingest_event(Store& store, EventRecord event, std::int64_t 
   PREVUE_TRY(store.upsert_pull_request(pr));
   PREVUE_TRY(store.mark_event(event.id, "processed", result.note));
   return result;
+}
+
+}  // namespace
+
+// One transaction: the event is in the inbox exactly when its effect on the
+// pull request's desired state is, and it costs one commit, not six.
+Result<IngestResult> ingest_event(Store& store, EventRecord event, std::int64_t now_ms) {
+  std::optional<Result<IngestResult>> outcome;
+  Status s = store.in_transaction([&]() -> Status {
+    outcome.emplace(ingest(store, event, now_ms));
+    if (!outcome->ok()) return outcome->error();
+    return {};
+  });
+  if (!s.ok()) return s.error();
+  return std::move(*outcome);
 }
 
 }  // namespace prevue

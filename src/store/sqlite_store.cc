@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <unordered_map>
 
 #include "store/migrations.h"
 #include "store/store.h"
@@ -57,19 +58,50 @@ RunState run_state_from(const std::string& s) {
   return RunState::kRunning;
 }
 
-// One prepared statement; binds by position, steps, reads columns.
+// Prepared statements, kept for the connection's life: preparing costs
+// more than running most of prevue's statements.
+class StatementCache {
+ public:
+  explicit StatementCache(sqlite3* db) : db_(db) {}
+  ~StatementCache() {
+    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  }
+  sqlite3_stmt* get(const char* sql) {
+    auto it = cache_.find(sql);
+    if (it != cache_.end()) return it->second;
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) return nullptr;
+    cache_.emplace(sql, stmt);
+    return stmt;
+  }
+
+ private:
+  sqlite3* db_;
+  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+};
+
+// One use of a cached statement: binds by position, steps, reads columns,
+// and resets it for the next use.
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) : db_(db) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(sqlite3* db, StatementCache* cache, const char* sql) : db_(db), stmt_(cache->get(sql)) {}
+  ~Statement() {
+    if (stmt_) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+  }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
-  bool prepared() const { return rc_ == SQLITE_OK; }
-  Statement& bind(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); return *this; }
-  Statement& bind(int i, const std::string& v) { sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); return *this; }
+  bool prepared() const { return stmt_ != nullptr; }
+  Statement& bind(int i, std::int64_t v) { if (stmt_) sqlite3_bind_int64(stmt_, i, v); return *this; }
+  Statement& bind(int i, const std::string& v) {
+    if (stmt_) sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
   // SQLITE_ROW, SQLITE_DONE or an error code.
-  int step() { return sqlite3_step(stmt_); }
+  int step() { return stmt_ ? sqlite3_step(stmt_) : SQLITE_ERROR; }
   std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
   std::string text(int col) const {
     const unsigned char* p = sqlite3_column_text(stmt_, col);
@@ -79,8 +111,7 @@ class Statement {
 
  private:
   sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
+  sqlite3_stmt* stmt_;
 };
 
 Error db_error(sqlite3* db, const std::string& what) {
@@ -117,7 +148,9 @@ EnvironmentRecord read_env(const Statement& s) {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(sqlite3* db, const Clock& clock) : db_(db), clock_(clock) {}
+  SqliteStore(sqlite3* db, const Clock& clock) : db_(db), cache_(db), clock_(clock) {}
+  // close_v2 keeps the connection until cache_ (destroyed after this body)
+  // has finalized its statements.
   ~SqliteStore() override { sqlite3_close_v2(db_); }
 
   Status configure() {
@@ -135,25 +168,41 @@ class SqliteStore final : public Store {
     return migrate();
   }
 
+  Status in_transaction(const std::function<Status()>& body) override {
+    PREVUE_TRY(exec("BEGIN IMMEDIATE"));
+    Status result;
+    try {
+      result = body();
+    } catch (...) {
+      (void)exec("ROLLBACK");
+      throw;
+    }
+    if (!result.ok()) {
+      (void)exec("ROLLBACK");
+      return result;
+    }
+    return exec("COMMIT");
+  }
+
   int schema_version() override {
-    Statement s(db_, "PRAGMA user_version");
+    Statement s(db_, &cache_, "PRAGMA user_version");
     return s.step() == SQLITE_ROW ? static_cast<int>(s.integer(0)) : -1;
   }
 
   Result<RepositoryRecord> upsert_repository(const std::string& key, const std::string& name,
                                              const std::string& mirror_path) override {
-    Statement ins(db_, "INSERT INTO repositories(key, name, mirror_path, created_at) VALUES(?,?,?,?) "
+    Statement ins(db_, &cache_, "INSERT INTO repositories(key, name, mirror_path, created_at) VALUES(?,?,?,?) "
                        "ON CONFLICT(key) DO NOTHING");
     ins.bind(1, key).bind(2, name).bind(3, mirror_path).bind(4, clock_.now_ms());
     if (ins.step() != SQLITE_DONE) return db_error(db_, "cannot record repository");
-    Statement get(db_, "SELECT id, key, name, mirror_path FROM repositories WHERE key = ?");
+    Statement get(db_, &cache_, "SELECT id, key, name, mirror_path FROM repositories WHERE key = ?");
     get.bind(1, key);
     if (get.step() != SQLITE_ROW) return db_error(db_, "cannot read repository");
     return RepositoryRecord{get.integer(0), get.text(1), get.text(2), get.text(3)};
   }
 
   Result<std::optional<RepositoryRecord>> find_repository(std::int64_t id) override {
-    Statement get(db_, "SELECT id, key, name, mirror_path FROM repositories WHERE id = ?");
+    Statement get(db_, &cache_, "SELECT id, key, name, mirror_path FROM repositories WHERE id = ?");
     get.bind(1, id);
     int rc = get.step();
     if (rc == SQLITE_DONE) return std::optional<RepositoryRecord>();
@@ -163,7 +212,7 @@ class SqliteStore final : public Store {
 
   Result<EnvironmentRecord> insert_environment(EnvironmentRecord r) override {
     r.created_at = r.updated_at = clock_.now_ms();
-    Statement s(db_, "INSERT INTO environments(repo_id, pr, slug, state, ref, commit_sha, deployed_sha, dir, url, "
+    Statement s(db_, &cache_, "INSERT INTO environments(repo_id, pr, slug, state, ref, commit_sha, deployed_sha, dir, url, "
                      "failed_step, error, provider, seeded, created_at, updated_at, service_revisions) "
                      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     s.bind(1, r.repo_id).bind(2, static_cast<std::int64_t>(r.pr)).bind(3, r.slug).bind(4, std::string(to_string(r.state)));
@@ -177,21 +226,21 @@ class SqliteStore final : public Store {
 
   Result<std::optional<EnvironmentRecord>> find_environment(std::int64_t repo_id, long pr) override {
     std::string sql = std::string("SELECT ") + kEnvColumns + " FROM environments WHERE repo_id = ? AND pr = ?";
-    Statement s(db_, sql.c_str());
+    Statement s(db_, &cache_, sql.c_str());
     s.bind(1, repo_id).bind(2, static_cast<std::int64_t>(pr));
     return one_env(s);
   }
 
   Result<std::optional<EnvironmentRecord>> find_environment_by_slug(const std::string& slug) override {
     std::string sql = std::string("SELECT ") + kEnvColumns + " FROM environments WHERE slug = ?";
-    Statement s(db_, sql.c_str());
+    Statement s(db_, &cache_, sql.c_str());
     s.bind(1, slug);
     return one_env(s);
   }
 
   Result<std::optional<EnvironmentRecord>> find_environment_by_id(std::int64_t id) override {
     std::string sql = std::string("SELECT ") + kEnvColumns + " FROM environments WHERE id = ?";
-    Statement s(db_, sql.c_str());
+    Statement s(db_, &cache_, sql.c_str());
     s.bind(1, id);
     return one_env(s);
   }
@@ -206,7 +255,7 @@ class SqliteStore final : public Store {
   Result<std::vector<EnvironmentRecord>> list_environments(bool include_destroyed) override {
     std::string sql = std::string("SELECT ") + kEnvColumns + " FROM environments " +
                       (include_destroyed ? "" : "WHERE state <> 'destroyed' ") + "ORDER BY repo_id, pr";
-    Statement s(db_, sql.c_str());
+    Statement s(db_, &cache_, sql.c_str());
     std::vector<EnvironmentRecord> out;
     int rc;
     while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_env(s));
@@ -216,7 +265,7 @@ class SqliteStore final : public Store {
 
   Result<RunRecord> begin_run(std::int64_t env_id, RunKind kind, const std::string& target_sha) override {
     RunRecord run{0, env_id, kind, target_sha, RunState::kRunning, "", clock_.now_ms(), 0};
-    Statement s(db_, "INSERT INTO runs(env_id, kind, target_sha, state, started_at) VALUES(?,?,?,?,?)");
+    Statement s(db_, &cache_, "INSERT INTO runs(env_id, kind, target_sha, state, started_at) VALUES(?,?,?,?,?)");
     s.bind(1, env_id).bind(2, std::string(to_string(kind))).bind(3, target_sha).bind(4, std::string("running")).bind(5, run.started_at);
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot record run");
     run.id = sqlite3_last_insert_rowid(db_);
@@ -224,14 +273,14 @@ class SqliteStore final : public Store {
   }
 
   Status finish_run(std::int64_t run_id, RunState state, const std::string& error) override {
-    Statement s(db_, "UPDATE runs SET state = ?, error = ?, finished_at = ? WHERE id = ?");
+    Statement s(db_, &cache_, "UPDATE runs SET state = ?, error = ?, finished_at = ? WHERE id = ?");
     s.bind(1, std::string(to_string(state))).bind(2, error).bind(3, clock_.now_ms()).bind(4, run_id);
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot finish run");
     return {};
   }
 
   Result<std::optional<RunRecord>> last_run(std::int64_t env_id) override {
-    Statement s(db_, "SELECT id, env_id, kind, target_sha, state, error, started_at, finished_at FROM runs "
+    Statement s(db_, &cache_, "SELECT id, env_id, kind, target_sha, state, error, started_at, finished_at FROM runs "
                      "WHERE env_id = ? ORDER BY id DESC LIMIT 1");
     s.bind(1, env_id);
     int rc = s.step();
@@ -247,7 +296,7 @@ class SqliteStore final : public Store {
     step.run_id = run_id;
     step.name = name;
     step.started_at = clock_.now_ms();
-    Statement s(db_, "INSERT INTO steps(run_id, seq, name, state, started_at) "
+    Statement s(db_, &cache_, "INSERT INTO steps(run_id, seq, name, state, started_at) "
                      "VALUES(?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM steps WHERE run_id = ?1), ?2, 'running', ?3)");
     s.bind(1, run_id).bind(2, name).bind(3, step.started_at);
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot record step");
@@ -256,14 +305,14 @@ class SqliteStore final : public Store {
   }
 
   Status finish_step(std::int64_t step_id, RunState state, const std::string& log, std::int64_t child_ms) override {
-    Statement s(db_, "UPDATE steps SET state = ?, log = ?, finished_at = ?, child_ms = ? WHERE id = ?");
+    Statement s(db_, &cache_, "UPDATE steps SET state = ?, log = ?, finished_at = ?, child_ms = ? WHERE id = ?");
     s.bind(1, std::string(to_string(state))).bind(2, log).bind(3, clock_.now_ms()).bind(4, child_ms).bind(5, step_id);
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot finish step");
     return {};
   }
 
   Result<std::vector<StepRecord>> steps_of_run(std::int64_t run_id) override {
-    Statement s(db_, "SELECT id, run_id, seq, name, state, log, started_at, finished_at, child_ms FROM steps "
+    Statement s(db_, &cache_, "SELECT id, run_id, seq, name, state, log, started_at, finished_at, child_ms FROM steps "
                      "WHERE run_id = ? ORDER BY seq");
     s.bind(1, run_id);
     std::vector<StepRecord> out;
@@ -279,11 +328,11 @@ class SqliteStore final : public Store {
   Status replace_routes(std::int64_t env_id, const std::vector<RouteRecord>& routes) override {
     PREVUE_TRY(exec("BEGIN IMMEDIATE"));
     Status result = [&]() -> Status {
-      Statement del(db_, "DELETE FROM routes WHERE env_id = ?");
+      Statement del(db_, &cache_, "DELETE FROM routes WHERE env_id = ?");
       del.bind(1, env_id);
       if (del.step() != SQLITE_DONE) return db_error(db_, "cannot replace routes");
       for (const auto& route : routes) {
-        Statement ins(db_, "INSERT INTO routes(host, env_id, route, service, upstream) VALUES(?,?,?,?,?)");
+        Statement ins(db_, &cache_, "INSERT INTO routes(host, env_id, route, service, upstream) VALUES(?,?,?,?,?)");
         ins.bind(1, route.host).bind(2, env_id).bind(3, route.route).bind(4, route.service).bind(5, route.upstream);
         if (ins.step() != SQLITE_DONE) return db_error(db_, "host " + route.host + " is taken");
       }
@@ -294,7 +343,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<RouteRecord>> routes_of(std::int64_t env_id) override {
-    Statement s(db_, "SELECT host, env_id, route, service, upstream FROM routes WHERE env_id = ? ORDER BY host");
+    Statement s(db_, &cache_, "SELECT host, env_id, route, service, upstream FROM routes WHERE env_id = ? ORDER BY host");
     s.bind(1, env_id);
     std::vector<RouteRecord> out;
     int rc;
@@ -304,7 +353,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::optional<RouteRecord>> find_route(const std::string& host) override {
-    Statement s(db_, "SELECT host, env_id, route, service, upstream FROM routes WHERE host = ?");
+    Statement s(db_, &cache_, "SELECT host, env_id, route, service, upstream FROM routes WHERE host = ?");
     s.bind(1, host);
     int rc = s.step();
     if (rc == SQLITE_DONE) return std::optional<RouteRecord>();
@@ -313,7 +362,7 @@ class SqliteStore final : public Store {
   }
 
   Status upsert_lease(const LeaseRecord& l) override {
-    Statement s(db_, "INSERT INTO leases(env_id, ttl_ms, idle_ms, end_action, grace_ms, expires_at, last_active, pinned, "
+    Statement s(db_, &cache_, "INSERT INTO leases(env_id, ttl_ms, idle_ms, end_action, grace_ms, expires_at, last_active, pinned, "
                      "revoked_at, deadline) VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT(env_id) DO UPDATE SET "
                      "ttl_ms = excluded.ttl_ms, idle_ms = excluded.idle_ms, end_action = excluded.end_action, "
                      "grace_ms = excluded.grace_ms, expires_at = excluded.expires_at, last_active = excluded.last_active, "
@@ -326,7 +375,7 @@ class SqliteStore final : public Store {
 
   Result<std::optional<LeaseRecord>> lease_of(std::int64_t env_id) override {
     std::string sql = std::string("SELECT ") + kLeaseColumns + " FROM leases WHERE env_id = ?";
-    Statement s(db_, sql.c_str());
+    Statement s(db_, &cache_, sql.c_str());
     s.bind(1, env_id);
     int rc = s.step();
     if (rc == SQLITE_DONE) return std::optional<LeaseRecord>();
@@ -335,7 +384,7 @@ class SqliteStore final : public Store {
   }
 
   Status delete_lease(std::int64_t env_id) override {
-    Statement s(db_, "DELETE FROM leases WHERE env_id = ?");
+    Statement s(db_, &cache_, "DELETE FROM leases WHERE env_id = ?");
     s.bind(1, env_id);
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot delete lease");
     return {};
@@ -343,19 +392,19 @@ class SqliteStore final : public Store {
 
   Result<std::vector<LeaseRecord>> due_leases(std::int64_t now, int limit) override {
     std::string sql = std::string("SELECT ") + kLeaseColumns + " FROM leases WHERE deadline <= ? ORDER BY deadline LIMIT ?";
-    Statement s(db_, sql.c_str());
+    Statement s(db_, &cache_, sql.c_str());
     s.bind(1, now).bind(2, std::int64_t(limit));
     return all_rows<LeaseRecord>(s, read_lease, "cannot read leases");
   }
 
   Result<std::vector<LeaseRecord>> all_leases() override {
     std::string sql = std::string("SELECT ") + kLeaseColumns + " FROM leases ORDER BY env_id";
-    Statement s(db_, sql.c_str());
+    Statement s(db_, &cache_, sql.c_str());
     return all_rows<LeaseRecord>(s, read_lease, "cannot read leases");
   }
 
   Result<std::vector<RepositoryRecord>> list_repositories() override {
-    Statement s(db_, "SELECT id, key, name, mirror_path FROM repositories ORDER BY id");
+    Statement s(db_, &cache_, "SELECT id, key, name, mirror_path FROM repositories ORDER BY id");
     return all_rows<RepositoryRecord>(
         s, [](const Statement& r) { return RepositoryRecord{r.integer(0), r.text(1), r.text(2), r.text(3)}; },
         "cannot list repositories");
@@ -363,7 +412,7 @@ class SqliteStore final : public Store {
 
   Result<bool> insert_event(EventRecord& e) override {
     e.received_at = clock_.now_ms();
-    Statement s(db_, "INSERT INTO events(delivery_id, source, repo_id, pr, action, head_sha, base_sha, head_ref, base_ref, "
+    Statement s(db_, &cache_, "INSERT INTO events(delivery_id, source, repo_id, pr, action, head_sha, base_sha, head_ref, base_ref, "
                      "author, fork, labels, received_at, status, note) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                      "ON CONFLICT(delivery_id) DO NOTHING");
     s.bind(1, e.delivery_id).bind(2, e.source).bind(3, e.repo_id).bind(4, std::int64_t(e.pr)).bind(5, e.action);
@@ -376,7 +425,7 @@ class SqliteStore final : public Store {
   }
 
   Status mark_event(std::int64_t id, const std::string& status, const std::string& note) override {
-    Statement s(db_, "UPDATE events SET status = ?, note = ?, processed_at = ? WHERE id = ?");
+    Statement s(db_, &cache_, "UPDATE events SET status = ?, note = ?, processed_at = ? WHERE id = ?");
     s.bind(1, status).bind(2, note).bind(3, clock_.now_ms()).bind(4, id);
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot update event");
     return {};
@@ -384,19 +433,19 @@ class SqliteStore final : public Store {
 
   Result<std::vector<EventRecord>> recent_events(int limit) override {
     std::string sql = std::string("SELECT ") + kEventColumns + " FROM events ORDER BY id DESC LIMIT ?";
-    Statement s(db_, sql.c_str());
+    Statement s(db_, &cache_, sql.c_str());
     s.bind(1, std::int64_t(limit));
     return all_rows<EventRecord>(s, read_event, "cannot read events");
   }
 
   Result<std::int64_t> inbox_depth() override {
-    Statement s(db_, "SELECT COUNT(*) FROM events WHERE processed_at = 0");
+    Statement s(db_, &cache_, "SELECT COUNT(*) FROM events WHERE processed_at = 0");
     if (s.step() != SQLITE_ROW) return db_error(db_, "cannot count events");
     return s.integer(0);
   }
 
   Status upsert_pull_request(const PullRequestRecord& p) override {
-    Statement s(db_, "INSERT INTO pull_requests(repo_id, pr, status, head_sha, head_ref, base_ref, author, fork, labels, "
+    Statement s(db_, &cache_, "INSERT INTO pull_requests(repo_id, pr, status, head_sha, head_ref, base_ref, author, fork, labels, "
                      "expired_sha, updated_at, closed_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(repo_id, pr) DO UPDATE SET "
                      "status = excluded.status, head_sha = excluded.head_sha, head_ref = excluded.head_ref, "
                      "base_ref = excluded.base_ref, author = excluded.author, fork = excluded.fork, labels = excluded.labels, "
@@ -410,7 +459,7 @@ class SqliteStore final : public Store {
 
   Result<std::optional<PullRequestRecord>> find_pull_request(std::int64_t repo_id, long pr) override {
     std::string sql = std::string("SELECT ") + kPrColumns + " FROM pull_requests WHERE repo_id = ? AND pr = ?";
-    Statement s(db_, sql.c_str());
+    Statement s(db_, &cache_, sql.c_str());
     s.bind(1, repo_id).bind(2, std::int64_t(pr));
     return optional_row<PullRequestRecord>(s, read_pr, "cannot read pull request");
   }
@@ -418,19 +467,19 @@ class SqliteStore final : public Store {
   Result<std::optional<PullRequestRecord>> find_pull_request_by_branch(std::int64_t repo_id, const std::string& branch) override {
     std::string sql = std::string("SELECT ") + kPrColumns +
                       " FROM pull_requests WHERE repo_id = ? AND head_ref = ? ORDER BY pr DESC LIMIT 1";
-    Statement s(db_, sql.c_str());
+    Statement s(db_, &cache_, sql.c_str());
     s.bind(1, repo_id).bind(2, branch);
     return optional_row<PullRequestRecord>(s, read_pr, "cannot read pull request");
   }
 
   Result<std::vector<PullRequestRecord>> list_pull_requests() override {
     std::string sql = std::string("SELECT ") + kPrColumns + " FROM pull_requests ORDER BY repo_id, pr";
-    Statement s(db_, sql.c_str());
+    Statement s(db_, &cache_, sql.c_str());
     return all_rows<PullRequestRecord>(s, read_pr, "cannot list pull requests");
   }
 
   Result<long> next_pr_number(std::int64_t repo_id) override {
-    Statement s(db_, "SELECT MAX(n) FROM (SELECT MAX(pr) AS n FROM pull_requests WHERE repo_id = ?1 "
+    Statement s(db_, &cache_, "SELECT MAX(n) FROM (SELECT MAX(pr) AS n FROM pull_requests WHERE repo_id = ?1 "
                      "UNION ALL SELECT MAX(pr) FROM environments WHERE repo_id = ?1)");
     s.bind(1, repo_id);
     if (s.step() != SQLITE_ROW) return db_error(db_, "cannot number pull request");
@@ -439,14 +488,14 @@ class SqliteStore final : public Store {
 
   Status append_timeline(std::int64_t env_id, const std::string& kind, const std::string& detail,
                          std::int64_t duration_ms) override {
-    Statement s(db_, "INSERT INTO timeline(env_id, at, kind, detail, duration_ms) VALUES(?,?,?,?,?)");
+    Statement s(db_, &cache_, "INSERT INTO timeline(env_id, at, kind, detail, duration_ms) VALUES(?,?,?,?,?)");
     s.bind(1, env_id).bind(2, clock_.now_ms()).bind(3, kind).bind(4, detail).bind(5, duration_ms);
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot append to timeline");
     return {};
   }
 
   Result<std::vector<TimelineEntry>> timeline_of(std::int64_t env_id) override {
-    Statement s(db_, "SELECT id, env_id, at, kind, detail, duration_ms FROM timeline WHERE env_id = ? ORDER BY id");
+    Statement s(db_, &cache_, "SELECT id, env_id, at, kind, detail, duration_ms FROM timeline WHERE env_id = ? ORDER BY id");
     s.bind(1, env_id);
     return all_rows<TimelineEntry>(
         s, [](const Statement& r) { return TimelineEntry{r.integer(0), r.integer(1), r.integer(2), r.text(3), r.text(4), r.integer(5)}; },
@@ -455,7 +504,7 @@ class SqliteStore final : public Store {
 
   Result<bool> try_claim(std::int64_t env_id, const std::string& owner, std::int64_t ttl_ms) override {
     std::int64_t now = clock_.now_ms();
-    Statement s(db_, "INSERT INTO claims(env_id, owner, expires_at) VALUES(?1, ?2, ?3) ON CONFLICT(env_id) DO UPDATE SET "
+    Statement s(db_, &cache_, "INSERT INTO claims(env_id, owner, expires_at) VALUES(?1, ?2, ?3) ON CONFLICT(env_id) DO UPDATE SET "
                      "owner = excluded.owner, expires_at = excluded.expires_at WHERE claims.owner = ?2 OR claims.expires_at <= ?4");
     s.bind(1, env_id).bind(2, owner).bind(3, now + ttl_ms).bind(4, now);
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot claim environment");
@@ -463,7 +512,7 @@ class SqliteStore final : public Store {
   }
 
   Status release_claim(std::int64_t env_id, const std::string& owner) override {
-    Statement s(db_, "DELETE FROM claims WHERE env_id = ? AND owner = ?");
+    Statement s(db_, &cache_, "DELETE FROM claims WHERE env_id = ? AND owner = ?");
     s.bind(1, env_id).bind(2, owner);
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot release claim");
     return {};
@@ -558,7 +607,7 @@ class SqliteStore final : public Store {
   }
 
   Status update_in_transaction(EnvironmentRecord& r) {
-    Statement get(db_, "SELECT state FROM environments WHERE id = ?");
+    Statement get(db_, &cache_, "SELECT state FROM environments WHERE id = ?");
     get.bind(1, r.id);
     int rc = get.step();
     if (rc == SQLITE_DONE) return make_error(ErrorCode::kNotFound, "environment " + r.slug + " no longer exists");
@@ -568,7 +617,7 @@ class SqliteStore final : public Store {
       return make_error(ErrorCode::kConflict, "environment " + r.slug + " cannot go from " + to_string(*stored) + " to " +
                                                   to_string(r.state));
     r.updated_at = clock_.now_ms();
-    Statement s(db_, "UPDATE environments SET state=?, ref=?, commit_sha=?, deployed_sha=?, dir=?, url=?, failed_step=?, "
+    Statement s(db_, &cache_, "UPDATE environments SET state=?, ref=?, commit_sha=?, deployed_sha=?, dir=?, url=?, failed_step=?, "
                      "error=?, provider=?, seeded=?, updated_at=?, service_revisions=? WHERE id=?");
     s.bind(1, std::string(to_string(r.state))).bind(2, r.ref).bind(3, r.commit_sha).bind(4, r.deployed_sha).bind(5, r.dir);
     s.bind(6, r.url).bind(7, r.failed_step).bind(8, r.error).bind(9, r.provider).bind(10, std::int64_t(r.seeded));
@@ -578,6 +627,7 @@ class SqliteStore final : public Store {
   }
 
   sqlite3* db_;
+  StatementCache cache_;
   const Clock& clock_;
 };
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -152,6 +153,11 @@ class Store {
   virtual ~Store() = default;
 
   virtual int schema_version() = 0;
+
+  // Runs `body` in one write transaction: all of its writes or none. Not
+  // for bodies that call update_environment or replace_routes (which open
+  // their own).
+  virtual Status in_transaction(const std::function<Status()>& body) = 0;
 
   // Inserts the repository or returns the existing row with the same key.
   virtual Result<RepositoryRecord> upsert_repository(const std::string& key, const std::string& name,
