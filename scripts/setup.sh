@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
   libboost1.81-dev libboost-url1.81-dev
   nlohmann-json3-dev libgit2-dev libspdlog-dev libfmt-dev libsqlite3-dev sqlite3 libssl-dev
-  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcli11-dev libsimdjson-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 procps
 )
 

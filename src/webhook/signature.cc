@@ -9,10 +9,12 @@ namespace prevue {
 namespace {
 
 std::string hmac_sha256_raw(std::string_view key, std::string_view message) {
+  // Fetched once: OpenSSL 3 otherwise looks the digest up (under a lock) on every call.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
-       message.size(), digest, &length);
+  HMAC(sha256 ? sha256 : EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &length);
   return std::string(reinterpret_cast<const char*>(digest), length);
 }
 
