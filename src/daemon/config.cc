@@ -161,9 +161,9 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
         if (one.has("value")) {
           value = one.at("value").string();
         } else if (one.has("file")) {
-          auto text = read_file(resolve(base, one.at("file").string()));
-          if (!text.ok()) one.at("file").fail(text.error().message);
-          value = *text;
+          auto content = read_file(resolve(base, one.at("file").string()));
+          if (!content.ok()) one.at("file").fail(content.error().message);
+          value = *content;
           while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
         } else if (one.has("env")) {
           const char* v = std::getenv(one.at("env").string().c_str());
@@ -195,9 +195,9 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
       auto secret_of = [&](const Reader& h, const std::string& field) -> std::string {
         if (h.has(field)) return h.at(field).string();
         if (h.has(field + "_file")) {
-          auto text = read_file(resolve(base, h.at(field + "_file").string()));
-          if (!text.ok()) h.at(field + "_file").fail(text.error().message);
-          std::string v = *text;
+          auto content = read_file(resolve(base, h.at(field + "_file").string()));
+          if (!content.ok()) h.at(field + "_file").fail(content.error().message);
+          std::string v = *content;
           while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
           return v;
         }

@@ -572,8 +572,8 @@ class ProxyServer final : public Proxy {
 
       if (websocket && status == 101) {
         session.tunnel = true;  // a websocket may stay quiet for long: no idle limit
-        const std::string head = head_text(res.base());
-        auto [uw_ec, uw_n] = co_await asio::async_write(client, asio::buffer(head), nothrow);
+        const std::string upgrade_head = head_text(res.base());
+        auto [uw_ec, uw_n] = co_await asio::async_write(client, asio::buffer(upgrade_head), nothrow);
         count(status);
         if (uw_ec) break;
         // Bytes already read past the headers belong to the tunnel.
