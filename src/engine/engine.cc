@@ -549,6 +549,19 @@ DownResult Engine::down_by_pr(const std::string& repo, long pr) {
   return down(**env);
 }
 
+Status Engine::environment_verb(const EnvironmentRecord& env, ProviderVerb verb, std::string& log) {
+  ProviderRequest r;
+  r.verb = verb;
+  r.state_root = (config_.state_dir / "envs").string();
+  r.environment = ProviderEnvironment{env.slug, env.dir, env.pr, env.deployed_sha};
+  r.stop_grace_ms = config_.stop_grace.count();
+  ProviderCall call = providers_.call(env.provider, r, config_.provider_timeout);
+  log += call.log;
+  if (!call.response.ok()) return call.response.error();
+  if (!call.response->ok) return make_error(ErrorCode::kProvider, call.response->error_message);
+  return {};
+}
+
 DownResult Engine::down(EnvironmentRecord env) {
   DownResult result;
   // One run per environment at a time, across processes.
@@ -566,18 +579,7 @@ DownResult Engine::down(EnvironmentRecord env) {
   if (auto s = store_.update_environment(env); !s.ok()) return DownResult{false, false, env, s.error().message};
 
   StepRecorder steps(store_, runner_, run->id, env.id, redact_);
-  steps.run("destroy", [&](std::string& log) -> Status {
-    ProviderRequest r;
-    r.verb = ProviderVerb::kDestroy;
-    r.state_root = (config_.state_dir / "envs").string();
-    r.environment = ProviderEnvironment{env.slug, env.dir, env.pr, env.deployed_sha};
-    r.stop_grace_ms = config_.stop_grace.count();
-    ProviderCall call = providers_.call(env.provider, r, config_.provider_timeout);
-    log += call.log;
-    if (!call.response.ok()) return call.response.error();
-    if (!call.response->ok) return make_error(ErrorCode::kProvider, call.response->error_message);
-    return {};
-  });
+  steps.run("destroy", [&](std::string& log) { return environment_verb(env, ProviderVerb::kDestroy, log); });
   steps.run("routes", [&](std::string& log) -> Status {
     PREVUE_TRY(store_.replace_routes(env.id, {}));
     PREVUE_TRY(store_.delete_lease(env.id));
@@ -631,18 +633,7 @@ DownResult Engine::sleep(const std::string& slug) {
   auto run = store_.begin_run(env.id, RunKind::kDown, env.deployed_sha);
   if (!run.ok()) return DownResult{false, false, env, run.error().message};
   StepRecorder steps(store_, runner_, run->id, env.id, redact_);
-  steps.run("sleep", [&](std::string& log) -> Status {
-    ProviderRequest r;
-    r.verb = ProviderVerb::kSleep;
-    r.state_root = (config_.state_dir / "envs").string();
-    r.environment = ProviderEnvironment{env.slug, env.dir, env.pr, env.deployed_sha};
-    r.stop_grace_ms = config_.stop_grace.count();
-    ProviderCall call = providers_.call(env.provider, r, config_.provider_timeout);
-    log += call.log;
-    if (!call.response.ok()) return call.response.error();
-    if (!call.response->ok) return make_error(ErrorCode::kProvider, call.response->error_message);
-    return {};
-  });
+  steps.run("sleep", [&](std::string& log) { return environment_verb(env, ProviderVerb::kSleep, log); });
   if (steps.failed()) {
     (void)store_.finish_run(run->id, RunState::kFailed, steps.error());
     return DownResult{false, false, env, steps.error()};

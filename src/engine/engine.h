@@ -111,6 +111,8 @@ class Engine {
 
  private:
   DownResult down(EnvironmentRecord env);
+  // One provider verb on an existing environment (destroy, sleep), its log appended.
+  Status environment_verb(const EnvironmentRecord& env, ProviderVerb verb, std::string& log);
 
   EngineConfig config_;
   Store& store_;
