@@ -392,7 +392,10 @@ struct Daemon::Impl {
 
   void refresh_routes() {
     auto envs = store->list_environments(false);
-    if (!envs.ok()) return;
+    auto all = store->all_routes();  // one query, not one per environment
+    if (!envs.ok() || !all.ok()) return;
+    std::map<std::int64_t, std::vector<const RouteRecord*>> stored_by_env;
+    for (const auto& r : *all) stored_by_env[r.env_id].push_back(&r);
     RouteTable::Map map;
     for (const auto& e : *envs) {
       if (e.state == EnvState::kDestroying) continue;
@@ -411,14 +414,14 @@ struct Daemon::Impl {
           base.kind = e.deployed_sha.empty() ? ProxyRoute::Kind::kBuilding : ProxyRoute::Kind::kReady;
           break;
       }
-      auto stored = store->routes_of(e.id);
-      if (stored.ok() && !stored->empty()) {
-        for (const auto& r : *stored) {
+      auto stored = stored_by_env.find(e.id);
+      if (stored != stored_by_env.end()) {
+        for (const RouteRecord* r : stored->second) {
           ProxyRoute route = base;
-          auto colon = r.upstream.rfind(':');
-          route.upstream_host = r.upstream.substr(0, colon);
-          route.upstream_port = static_cast<unsigned short>(std::stoi(r.upstream.substr(colon + 1)));
-          map[r.host] = route;
+          auto colon = r->upstream.rfind(':');
+          route.upstream_host = r->upstream.substr(0, colon);
+          route.upstream_port = static_cast<unsigned short>(std::strtoul(r->upstream.c_str() + colon + 1, nullptr, 10));
+          map[r->host] = route;
         }
       } else {
         if (base.kind == ProxyRoute::Kind::kReady) base.kind = ProxyRoute::Kind::kBuilding;
@@ -438,12 +441,11 @@ struct Daemon::Impl {
 
   // ---- leases -------------------------------------------------------------------
 
+  // The deadline as the lease says. (A sleeping environment's ended lease
+  // surfaces once more and is dropped: lease_end_action has nothing for it.)
   void schedule_lease(const LeaseRecord& lease) {
-    auto env = store->find_environment_by_id(lease.env_id);
-    bool asleep = env.ok() && env->has_value() && (*env)->state == EnvState::kSleeping && lease.revoked_at == 0;
-    std::int64_t deadline = asleep ? LeaseScheduler::kNever : lease.deadline();
     auto before = leases.next_deadline();
-    leases.schedule(lease.env_id, deadline);
+    leases.schedule(lease.env_id, lease.deadline());
     if (leases.next_deadline() != before) arm_lease_timer();
   }
 

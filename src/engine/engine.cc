@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <functional>
+#include <tuple>
 #include <set>
 #include <sstream>
 
@@ -120,6 +121,81 @@ const RouteSpec& primary_route(const Manifest& m) {
 std::string route_host(const Manifest& m, const RouteSpec& route, const std::string& slug, const std::string& domain) {
   if (&route == &primary_route(m)) return slug + "." + domain;
   return dns_words(route.name + "-" + slug, kMaxDnsLabel) + "." + domain;
+}
+
+// prevue.json at `commit`, parsed; errors name the commit (and `what` was asked for).
+Result<Manifest> read_manifest(const GitMirror& git, const std::string& commit, const std::string& what) {
+  auto text = git.read_file(commit, std::string(kManifestPath));
+  if (!text.ok()) return text.error();
+  if (!text->has_value())
+    return make_error(ErrorCode::kNotFound, "no prevue.json at the root of commit " + short_sha(commit) + " (" + what + ")");
+  return parse_manifest(**text, "prevue.json at " + short_sha(commit));
+}
+
+// The values placeholders see; the same for `up` and the dry run, which
+// only differ in how ports, links and secrets are known.
+struct ContextSource {
+  const Manifest& manifest;
+  std::string slug, dir, commit, domain;
+  long pr = 0;
+  std::function<std::string(const ServiceSpec&)> port;
+  std::function<std::string(const RouteSpec&, const std::string& host)> url;
+  std::function<std::string(const std::string& value)> secret;
+  const std::map<std::string, std::string>& secrets;
+};
+
+// Returns the context and the primary route's link.
+std::pair<RenderContext, std::string> make_context(const ContextSource& src) {
+  RenderContext context;
+  std::string primary_url;
+  const RouteSpec& primary = primary_route(src.manifest);
+  for (const auto& route : src.manifest.routes) {
+    std::string host = route_host(src.manifest, route, src.slug, src.domain);
+    std::string url = src.url(route, host);
+    context.set("host." + route.name, host);
+    context.set("url." + route.name, url);
+    if (&route == &primary) primary_url = url;
+  }
+  context.set("pr.number", std::to_string(src.pr));
+  context.set("commit.sha", src.commit);
+  context.set("commit.short", short_sha(src.commit));
+  context.set("env.slug", src.slug);
+  context.set("env.dir", src.dir);
+  context.set("env.url", primary_url);
+  for (const auto& s : src.manifest.services) context.set("port." + s.name, src.port(s));
+  for (const auto& [k, v] : src.manifest.params) context.set("param." + k, v);
+  for (const auto& [k, v] : src.secrets) context.set("secret." + k, src.secret(v));
+  return {std::move(context), primary_url};
+}
+
+Result<std::vector<std::string>> render_argv(const std::vector<std::string>& argv, const RenderContext& context,
+                                             const std::string& origin) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    auto arg = render_text(argv[i], context, origin + "[" + std::to_string(i) + "]");
+    if (!arg.ok()) return arg.error();
+    out.push_back(std::move(arg).value());
+  }
+  return out;
+}
+
+Result<std::map<std::string, std::string>> render_service_env(const ServiceSpec& s, const RenderContext& context) {
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : s.env) {
+    auto value = render_text(v, context, "prevue.json $.services." + s.name + ".env." + k);
+    if (!value.ok()) return value.error();
+    out[k] = std::move(value).value();
+  }
+  return out;
+}
+
+Result<std::string> render_template(const GitMirror& git, const std::string& commit, const TemplateFile& t,
+                                    const RenderContext& context) {
+  auto source = git.read_file(commit, t.source);
+  if (!source.ok()) return source.error();
+  if (!source->has_value())
+    return make_error(ErrorCode::kNotFound, "template " + t.source + " does not exist at commit " + short_sha(commit));
+  return render_text(**source, context, t.source);
 }
 
 // A service's revision changes exactly when something it is built from does:
@@ -299,12 +375,7 @@ UpResult Engine::up(const UpRequest& request) {
     return store_.update_environment(env);
   });
   steps.run("manifest", [&](std::string& log) -> Status {
-    auto text = git->read_file(config_commit, std::string(kManifestPath));
-    if (!text.ok()) return text.error();
-    if (!text->has_value())
-      return make_error(ErrorCode::kNotFound, "no prevue.json at the root of commit " + short_sha(config_commit) + " (" +
-                                                  (request.ref.empty() ? request.sha : request.ref) + ")");
-    auto parsed = parse_manifest(**text, "prevue.json at " + short_sha(config_commit));
+    auto parsed = read_manifest(*git, config_commit, request.ref.empty() ? request.sha : request.ref);
     if (!parsed.ok()) return parsed.error();
     manifest = std::move(parsed).value();
     env.provider = manifest.provider;
@@ -341,32 +412,19 @@ UpResult Engine::up(const UpRequest& request) {
       case StepKind::kRender:
         steps.run(step.name, [&](std::string& log) -> Status {
           // Context first: templates and service commands see the same values.
-          const RouteSpec& primary = primary_route(manifest);
-          for (const auto& route : manifest.routes) {
-            std::string host = route_host(manifest, route, env.slug, config_.preview_domain);
-            context.set("host." + route.name, host);
-            std::string route_url =
-                config_.public_url_template.empty()
-                    ? "http://127.0.0.1:" + std::to_string(allocated.port_of(route.service)) + "/"
-                    : [&] {
-                        std::string u = config_.public_url_template;
-                        auto at = u.find("{host}");
-                        if (at != std::string::npos) u.replace(at, 6, host);
-                        return u;
-                      }();
-            context.set("url." + route.name, route_url);
-            if (&route == &primary) url = route_url;
-          }
-          context.set("pr.number", std::to_string(env.pr));
-          context.set("commit.sha", commit);
-          context.set("commit.short", short_sha(commit));
-          context.set("env.slug", env.slug);
-          context.set("env.dir", env.dir);
-          context.set("env.url", url);
-          for (const auto& s : manifest.services) context.set("port." + s.name, std::to_string(allocated.port_of(s.name)));
-          for (const auto& [k, v] : manifest.params) context.set("param." + k, v);
-          // An untrusted pull request gets no secrets: the names render empty.
-          for (const auto& [k, v] : config_.secrets) context.set("secret." + k, request.config_ref.empty() ? v : "");
+          ContextSource src{manifest, env.slug, env.dir, commit, config_.preview_domain, env.pr,
+                            [&](const ServiceSpec& s) { return std::to_string(allocated.port_of(s.name)); },
+                            [&](const RouteSpec& route, const std::string& host) {
+                              if (config_.public_url_template.empty())
+                                return "http://127.0.0.1:" + std::to_string(allocated.port_of(route.service)) + "/";
+                              std::string u = config_.public_url_template;
+                              if (auto at = u.find("{host}"); at != std::string::npos) u.replace(at, 6, host);
+                              return u;
+                            },
+                            // An untrusted pull request gets no secrets: the names render empty.
+                            [&](const std::string& value) { return request.config_ref.empty() ? value : std::string(); },
+                            config_.secrets};
+          std::tie(context, url) = make_context(src);
           shared_env = {{"ENV_NAME", "preview"},     {"PREVUE_SLUG", env.slug},    {"PREVUE_PR", std::to_string(env.pr)},
                         {"PREVUE_COMMIT", commit},   {"PREVUE_COMMIT_SHORT", short_sha(commit)},
                         {"PREVUE_URL", url},         {"PREVUE_ENV_DIR", env.dir},  {"PREVUE_REF", request.ref}};
@@ -399,11 +457,7 @@ UpResult Engine::up(const UpRequest& request) {
           log += "exported " + std::to_string(exported.size()) + " file(s) at " + short_sha(commit) + "\n";
 
           for (const auto& t : manifest.templates) {
-            auto source = git->read_file(config_commit, t.source);
-            if (!source.ok()) return source.error();
-            if (!source->has_value())
-              return make_error(ErrorCode::kNotFound, "template " + t.source + " does not exist at commit " + short_sha(commit));
-            auto rendered = render_text(**source, context, t.source);
+            auto rendered = render_template(*git, config_commit, t, context);
             if (!rendered.ok()) return rendered.error();
             auto target = path_inside(dir, t.target);
             if (!target.ok()) return target.error();
@@ -420,22 +474,16 @@ UpResult Engine::up(const UpRequest& request) {
             auto workdir = path_inside(dir, s.workdir == "." ? "./" : s.workdir + "/.");
             if (!workdir.ok()) return workdir.error();
             svc.workdir = (dir / s.workdir).lexically_normal().string();
-            for (size_t i = 0; i < s.run.size(); ++i) {
-              auto arg = render_text(s.run[i], context, "prevue.json $.services." + s.name + ".run[" + std::to_string(i) + "]");
-              if (!arg.ok()) return arg.error();
-              svc.run.push_back(*arg);
-            }
-            for (size_t i = 0; i < s.build.size(); ++i) {
-              auto arg = render_text(s.build[i], context, "prevue.json $.services." + s.name + ".build[" + std::to_string(i) + "]");
-              if (!arg.ok()) return arg.error();
-              svc.build.push_back(*arg);
-            }
+            auto run_argv = render_argv(s.run, context, "prevue.json $.services." + s.name + ".run");
+            if (!run_argv.ok()) return run_argv.error();
+            svc.run = std::move(run_argv).value();
+            auto build = render_argv(s.build, context, "prevue.json $.services." + s.name + ".build");
+            if (!build.ok()) return build.error();
+            svc.build = std::move(build).value();
+            auto service_env = render_service_env(s, context);
+            if (!service_env.ok()) return service_env.error();
             svc.env = shared_env;
-            for (const auto& [k, v] : s.env) {
-              auto value = render_text(v, context, "prevue.json $.services." + s.name + ".env." + k);
-              if (!value.ok()) return value.error();
-              svc.env[k] = *value;
-            }
+            for (auto& [k, v] : *service_env) svc.env[k] = std::move(v);
             svc.build_timeout_ms = s.build_timeout.count();
             svc.port_name = s.port;
             svc.health_path = s.health.path;
@@ -539,13 +587,11 @@ DownResult Engine::down_by_slug(const std::string& slug) {
 }
 
 DownResult Engine::down_by_pr(const std::string& repo, long pr) {
-  auto key = repository_key(repo);
-  if (!key.ok()) return DownResult{false, false, {}, key.error().message};
   auto record = repository(repo);
   if (!record.ok()) return DownResult{false, false, {}, record.error().message};
   auto env = store_.find_environment(record->id, pr);
   if (!env.ok()) return DownResult{false, false, {}, env.error().message};
-  if (!env->has_value()) return DownResult{false, false, {}, "no environment for PR " + std::to_string(pr) + " of " + *key};
+  if (!env->has_value()) return DownResult{false, false, {}, "no environment for PR " + std::to_string(pr) + " of " + record->key};
   return down(**env);
 }
 
@@ -656,10 +702,7 @@ Result<RenderReport> Engine::render(const std::string& repo_arg, const std::stri
   auto resolved = sha.empty() ? git.resolve_ref(ref) : git.resolve_sha(sha);
   if (!resolved.ok()) return resolved.error();
   const std::string commit = resolved->sha;
-  auto text = git.read_file(commit, std::string(kManifestPath));
-  if (!text.ok()) return text.error();
-  if (!text->has_value()) return make_error(ErrorCode::kNotFound, "no prevue.json at the root of commit " + short_sha(commit));
-  auto manifest = parse_manifest(**text, "prevue.json at " + short_sha(commit));
+  auto manifest = read_manifest(git, commit, sha.empty() ? ref : sha);
   if (!manifest.ok()) return manifest.error();
 
   RenderReport report;
@@ -669,45 +712,30 @@ Result<RenderReport> Engine::render(const std::string& repo_arg, const std::stri
   if (!revisions.ok()) return revisions.error();
   report.plan = describe_plan(make_plan(*manifest, commit, nullptr, *revisions));
 
-  // Ports are only known once a provider allocates them: shown symbolically.
-  RenderContext context;
-  std::string dir = (config_.state_dir / "envs" / report.slug).string();
-  for (const auto& route : manifest->routes) {
-    std::string host = route_host(*manifest, route, report.slug, config_.preview_domain);
-    context.set("host." + route.name, host);
-    context.set("url." + route.name, "http://" + host + "/");
-  }
-  context.set("env.url", "http://" + route_host(*manifest, primary_route(*manifest), report.slug, config_.preview_domain) + "/");
-  context.set("pr.number", std::to_string(pr));
-  context.set("commit.sha", commit);
-  context.set("commit.short", short_sha(commit));
-  context.set("env.slug", report.slug);
-  context.set("env.dir", dir);
-  for (const auto& s : manifest->services) context.set("port." + s.name, "<port." + s.name + ">");
-  for (const auto& [k, v] : manifest->params) context.set("param." + k, v);
-  for (const auto& [k, v] : config_.secrets) context.set("secret." + k, "<secret " + k + ">");  // a dry run shows no secret
+  // Ports are only known once a provider allocates them, and a dry run
+  // shows no secret: both appear symbolically.
+  std::map<std::string, std::string> secret_names;
+  for (const auto& [k, v] : config_.secrets) secret_names[k] = "<secret " + k + ">";
+  ContextSource src{*manifest, report.slug, (config_.state_dir / "envs" / report.slug).string(), commit,
+                    config_.preview_domain, pr,
+                    [](const ServiceSpec& s) { return "<port." + s.name + ">"; },
+                    [](const RouteSpec&, const std::string& host) { return "http://" + host + "/"; },
+                    [](const std::string& shown) { return shown; },
+                    secret_names};
+  RenderContext context = make_context(src).first;
 
   for (const auto& t : manifest->templates) {
-    auto source = git.read_file(commit, t.source);
-    if (!source.ok()) return source.error();
-    if (!source->has_value()) return make_error(ErrorCode::kNotFound, "template " + t.source + " does not exist at commit " + short_sha(commit));
-    auto rendered = render_text(**source, context, t.source);
+    auto rendered = render_template(git, commit, t, context);
     if (!rendered.ok()) return rendered.error();
     report.files.push_back(RenderedFile{t.target, *rendered});
   }
   for (const auto& s : manifest->services) {
-    std::vector<std::string> argv;
-    for (size_t i = 0; i < s.run.size(); ++i) {
-      auto arg = render_text(s.run[i], context, "prevue.json $.services." + s.name + ".run[" + std::to_string(i) + "]");
-      if (!arg.ok()) return arg.error();
-      argv.push_back(*arg);
-    }
-    std::string line = s.name + ": (in " + s.workdir + ") " + describe_argv(argv);
-    for (const auto& [k, v] : s.env) {
-      auto value = render_text(v, context, "prevue.json $.services." + s.name + ".env." + k);
-      if (!value.ok()) return value.error();
-      line += "\n    " + k + "=" + *value;
-    }
+    auto argv = render_argv(s.run, context, "prevue.json $.services." + s.name + ".run");
+    if (!argv.ok()) return argv.error();
+    std::string line = s.name + ": (in " + s.workdir + ") " + describe_argv(*argv);
+    auto service_env = render_service_env(s, context);
+    if (!service_env.ok()) return service_env.error();
+    for (const auto& [k, v] : *service_env) line += "\n    " + k + "=" + v;
     report.commands.push_back(line);
   }
   return report;

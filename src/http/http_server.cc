@@ -439,7 +439,8 @@ class ProxyServer final : public Proxy {
     if (!ep_ec) client_address = ep.address().to_string();
 
     std::optional<tcp::socket>& upstream = session.upstream;
-    std::string upstream_key;
+    std::string upstream_host;  // where `upstream` is connected
+    unsigned short upstream_port = 0;
     beast::flat_buffer upstream_buffer;
 
     for (;;) {
@@ -503,11 +504,11 @@ class ProxyServer final : public Proxy {
       }
 
       hit(route->env_id);
-      std::string key = route->upstream_host + ":" + std::to_string(route->upstream_port);
-      if (!upstream || upstream_key != key || !upstream->is_open()) {
+      if (!upstream || upstream_port != route->upstream_port || upstream_host != route->upstream_host || !upstream->is_open()) {
         upstream.emplace(client.get_executor());
         upstream_buffer.clear();
-        upstream_key = key;
+        upstream_host = route->upstream_host;
+        upstream_port = route->upstream_port;
         beast::error_code addr_ec;
         auto address = asio::ip::make_address(route->upstream_host, addr_ec);
         session.touch();

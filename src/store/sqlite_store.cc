@@ -197,17 +197,16 @@ class SqliteStore final : public Store {
     if (ins.step() != SQLITE_DONE) return db_error(db_, "cannot record repository");
     Statement get(db_, &cache_, "SELECT id, key, name, mirror_path FROM repositories WHERE key = ?");
     get.bind(1, key);
-    if (get.step() != SQLITE_ROW) return db_error(db_, "cannot read repository");
-    return RepositoryRecord{get.integer(0), get.text(1), get.text(2), get.text(3)};
+    auto row = optional_row<RepositoryRecord>(get, read_repository, "cannot read repository");
+    if (!row.ok()) return row.error();
+    if (!row->has_value()) return db_error(db_, "cannot read repository");
+    return **row;
   }
 
   Result<std::optional<RepositoryRecord>> find_repository(std::int64_t id) override {
     Statement get(db_, &cache_, "SELECT id, key, name, mirror_path FROM repositories WHERE id = ?");
     get.bind(1, id);
-    int rc = get.step();
-    if (rc == SQLITE_DONE) return std::optional<RepositoryRecord>();
-    if (rc != SQLITE_ROW) return db_error(db_, "cannot read repository");
-    return std::optional<RepositoryRecord>(RepositoryRecord{get.integer(0), get.text(1), get.text(2), get.text(3)});
+    return optional_row<RepositoryRecord>(get, read_repository, "cannot read repository");
   }
 
   Result<EnvironmentRecord> insert_environment(EnvironmentRecord r) override {
@@ -246,21 +245,14 @@ class SqliteStore final : public Store {
   }
 
   Status update_environment(EnvironmentRecord& r) override {
-    PREVUE_TRY(exec("BEGIN IMMEDIATE"));
-    Status result = update_in_transaction(r);
-    PREVUE_TRY(exec(result.ok() ? "COMMIT" : "ROLLBACK"));
-    return result;
+    return in_transaction([&] { return update_in_transaction(r); });
   }
 
   Result<std::vector<EnvironmentRecord>> list_environments(bool include_destroyed) override {
     std::string sql = std::string("SELECT ") + kEnvColumns + " FROM environments " +
                       (include_destroyed ? "" : "WHERE state <> 'destroyed' ") + "ORDER BY repo_id, pr";
     Statement s(db_, &cache_, sql.c_str());
-    std::vector<EnvironmentRecord> out;
-    int rc;
-    while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_env(s));
-    if (rc != SQLITE_DONE) return db_error(db_, "cannot list environments");
-    return out;
+    return all_rows<EnvironmentRecord>(s, read_env, "cannot list environments");
   }
 
   Result<RunRecord> begin_run(std::int64_t env_id, RunKind kind, const std::string& target_sha) override {
@@ -283,12 +275,13 @@ class SqliteStore final : public Store {
     Statement s(db_, &cache_, "SELECT id, env_id, kind, target_sha, state, error, started_at, finished_at FROM runs "
                      "WHERE env_id = ? ORDER BY id DESC LIMIT 1");
     s.bind(1, env_id);
-    int rc = s.step();
-    if (rc == SQLITE_DONE) return std::optional<RunRecord>();
-    if (rc != SQLITE_ROW) return db_error(db_, "cannot read runs");
-    RunRecord r{s.integer(0), s.integer(1), s.text(2) == "down" ? RunKind::kDown : RunKind::kUp, s.text(3),
-                run_state_from(s.text(4)), s.text(5), s.integer(6), s.integer(7)};
-    return std::optional<RunRecord>(r);
+    return optional_row<RunRecord>(
+        s,
+        [](const Statement& r) {
+          return RunRecord{r.integer(0), r.integer(1), r.text(2) == "down" ? RunKind::kDown : RunKind::kUp, r.text(3),
+                           run_state_from(r.text(4)), r.text(5), r.integer(6), r.integer(7)};
+        },
+        "cannot read runs");
   }
 
   Result<StepRecord> begin_step(std::int64_t run_id, const std::string& name) override {
@@ -315,19 +308,17 @@ class SqliteStore final : public Store {
     Statement s(db_, &cache_, "SELECT id, run_id, seq, name, state, log, started_at, finished_at, child_ms FROM steps "
                      "WHERE run_id = ? ORDER BY seq");
     s.bind(1, run_id);
-    std::vector<StepRecord> out;
-    int rc;
-    while ((rc = s.step()) == SQLITE_ROW) {
-      out.push_back(StepRecord{s.integer(0), s.integer(1), static_cast<int>(s.integer(2)), s.text(3),
-                               run_state_from(s.text(4)), s.text(5), s.integer(6), s.integer(7), s.integer(8)});
-    }
-    if (rc != SQLITE_DONE) return db_error(db_, "cannot read steps");
-    return out;
+    return all_rows<StepRecord>(
+        s,
+        [](const Statement& r) {
+          return StepRecord{r.integer(0), r.integer(1), static_cast<int>(r.integer(2)), r.text(3),
+                            run_state_from(r.text(4)), r.text(5), r.integer(6), r.integer(7), r.integer(8)};
+        },
+        "cannot read steps");
   }
 
   Status replace_routes(std::int64_t env_id, const std::vector<RouteRecord>& routes) override {
-    PREVUE_TRY(exec("BEGIN IMMEDIATE"));
-    Status result = [&]() -> Status {
+    return in_transaction([&]() -> Status {
       Statement del(db_, &cache_, "DELETE FROM routes WHERE env_id = ?");
       del.bind(1, env_id);
       if (del.step() != SQLITE_DONE) return db_error(db_, "cannot replace routes");
@@ -337,28 +328,24 @@ class SqliteStore final : public Store {
         if (ins.step() != SQLITE_DONE) return db_error(db_, "host " + route.host + " is taken");
       }
       return {};
-    }();
-    PREVUE_TRY(exec(result.ok() ? "COMMIT" : "ROLLBACK"));
-    return result;
+    });
   }
 
   Result<std::vector<RouteRecord>> routes_of(std::int64_t env_id) override {
     Statement s(db_, &cache_, "SELECT host, env_id, route, service, upstream FROM routes WHERE env_id = ? ORDER BY host");
     s.bind(1, env_id);
-    std::vector<RouteRecord> out;
-    int rc;
-    while ((rc = s.step()) == SQLITE_ROW) out.push_back(RouteRecord{s.text(0), s.integer(1), s.text(2), s.text(3), s.text(4)});
-    if (rc != SQLITE_DONE) return db_error(db_, "cannot read routes");
-    return out;
+    return all_rows<RouteRecord>(s, read_route, "cannot read routes");
+  }
+
+  Result<std::vector<RouteRecord>> all_routes() override {
+    Statement s(db_, &cache_, "SELECT host, env_id, route, service, upstream FROM routes ORDER BY host");
+    return all_rows<RouteRecord>(s, read_route, "cannot read routes");
   }
 
   Result<std::optional<RouteRecord>> find_route(const std::string& host) override {
     Statement s(db_, &cache_, "SELECT host, env_id, route, service, upstream FROM routes WHERE host = ?");
     s.bind(1, host);
-    int rc = s.step();
-    if (rc == SQLITE_DONE) return std::optional<RouteRecord>();
-    if (rc != SQLITE_ROW) return db_error(db_, "cannot read routes");
-    return std::optional<RouteRecord>(RouteRecord{s.text(0), s.integer(1), s.text(2), s.text(3), s.text(4)});
+    return optional_row<RouteRecord>(s, read_route, "cannot read routes");
   }
 
   Status upsert_lease(const LeaseRecord& l) override {
@@ -405,9 +392,7 @@ class SqliteStore final : public Store {
 
   Result<std::vector<RepositoryRecord>> list_repositories() override {
     Statement s(db_, &cache_, "SELECT id, key, name, mirror_path FROM repositories ORDER BY id");
-    return all_rows<RepositoryRecord>(
-        s, [](const Statement& r) { return RepositoryRecord{r.integer(0), r.text(1), r.text(2), r.text(3)}; },
-        "cannot list repositories");
+    return all_rows<RepositoryRecord>(s, read_repository, "cannot list repositories");
   }
 
   Result<bool> insert_event(EventRecord& e) override {
@@ -519,6 +504,8 @@ class SqliteStore final : public Store {
   }
 
  private:
+  static RepositoryRecord read_repository(const Statement& s) { return {s.integer(0), s.text(1), s.text(2), s.text(3)}; }
+  static RouteRecord read_route(const Statement& s) { return {s.text(0), s.integer(1), s.text(2), s.text(3), s.text(4)}; }
   static LeaseRecord read_lease(const Statement& s) {
     return LeaseRecord{s.integer(0), s.integer(1), s.integer(2), s.text(3), s.integer(4),
                        s.integer(5), s.integer(6), s.integer(7) != 0, s.integer(8)};
@@ -600,10 +587,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::optional<EnvironmentRecord>> one_env(Statement& s) {
-    int rc = s.step();
-    if (rc == SQLITE_DONE) return std::optional<EnvironmentRecord>();
-    if (rc != SQLITE_ROW) return db_error(db_, "cannot read environment");
-    return std::optional<EnvironmentRecord>(read_env(s));
+    return optional_row<EnvironmentRecord>(s, read_env, "cannot read environment");
   }
 
   Status update_in_transaction(EnvironmentRecord& r) {

@@ -192,6 +192,8 @@ class Store {
   virtual Status replace_routes(std::int64_t env_id, const std::vector<RouteRecord>& routes) = 0;
   // Ordered by host.
   virtual Result<std::vector<RouteRecord>> routes_of(std::int64_t env_id) = 0;
+  // Every environment's routes, ordered by host.
+  virtual Result<std::vector<RouteRecord>> all_routes() = 0;
   virtual Result<std::optional<RouteRecord>> find_route(const std::string& host) = 0;
 
   // Stores the lease with its deadline().

@@ -30,9 +30,12 @@ std::optional<WebhookHost> webhook_host_from(std::string_view name) {
 
 namespace {
 
-std::string header(const std::map<std::string, std::string>& headers, const char* name) {
-  auto it = headers.find(name);
-  return it == headers.end() ? std::string() : it->second;
+// The first of `names` the delivery carries (hosts send the same value
+// under several names: Forgejo's, Gitea's, ...).
+std::string header(const std::map<std::string, std::string>& headers, std::initializer_list<const char*> names) {
+  for (const char* name : names)
+    if (auto it = headers.find(name); it != headers.end() && !it->second.empty()) return it->second;
+  return {};
 }
 
 // A string at a JSON pointer, or "" when absent or not a string.
@@ -144,27 +147,23 @@ Result<NormalizedWebhook> normalize_webhook(WebhookHost host, const std::map<std
   std::string delivery;
   switch (host) {
     case WebhookHost::kGitHub: {
-      delivery = header(headers, "x-github-delivery");
-      std::string event = header(headers, "x-github-event");
+      delivery = header(headers, {"x-github-delivery"});
+      std::string event = header(headers, {"x-github-event"});
       if (event == "ping") w.kind = NormalizedWebhook::Kind::kPing;
       else if (event != "pull_request") w = ignored("event '" + event + "' needs nothing from prevue");
       else w = github_like(doc, str(doc, "/action"), false);
       break;
     }
     case WebhookHost::kGitea: {
-      delivery = header(headers, "x-forgejo-delivery");
-      if (delivery.empty()) delivery = header(headers, "x-gitea-delivery");
-      std::string event = header(headers, "x-forgejo-event");
-      if (event.empty()) event = header(headers, "x-gitea-event");
+      delivery = header(headers, {"x-forgejo-delivery", "x-gitea-delivery"});
+      std::string event = header(headers, {"x-forgejo-event", "x-gitea-event"});
       if (event != "pull_request") w = ignored("event '" + event + "' needs nothing from prevue");
       else w = github_like(doc, str(doc, "/action"), true);
       break;
     }
     case WebhookHost::kGitLab: {
-      delivery = header(headers, "x-gitlab-event-uuid");
-      if (delivery.empty()) delivery = header(headers, "idempotency-key");
-      if (delivery.empty()) delivery = header(headers, "webhook-id");
-      std::string event = header(headers, "x-gitlab-event");
+      delivery = header(headers, {"x-gitlab-event-uuid", "idempotency-key", "webhook-id"});
+      std::string event = header(headers, {"x-gitlab-event"});
       if (event != "Merge Request Hook" || str(doc, "/object_kind") != "merge_request") {
         w = ignored("event '" + event + "' needs nothing from prevue");
         break;
@@ -193,9 +192,8 @@ Result<NormalizedWebhook> normalize_webhook(WebhookHost host, const std::map<std
       break;
     }
     case WebhookHost::kBitbucket: {
-      delivery = header(headers, "x-request-uuid");
-      if (delivery.empty()) delivery = header(headers, "x-request-id");
-      std::string key = header(headers, "x-event-key");
+      delivery = header(headers, {"x-request-uuid", "x-request-id"});
+      std::string key = header(headers, {"x-event-key"});
       if (key.empty()) key = str(doc, "/eventKey");
       if (key == "diagnostics:ping") {
         w.kind = NormalizedWebhook::Kind::kPing;

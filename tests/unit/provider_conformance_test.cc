@@ -73,7 +73,7 @@ TEST_P(ProviderConformance, DescribesItself) {
   ProviderResponse r = call_ok(request(ProviderVerb::kDescribe));
   EXPECT_EQ(r.name, GetParam());
   EXPECT_EQ(r.protocol, kProviderProtocolVersion);
-  for (const char* verb : {"apply", "destroy", "status", "list"})
+  for (const char* verb : {"allocate", "apply", "sleep", "destroy", "status", "list"})
     EXPECT_NE(std::find(r.capabilities.begin(), r.capabilities.end(), verb), r.capabilities.end()) << verb;
 }
 
@@ -109,6 +109,20 @@ TEST_P(ProviderConformance, ApplyTwiceChangesNothingAndDestroyStopsEverything) {
   EXPECT_NE(third.services[0].pid, pid);
   EXPECT_FALSE(process_alive(pid));
   long new_pid = third.services[0].pid;
+
+  // Sleep stops the service but keeps the environment; apply wakes it.
+  call_ok(request(ProviderVerb::kSleep));
+  EXPECT_FALSE(process_alive(new_pid));
+  EXPECT_TRUE(fs::exists(root_ / "envs" / "pr-1-test" / "site" / "index.html"));
+  ProviderResponse asleep = call_ok(request(ProviderVerb::kStatus));
+  ASSERT_EQ(asleep.services.size(), 1u);
+  EXPECT_FALSE(asleep.services[0].running);
+  ProviderResponse woken = call_ok(apply);
+  ASSERT_EQ(woken.services.size(), 1u);
+  EXPECT_TRUE(woken.services[0].restarted);
+  EXPECT_EQ(woken.services[0].port, third.services[0].port);
+  new_pid = woken.services[0].pid;
+  EXPECT_TRUE(process_alive(new_pid));
 
   ProviderResponse listed = call_ok(request(ProviderVerb::kList));
   ASSERT_EQ(listed.environments.size(), 1u);

@@ -185,6 +185,11 @@ TEST_P(StoreContract, RoutesReplaceAtomicallyAndHostsAreUnique) {
   auto routes_a = store_->routes_of(a.id);
   ASSERT_EQ(routes_a->size(), 2u);
   EXPECT_EQ((*routes_a)[0].host, "api-pr-1.x");  // ordered by host
+  auto all = store_->all_routes();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].host, "api-pr-1.x");  // ordered by host, across environments
+  EXPECT_EQ((*all)[2].env_id, b.id);
   auto found = store_->find_route("pr-1.x");
   ASSERT_TRUE(found.ok() && found->has_value());
   EXPECT_EQ((*found)->upstream, "127.0.0.1:1");
