@@ -116,12 +116,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
           else if (mode == "webhooks") w.pull_requests = PullRequestSource::kWebhooks;
           else r.at("pull_requests").fail("must be \"auto\", \"branches\", \"refs\" or \"webhooks\"");
         }
-        if (r.has("names")) {
-          Reader names = r.at("names");
-          if (!names.value().is_array()) names.fail("must be an array of strings");
-          for (size_t k = 0; k < names.value().size(); ++k)
-            w.names.push_back(Reader(names.value()[k], names.path() + "[" + std::to_string(k) + "]").string());
-        }
+        if (r.has("names")) w.names = r.at("names").strings();
         c.repositories.push_back(w);
       }
     }
@@ -135,19 +130,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
       if (d.has("hosts_file")) c.hosts_file = resolve(base, d.at("hosts_file").string());
       if (d.has("address")) c.dns_address = d.at("address").string();
     }
-    if (root.has("lease")) {
-      Reader l = root.at("lease");
-      l.expect_object({"ttl", "idle", "end", "grace"});
-      if (l.has("ttl")) c.lease.ttl = l.at("ttl").duration();
-      if (l.has("idle")) c.lease.idle = l.at("idle").duration();
-      if (l.has("grace")) c.lease.grace = l.at("grace").duration();
-      if (l.has("end")) {
-        std::string end = l.at("end").string();
-        if (end == "destroy") c.lease.end = EndAction::kDestroy;
-        else if (end == "sleep") c.lease.end = EndAction::kSleep;
-        else l.at("end").fail("must be \"destroy\" or \"sleep\"");
-      }
-    }
+    if (root.has("lease")) c.lease = json_reader::read_lease(root.at("lease")).over(c.lease);
     if (root.has("concurrency")) c.concurrency = read_int(root.at("concurrency"), 1, 64);
     if (root.has("secrets")) {
       Reader secrets = root.at("secrets");
@@ -178,14 +161,8 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
     if (root.has("trust")) {
       Reader t = root.at("trust");
       t.expect_object({"labels", "authors"});
-      auto strings = [](const Reader& r) {
-        if (!r.value().is_array()) r.fail("must be an array of strings");
-        std::vector<std::string> out;
-        for (size_t k = 0; k < r.value().size(); ++k) out.push_back(Reader(r.value()[k], r.path() + "[" + std::to_string(k) + "]").string());
-        return out;
-      };
-      if (t.has("labels")) c.trusted_labels = strings(t.at("labels"));
-      if (t.has("authors")) c.trusted_authors = strings(t.at("authors"));
+      if (t.has("labels")) c.trusted_labels = t.at("labels").strings();
+      if (t.has("authors")) c.trusted_authors = t.at("authors").strings();
     }
     if (root.has("webhooks")) {
       Reader hooks = root.at("webhooks");

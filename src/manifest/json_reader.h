@@ -13,11 +13,9 @@
 #include <vector>
 
 #include "core/duration.h"
+#include "manifest/manifest.h"
 
 namespace prevue {
-
-bool is_safe_relative_path(std::string_view path);
-
 namespace json_reader {
 
 using json = nlohmann::json;
@@ -91,6 +89,12 @@ class Reader {
     }
     return out;
   }
+  std::vector<std::string> strings() const {
+    if (!value_.is_array()) fail("must be an array of strings");
+    std::vector<std::string> out;
+    for (size_t i = 0; i < value_.size(); ++i) out.push_back(Reader(value_[i], path_ + "[" + std::to_string(i) + "]").string());
+    return out;
+  }
   std::vector<std::string> paths() const {
     if (!value_.is_array()) fail("must be an array of repository paths");
     std::vector<std::string> out;
@@ -109,6 +113,10 @@ class Reader {
   std::string path_;
 };
 
+
+// A lease block ("ttl", "idle", "end", "grace"), read the same way in a
+// manifest and in the daemon's config; what it leaves out stays unset.
+ManifestLease read_lease(const Reader& r);
 
 }  // namespace json_reader
 }  // namespace prevue

@@ -179,19 +179,7 @@ Manifest read_manifest(const Reader& root) {
     // One service needs no route table: it answers the environment's host.
     m.routes.push_back(RouteSpec{"web", m.services.front().name});
   }
-  if (root.has("lease")) {
-    Reader l = root.at("lease");
-    l.expect_object({"ttl", "idle", "end", "grace"});
-    if (l.has("ttl")) m.lease.ttl = l.at("ttl").duration();
-    if (l.has("idle")) m.lease.idle = l.at("idle").duration();
-    if (l.has("grace")) m.lease.grace = l.at("grace").duration();
-    if (l.has("end")) {
-      std::string end = l.at("end").string();
-      if (end == "destroy") m.lease.end = EndAction::kDestroy;
-      else if (end == "sleep") m.lease.end = EndAction::kSleep;
-      else l.at("end").fail("must be \"destroy\" or \"sleep\"");
-    }
-  }
+  if (root.has("lease")) m.lease = json_reader::read_lease(root.at("lease"));
   return m;
 }
 
@@ -209,6 +197,21 @@ std::string line_and_column(std::string_view text, size_t byte) {
 }
 
 }  // namespace
+
+ManifestLease json_reader::read_lease(const Reader& l) {
+  l.expect_object({"ttl", "idle", "end", "grace"});
+  ManifestLease lease;
+  if (l.has("ttl")) lease.ttl = l.at("ttl").duration();
+  if (l.has("idle")) lease.idle = l.at("idle").duration();
+  if (l.has("grace")) lease.grace = l.at("grace").duration();
+  if (l.has("end")) {
+    std::string end = l.at("end").string();
+    if (end == "destroy") lease.end = EndAction::kDestroy;
+    else if (end == "sleep") lease.end = EndAction::kSleep;
+    else l.at("end").fail("must be \"destroy\" or \"sleep\"");
+  }
+  return lease;
+}
 
 Result<Manifest> parse_manifest(std::string_view text, std::string_view origin) {
   json document;
