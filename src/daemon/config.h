@@ -9,6 +9,8 @@
 #include "core/duration.h"
 #include "core/result.h"
 #include "manifest/manifest.h"
+#include "report/host_api.h"
+#include "report/http_client.h"
 
 namespace prevue {
 
@@ -34,6 +36,10 @@ struct WebhookSettings {
   bool enabled = false;
   std::string secret;          // HMAC key (GitHub, Gitea/Forgejo, Bitbucket) or GitLab's X-Gitlab-Token
   std::string signing_secret;  // GitLab: Standard Webhooks signing token ("whsec_...")
+  // Reporting back (statuses, the one comment): on when "report" is configured.
+  bool report = false;
+  HostApiSettings api;
+  ClientOptions client;
 };
 
 struct Config {

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "core/files.h"
+#include "core/slug.h"
 #include "daemon/metrics.h"
 #include "dns/dns_backend.h"
 #include "engine/engine.h"
@@ -23,6 +24,7 @@
 #include "git/git_mirror.h"
 #include "http/http.h"
 #include "lease/lease_scheduler.h"
+#include "report/reporter.h"
 #include "webhook/normalize.h"
 #include "webhook/signature.h"
 
@@ -34,8 +36,11 @@ using json = nlohmann::json;
 namespace {
 
 // Log lines: a stable event name, then key=value fields (docs/config.md lists them).
+// One write per line: the reporter's threads log too.
 void log_event(const std::string& event, const std::string& fields = "") {
-  std::cerr << "prevue: " << event << (fields.empty() ? "" : " ") << fields << std::endl;
+  std::string line = "prevue: " + event + (fields.empty() ? "" : " ") + fields + "\n";
+  std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
+  std::cerr.flush();
 }
 
 std::string json_quoted(const std::string& s) { return json(s).dump(); }
@@ -72,6 +77,7 @@ struct Daemon::Impl {
   std::vector<std::string> published_hosts;
   std::unique_ptr<HttpServer> api;
   std::unique_ptr<Proxy> proxy;
+  std::unique_ptr<Reporter> reporter;
   asio::steady_timer lease_timer{main};
   asio::steady_timer flush_timer{main};
   asio::steady_timer reconcile_timer{main};
@@ -157,6 +163,15 @@ struct Daemon::Impl {
       watched[repo->id] = w;
     }
 
+    ReporterOptions reporting;
+    reporting.database = config.state_dir / "prevue.db";
+    for (const auto& [host, settings] : config.webhooks)
+      if (settings.report) {
+        reporting.hosts[host] = settings.api;
+        reporting.clients[host] = settings.client;
+      }
+    reporter = std::make_unique<Reporter>(reporting, clock, [](const std::string& event, const std::string& fields) { log_event(event, fields); });
+
     workers = std::make_unique<asio::thread_pool>(static_cast<size_t>(config.concurrency));
     git_pool = std::make_unique<asio::thread_pool>(1);
 
@@ -176,6 +191,9 @@ struct Daemon::Impl {
 
     refresh_routes();
     reconcile();
+    // What a stop or a crash kept from the hosts is sent now (what they already have is not sent again).
+    if (auto targets = store->all_reports(); targets.ok())
+      for (const auto& t : *targets) report({t.repo_id, t.pr});
     for (const auto& [id, w] : watched) {
       if (w.pull_requests == PullRequestSource::kWebhooks) continue;  // the host's webhooks say what happens
       poll_timers.push_back(std::make_unique<asio::steady_timer>(main));
@@ -302,6 +320,7 @@ struct Daemon::Impl {
     log_event("op.start", std::string("op=") + to_string(kind) + " pr=" + std::to_string(key.second) +
                               (slug.empty() ? "" : " slug=" + slug) + (sha.empty() ? "" : " sha=" + sha.substr(0, 12)) +
                               " reason=" + json_quoted(reason));
+    if (kind == OpKind::kUp) report(key);
     asio::post(*workers, [this, key, kind, sha, ref, slug, repo_key, cancelled, requested_at, config_ref] {
       bool ok = false;
       std::string error, result_slug = slug;
@@ -350,7 +369,77 @@ struct Daemon::Impl {
       metrics.teardown_latency.observe(seconds);
     }
     if (ok && kind != OpKind::kUp) metrics.gc_actions++;
+    report(key);
     if (!stopping) reconcile();  // level-triggered: whatever changed meanwhile is picked up now
+  }
+
+  // ---- reporting back to the git host ---------------------------------------------
+
+  // Tells the pull request's host what its preview is now (the reporter
+  // sends only what the host does not have yet).
+  void report(PrKey key) {
+    if (!reporter) return;
+    auto target = store->report_of(key.first, key.second);
+    if (!target.ok() || !target->has_value() || !reporter->reports_to((*target)->host)) return;
+    auto pr = store->find_pull_request(key.first, key.second);
+    auto env = store->find_environment(key.first, key.second);
+    if (!pr.ok() || !pr->has_value() || !env.ok()) return;
+    PreviewReport r;
+    auto running = in_flight.find(key);
+    bool building = running != in_flight.end() && running->second.kind == OpKind::kUp &&
+                    !(env->has_value() && (*env)->deployed_sha == running->second.sha);  // a wake is no new build
+    if (building) {
+      r.state = ReportState::kPending;
+      r.sha = running->second.sha;
+    } else if (!env->has_value()) {
+      return;
+    } else {
+      const EnvironmentRecord& e = **env;
+      r.sha = e.commit_sha;
+      switch (e.state) {
+        case EnvState::kReady: r.state = ReportState::kSuccess; break;
+        case EnvState::kSleeping:
+          r.state = ReportState::kSuccess;
+          r.sleeping = true;
+          break;
+        case EnvState::kFailed:
+          r.state = ReportState::kFailure;
+          r.reason = e.failed_step.empty() ? e.error : e.failed_step + ": " + e.error;
+          break;
+        case EnvState::kDestroyed:
+          r.state = ReportState::kInactive;
+          r.sha = e.deployed_sha.empty() ? e.commit_sha : e.deployed_sha;
+          r.reason = (*pr)->status == PrStatus::kMerged   ? "pull request merged"
+                     : (*pr)->status == PrStatus::kClosed ? "pull request closed"
+                                                          : "its lease ran out; the next push brings it back";
+          break;
+        case EnvState::kPending:
+        case EnvState::kProvisioning: r.state = ReportState::kPending; break;
+        case EnvState::kDestroying: return;
+      }
+    }
+    if (env->has_value()) {
+      const EnvironmentRecord& e = **env;
+      r.slug = e.slug;
+      r.url = e.url;
+      if (auto lease = store->lease_of(e.id); lease.ok() && lease->has_value()) {
+        const LeaseRecord& l = **lease;
+        r.lease_expires_at_ms = l.expires_at == LeaseScheduler::kNever ? 0 : l.expires_at;
+        r.idle_ms = l.idle_ms;
+        r.pinned = l.pinned;
+        r.lease_end = l.end_action;
+      }
+    }
+    if (r.slug.empty()) r.slug = make_slug(repos.count(key.first) ? repos[key.first].key : "", key.second, (*pr)->head_ref);
+    if (r.url.empty()) {
+      // Before the first build the link is already known: it shows the building page.
+      std::string host = r.slug + "." + config.domain;
+      r.url = engine_config.public_url_template;
+      if (auto at = r.url.find("{host}"); at != std::string::npos) r.url.replace(at, 6, host);
+    }
+    r.extend_hint = "prevue extend " + r.slug + " 1d";
+    if (r.sha.empty()) r.sha = (*pr)->head_sha;
+    reporter->post(key.first, key.second, std::move(r));
   }
 
   // A fork's pull request is untrusted unless a maintainer vouched for it.
@@ -716,6 +805,10 @@ struct Daemon::Impl {
       if (auto all = store->list_environments(true); all.ok())
         for (const auto& e : *all) by_state[to_string(e.state)]++;
       std::int64_t depth = store->inbox_depth().value_or(-1);
+      if (reporter) {
+        metrics.reports_sent = reporter->sent.load();
+        metrics.reports_failed = reporter->failed.load();
+      }
       return HttpResponse{200, "text/plain; version=0.0.4", metrics.render(by_state, depth), {}};
     }
     if (path.rfind("/hooks/", 0) == 0) {
@@ -789,6 +882,7 @@ struct Daemon::Impl {
           if (!lease.ok()) return error_response(lease.error().code == ErrorCode::kNotFound ? 404 : 400, lease.error().message);
           schedule_lease(*lease);
           metrics.lease_renewals++;
+          report({e.repo_id, e.pr});  // the comment says when the lease ends
           return json_response(200, env_json(e));
         }
         if (sub == "pin" && r.method == "POST") {
@@ -797,6 +891,7 @@ struct Daemon::Impl {
           auto lease = pin_lease(*store, e.slug, body["pinned"].get<bool>());
           if (!lease.ok()) return error_response(lease.error().code == ErrorCode::kNotFound ? 404 : 400, lease.error().message);
           schedule_lease(*lease);
+          report({e.repo_id, e.pr});
           return json_response(200, env_json(e));
         }
       }
@@ -869,6 +964,12 @@ struct Daemon::Impl {
         if (ingested->duplicate) {
           metrics.events_duplicate++;
           return json_response(200, json{{"status", "duplicate"}, {"delivery", w.delivery_id}});
+        }
+        std::string report_host = w.bitbucket_datacenter ? "bitbucket-datacenter" : to_string(*host);
+        if (settings.report && !w.host_repository.empty()) {
+          if (Status s = store->set_report_target(e.repo_id, e.pr, report_host, w.host_repository); !s.ok())
+            log_event("report.failed", "pr=" + std::to_string(e.pr) + " error=" + json_quoted(s.error().message));
+          else if (w.action == "labels") report({e.repo_id, e.pr});
         }
         metrics.events_received++;
         log_event("event.ingested", std::string("source=") + to_string(*host) + " delivery=" + json_quoted(w.delivery_id) +
@@ -987,6 +1088,8 @@ int Daemon::run() {
   }
   d.workers->join();
   d.git_pool->join();
+  // Reports not yet sent are sent by the next start (each is compared with what the host has).
+  if (d.reporter) d.reporter->stop();
   log_event("serve.stopped");
   return 0;
 }

@@ -49,6 +49,8 @@ std::string Metrics::render(const std::map<std::string, std::int64_t>& environme
   counter("prevue_gc_actions_total", "Teardowns, sleeps and orphan sweeps done by the expiry pass and gc.", gc_actions.load());
   counter("prevue_events_received_total", "Events written to the inbox.", events_received.load());
   counter("prevue_events_duplicate_total", "Redelivered events ignored.", events_duplicate.load());
+  counter("prevue_reports_sent_total", "Statuses and comments the git hosts accepted.", reports_sent.load());
+  counter("prevue_reports_failed_total", "Reports to the git hosts that failed after their retries.", reports_failed.load());
   out += "# HELP prevue_proxy_requests_total Requests answered by the proxy, by status.\n# TYPE prevue_proxy_requests_total counter\n";
   for (size_t status = 100; status < proxy_by_status_.size(); ++status) {
     std::uint64_t n = proxy_by_status_[status].load(std::memory_order_relaxed);

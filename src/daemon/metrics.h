@@ -30,6 +30,8 @@ struct Metrics {
   std::atomic<std::uint64_t> gc_actions{0};
   std::atomic<std::uint64_t> events_received{0};
   std::atomic<std::uint64_t> events_duplicate{0};
+  std::atomic<std::uint64_t> reports_sent{0};    // copied from the Reporter when rendered
+  std::atomic<std::uint64_t> reports_failed{0};
 
   void count_proxy_status(int status);
   // `environments_by_state` and `inbox_depth` are read from the store by the caller.

@@ -134,6 +134,25 @@ CREATE TABLE claims (
   expires_at INTEGER NOT NULL
 );
 )sql"},
+    // Reporting back to the git hosts: where each pull request came from,
+    // the host's ids for what prevue made there (the one comment, the
+    // current deployment), and what was last sent, so nothing is sent twice.
+    {2, R"sql(
+CREATE TABLE reports (
+  repo_id        INTEGER NOT NULL,
+  pr             INTEGER NOT NULL,
+  host           TEXT NOT NULL,
+  host_repo      TEXT NOT NULL,
+  comment_id     TEXT NOT NULL DEFAULT '',
+  deployment_id  TEXT NOT NULL DEFAULT '',
+  deployment_sha TEXT NOT NULL DEFAULT '',
+  sent_status    TEXT NOT NULL DEFAULT '',
+  sent_comment   TEXT NOT NULL DEFAULT '',
+  last_error     TEXT NOT NULL DEFAULT '',
+  updated_at     INTEGER NOT NULL,
+  PRIMARY KEY (repo_id, pr)
+);
+)sql"},
 };
 
 }  // namespace prevue

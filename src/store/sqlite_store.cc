@@ -48,6 +48,8 @@ constexpr const char* kLeaseColumns =
     "env_id, ttl_ms, idle_ms, end_action, grace_ms, expires_at, last_active, pinned, revoked_at";
 constexpr const char* kPrColumns =
     "repo_id, pr, status, head_sha, head_ref, base_ref, author, fork, labels, expired_sha, updated_at, closed_at";
+constexpr const char* kReportColumns =
+    "repo_id, pr, host, host_repo, comment_id, deployment_id, deployment_sha, sent_status, sent_comment, last_error, updated_at";
 constexpr const char* kEventColumns =
     "id, delivery_id, source, repo_id, pr, action, head_sha, base_sha, head_ref, base_ref, author, fork, labels, "
     "received_at, processed_at, status, note";
@@ -503,7 +505,47 @@ class SqliteStore final : public Store {
     return {};
   }
 
+  Status set_report_target(std::int64_t repo_id, long pr, const std::string& host, const std::string& host_repo) override {
+    // A target that changes host or repository starts over: the old ids mean nothing there.
+    Statement s(db_, &cache_, "INSERT INTO reports(repo_id, pr, host, host_repo, updated_at) VALUES(?1,?2,?3,?4,?5) "
+                     "ON CONFLICT(repo_id, pr) DO UPDATE SET host = excluded.host, host_repo = excluded.host_repo, "
+                     "comment_id = '', deployment_id = '', deployment_sha = '', sent_status = '', sent_comment = '', "
+                     "last_error = '', updated_at = excluded.updated_at "
+                     "WHERE reports.host <> excluded.host OR reports.host_repo <> excluded.host_repo");
+    s.bind(1, repo_id).bind(2, std::int64_t(pr)).bind(3, host).bind(4, host_repo).bind(5, clock_.now_ms());
+    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot record report target");
+    return {};
+  }
+
+  Result<std::optional<ReportRecord>> report_of(std::int64_t repo_id, long pr) override {
+    std::string sql = std::string("SELECT ") + kReportColumns + " FROM reports WHERE repo_id = ? AND pr = ?";
+    Statement s(db_, &cache_, sql.c_str());
+    s.bind(1, repo_id).bind(2, std::int64_t(pr));
+    return optional_row<ReportRecord>(s, read_report, "cannot read report");
+  }
+
+  Result<std::vector<ReportRecord>> all_reports() override {
+    std::string sql = std::string("SELECT ") + kReportColumns + " FROM reports ORDER BY repo_id, pr";
+    Statement s(db_, &cache_, sql.c_str());
+    return all_rows<ReportRecord>(s, read_report, "cannot list reports");
+  }
+
+  Status save_report(const ReportRecord& r) override {
+    Statement s(db_, &cache_, "UPDATE reports SET comment_id=?, deployment_id=?, deployment_sha=?, sent_status=?, sent_comment=?, "
+                     "last_error=?, updated_at=? WHERE repo_id=? AND pr=? AND host=? AND host_repo=?");
+    s.bind(1, r.comment_id).bind(2, r.deployment_id).bind(3, r.deployment_sha).bind(4, r.sent_status).bind(5, r.sent_comment);
+    s.bind(6, r.last_error).bind(7, clock_.now_ms()).bind(8, r.repo_id).bind(9, std::int64_t(r.pr)).bind(10, r.host).bind(11, r.host_repo);
+    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot save report");
+    if (sqlite3_changes(db_) == 0)
+      return make_error(ErrorCode::kNotFound, "no report target for PR " + std::to_string(r.pr) + " on " + r.host + " " + r.host_repo);
+    return {};
+  }
+
  private:
+  static ReportRecord read_report(const Statement& s) {
+    return ReportRecord{s.integer(0), static_cast<long>(s.integer(1)), s.text(2), s.text(3), s.text(4), s.text(5),
+                        s.text(6),    s.text(7),                       s.text(8), s.text(9), s.integer(10)};
+  }
   static RepositoryRecord read_repository(const Statement& s) { return {s.integer(0), s.text(1), s.text(2), s.text(3)}; }
   static RouteRecord read_route(const Statement& s) { return {s.text(0), s.integer(1), s.text(2), s.text(3), s.text(4)}; }
   static LeaseRecord read_lease(const Statement& s) {

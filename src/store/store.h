@@ -145,6 +145,21 @@ struct TimelineEntry {
   std::int64_t duration_ms = 0;
 };
 
+// What prevue last told a git host about one pull request (issue 4's reporting).
+struct ReportRecord {
+  std::int64_t repo_id = 0;
+  long pr = 0;
+  std::string host;       // github, gitlab, gitea, bitbucket, bitbucket-datacenter
+  std::string host_repo;  // the host's name for the repository: owner/name, a GitLab project id, PROJECT/slug
+  std::string comment_id;
+  std::string deployment_id;
+  std::string deployment_sha;
+  std::string sent_status;   // "<state>@<sha>" of the last status the host accepted
+  std::string sent_comment;  // digest of the last comment body the host accepted
+  std::string last_error;
+  std::int64_t updated_at = 0;
+};
+
 class Store {
  public:
   // Opens (creating if needed) and applies pending migrations in order, each
@@ -232,6 +247,14 @@ class Store {
   // (unclaimed, expired, or already ours), false when someone else holds it.
   virtual Result<bool> try_claim(std::int64_t env_id, const std::string& owner, std::int64_t ttl_ms) = 0;
   virtual Status release_claim(std::int64_t env_id, const std::string& owner) = 0;
+
+  // Records (or moves) where a pull request is reported; keeps the ids and
+  // what was sent when the host and repository are unchanged.
+  virtual Status set_report_target(std::int64_t repo_id, long pr, const std::string& host, const std::string& host_repo) = 0;
+  virtual Result<std::optional<ReportRecord>> report_of(std::int64_t repo_id, long pr) = 0;
+  virtual Result<std::vector<ReportRecord>> all_reports() = 0;
+  // Stores the ids and sent state of an existing target; NotFound when there is none.
+  virtual Status save_report(const ReportRecord& report) = 0;
 };
 
 }  // namespace prevue

@@ -131,6 +131,8 @@ NormalizedWebhook github_like(const json& doc, const std::string& action, bool g
   w.labels = label_names(doc, "/pull_request/labels", "name");
   add_names(w, doc, {"/repository/clone_url", "/repository/ssh_url", "/repository/html_url", "/repository/git_url",
                      "/repository/full_name"});
+  w.host_repository = str(doc, "/repository/full_name");
+  if (w.host_repository.empty()) w.host_repository = str(doc, "/pull_request/base/repo/full_name");
   return w;
 }
 
@@ -189,6 +191,9 @@ Result<NormalizedWebhook> normalize_webhook(WebhookHost host, const std::map<std
       w.labels = label_names(doc, "/labels", "title");
       add_names(w, doc, {"/project/git_http_url", "/project/git_ssh_url", "/project/web_url", "/project/path_with_namespace",
                          "/repository/url", "/repository/homepage"});
+      w.host_repository = str(doc, "/project/id");
+      if (w.host_repository.empty()) w.host_repository = str(doc, "/object_attributes/target_project_id");
+      if (w.host_repository.empty()) w.host_repository = str(doc, "/project/path_with_namespace");
       break;
     }
     case WebhookHost::kBitbucket: {
@@ -220,6 +225,8 @@ Result<NormalizedWebhook> normalize_webhook(WebhookHost host, const std::map<std
         std::string from = str(doc, "/pullrequest/source/repository/full_name"), to = str(doc, "/pullrequest/destination/repository/full_name");
         w.fork = !from.empty() && !to.empty() && from != to;
         add_names(w, doc, {"/repository/full_name", "/repository/links/html/href"});
+        w.host_repository = str(doc, "/repository/full_name");
+        if (w.host_repository.empty()) w.host_repository = str(doc, "/pullrequest/destination/repository/full_name");
       } else {
         w.pr = number(doc, "/pullRequest/id");
         w.head_sha = str(doc, "/pullRequest/fromRef/latestCommit");
@@ -231,6 +238,8 @@ Result<NormalizedWebhook> normalize_webhook(WebhookHost host, const std::map<std
         w.fork = from && to && from != to;
         std::string project = str(doc, "/pullRequest/toRef/repository/project/key"), slug = str(doc, "/pullRequest/toRef/repository/slug");
         if (!project.empty() && !slug.empty()) w.repository_names.push_back(project + "/" + slug);
+        if (!project.empty() && !slug.empty()) w.host_repository = project + "/" + slug;
+        w.bitbucket_datacenter = true;
         simdjson::dom::array clones;
         if (!doc.at_pointer("/pullRequest/toRef/repository/links/clone").get_array().get(clones))
           for (json c : clones) {

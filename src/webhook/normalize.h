@@ -27,6 +27,10 @@ struct NormalizedWebhook {
   bool fork = false;
   std::vector<std::string> labels;
   std::vector<std::string> repository_names;  // clone URLs, web URLs and full names, to find the watched repository
+  // The base repository as the host's REST API names it (owner/name, a
+  // GitLab project id, a Bitbucket Data Center PROJECT/slug), for reporting back.
+  std::string host_repository;
+  bool bitbucket_datacenter = false;  // the delivery came from Bitbucket Data Center/Server, not Cloud
 };
 
 // `headers` have lower-case names. A body that is not the JSON the host

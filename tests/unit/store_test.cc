@@ -52,7 +52,7 @@ class StoreContract : public ::testing::TestWithParam<bool> {
   RepositoryRecord repo_;
 };
 
-TEST_P(StoreContract, MigratesToLatestVersion) { EXPECT_EQ(store_->schema_version(), 1); }
+TEST_P(StoreContract, MigratesToLatestVersion) { EXPECT_EQ(store_->schema_version(), 2); }
 
 TEST_P(StoreContract, UpsertRepositoryIsIdempotent) {
   auto again = store_->upsert_repository("/repos/app", "other", "/elsewhere");
@@ -275,6 +275,30 @@ TEST_P(StoreContract, PullRequestsByNumberAndBranch) {
   EXPECT_EQ(store_->list_pull_requests()->size(), 2u);
 }
 
+TEST_P(StoreContract, ReportTargetsKeepTheirIdsUntilTheTargetMoves) {
+  ASSERT_TRUE(store_->set_report_target(repo_.id, 4, "github", "octo/app").ok());
+  auto r = store_->report_of(repo_.id, 4);
+  ASSERT_TRUE(r.ok() && r->has_value());
+  ReportRecord rec = **r;
+  rec.comment_id = "77";
+  rec.deployment_id = "5";
+  rec.deployment_sha = "abc";
+  rec.sent_status = "success@abc";
+  ASSERT_TRUE(store_->save_report(rec).ok());
+  // The same target again (every delivery sets it) keeps what was sent.
+  ASSERT_TRUE(store_->set_report_target(repo_.id, 4, "github", "octo/app").ok());
+  EXPECT_EQ(store_->report_of(repo_.id, 4).value()->comment_id, "77");
+  EXPECT_EQ(store_->all_reports()->size(), 1u);
+  // Moved to another repository: the old ids mean nothing there.
+  ASSERT_TRUE(store_->set_report_target(repo_.id, 4, "github", "octo/other").ok());
+  auto moved = **store_->report_of(repo_.id, 4);
+  EXPECT_EQ(moved.comment_id, "");
+  EXPECT_EQ(moved.sent_status, "");
+  // A save for the old target finds nothing to update.
+  EXPECT_EQ(store_->save_report(rec).error().code, ErrorCode::kNotFound);
+  EXPECT_FALSE(store_->report_of(repo_.id, 5)->has_value());
+}
+
 TEST_P(StoreContract, ClaimsExcludeOthersUntilTheyExpire) {
   EXPECT_TRUE(*store_->try_claim(7, "gc-a", 1000));
   EXPECT_TRUE(*store_->try_claim(7, "gc-a", 1000));   // ours already
@@ -306,7 +330,7 @@ TEST_P(StoreContract, SurvivesReopen) {
   auto reopened = Store::open(path_, clock_);
   ASSERT_TRUE(reopened.ok());
   EXPECT_TRUE((*reopened)->find_environment_by_slug("pr-1")->has_value());
-  EXPECT_EQ((*reopened)->schema_version(), 1);
+  EXPECT_EQ((*reopened)->schema_version(), 2);
 }
 
 TEST_P(StoreContract, RefusesNewerSchema) {

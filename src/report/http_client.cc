@@ -1,0 +1,195 @@
+#include "report/http_client.h"
+
+// The one translation unit that compiles Asio's SSL implementation.
+#include <boost/asio/ssl/impl/src.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <thread>
+
+namespace prevue {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+struct ParsedUrl {
+  bool tls = false;
+  std::string host;  // without brackets
+  std::string port;
+  std::string target;
+  std::string host_header;
+};
+
+Result<ParsedUrl> parse_url(const std::string& url) {
+  ParsedUrl u;
+  std::string rest;
+  if (url.rfind("https://", 0) == 0) {
+    u.tls = true;
+    rest = url.substr(8);
+  } else if (url.rfind("http://", 0) == 0) {
+    rest = url.substr(7);
+  } else {
+    return make_error(ErrorCode::kInvalidArgument, "not an http:// or https:// URL: " + url);
+  }
+  size_t slash = rest.find('/');
+  std::string authority = rest.substr(0, slash);
+  u.target = slash == std::string::npos ? "/" : rest.substr(slash);
+  if (authority.empty() || authority.find('@') != std::string::npos)
+    return make_error(ErrorCode::kInvalidArgument, "URL needs a host (and no user info): " + url);
+  u.host_header = authority;
+  if (authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string::npos) return make_error(ErrorCode::kInvalidArgument, "unclosed IPv6 literal in " + url);
+    u.host = authority.substr(1, close - 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return make_error(ErrorCode::kInvalidArgument, "bad port in " + url);
+      u.port = authority.substr(close + 2);
+    }
+  } else {
+    size_t colon = authority.rfind(':');
+    u.host = authority.substr(0, colon);
+    if (colon != std::string::npos) u.port = authority.substr(colon + 1);
+  }
+  if (u.port.empty()) u.port = u.tls ? "443" : "80";
+  if (u.port.find_first_not_of("0123456789") != std::string::npos || u.port.size() > 5)
+    return make_error(ErrorCode::kInvalidArgument, "bad port in " + url);
+  return u;
+}
+
+template <class Stream>
+asio::awaitable<void> exchange(Stream& stream, const http::request<http::string_body>& req,
+                               http::response_parser<http::string_body>& parser) {
+  co_await http::async_write(stream, req, asio::use_awaitable);
+  beast::flat_buffer buffer;
+  co_await http::async_read(stream, buffer, parser, asio::use_awaitable);
+}
+
+asio::awaitable<void> run_call(const ParsedUrl& u, const http::request<http::string_body>& req,
+                               http::response_parser<http::string_body>& parser, const ClientOptions& options,
+                               asio::ssl::context* tls) {
+  auto executor = co_await asio::this_coro::executor;
+  tcp::resolver resolver(executor);
+  auto endpoints = co_await resolver.async_resolve(u.host, u.port, asio::use_awaitable);
+  if (!tls) {
+    beast::tcp_stream stream(executor);
+    stream.expires_after(options.timeout);  // one deadline for the whole exchange
+    co_await stream.async_connect(endpoints, asio::use_awaitable);
+    co_await exchange(stream, req, parser);
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    co_return;
+  }
+  beast::ssl_stream<beast::tcp_stream> stream(executor, *tls);
+  if (!SSL_set_tlsext_host_name(stream.native_handle(), u.host.c_str()))
+    throw beast::system_error(beast::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()));
+  stream.set_verify_callback(asio::ssl::host_name_verification(u.host));
+  beast::get_lowest_layer(stream).expires_after(options.timeout);
+  co_await beast::get_lowest_layer(stream).async_connect(endpoints, asio::use_awaitable);
+  co_await stream.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+  co_await exchange(stream, req, parser);
+  // The answer is in: a peer that closes without close_notify is not our problem.
+}
+
+bool retryable(int status) { return status == 429 || status >= 500; }
+
+}  // namespace
+
+Result<ClientResponse> http_call(const ClientRequest& request, const ClientOptions& options) {
+  auto url = parse_url(request.url);
+  if (!url.ok()) return url.error();
+  http::request<http::string_body> req;
+  req.method_string(request.method);
+  req.target(url->target);
+  req.version(11);
+  req.set(http::field::host, url->host_header);
+  req.set(http::field::connection, "close");
+  for (const auto& [name, value] : request.headers) req.set(name, value);
+  if (!request.body.empty() || request.method == "POST" || request.method == "PUT" || request.method == "PATCH")
+    req.body() = request.body;
+  req.prepare_payload();
+
+  std::unique_ptr<asio::ssl::context> tls;
+  try {
+    if (url->tls) {
+      tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+      tls->set_default_verify_paths();
+      if (!options.ca_file.empty()) tls->load_verify_file(options.ca_file);
+      tls->set_verify_mode(asio::ssl::verify_peer);
+    }
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kIo, std::string("TLS setup: ") + e.what());
+  }
+
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(options.max_response_bytes);
+  parser.header_limit(64 * 1024);
+  asio::io_context io;
+  std::exception_ptr failure;
+  bool done = false;
+  asio::co_spawn(io, run_call(*url, req, parser, options, tls.get()), [&](std::exception_ptr e) {
+    failure = e;
+    done = true;
+  });
+  // The stream's own deadline bounds connect, TLS and the exchange; the
+  // resolver is bounded here (loopback and literal addresses resolve at once).
+  io.run_for(options.timeout + Millis(1'000));
+  if (!done) {
+    io.stop();
+    return make_error(ErrorCode::kTimeout, request.method + " " + request.url + ": no answer within " + format_duration(options.timeout));
+  }
+  if (failure) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const beast::system_error& e) {
+      if (e.code() == beast::error::timeout)
+        return make_error(ErrorCode::kTimeout, request.method + " " + request.url + ": no answer within " + format_duration(options.timeout));
+      return make_error(ErrorCode::kIo, request.method + " " + request.url + ": " + e.code().message());
+    } catch (const std::exception& e) {
+      return make_error(ErrorCode::kIo, request.method + " " + request.url + ": " + e.what());
+    }
+  }
+  auto res = parser.release();
+  ClientResponse out;
+  out.status = static_cast<int>(res.result_int());
+  out.body = std::move(res.body());
+  if (auto it = res.find(http::field::retry_after); it != res.end()) out.retry_after = std::string(it->value());
+  return out;
+}
+
+Result<ClientResponse> http_call_with_retries(const ClientRequest& request, const ClientOptions& options, int* tries) {
+  Millis delay = options.backoff;
+  int attempts = std::max(1, options.attempts);
+  for (int attempt = 1;; ++attempt) {
+    if (tries) *tries = attempt;
+    auto result = http_call(request, options);
+    bool again = !result.ok() || retryable(result->status);
+    if (!again || attempt >= attempts) return result;
+    Millis wait = delay;
+    // A host that says when to come back is believed, within reason.
+    if (result.ok() && !result->retry_after.empty() && result->retry_after.find_first_not_of("0123456789") == std::string::npos &&
+        result->retry_after.size() < 4)
+      wait = std::max(wait, Millis(std::stoi(result->retry_after) * 1000));
+    wait = std::min(wait, Millis(30'000));
+    for (Millis waited(0); waited < wait; waited += Millis(50)) {
+      if (options.cancelled && options.cancelled->load()) return result;
+      std::this_thread::sleep_for(Millis(50));
+    }
+    delay = std::min(delay * 2, Millis(30'000));
+  }
+}
+
+}  // namespace prevue
