@@ -377,8 +377,9 @@ struct Daemon::Impl {
 
   // Tells the pull request's host what its preview is now (the reporter
   // sends only what the host does not have yet).
-  void report(PrKey key) {
+  void report(PrKey key, bool retry = false) {
     if (!reporter) return;
+    if (!retry) report_retries.erase(key);
     auto target = store->report_of(key.first, key.second);
     if (!target.ok() || !target->has_value() || !reporter->reports_to((*target)->host)) return;
     auto pr = store->find_pull_request(key.first, key.second);
@@ -440,6 +441,24 @@ struct Daemon::Impl {
     r.extend_hint = "prevue extend " + r.slug + " 1d";
     if (r.sha.empty()) r.sha = (*pr)->head_sha;
     reporter->post(key.first, key.second, std::move(r));
+  }
+
+  // A host that was down or hanging gets the preview's state once it answers again.
+  // Bounded: a host that refuses for good (a deleted repository) is left
+  // alone after kMaxReportRetries passes, until the preview changes again.
+  static constexpr int kMaxReportRetries = 20;
+  std::map<PrKey, int> report_retries;
+  void retry_failed_reports() {
+    if (!reporter) return;
+    if (auto targets = store->all_reports(); targets.ok())
+      for (const auto& t : *targets) {
+        PrKey key{t.repo_id, t.pr};
+        if (t.last_error.empty()) {
+          report_retries.erase(key);
+        } else if (report_retries[key]++ < kMaxReportRetries) {
+          report(key, true);
+        }
+      }
   }
 
   // A fork's pull request is untrusted unless a maintainer vouched for it.
@@ -624,6 +643,7 @@ struct Daemon::Impl {
       if (ec || stopping) return;
       refresh_routes();
       reconcile();
+      retry_failed_reports();
       arm_reconcile_timer();
     });
   }
