@@ -91,9 +91,15 @@ function request()
   return wrk.format()
 end
 """)
+        def cpu_seconds():
+            with open(f"/proc/{daemon.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        cpu_before = cpu_seconds()
         out = subprocess.run(["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.seconds}s", "--latency", "-s", lua,
                               f"http://127.0.0.1:{port}/hooks/github"], capture_output=True, text=True,
                              timeout=args.seconds + 60)
+        cpu_used = cpu_seconds() - cpu_before
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))
 
         def ms(label):
@@ -142,6 +148,14 @@ end
         print(f"webhook ingestion: GitHub pull_request deliveries of {len(body)} bytes, signed, each in the SQLite inbox before its 2xx")
         print(f"  wrk -t2 -c{args.connections} -d{args.seconds}s: {rps:.0f} deliveries/s, p50 {ms(50):.2f} ms, p99 {ms(99):.2f} ms; "
               f"{total} sent, {stored} stored")
+        # The load generator shares this machine's cores: the daemon's own CPU per delivery says what one core sustains.
+        per_delivery = cpu_used / max(1, total)
+        hmac_started = time.perf_counter()
+        for _ in range(200):
+            hmac.new(SECRET, body, hashlib.sha256).digest()
+        hmac_us = (time.perf_counter() - hmac_started) / 200 * 1e6
+        print(f"  daemon CPU: {per_delivery * 1e6:.0f} us per delivery (HMAC-SHA256 of the body alone: {hmac_us:.0f} us, measured now) "
+              f"-> {1 / per_delivery:.0f} deliveries/s per core")
         print(f"  burst: {args.burst} deliveries ({unique} ids, each twice) in {burst_seconds:.2f} s: answers {codes}; "
               f"lost {lost}, stored twice {twice}")
         print(f"{'signed deliveries accepted per second':44s} prevue {rps:10.0f} /s     | {'target':28s} {5000:10.0f} /s     | "

@@ -87,6 +87,8 @@ struct Daemon::Impl {
   std::set<std::int64_t> polls_running;
   std::map<std::int64_t, RepositoryRecord> repos;  // watched, by id
   std::map<std::int64_t, WatchedRepository> watched;
+  std::vector<std::pair<std::int64_t, std::vector<std::string>>> webhook_names;  // repository id -> names; fixed after start
+  InboxWriter inbox;  // group commit for the webhook threads
   bool stopping = false;
   bool reconcile_pending = false;
   std::string owner = "daemon-" + std::to_string(::getpid());
@@ -143,14 +145,6 @@ struct Daemon::Impl {
     engine_config.lease_defaults = config.lease;
     engine_config.secrets = config.secrets;
 
-    auto started_api = HttpServer::start(main, config.api.host, config.api.port, [this](const HttpRequest& r) { return handle(r); },
-                                         std::max<size_t>(1 << 20, config.webhook_max_body_bytes));
-    if (!started_api.ok()) {
-      std::cerr << "prevue serve: api: " << started_api.error().message << "\n";
-      return 1;
-    }
-    api = std::move(started_api).value();
-
     // Watched repositories.
     Engine engine(engine_config, *store, runner, clock);
     for (const auto& w : config.repositories) {
@@ -161,7 +155,23 @@ struct Daemon::Impl {
       }
       repos[repo->id] = *repo;
       watched[repo->id] = w;
+      // How webhooks may name it; fixed from here on, so the webhook threads read it without a lock.
+      std::vector<std::string> names = w.names;
+      names.push_back(repo->key);
+      names.push_back(w.url);
+      webhook_names.emplace_back(repo->id, std::move(names));
     }
+
+    // The API after the repositories: a webhook never finds them missing.
+    // Webhooks are verified and recorded on threads of their own.
+    OffloadedRoutes hooks_route{"/hooks/", [this](const HttpRequest& r) { return webhook_request(r); }, 4};
+    auto started_api = HttpServer::start(main, config.api.host, config.api.port, [this](const HttpRequest& r) { return handle(r); },
+                                         std::max<size_t>(1 << 20, config.webhook_max_body_bytes), std::move(hooks_route));
+    if (!started_api.ok()) {
+      std::cerr << "prevue serve: api: " << started_api.error().message << "\n";
+      return 1;
+    }
+    api = std::move(started_api).value();
 
     ReporterOptions reporting;
     reporting.database = config.state_dir / "prevue.db";
@@ -831,10 +841,6 @@ struct Daemon::Impl {
       }
       return HttpResponse{200, "text/plain; version=0.0.4", metrics.render(by_state, depth), {}};
     }
-    if (path.rfind("/hooks/", 0) == 0) {
-      if (r.method != "POST") return error_response(405, "webhooks are POSTed");
-      return webhook(path.substr(7), r);
-    }
     if (mutating && !authorized(r)) {
       return config.api_token.empty()
                  ? error_response(403, "changes through the API are disabled: set api.token or api.token_file in the config")
@@ -921,9 +927,14 @@ struct Daemon::Impl {
     return error_response(404, "no such endpoint: " + r.method + " " + path);
   }
 
-  // POST /hooks/{github,gitlab,gitea,bitbucket}: verified on the raw body
-  // before anything parses it; in the inbox before any 2xx goes out.
-  HttpResponse webhook(const std::string& host_name, const HttpRequest& r) {
+  // POST /hooks/{github,gitlab,gitea,bitbucket}, on the webhook threads (so
+  // only immutable state, atomics, the thread's own store connection and
+  // posts to the main thread): verified on the raw body before anything
+  // parses it; in the inbox before any 2xx goes out.
+  HttpResponse webhook_request(const HttpRequest& r) {
+    std::string path = r.target.substr(0, r.target.find('?'));
+    if (r.method != "POST") return error_response(405, "webhooks are POSTed");
+    std::string host_name = path.substr(std::string("/hooks/").size());
     auto host = webhook_host_from(host_name);
     if (!host) return error_response(404, "no webhook endpoint for '" + host_name + "' (github, gitlab, gitea, bitbucket)");
     auto settings_it = config.webhooks.find(to_string(*host));
@@ -963,66 +974,76 @@ struct Daemon::Impl {
     e.delivery_id = w.delivery_id;
     e.source = to_string(*host);
     std::string ignored_reason = w.reason;
+    std::optional<std::int64_t> repo_id;
     if (w.kind == NormalizedWebhook::Kind::kPullRequest) {
-      auto repo_id = watched_repository(w.repository_names);
-      if (!repo_id) {
+      repo_id = watched_repository(w.repository_names);
+      if (!repo_id)
         ignored_reason = "no watched repository is named " + (w.repository_names.empty() ? std::string("(none)") : w.repository_names.front());
-      } else {
-        e.repo_id = *repo_id;
-        e.pr = w.pr;
-        // A label change re-evaluates the PR at the head it already has.
-        e.action = w.action == "labels" ? kEventUpdated : w.action;
-        e.head_sha = w.head_sha;
-        e.base_sha = w.base_sha;
-        e.head_ref = w.head_ref;
-        e.base_ref = w.base_ref;
-        e.author = w.author;
-        e.fork = w.fork;
-        for (const auto& label : w.labels) e.labels += (e.labels.empty() ? "" : ",") + label;
-        auto ingested = ingest_event(*store, e, clock.now_ms());
-        if (!ingested.ok()) return error_response(503, "could not record the delivery: " + ingested.error().message);
-        if (ingested->duplicate) {
-          metrics.events_duplicate++;
-          return json_response(200, json{{"status", "duplicate"}, {"delivery", w.delivery_id}});
-        }
-        std::string report_host = w.bitbucket_datacenter ? "bitbucket-datacenter" : to_string(*host);
-        if (settings.report && !w.host_repository.empty()) {
-          if (Status s = store->set_report_target(e.repo_id, e.pr, report_host, w.host_repository); !s.ok())
-            log_event("report.failed", "pr=" + std::to_string(e.pr) + " error=" + json_quoted(s.error().message));
-          else if (w.action == "labels") report({e.repo_id, e.pr});
-        }
-        metrics.events_received++;
-        log_event("event.ingested", std::string("source=") + to_string(*host) + " delivery=" + json_quoted(w.delivery_id) +
-                                        " note=" + json_quoted(ingested->note));
-        request_reconcile();
-        return json_response(202, json{{"status", "accepted"}, {"delivery", w.delivery_id}, {"note", ingested->note}});
-      }
     }
-    // Kept too, so `prevue events` shows every delivery and what became of it.
-    e.action = "ignored";
-    e.note = ignored_reason;
-    auto inserted = store->insert_event(e);
-    if (!inserted.ok()) return error_response(503, "could not record the delivery: " + inserted.error().message);
-    if (!*inserted) return json_response(200, json{{"status", "duplicate"}, {"delivery", w.delivery_id}});
-    (void)store->mark_event(e.id, "ignored", ignored_reason);
-    return json_response(202, json{{"status", "ignored"}, {"reason", ignored_reason}});
+    if (!repo_id) {
+      // Kept too, so `prevue events` shows every delivery and what became of it.
+      e.action = "ignored";
+      e.status = "ignored";
+      e.note = ignored_reason;
+      e.processed_at = clock.now_ms();
+      auto kept = inbox.write(thread_store(), [&](Store& st) -> Result<IngestResult> {
+        auto inserted = st.insert_event(e);
+        if (!inserted.ok()) return inserted.error();
+        return IngestResult{!*inserted, ignored_reason};
+      });
+      if (!kept.ok()) return error_response(503, "could not record the delivery: " + kept.error().message);
+      if (kept->duplicate) return json_response(200, json{{"status", "duplicate"}, {"delivery", w.delivery_id}});
+      return json_response(202, json{{"status", "ignored"}, {"reason", ignored_reason}});
+    }
+
+    e.repo_id = *repo_id;
+    e.pr = w.pr;
+    // A label change re-evaluates the PR at the head it already has.
+    e.action = w.action == "labels" ? kEventUpdated : w.action;
+    e.head_sha = w.head_sha;
+    e.base_sha = w.base_sha;
+    e.head_ref = w.head_ref;
+    e.base_ref = w.base_ref;
+    e.author = w.author;
+    e.fork = w.fork;
+    for (const auto& label : w.labels) e.labels += (e.labels.empty() ? "" : ",") + label;
+    std::string report_host = w.bitbucket_datacenter ? "bitbucket-datacenter" : to_string(*host);
+    bool report_target = settings.report && !w.host_repository.empty();
+    std::int64_t now = clock.now_ms();
+    // The event, its effect on the pull request and where to report it: one commit, shared with concurrent deliveries.
+    auto ingested = inbox.write(thread_store(), [&](Store& st) -> Result<IngestResult> {
+      auto applied = apply_event(st, e, now);
+      if (applied.ok() && !applied->duplicate && report_target) PREVUE_TRY(st.set_report_target(e.repo_id, e.pr, report_host, w.host_repository));
+      return applied;
+    });
+    if (!ingested.ok()) return error_response(503, "could not record the delivery: " + ingested.error().message);
+    if (ingested->duplicate) {
+      metrics.events_duplicate++;
+      return json_response(200, json{{"status", "duplicate"}, {"delivery", w.delivery_id}});
+    }
+    metrics.events_received++;
+    log_event("event.ingested", std::string("source=") + to_string(*host) + " delivery=" + json_quoted(w.delivery_id) +
+                                    " note=" + json_quoted(ingested->note));
+    bool labels = w.action == "labels" && report_target;
+    PrKey key{e.repo_id, e.pr};
+    asio::post(main, [this, labels, key] {
+      request_reconcile();
+      if (labels) report(key);
+    });
+    return json_response(202, json{{"status", "accepted"}, {"delivery", w.delivery_id}, {"note", ingested->note}});
   }
 
   // The watched repository a webhook names (by "owner/name", clone or web URL).
-  std::optional<std::int64_t> watched_repository(const std::vector<std::string>& names) {
-    auto strip = [](std::string s) {
-      while (!s.empty() && s.back() == '/') s.pop_back();
-      if (s.size() > 4 && s.substr(s.size() - 4) == ".git") s.resize(s.size() - 4);
-      return s;
+  std::optional<std::int64_t> watched_repository(const std::vector<std::string>& names) const {
+    auto strip = [](std::string text) {
+      while (!text.empty() && text.back() == '/') text.pop_back();
+      if (text.size() > 4 && text.substr(text.size() - 4) == ".git") text.resize(text.size() - 4);
+      return text;
     };
-    for (const auto& [id, w] : watched) {
-      std::vector<std::string> ours = w.names;
-      ours.push_back(repos[id].key);
-      ours.push_back(w.url);
+    for (const auto& [id, ours] : webhook_names)
       for (const auto& theirs : names)
         for (const auto& mine : ours)
           if (!theirs.empty() && strip(theirs) == strip(mine)) return id;
-    }
     return std::nullopt;
   }
 
@@ -1106,6 +1127,7 @@ int Daemon::run() {
     d.main.run_one();
     if (d.stopping && d.in_flight.empty() && d.polls_running.empty()) break;
   }
+  d.api.reset();  // joins the webhook threads while what they use still exists
   d.workers->join();
   d.git_pool->join();
   // Reports not yet sent are sent by the next start (each is compared with what the host has).

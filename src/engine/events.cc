@@ -6,15 +6,25 @@ namespace prevue {
 
 namespace {
 
+// The event row is written once, with what became of it: a redelivery is
+// found first, then the effect is applied, then the row goes in.
 Result<IngestResult> ingest(Store& store, EventRecord event, std::int64_t now_ms) {
   IngestResult result;
-  auto inserted = store.insert_event(event);
-  if (!inserted.ok()) return inserted.error();
-  if (!*inserted) {
+  auto seen = store.has_event(event.delivery_id);
+  if (!seen.ok()) return seen.error();
+  if (*seen) {
     result.duplicate = true;
     result.note = "duplicate delivery " + event.delivery_id;
     return result;
   }
+  auto record = [&](const std::string& status) -> Status {
+    event.status = status;
+    event.note = result.note;
+    event.processed_at = now_ms;
+    auto inserted = store.insert_event(event);
+    if (!inserted.ok()) return inserted.error();
+    return {};
+  };
   auto existing = store.find_pull_request(event.repo_id, event.pr);
   if (!existing.ok()) return existing.error();
   PullRequestRecord pr = existing->value_or(PullRequestRecord{});
@@ -57,12 +67,12 @@ Result<IngestResult> ingest(Store& store, EventRecord event, std::int64_t now_ms
       (void)store.append_timeline((*env)->id, "received", a + " (" + event.source + ")", 0);
     }
   } else {
-    PREVUE_TRY(store.mark_event(event.id, "ignored", "unknown action '" + a + "'"));
-    result.note = "ignored";
+    result.note = "ignored: unknown action '" + a + "'";
+    PREVUE_TRY(record("ignored"));
     return result;
   }
   PREVUE_TRY(store.upsert_pull_request(pr));
-  PREVUE_TRY(store.mark_event(event.id, "processed", result.note));
+  PREVUE_TRY(record("processed"));
   return result;
 }
 
@@ -79,6 +89,44 @@ Result<IngestResult> ingest_event(Store& store, EventRecord event, std::int64_t 
   });
   if (!s.ok()) return s.error();
   return std::move(*outcome);
+}
+
+Result<IngestResult> apply_event(Store& store, EventRecord event, std::int64_t now_ms) { return ingest(store, std::move(event), now_ms); }
+
+Result<IngestResult> InboxWriter::write(Store& store, const Work& work) {
+  Pending mine{&work, std::nullopt};
+  std::unique_lock lock(mutex_);
+  queue_.push_back(&mine);
+  while (!mine.result) {
+    if (committing_) {
+      committed_.wait(lock);
+      continue;
+    }
+    // Leader: commits everything queued so far, its own work included.
+    committing_ = true;
+    std::vector<Pending*> batch;
+    batch.swap(queue_);
+    lock.unlock();
+    commit(store, batch);
+    lock.lock();
+    committing_ = false;
+    committed_.notify_all();
+  }
+  return std::move(*mine.result);
+}
+
+void InboxWriter::commit(Store& store, const std::vector<Pending*>& batch) {
+  std::vector<Result<IngestResult>> results;
+  Status s = store.in_transaction([&]() -> Status {
+    results.clear();
+    for (Pending* p : batch) {
+      auto r = (*p->work)(store);
+      if (!r.ok()) return r.error();
+      results.push_back(std::move(r));
+    }
+    return {};
+  });
+  for (size_t i = 0; i < batch.size(); ++i) batch[i]->result.emplace(s.ok() ? std::move(results[i]) : Result<IngestResult>(s.error()));
 }
 
 }  // namespace prevue

@@ -3,6 +3,12 @@
 // pull request's desired state. The reconciler reads only the desired state.
 #pragma once
 
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <vector>
+
 #include "store/store.h"
 
 namespace prevue {
@@ -21,5 +27,31 @@ struct IngestResult {
 // Records the event in the inbox (a redelivery is a no-op) and applies it to
 // the pull request's desired state; a merge or close revokes the lease.
 Result<IngestResult> ingest_event(Store& store, EventRecord event, std::int64_t now_ms);
+
+// ingest_event's work inside a transaction the caller holds.
+Result<IngestResult> apply_event(Store& store, EventRecord event, std::int64_t now_ms);
+
+// Group commit for the inbox: threads recording deliveries at the same
+// moment share one transaction (one WAL commit) instead of queueing for one
+// each. write() returns once the caller's work is committed, or with the
+// error that rolled the shared transaction back (nothing of it is kept).
+class InboxWriter {
+ public:
+  using Work = std::function<Result<IngestResult>(Store&)>;
+  // `store` is the calling thread's own connection.
+  Result<IngestResult> write(Store& store, const Work& work);
+
+ private:
+  struct Pending {
+    const Work* work;
+    std::optional<Result<IngestResult>> result;
+  };
+  void commit(Store& store, const std::vector<Pending*>& batch);
+
+  std::mutex mutex_;
+  std::condition_variable committed_;
+  std::vector<Pending*> queue_;
+  bool committing_ = false;
+};
 
 }  // namespace prevue

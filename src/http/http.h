@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,10 +48,20 @@ using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
 // Serves `handler` with keep-alive on `ctx` (whose threads the caller runs;
 // the handler runs on them). Bodies over `max_body` get 413.
+// With offloaded routes the server listens on `threads` threads of its own
+// (SO_REUSEPORT) and runs the offloaded handler right there, so it must be
+// thread-safe: CPU-heavy work such as verifying and recording webhooks uses
+// every core and never waits for `ctx`. Other requests still run on `ctx`.
+struct OffloadedRoutes {
+  std::string prefix;
+  HttpHandler handler;
+  int threads = 2;
+};
+
 class HttpServer {
  public:
   static Result<std::unique_ptr<HttpServer>> start(boost::asio::io_context& ctx, const std::string& host, unsigned short port,
-                                                   HttpHandler handler, size_t max_body);
+                                                   HttpHandler handler, size_t max_body, std::optional<OffloadedRoutes> offload = {});
   virtual ~HttpServer() = default;
   virtual unsigned short port() const = 0;
   virtual void stop() = 0;

@@ -59,33 +59,100 @@ Result<tcp::acceptor> open_acceptor(asio::io_context& ctx, const tcp::endpoint& 
   return acceptor;
 }
 
+// One of several acceptors on the same port (SO_REUSEPORT): the kernel
+// spreads connections over the threads that own them.
+Status open_shared_acceptor(tcp::acceptor& acceptor, const tcp::endpoint& where, const std::string& host) {
+  beast::error_code ec;
+  acceptor.open(where.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) {
+    int one = 1;
+    if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      ec = beast::error_code(errno, boost::system::system_category());
+  }
+  if (!ec) acceptor.bind(where, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return make_error(ErrorCode::kIo, "cannot listen on " + host + ":" + std::to_string(where.port()) + ": " + ec.message());
+  return {};
+}
+
 // ---- API server ---------------------------------------------------------------
 
-class ApiServer final : public HttpServer, public std::enable_shared_from_this<ApiServer> {
+// Without offloaded routes: one acceptor on `main`, every handler on it.
+// With them: acceptors on threads of the server's own (SO_REUSEPORT); the
+// offloaded handler runs right there, every other request on `main`.
+class ApiServer final : public HttpServer {
  public:
-  ApiServer(tcp::acceptor acceptor, HttpHandler handler, size_t max_body)
-      : acceptor_(std::move(acceptor)), handler_(std::move(handler)), max_body_(max_body) {}
+  ApiServer(asio::io_context& main, HttpHandler handler, size_t max_body, std::optional<OffloadedRoutes> offload)
+      : main_(main), acceptor_(main), handler_(std::move(handler)), max_body_(max_body), offload_(std::move(offload)) {}
+  ~ApiServer() override {
+    stop();
+    for (auto& w : workers_) w->ctx.stop();
+    for (auto& w : workers_)
+      if (w->thread.joinable()) w->thread.join();  // handlers still running finish before what they use goes away
+  }
 
-  void run() { asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached); }
-  unsigned short port() const override { return acceptor_.local_endpoint().port(); }
+  Status start(const tcp::endpoint& endpoint, const std::string& host) {
+    if (!offload_) {
+      auto opened = open_acceptor(main_, endpoint);
+      if (!opened.ok()) return opened.error();
+      acceptor_ = std::move(opened).value();
+      port_ = acceptor_.local_endpoint().port();
+      asio::co_spawn(main_, accept_loop(acceptor_), asio::detached);
+      return {};
+    }
+    for (int i = 0; i < std::max(1, offload_->threads); ++i) {
+      auto worker = std::make_unique<Worker>();
+      PREVUE_TRY(open_shared_acceptor(worker->acceptor, tcp::endpoint(endpoint.address(), port_ ? port_ : endpoint.port()), host));
+      port_ = worker->acceptor.local_endpoint().port();
+      workers_.push_back(std::move(worker));
+    }
+    for (auto& worker : workers_) {
+      Worker* w = worker.get();
+      asio::co_spawn(w->ctx, accept_loop(w->acceptor), asio::detached);
+      w->thread = std::thread([w] { w->ctx.run(); });
+    }
+    return {};
+  }
+
+  unsigned short port() const override { return port_; }
   void stop() override {
+    if (stopped_.exchange(true)) return;
     beast::error_code ec;
     acceptor_.close(ec);
+    for (auto& w : workers_) asio::post(w->ctx, [w = w.get()] {
+        beast::error_code ignored;
+        w->acceptor.close(ignored);
+      });
   }
 
  private:
-  asio::awaitable<void> accept_loop() {
+  struct Worker {
+    asio::io_context ctx{1};
+    tcp::acceptor acceptor{ctx};
+    std::thread thread;
+  };
+
+  asio::awaitable<void> accept_loop(tcp::acceptor& acceptor) {
     for (;;) {
-      auto [ec, socket] = co_await acceptor_.async_accept(nothrow);
-      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      auto [ec, socket] = co_await acceptor.async_accept(nothrow);
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       if (ec) continue;
-      asio::co_spawn(acceptor_.get_executor(), session(std::move(socket)), asio::detached);
+      asio::co_spawn(acceptor.get_executor(), session(std::move(socket)), asio::detached);
     }
+  }
+
+  asio::awaitable<HttpResponse> respond(const HttpRequest& request) {
+    if (!offload_) co_return call(handler_, request);
+    if (request.target.rfind(offload_->prefix, 0) == 0) co_return call(offload_->handler, request);
+    co_return co_await asio::co_spawn(
+        main_, [this, &request]() -> asio::awaitable<HttpResponse> { co_return call(handler_, request); }, asio::use_awaitable);
   }
 
   asio::awaitable<void> session(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
+    buffer.reserve(64 * 1024);  // large bodies (webhooks) in few reads, not 512-byte ones
     std::string remote;
     beast::error_code ep_ec;
     auto ep = stream.socket().remote_endpoint(ep_ec);
@@ -113,12 +180,7 @@ class ApiServer final : public HttpServer, public std::enable_shared_from_this<A
       for (const auto& field : req) request.headers[lower(std::string(field.name_string()))] = std::string(field.value());
       request.body = std::move(req.body());
       request.remote = remote;
-      HttpResponse response;
-      try {
-        response = handler_(request);
-      } catch (const std::exception& e) {
-        response = HttpResponse{500, "application/json", std::string("{\"error\": \"internal error\"}"), {}};
-      }
+      HttpResponse response = co_await respond(request);
       http::response<http::string_body> res{static_cast<http::status>(response.status), req.version()};
       res.set(http::field::server, "prevue");
       res.set(http::field::content_type, response.content_type);
@@ -134,6 +196,14 @@ class ApiServer final : public HttpServer, public std::enable_shared_from_this<A
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
+  static HttpResponse call(const HttpHandler& handler, const HttpRequest& request) {
+    try {
+      return handler(request);
+    } catch (const std::exception&) {
+      return HttpResponse{500, "application/json", std::string("{\"error\": \"internal error\"}"), {}};
+    }
+  }
+
   static asio::awaitable<void> reply(beast::tcp_stream& stream, int status, const std::string& message, bool keep_alive) {
     http::response<http::string_body> res{static_cast<http::status>(status), 11};
     res.set(http::field::content_type, "application/json");
@@ -143,9 +213,14 @@ class ApiServer final : public HttpServer, public std::enable_shared_from_this<A
     co_await http::async_write(stream, res, nothrow);
   }
 
+  asio::io_context& main_;
   tcp::acceptor acceptor_;
   HttpHandler handler_;
   size_t max_body_;
+  std::optional<OffloadedRoutes> offload_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  unsigned short port_ = 0;
+  std::atomic<bool> stopped_{false};
 };
 
 // ---- reverse proxy ----------------------------------------------------------
@@ -173,19 +248,7 @@ class ProxyServer final : public Proxy {
     if (!endpoint.ok()) return endpoint.error();
     for (int i = 0; i < std::max(1, options_.threads); ++i) {
       auto worker = std::make_unique<Worker>();
-      beast::error_code ec;
-      tcp::endpoint where(endpoint->address(), port_ ? port_ : endpoint->port());
-      worker->acceptor.open(where.protocol(), ec);
-      if (!ec) worker->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-      if (!ec) {
-        int one = 1;
-        if (::setsockopt(worker->acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-          ec = beast::error_code(errno, boost::system::system_category());
-      }
-      if (!ec) worker->acceptor.bind(where, ec);
-      if (!ec) worker->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-      if (ec)
-        return make_error(ErrorCode::kIo, "cannot listen on " + options_.host + ":" + std::to_string(where.port()) + ": " + ec.message());
+      PREVUE_TRY(open_shared_acceptor(worker->acceptor, tcp::endpoint(endpoint->address(), port_ ? port_ : endpoint->port()), options_.host));
       port_ = worker->acceptor.local_endpoint().port();
       workers_.push_back(std::move(worker));
     }
@@ -626,13 +689,11 @@ std::string html_escape(const std::string& text) {
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(asio::io_context& ctx, const std::string& host, unsigned short port,
-                                                      HttpHandler handler, size_t max_body) {
+                                                      HttpHandler handler, size_t max_body, std::optional<OffloadedRoutes> offload) {
   auto endpoint = endpoint_for(host, port);
   if (!endpoint.ok()) return endpoint.error();
-  auto acceptor = open_acceptor(ctx, *endpoint);
-  if (!acceptor.ok()) return acceptor.error();
-  auto server = std::make_unique<ApiServer>(std::move(acceptor).value(), std::move(handler), max_body);
-  server->run();
+  auto server = std::make_unique<ApiServer>(ctx, std::move(handler), max_body, std::move(offload));
+  PREVUE_TRY(server->start(*endpoint, host));
   return std::unique_ptr<HttpServer>(std::move(server));
 }
 

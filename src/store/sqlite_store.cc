@@ -400,22 +400,25 @@ class SqliteStore final : public Store {
   Result<bool> insert_event(EventRecord& e) override {
     e.received_at = clock_.now_ms();
     Statement s(db_, &cache_, "INSERT INTO events(delivery_id, source, repo_id, pr, action, head_sha, base_sha, head_ref, base_ref, "
-                     "author, fork, labels, received_at, status, note) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                     "author, fork, labels, received_at, status, note, processed_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                      "ON CONFLICT(delivery_id) DO NOTHING");
     s.bind(1, e.delivery_id).bind(2, e.source).bind(3, e.repo_id).bind(4, std::int64_t(e.pr)).bind(5, e.action);
     s.bind(6, e.head_sha).bind(7, e.base_sha).bind(8, e.head_ref).bind(9, e.base_ref).bind(10, e.author);
     s.bind(11, std::int64_t(e.fork)).bind(12, e.labels).bind(13, e.received_at).bind(14, e.status).bind(15, e.note);
+    s.bind(16, e.processed_at);
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot record event");
     if (sqlite3_changes(db_) == 0) return false;
     e.id = sqlite3_last_insert_rowid(db_);
     return true;
   }
 
-  Status mark_event(std::int64_t id, const std::string& status, const std::string& note) override {
-    Statement s(db_, &cache_, "UPDATE events SET status = ?, note = ?, processed_at = ? WHERE id = ?");
-    s.bind(1, status).bind(2, note).bind(3, clock_.now_ms()).bind(4, id);
-    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot update event");
-    return {};
+  Result<bool> has_event(const std::string& delivery_id) override {
+    Statement s(db_, &cache_, "SELECT 1 FROM events WHERE delivery_id = ?");
+    s.bind(1, delivery_id);
+    int rc = s.step();
+    if (rc == SQLITE_ROW) return true;
+    if (rc != SQLITE_DONE) return db_error(db_, "cannot look up event");
+    return false;
   }
 
   Result<std::vector<EventRecord>> recent_events(int limit) override {

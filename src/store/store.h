@@ -224,7 +224,7 @@ class Store {
 
   // Records the event; false (and nothing written) when its delivery id is known.
   virtual Result<bool> insert_event(EventRecord& event) = 0;
-  virtual Status mark_event(std::int64_t id, const std::string& status, const std::string& note) = 0;
+  virtual Result<bool> has_event(const std::string& delivery_id) = 0;
   // Newest first.
   virtual Result<std::vector<EventRecord>> recent_events(int limit) = 0;
   virtual Result<std::int64_t> inbox_depth() = 0;  // events received but not processed

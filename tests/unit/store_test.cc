@@ -246,17 +246,26 @@ TEST_P(StoreContract, EventsAreRecordedOncePerDeliveryId) {
   e.repo_id = repo_.id;
   e.pr = 4;
   e.action = "opened";
+  EXPECT_FALSE(*store_->has_event("gh-123"));
   auto first = store_->insert_event(e);
   ASSERT_TRUE(first.ok());
   EXPECT_TRUE(*first);
-  EXPECT_EQ(*store_->inbox_depth(), 1);
+  EXPECT_TRUE(*store_->has_event("gh-123"));
+  EXPECT_EQ(*store_->inbox_depth(), 1);  // received, not processed
   EventRecord again = e;
   EXPECT_FALSE(*store_->insert_event(again));
-  ASSERT_TRUE(store_->mark_event(e.id, "processed", "opened PR 4").ok());
-  EXPECT_EQ(*store_->inbox_depth(), 0);
+  // Recorded together with its outcome: never in the inbox's backlog.
+  EventRecord done = e;
+  done.delivery_id = "gh-124";
+  done.status = "processed";
+  done.note = "opened PR 4";
+  done.processed_at = 1000;
+  EXPECT_TRUE(*store_->insert_event(done));
+  EXPECT_EQ(*store_->inbox_depth(), 1);
   auto recent = store_->recent_events(10);
-  ASSERT_EQ(recent->size(), 1u);
+  ASSERT_EQ(recent->size(), 2u);
   EXPECT_EQ((*recent)[0].note, "opened PR 4");
+  EXPECT_EQ((*recent)[0].status, "processed");
 }
 
 TEST_P(StoreContract, PullRequestsByNumberAndBranch) {
