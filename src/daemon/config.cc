@@ -1,5 +1,7 @@
 #include "daemon/config.h"
 
+#include <boost/asio/ip/address.hpp>
+
 #include "core/files.h"
 
 #include <cstdlib>
@@ -122,13 +124,50 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
     }
     if (root.has("dns")) {
       Reader d = root.at("dns");
-      d.expect_object({"backend", "hosts_file", "address"});
+      d.expect_object({"backend", "hosts_file", "address", "server", "zone", "key_file", "record", "target", "ttl", "timeout",
+                       "attempts", "zone_transfer", "command"});
       if (d.has("backend")) {
         c.dns_backend = d.at("backend").string();
-        if (c.dns_backend != "hosts" && c.dns_backend != "none") d.at("backend").fail("must be \"hosts\" or \"none\"");
+        if (c.dns_backend != "hosts" && c.dns_backend != "none" && c.dns_backend != "rfc2136" && c.dns_backend != "command")
+          d.at("backend").fail("must be \"hosts\", \"rfc2136\", \"command\" or \"none\"");
       }
       if (d.has("hosts_file")) c.hosts_file = resolve(base, d.at("hosts_file").string());
       if (d.has("address")) c.dns_address = d.at("address").string();
+      Rfc2136Settings& r = c.rfc2136;
+      if (c.dns_backend == "rfc2136") {
+        if (!d.has("server")) d.fail("rfc2136 needs \"server\": the authoritative server's IP[:port]");
+        // "192.0.2.1", "192.0.2.1:5353", "::1" or "[::1]:5353"
+        std::string server = d.at("server").string();
+        if (server.empty()) d.at("server").fail("must not be empty");
+        bool with_port = server.front() == '[' || std::count(server.begin(), server.end(), ':') == 1;
+        ListenAddress where = with_port ? read_listen(d.at("server")) : ListenAddress{server, 53};
+        boost::system::error_code bad;
+        if (boost::asio::ip::make_address(where.host, bad), bad) d.at("server").fail("must be an IP address[:port], not a name");
+        r.server = where.host;
+        r.port = where.port;
+        if (!d.has("key_file")) d.fail("rfc2136 needs \"key_file\": the TSIG key (tsig-keygen or keymgr -t output)");
+        if (Status read = read_tsig_key_file(resolve(base, d.at("key_file").string()), r); !read.ok())
+          d.at("key_file").fail(read.error().message);
+        if (d.has("record")) {
+          r.record_type = d.at("record").string();
+          if (r.record_type != "A" && r.record_type != "AAAA" && r.record_type != "CNAME") d.at("record").fail("must be A, AAAA or CNAME");
+        }
+        if (d.has("target")) r.target = d.at("target").string();
+        if (r.record_type == "CNAME" && r.target.empty()) d.fail("a CNAME record needs \"target\": the name previews point at");
+        if (d.has("ttl")) r.ttl = read_int(d.at("ttl"), 0, 86400);
+        if (d.has("timeout")) r.timeout = d.at("timeout").duration();
+        if (d.has("attempts")) r.attempts = read_int(d.at("attempts"), 1, 10);
+        if (d.has("zone_transfer")) {
+          if (!d.at("zone_transfer").value().is_boolean()) d.at("zone_transfer").fail("must be true or false");
+          r.zone_transfer = d.at("zone_transfer").value().get<bool>();
+        }
+        if (d.has("zone")) r.zone = d.at("zone").string();
+      }
+      if (c.dns_backend == "command") {
+        if (!d.has("command")) d.fail("the command backend needs \"command\": an argv array");
+        c.dns_command = d.at("command").argv();
+        if (d.has("timeout")) c.dns_command_timeout = d.at("timeout").duration();
+      }
     }
     if (root.has("lease")) c.lease = json_reader::read_lease(root.at("lease")).over(c.lease);
     if (root.has("concurrency")) c.concurrency = read_int(root.at("concurrency"), 1, 64);
@@ -236,10 +275,28 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
       if (s.has("claim_ttl")) c.claim_ttl = s.at("claim_ttl").duration();
     }
     if (c.dns_address.empty()) c.dns_address = c.proxy.host;
+    if (c.dns_backend == "rfc2136") {
+      Rfc2136Settings& r = c.rfc2136;
+      r.domain = c.domain;
+      if (r.zone.empty()) r.zone = c.domain;
+      if (r.target.empty()) r.target = c.dns_address;
+      if (r.record_type == "A" && r.target.find(':') != std::string::npos) r.record_type = "AAAA";
+      r.state_file = c.state_dir / "dns-published";
+      bool under = c.domain == r.zone || (c.domain.size() > r.zone.size() && c.domain.compare(c.domain.size() - r.zone.size(), r.zone.size(), r.zone) == 0 &&
+                                          c.domain[c.domain.size() - r.zone.size() - 1] == '.');
+      if (!under) root.at("dns").at("zone").fail("the preview domain " + c.domain + " is not inside zone " + r.zone);
+    }
     return c;
   } catch (const ReadError& e) {
     return make_error(ErrorCode::kInvalidArgument, config_path.string() + ": " + e.path + " " + e.message);
   }
+}
+
+std::unique_ptr<DnsBackend> make_dns_backend(const Config& c) {
+  if (c.dns_backend == "hosts") return std::make_unique<HostsFileBackend>(c.hosts_file, c.dns_address);
+  if (c.dns_backend == "rfc2136") return std::make_unique<Rfc2136Backend>(c.rfc2136);
+  if (c.dns_backend == "command") return std::make_unique<CommandDnsBackend>(c.dns_command, c.dns_address, c.domain, c.dns_command_timeout);
+  return std::make_unique<NoDnsBackend>();
 }
 
 Result<Config> load_config(const std::filesystem::path& path) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/duration.h"
+#include "dns/dns_backend.h"
 #include "core/result.h"
 #include "manifest/manifest.h"
 #include "report/host_api.h"
@@ -56,7 +57,10 @@ struct Config {
   Millis proxy_timeout = Millis(60'000);
   Millis wake_timeout = Millis(60'000);
   std::vector<WatchedRepository> repositories;
-  std::string dns_backend = "hosts";    // hosts | none
+  std::string dns_backend = "hosts";    // hosts | rfc2136 | command | none
+  Rfc2136Settings rfc2136;              // dns.backend "rfc2136" (docs/dns.md)
+  std::vector<std::string> dns_command; // dns.backend "command": argv
+  Millis dns_command_timeout = Millis(30'000);
   std::filesystem::path hosts_file;     // default <state_dir>/hosts
   std::string dns_address;              // default: the proxy's listen address
   LeasePolicy lease;
@@ -79,6 +83,9 @@ struct Config {
 // resolved against the config file's directory.
 Result<Config> parse_config(std::string_view text, const std::filesystem::path& config_path);
 Result<Config> load_config(const std::filesystem::path& path);
+// The DNS backend the config names (the daemon's and `prevue gc`'s).
+std::unique_ptr<DnsBackend> make_dns_backend(const Config& config);
+
 // The configuration used when no file is given (`prevue gc` without --config).
 Config default_config(const std::filesystem::path& state_dir);
 

@@ -15,6 +15,7 @@
 
 #include "core/files.h"
 #include "core/slug.h"
+#include "daemon/dns_publisher.h"
 #include "daemon/metrics.h"
 #include "dns/dns_backend.h"
 #include "engine/engine.h"
@@ -73,8 +74,13 @@ struct Daemon::Impl {
   RouteTable routes;
   LeaseScheduler leases;
   Metrics metrics;
-  std::unique_ptr<DnsBackend> dns;
-  std::vector<std::string> published_hosts;
+  std::unique_ptr<DnsPublisher> dns;
+  DnsPublisher::HostMap dns_requested;  // the last set handed to the publisher
+  struct DnsState {
+    bool published = false;
+    std::string error;  // the last failure, while not published
+  };
+  std::map<std::int64_t, DnsState> dns_state;  // by environment
   std::unique_ptr<HttpServer> api;
   std::unique_ptr<Proxy> proxy;
   std::unique_ptr<Reporter> reporter;
@@ -120,8 +126,10 @@ struct Daemon::Impl {
     store = std::move(opened).value();
     init_git_library();
 
-    if (config.dns_backend == "hosts") dns = std::make_unique<HostsFileBackend>(config.hosts_file, config.dns_address);
-    else dns = std::make_unique<NoDnsBackend>();
+    dns = std::make_unique<DnsPublisher>(make_dns_backend(config),
+                                         [this](const DnsPublisher::HostMap& hosts, const Status& status, bool reconciled) {
+                                           asio::post(main, [this, hosts, status, reconciled] { dns_outcome(hosts, status, reconciled); });
+                                         });
 
     // The proxy first: its port is part of every environment's link.
     ProxyOptions po{config.proxy.host,         config.proxy.port,   config.proxy_threads, config.max_header_bytes,
@@ -512,49 +520,71 @@ struct Daemon::Impl {
     auto envs = store->list_environments(false);
     auto all = store->all_routes();  // one query, not one per environment
     if (!envs.ok() || !all.ok()) return;
-    std::map<std::int64_t, std::vector<const RouteRecord*>> stored_by_env;
-    for (const auto& r : *all) stored_by_env[r.env_id].push_back(&r);
+    std::map<std::int64_t, const EnvironmentRecord*> by_id;
+    for (const auto& e : *envs) by_id[e.id] = &e;
     RouteTable::Map map;
-    for (const auto& e : *envs) {
-      if (e.state == EnvState::kDestroying) continue;
-      ProxyRoute base;
-      base.env_id = e.id;
-      base.slug = e.slug;
+    DnsPublisher::HostMap hosts;
+    for (const LiveHost& live : live_hosts(*envs, *all, config.domain)) {
+      const EnvironmentRecord& e = *by_id.at(live.env_id);
+      ProxyRoute route;
+      route.env_id = e.id;
+      route.slug = e.slug;
       switch (e.state) {
-        case EnvState::kReady: base.kind = ProxyRoute::Kind::kReady; break;
-        case EnvState::kSleeping: base.kind = ProxyRoute::Kind::kSleeping; break;
+        case EnvState::kReady: route.kind = ProxyRoute::Kind::kReady; break;
+        case EnvState::kSleeping: route.kind = ProxyRoute::Kind::kSleeping; break;
         case EnvState::kFailed:
-          base.kind = ProxyRoute::Kind::kFailed;
-          base.detail = e.failed_step + ": " + e.error;
+          route.kind = ProxyRoute::Kind::kFailed;
+          route.detail = e.failed_step + ": " + e.error;
           break;
         default:
           // An update keeps serving the running version; a first build shows the building page.
-          base.kind = e.deployed_sha.empty() ? ProxyRoute::Kind::kBuilding : ProxyRoute::Kind::kReady;
+          route.kind = e.deployed_sha.empty() ? ProxyRoute::Kind::kBuilding : ProxyRoute::Kind::kReady;
           break;
       }
-      auto stored = stored_by_env.find(e.id);
-      if (stored != stored_by_env.end()) {
-        for (const RouteRecord* r : stored->second) {
-          ProxyRoute route = base;
-          auto colon = r->upstream.rfind(':');
-          route.upstream_host = r->upstream.substr(0, colon);
-          route.upstream_port = static_cast<unsigned short>(std::strtoul(r->upstream.c_str() + colon + 1, nullptr, 10));
-          map[r->host] = route;
+      if (live.route) {
+        auto colon = live.route->upstream.rfind(':');
+        route.upstream_host = live.route->upstream.substr(0, colon);
+        route.upstream_port = static_cast<unsigned short>(std::strtoul(live.route->upstream.c_str() + colon + 1, nullptr, 10));
+      } else if (route.kind == ProxyRoute::Kind::kReady) {
+        route.kind = ProxyRoute::Kind::kBuilding;
+      }
+      map[live.host] = route;
+      hosts[live.host] = e.id;
+    }
+    routes.replace(std::move(map));
+    if (hosts != dns_requested) {
+      dns_requested = hosts;
+      dns->publish(std::move(hosts));
+    }
+  }
+
+  // The DNS publisher's answer: each environment's DNS step is published or
+  // failed (and retried by the publisher); the timeline notes each change.
+  void dns_outcome(const DnsPublisher::HostMap& hosts, const Status& status, bool reconciled) {
+    std::map<std::int64_t, std::vector<std::string>> by_env;
+    for (const auto& [host, env] : hosts) by_env[env].push_back(host);
+    for (auto it = dns_state.begin(); it != dns_state.end();)
+      it = by_env.count(it->first) ? std::next(it) : dns_state.erase(it);  // gone environments
+    for (const auto& [env, names] : by_env) {
+      DnsState& state = dns_state[env];
+      if (status.ok()) {
+        if (!state.published) {
+          std::string list;
+          for (const auto& n : names) list += (list.empty() ? "" : " ") + n;
+          (void)store->append_timeline(env, "dns", "published " + list + " (" + dns->backend_name() + ")", 0);
         }
-      } else {
-        if (base.kind == ProxyRoute::Kind::kReady) base.kind = ProxyRoute::Kind::kBuilding;
-        map[e.slug + "." + config.domain] = base;
+        state = DnsState{true, ""};
+      } else if (!state.published || reconciled) {
+        if (state.error != status.error().message)
+          (void)store->append_timeline(env, "dns", "DNS step failed, retrying: " + status.error().message, 0);
+        state = DnsState{false, status.error().message};
       }
     }
-    std::vector<std::string> hosts;
-    for (const auto& [host, route] : map) hosts.push_back(host);
-    std::sort(hosts.begin(), hosts.end());
-    routes.replace(std::move(map));
-    if (hosts != published_hosts) {
-      Status s = dns->sync(hosts);
-      if (s.ok()) published_hosts = hosts;
-      else log_event("dns.failed", "backend=" + dns->name() + " error=" + json_quoted(s.error().message));
-    }
+    if (status.ok())
+      log_event("dns.published", "backend=" + dns->backend_name() + " hosts=" + std::to_string(hosts.size()) +
+                                     (reconciled ? " reconciled=true" : ""));
+    else
+      log_event("dns.failed", "backend=" + dns->backend_name() + " error=" + json_quoted(status.error().message) + " retry=backoff");
   }
 
   // ---- leases -------------------------------------------------------------------
@@ -814,6 +844,10 @@ struct Daemon::Impl {
                     {"end", l.end_action},          {"pinned", l.pinned},              {"revoked_at_ms", l.revoked_at},
                     {"deadline_ms", l.deadline() == LeaseScheduler::kNever ? json(nullptr) : json(l.deadline())}};
     }
+    if (auto d = dns_state.find(e.id); d != dns_state.end())
+      j["dns"] = d->second.published ? json{{"state", "published"}} : json{{"state", "failed"}, {"error", d->second.error}};
+    else if (e.state != EnvState::kDestroyed)
+      j["dns"] = json{{"state", "pending"}};
     if (auto routes_of = store->routes_of(e.id); routes_of.ok()) {
       json hosts = json::array();
       for (const auto& r : *routes_of) hosts.push_back({{"host", r.host}, {"service", r.service}, {"upstream", r.upstream}});
@@ -1132,6 +1166,7 @@ int Daemon::run() {
   d.git_pool->join();
   // Reports not yet sent are sent by the next start (each is compared with what the host has).
   if (d.reporter) d.reporter->stop();
+  if (d.dns) d.dns->stop();
   log_event("serve.stopped");
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "engine/maintenance.h"
 
+#include <map>
 #include <set>
 
 namespace prevue {
@@ -178,6 +179,23 @@ GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const E
     }
   }
   return report;
+}
+
+std::vector<LiveHost> live_hosts(const std::vector<EnvironmentRecord>& environments, const std::vector<RouteRecord>& routes,
+                                 const std::string& domain) {
+  std::map<std::int64_t, std::vector<const RouteRecord*>> by_env;
+  for (const auto& r : routes) by_env[r.env_id].push_back(&r);
+  std::vector<LiveHost> out;
+  for (const auto& e : environments) {
+    if (e.state == EnvState::kDestroying || e.state == EnvState::kDestroyed) continue;
+    auto it = by_env.find(e.id);
+    if (it == by_env.end()) {
+      out.push_back({e.slug + "." + domain, e.id, nullptr});
+      continue;
+    }
+    for (const RouteRecord* r : it->second) out.push_back({r->host, e.id, r});
+  }
+  return out;
 }
 
 }  // namespace prevue

@@ -42,6 +42,17 @@ struct Orphan {
   std::string slug;
   std::string dir;
 };
+// The host names that should resolve now: each live environment's route
+// hosts, or `<slug>.<domain>` (its building page) before it has routes. One
+// rule for the daemon's proxy and DNS and for `prevue gc`'s DNS reconcile.
+struct LiveHost {
+  std::string host;
+  std::int64_t env_id = 0;
+  const RouteRecord* route = nullptr;  // null: no routes yet
+};
+std::vector<LiveHost> live_hosts(const std::vector<EnvironmentRecord>& environments, const std::vector<RouteRecord>& routes,
+                                 const std::string& domain);
+
 Result<std::vector<Orphan>> find_orphans(Store& store, ProviderClient& providers, const EngineConfig& config);
 Status destroy_orphan(ProviderClient& providers, const EngineConfig& config, const Orphan& orphan);
 

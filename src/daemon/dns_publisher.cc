@@ -1,0 +1,68 @@
+#include "daemon/dns_publisher.h"
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+namespace prevue {
+
+DnsPublisher::DnsPublisher(std::unique_ptr<DnsBackend> backend, Outcome outcome)
+    : backend_(std::move(backend)), name_(backend_->name()), outcome_(std::move(outcome)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+DnsPublisher::~DnsPublisher() { stop(); }
+
+void DnsPublisher::publish(HostMap hosts) {
+  std::lock_guard lock(mutex_);
+  wanted_ = std::move(hosts);
+  wake_.notify_one();
+}
+
+void DnsPublisher::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void DnsPublisher::run() {
+  bool reconciled = false;
+  std::optional<HostMap> failed;  // the set to retry
+  std::chrono::milliseconds backoff(1'000);
+  std::unique_lock lock(mutex_);
+  while (true) {
+    if (failed && !wanted_) {
+      // A newer set replaces the retry; otherwise wait out the backoff.
+      wake_.wait_for(lock, backoff, [this] { return stopping_ || wanted_.has_value(); });
+      if (!wanted_) wanted_ = std::move(failed);
+      failed.reset();
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(60'000));
+    } else {
+      wake_.wait(lock, [this] { return stopping_ || wanted_.has_value(); });
+    }
+    if (stopping_) return;
+    HostMap hosts = std::move(*wanted_);
+    wanted_.reset();
+    lock.unlock();
+    std::vector<std::string> names;
+    for (const auto& [host, env] : hosts) names.push_back(host);
+    // The first run compares with what the server holds (records deleted or
+    // left behind while prevue was down); later ones send the difference.
+    bool reconcile = !reconciled;
+    Status status = reconcile ? backend_->reconcile(names) : backend_->sync(names);
+    if (status.ok()) {
+      reconciled = true;
+      backoff = std::chrono::milliseconds(1'000);
+    } else {
+      reconciled = false;  // after a failure, read the server again
+    }
+    outcome_(hosts, status, reconcile);
+    lock.lock();
+    if (!status.ok()) failed = std::move(hosts);
+  }
+}
+
+}  // namespace prevue
