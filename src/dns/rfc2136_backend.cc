@@ -230,9 +230,11 @@ struct Rfc2136Backend::Impl {
       }
       if (!ldns_axfr_complete(res->get())) {
         ldns_pkt* last = ldns_axfr_last_pkt(res->get());
-        std::string why = last ? rcode_name(ldns_pkt_get_rcode(last)) : "no answer";
+        int rcode = last ? ldns_pkt_get_rcode(last) : -1;
         ldns_axfr_abort(res->get());
-        return make_error(ErrorCode::kIo, "zone transfer of " + s.zone + " from " + s.server + " did not complete (" + why +
+        if (rcode == LDNS_RCODE_NOTAUTH) return make_error(ErrorCode::kInvalidArgument, key_advice());
+        return make_error(ErrorCode::kIo, "zone transfer of " + s.zone + " from " + s.server + " did not complete (" +
+                                              (rcode < 0 ? std::string("no answer") : rcode_name(rcode)) +
                                               "): allow transfers for the key, or set dns.zone_transfer to false");
       }
       return ours;

@@ -1,6 +1,9 @@
 #include "daemon/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "core/files.h"
 #include "core/redact.h"
@@ -57,6 +60,74 @@ TEST(Config, ErrorsNameTheJsonPath) {
   EXPECT_NE(error(R"({"state_dir": "/s", "dns": {"backend": "route53"}})").find("$.dns.backend"), std::string::npos);
   EXPECT_NE(error(R"({"state_dir": "/s", "colour": "blue"})").find("$.colour unknown field"), std::string::npos);
   EXPECT_NE(error("{\"state_dir\": ").find("JSON syntax error"), std::string::npos);
+}
+
+class DnsConfig : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("prevue-dns-config-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string write(const std::string& name, const std::string& text) {
+    EXPECT_TRUE(write_file_atomic(dir_ / name, text).ok());
+    return (dir_ / name).string();
+  }
+  Result<Config> parse(const std::string& dns, const std::string& domain = "preview.example.com") {
+    return parse_config(R"({"state_dir": "s", "proxy": {"domain": ")" + domain + R"("}, "dns": )" + dns + "}",
+                        dir_ / "config.json");
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(DnsConfig, TsigKeyFilesInTheFormatsTheToolsWrite) {
+  Rfc2136Settings bind, knot, compact;
+  ASSERT_TRUE(read_tsig_key_file(write("bind.key", "key \"prevue\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0\";\n};\n"), bind).ok());
+  EXPECT_EQ(bind.key_name, "prevue");
+  EXPECT_EQ(bind.key_secret, "c2VjcmV0");
+  ASSERT_TRUE(read_tsig_key_file(write("knot.yaml", "# hmac-sha512:k2:...\nkey:\n  - id: k2\n    algorithm: hmac-sha512\n    secret: YWJj\n"), knot).ok());
+  EXPECT_EQ(knot.key_name, "k2");
+  EXPECT_EQ(knot.key_algorithm, "hmac-sha512");
+  ASSERT_TRUE(read_tsig_key_file(write("compact", "hmac-sha256:k3:ZGVm\n"), compact).ok());
+  EXPECT_EQ(compact.key_name, "k3");
+  Rfc2136Settings bad;
+  EXPECT_FALSE(read_tsig_key_file(write("empty", "nothing here\n"), bad).ok());
+  EXPECT_FALSE(read_tsig_key_file(write("md5", "hmac-md5:k:ZGVm\n"), bad).ok());
+  EXPECT_FALSE(read_tsig_key_file(dir_ / "missing", bad).ok());
+}
+
+TEST_F(DnsConfig, Rfc2136Settings) {
+  write("k.key", "hmac-sha256:prevue:c2VjcmV0\n");
+  auto c = parse(R"({"backend": "rfc2136", "server": "127.0.0.1:5353", "zone": "example.com", "key_file": "k.key", "address": "192.0.2.1"})");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->rfc2136.server, "127.0.0.1");
+  EXPECT_EQ(c->rfc2136.port, 5353);
+  EXPECT_EQ(c->rfc2136.zone, "example.com");
+  EXPECT_EQ(c->rfc2136.domain, "preview.example.com");
+  EXPECT_EQ(c->rfc2136.target, "192.0.2.1");
+  EXPECT_EQ(c->rfc2136.record_type, "A");
+  EXPECT_EQ(make_dns_backend(*c)->name(), "rfc2136");
+  auto v6 = parse(R"({"backend": "rfc2136", "server": "::1", "key_file": "k.key", "address": "::1"})");
+  ASSERT_TRUE(v6.ok()) << v6.error().message;
+  EXPECT_EQ(v6->rfc2136.port, 53);
+  EXPECT_EQ(v6->rfc2136.record_type, "AAAA");
+  EXPECT_EQ(v6->rfc2136.zone, "preview.example.com");
+
+  auto error = [&](const std::string& dns) {
+    auto r = parse(dns);
+    EXPECT_FALSE(r.ok()) << dns;
+    return r.ok() ? std::string() : r.error().message;
+  };
+  EXPECT_NE(error(R"({"backend": "rfc2136", "key_file": "k.key"})").find("needs \"server\""), std::string::npos);
+  EXPECT_NE(error(R"({"backend": "rfc2136", "server": "ns.example.com", "key_file": "k.key"})").find("IP address"), std::string::npos);
+  EXPECT_NE(error(R"({"backend": "rfc2136", "server": "127.0.0.1"})").find("key_file"), std::string::npos);
+  EXPECT_NE(error(R"({"backend": "rfc2136", "server": "127.0.0.1", "key_file": "nope.key"})").find("cannot read"), std::string::npos);
+  EXPECT_NE(error(R"({"backend": "rfc2136", "server": "127.0.0.1", "key_file": "k.key", "zone": "other.org"})").find("not inside zone"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"backend": "rfc2136", "server": "127.0.0.1", "key_file": "k.key", "record": "MX"})").find("A, AAAA or CNAME"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"backend": "command"})").find("argv"), std::string::npos);
+  EXPECT_NE(error(R"({"backend": "route53"})").find("rfc2136"), std::string::npos);
 }
 
 TEST(HostsFile, KeepsForeignLinesAndWritesOneLinePerHost) {
