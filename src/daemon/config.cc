@@ -81,7 +81,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
     }
     if (root.has("proxy")) {
       Reader p = root.at("proxy");
-      p.expect_object({"listen", "domain", "public_url", "threads", "max_header_bytes", "max_body_bytes", "timeout", "wake_timeout"});
+      p.expect_object({"listen", "domain", "public_url", "threads", "max_header_bytes", "max_body_bytes", "timeout", "wake_timeout", "tls"});
       if (p.has("listen")) c.proxy = read_listen(p.at("listen"));
       if (p.has("domain")) {
         c.domain = p.at("domain").string();
@@ -95,6 +95,18 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
       if (p.has("max_body_bytes")) c.max_body_bytes = static_cast<size_t>(read_int(p.at("max_body_bytes"), 0, 1 << 30));
       if (p.has("timeout")) c.proxy_timeout = p.at("timeout").duration();
       if (p.has("wake_timeout")) c.wake_timeout = p.at("wake_timeout").duration();
+      if (p.has("tls")) {
+        Reader t = p.at("tls");
+        t.expect_object({"listen", "cert_file", "key_file", "redirect_http"});
+        if (!t.has("listen")) t.fail("needs \"listen\": HOST:PORT for HTTPS (e.g. 127.0.0.1:8443)");
+        c.tls_listen = read_listen(t.at("listen"));
+        c.tls_cert_file = resolve(base, t.required_string("cert_file"));
+        c.tls_key_file = resolve(base, t.required_string("key_file"));
+        if (t.has("redirect_http")) {
+          if (!t.at("redirect_http").value().is_boolean()) t.at("redirect_http").fail("must be true or false");
+          c.redirect_http = t.at("redirect_http").value().get<bool>();
+        }
+      }
     }
     if (root.has("repositories")) {
       Reader repos = root.at("repositories");

@@ -56,6 +56,10 @@ struct Config {
   size_t max_body_bytes = 64 * 1024 * 1024;
   Millis proxy_timeout = Millis(60'000);
   Millis wake_timeout = Millis(60'000);
+  // proxy.tls: HTTPS with a certificate and key from files, reloaded on SIGHUP.
+  ListenAddress tls_listen{"", 0};       // empty host: none
+  std::filesystem::path tls_cert_file, tls_key_file;
+  bool redirect_http = false;
   std::vector<WatchedRepository> repositories;
   std::string dns_backend = "hosts";    // hosts | rfc2136 | command | none
   Rfc2136Settings rfc2136;              // dns.backend "rfc2136" (docs/dns.md)

@@ -134,6 +134,13 @@ struct Daemon::Impl {
     // The proxy first: its port is part of every environment's link.
     ProxyOptions po{config.proxy.host,         config.proxy.port,   config.proxy_threads, config.max_header_bytes,
                     config.max_body_bytes,     config.proxy_timeout, config.wake_timeout};
+    if (!config.tls_cert_file.empty()) {
+      po.tls_host = config.tls_listen.host;
+      po.tls_port = config.tls_listen.port;
+      po.tls_cert_file = config.tls_cert_file.string();
+      po.tls_key_file = config.tls_key_file.string();
+      po.redirect_to_https = config.redirect_http;
+    }
     ProxyHooks hooks;
     hooks.on_hit = [this](std::int64_t env_id) { leases.touch(env_id, clock.now_ms()); };
     hooks.wake = [this](std::int64_t env_id) { asio::post(main, [this, env_id] { wake(env_id); }); };
@@ -148,8 +155,10 @@ struct Daemon::Impl {
     engine_config.state_dir = config.state_dir;
     engine_config.provider_dir = config.provider_dir;
     engine_config.preview_domain = config.domain;
-    engine_config.public_url_template =
-        config.public_url.empty() ? "http://{host}:" + std::to_string(proxy->port()) + "/" : config.public_url;
+    // The link previews get: the HTTPS listener's when there is one.
+    std::string default_url = proxy->tls_port() ? "https://{host}" + (proxy->tls_port() == 443 ? std::string() : ":" + std::to_string(proxy->tls_port())) + "/"
+                                                : "http://{host}" + (proxy->port() == 80 ? std::string() : ":" + std::to_string(proxy->port())) + "/";
+    engine_config.public_url_template = config.public_url.empty() ? default_url : config.public_url;
     engine_config.lease_defaults = config.lease;
     engine_config.secrets = config.secrets;
 
@@ -201,6 +210,7 @@ struct Daemon::Impl {
                {"api", "http://" + config.api.host + ":" + std::to_string(api->port())},
                {"api_port", api->port()},
                {"proxy_port", proxy->port()},
+               {"proxy_tls_port", proxy->tls_port()},
                {"domain", config.domain}};
     (void)write_file_atomic(config.state_dir / "serve.json", state.dump(2) + "\n");
     log_event("serve.started", "api=" + config.api.host + ":" + std::to_string(api->port()) + " proxy=" + config.proxy.host + ":" +
@@ -1155,6 +1165,18 @@ int Daemon::run() {
   signals.async_wait([&d](const boost::system::error_code& ec, int) {
     if (!ec) d.stop();
   });
+  // SIGHUP: the proxy reads its certificate and key again (after a renewal).
+  asio::signal_set hangup(d.main, SIGHUP);
+  std::function<void()> on_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec || d.stopping) return;
+      Status s = d.proxy->reload_tls();
+      if (s.ok()) log_event("proxy.tls_reloaded", "cert=" + json_quoted(d.config.tls_cert_file.string()));
+      else log_event("proxy.tls_reload_failed", "error=" + json_quoted(s.error().message) + " kept=previous");
+      on_hangup();
+    });
+  };
+  on_hangup();
   // Runs until stop() has cancelled the timers and servers and the
   // in-flight operations have posted their completions.
   while (!d.main.stopped()) {

@@ -110,6 +110,13 @@ struct ProxyOptions {
   size_t max_body_bytes = 64 * 1024 * 1024;
   Millis timeout = Millis(60'000);       // idle client, upstream connect and response
   Millis wake_timeout = Millis(60'000);  // how long a request to a sleeping environment is held
+  // HTTPS: a second listener with a certificate and key from files (PEM;
+  // typically a wildcard for the preview domain), reloaded by reload_tls().
+  std::string tls_host;
+  unsigned short tls_port = 0;
+  std::string tls_cert_file, tls_key_file;
+  bool redirect_to_https = false;  // the plain listener answers 308 to the https:// URL
+  bool tls() const { return !tls_cert_file.empty(); }
 };
 
 struct ProxyHooks {
@@ -128,6 +135,10 @@ class Proxy {
   static Result<std::unique_ptr<Proxy>> start(const ProxyOptions& options, const RouteTable& routes, ProxyHooks hooks);
   virtual ~Proxy() = default;
   virtual unsigned short port() const = 0;
+  virtual unsigned short tls_port() const = 0;  // 0 without HTTPS
+  // Reads the certificate and key again (after a renewal); on an error the
+  // one in use stays. New connections get the new one.
+  virtual Status reload_tls() = 0;
   virtual void stop() = 0;
 };
 

@@ -7,6 +7,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -17,6 +18,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <mutex>
 #include <thread>
 
 #include "http/http.h"
@@ -37,6 +39,26 @@ std::string lower(std::string s) {
   for (char& c : s)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return s;
+}
+
+// The TCP socket under a client stream (plain or TLS).
+using TlsStream = asio::ssl::stream<tcp::socket>;
+tcp::socket& raw(tcp::socket& s) { return s; }
+tcp::socket& raw(TlsStream& s) { return s.next_layer(); }
+
+Result<std::shared_ptr<asio::ssl::context>> load_tls(const std::string& cert_file, const std::string& key_file) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  try {
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
+                     asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+    ctx->use_certificate_chain_file(cert_file);
+    ctx->use_private_key_file(key_file, asio::ssl::context::pem);
+  } catch (const boost::system::system_error& e) {
+    return make_error(ErrorCode::kInvalidArgument, "TLS certificate " + cert_file + " / key " + key_file + ": " + e.code().message());
+  }
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
+    return make_error(ErrorCode::kInvalidArgument, "TLS key " + key_file + " does not match certificate " + cert_file);
+  return ctx;
 }
 
 Result<tcp::endpoint> endpoint_for(const std::string& host, unsigned short port) {
@@ -246,21 +268,47 @@ class ProxyServer final : public Proxy {
   Status start() {
     auto endpoint = endpoint_for(options_.host, options_.port);
     if (!endpoint.ok()) return endpoint.error();
+    std::optional<tcp::endpoint> tls_endpoint;
+    if (options_.tls()) {
+      auto loaded = load_tls(options_.tls_cert_file, options_.tls_key_file);
+      if (!loaded.ok()) return loaded.error();
+      tls_ = std::move(loaded).value();
+      auto e = endpoint_for(options_.tls_host.empty() ? options_.host : options_.tls_host, options_.tls_port);
+      if (!e.ok()) return e.error();
+      tls_endpoint = *e;
+    }
     for (int i = 0; i < std::max(1, options_.threads); ++i) {
       auto worker = std::make_unique<Worker>();
       PREVUE_TRY(open_shared_acceptor(worker->acceptor, tcp::endpoint(endpoint->address(), port_ ? port_ : endpoint->port()), options_.host));
       port_ = worker->acceptor.local_endpoint().port();
+      if (tls_endpoint) {
+        PREVUE_TRY(open_shared_acceptor(worker->tls_acceptor,
+                                        tcp::endpoint(tls_endpoint->address(), tls_port_ ? tls_port_ : tls_endpoint->port()),
+                                        tls_endpoint->address().to_string()));
+        tls_port_ = worker->tls_acceptor.local_endpoint().port();
+      }
       workers_.push_back(std::move(worker));
     }
     for (auto& worker : workers_) {
       Worker* w = worker.get();
-      asio::co_spawn(w->ctx, accept_loop(*w), asio::detached);
+      asio::co_spawn(w->ctx, accept_loop(*w, false), asio::detached);
+      if (tls_endpoint) asio::co_spawn(w->ctx, accept_loop(*w, true), asio::detached);
       w->thread = std::thread([w] { w->ctx.run(); });
     }
     return {};
   }
 
   unsigned short port() const override { return port_; }
+  unsigned short tls_port() const override { return tls_port_; }
+
+  Status reload_tls() override {
+    if (!options_.tls()) return make_error(ErrorCode::kInvalidArgument, "HTTPS is not configured");
+    auto loaded = load_tls(options_.tls_cert_file, options_.tls_key_file);
+    if (!loaded.ok()) return loaded.error();
+    std::lock_guard lock(tls_mutex_);
+    tls_ = std::move(loaded).value();
+    return {};
+  }
 
   void stop() override {
     if (stopped_.exchange(true)) return;
@@ -273,24 +321,36 @@ class ProxyServer final : public Proxy {
   struct Worker {
     asio::io_context ctx{1};
     tcp::acceptor acceptor{ctx};
+    tcp::acceptor tls_acceptor{ctx};
     std::thread thread;
   };
 
-  asio::awaitable<void> accept_loop(Worker& w) {
+  asio::awaitable<void> accept_loop(Worker& w, bool tls) {
+    tcp::acceptor& acceptor = tls ? w.tls_acceptor : w.acceptor;
     for (;;) {
-      auto [ec, socket] = co_await w.acceptor.async_accept(nothrow);
-      if (!w.acceptor.is_open()) co_return;
+      auto [ec, socket] = co_await acceptor.async_accept(nothrow);
+      if (!acceptor.is_open()) co_return;
       if (ec) continue;
       socket.set_option(tcp::no_delay(true), ec);
-      asio::co_spawn(w.ctx, session(std::move(socket)), asio::detached);
+      if (tls) asio::co_spawn(w.ctx, session(std::make_shared<Session<TlsStream>>(std::move(socket), current_tls())), asio::detached);
+      else asio::co_spawn(w.ctx, session(std::make_shared<Session<tcp::socket>>(std::move(socket))), asio::detached);
     }
   }
 
-  // A client connection and its upstream, with the time anything last moved.
+  std::shared_ptr<asio::ssl::context> current_tls() {
+    std::lock_guard lock(tls_mutex_);
+    return tls_;
+  }
+
+  // A client connection (plain or TLS) and its upstream, with the time anything last moved.
+  template <class Client>
   struct Session {
     explicit Session(tcp::socket socket) : client(std::move(socket)), idle_timer(client.get_executor()) {}
+    Session(tcp::socket socket, std::shared_ptr<asio::ssl::context> ctx)
+        : tls(std::move(ctx)), client(std::move(socket), *tls), idle_timer(client.get_executor()) {}
     void touch() { last_activity = std::chrono::steady_clock::now(); }
-    tcp::socket client;
+    std::shared_ptr<asio::ssl::context> tls;  // kept while the connection lives, across reloads
+    Client client;
     asio::steady_timer idle_timer;
     std::optional<tcp::socket> upstream;
     std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
@@ -303,7 +363,8 @@ class ProxyServer final : public Proxy {
     if (hooks_.on_status) hooks_.on_status(status);
   }
 
-  asio::awaitable<bool> answer(Session& session, unsigned version, bool keep_alive, int status, std::string body,
+  template <class Client>
+  asio::awaitable<bool> answer(Session<Client>& session, unsigned version, bool keep_alive, int status, std::string body,
                                int retry_after = 0) {
     http::response<http::string_body> res{static_cast<http::status>(status), version};
     res.set(http::field::server, "prevue");
@@ -322,8 +383,8 @@ class ProxyServer final : public Proxy {
   // Moves a message (its header already parsed) from `in` to `out` chunk by
   // chunk, never holding more than one buffer of its body (Beast's relay
   // pattern). The header goes out with the first chunk, in one write.
-  template <bool isRequest>
-  asio::awaitable<beast::error_code> relay_body(Session& session, tcp::socket& out, tcp::socket& in, beast::flat_buffer& in_buffer,
+  template <bool isRequest, class Client, class Out, class In>
+  asio::awaitable<beast::error_code> relay_body(Session<Client>& session, Out& out, In& in, beast::flat_buffer& in_buffer,
                                                 http::parser<isRequest, http::buffer_body>& parser,
                                                 http::serializer<isRequest, http::buffer_body>& serializer) {
     auto& chunk = session.chunk;
@@ -376,8 +437,8 @@ class ProxyServer final : public Proxy {
 
   // relay_body for a message that is not chunked: the header text, then the
   // body bytes as they arrive, the header and the first chunk in one write.
-  template <bool isRequest>
-  asio::awaitable<beast::error_code> relay_plain(Session& session, tcp::socket& out, tcp::socket& in, beast::flat_buffer& in_buffer,
+  template <bool isRequest, class Client, class Out, class In>
+  asio::awaitable<beast::error_code> relay_plain(Session<Client>& session, Out& out, In& in, beast::flat_buffer& in_buffer,
                                                  http::parser<isRequest, http::buffer_body>& parser) {
     const std::string head = head_text(parser.get().base());
     auto& chunk = session.chunk;
@@ -402,7 +463,8 @@ class ProxyServer final : public Proxy {
     }
   }
 
-  static asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to) {
+  template <class From, class To>
+  static asio::awaitable<void> pump(From& from, To& to) {
     char data[16384];
     for (;;) {
       auto [ec, n] = co_await from.async_read_some(asio::buffer(data), nothrow);
@@ -411,7 +473,7 @@ class ProxyServer final : public Proxy {
       if (wec) break;
     }
     beast::error_code ignored;
-    to.shutdown(tcp::socket::shutdown_send, ignored);
+    raw(to).shutdown(tcp::socket::shutdown_send, ignored);
   }
 
   // Looks the host up, waking a sleeping environment and holding the
@@ -442,7 +504,8 @@ class ProxyServer final : public Proxy {
     hooks_.on_hit(env_id);
   }
 
-  asio::awaitable<std::optional<ProxyRoute>> route_for(Session& session, const std::string& host) {
+  template <class Client>
+  asio::awaitable<std::optional<ProxyRoute>> route_for(Session<Client>& session, const std::string& host) {
     auto deadline = std::chrono::steady_clock::now() + options_.wake_timeout;
     bool woken = false;
     std::optional<asio::steady_timer> timer;
@@ -462,21 +525,27 @@ class ProxyServer final : public Proxy {
     }
   }
 
-  asio::awaitable<void> session(tcp::socket socket) {
-    auto state = std::make_shared<Session>(std::move(socket));
+  template <class Client>
+  asio::awaitable<void> session(std::shared_ptr<Session<Client>> state) {
     asio::co_spawn(state->client.get_executor(), watchdog(state), asio::detached);
-    co_await serve(*state);
+    bool ready = true;
+    if constexpr (std::is_same_v<Client, TlsStream>) {
+      auto [ec] = co_await state->client.async_handshake(asio::ssl::stream_base::server, nothrow);  // bounded by the watchdog
+      ready = !ec;
+    }
+    if (ready) co_await serve(*state);
     state->done = true;
     state->idle_timer.cancel();
     beast::error_code ignored;
-    state->client.shutdown(tcp::socket::shutdown_send, ignored);
-    state->client.close(ignored);
+    raw(state->client).shutdown(tcp::socket::shutdown_send, ignored);
+    raw(state->client).close(ignored);
     if (state->upstream) state->upstream->close(ignored);
   }
 
   // One timer per connection, not one per read and write: it closes the
   // sockets when nothing moved for `timeout` (which cancels what waits on them).
-  asio::awaitable<void> watchdog(std::shared_ptr<Session> session) {
+  template <class Client>
+  asio::awaitable<void> watchdog(std::shared_ptr<Session<Client>> session) {
     asio::steady_timer& timer = session->idle_timer;
     auto period = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(250), options_.timeout / 4);
     for (;;) {
@@ -486,19 +555,21 @@ class ProxyServer final : public Proxy {
       if (session->tunnel) continue;
       if (std::chrono::steady_clock::now() - session->last_activity > options_.timeout) {
         beast::error_code ignored;
-        session->client.close(ignored);
+        raw(session->client).close(ignored);
         if (session->upstream) session->upstream->close(ignored);
         co_return;
       }
     }
   }
 
-  asio::awaitable<void> serve(Session& session) {
-    tcp::socket& client = session.client;
+  template <class Client>
+  asio::awaitable<void> serve(Session<Client>& session) {
+    constexpr bool kTls = std::is_same_v<Client, TlsStream>;
+    Client& client = session.client;
     beast::flat_buffer client_buffer;
     std::string client_address;
     beast::error_code ep_ec;
-    auto ep = client.remote_endpoint(ep_ec);
+    auto ep = raw(client).remote_endpoint(ep_ec);
     if (!ep_ec) client_address = ep.address().to_string();
 
     std::optional<tcp::socket>& upstream = session.upstream;
@@ -536,6 +607,23 @@ class ProxyServer final : public Proxy {
       if (auto colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos) host.resize(colon);
       if (!host.empty() && host.back() == '.') host.pop_back();
 
+      if (!kTls && options_.redirect_to_https) {
+        // Plain HTTP is only a way in: the same URL, on the HTTPS listener.
+        std::string location = "https://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
+                                (tls_port_ == 443 ? std::string() : ":" + std::to_string(tls_port_)) + std::string(req.target());
+        http::response<http::string_body> res{http::status::permanent_redirect, version};
+        res.set(http::field::server, "prevue");
+        res.set(http::field::location, location);
+        res.set(http::field::content_type, "text/html; charset=utf-8");
+        res.body() = page("Moved to HTTPS", "<p><a href=\"" + html_escape(location) + "\">" + html_escape(location) + "</a></p>", false);
+        res.keep_alive(keep_alive && !has_body);
+        res.prepare_payload();
+        session.touch();
+        auto [wec, wn] = co_await http::async_write(client, res, nothrow);
+        count(308);
+        if (wec || !res.keep_alive()) break;
+        continue;
+      }
       auto route = co_await route_for(session, host);
       if (!route) {
         bool again = co_await answer(session, version, keep_alive && !has_body, 404,
@@ -594,7 +682,7 @@ class ProxyServer final : public Proxy {
       // Forwarding headers; hop-by-hop headers stay on this hop.
       std::string forwarded_for = std::string(req["X-Forwarded-For"]);
       req.set("X-Forwarded-For", forwarded_for.empty() ? client_address : forwarded_for + ", " + client_address);
-      req.set("X-Forwarded-Proto", "http");
+      req.set("X-Forwarded-Proto", kTls ? "https" : "http");
       req.set("X-Forwarded-Host", host_header);
       req.erase(http::field::proxy_connection);
       req.erase(http::field::keep_alive);
@@ -667,6 +755,9 @@ class ProxyServer final : public Proxy {
   ProxyHooks hooks_;
   std::vector<std::unique_ptr<Worker>> workers_;
   unsigned short port_ = 0;
+  unsigned short tls_port_ = 0;
+  std::mutex tls_mutex_;
+  std::shared_ptr<asio::ssl::context> tls_;  // swapped by reload_tls(); sessions keep the one they started with
   std::atomic<bool> stopped_{false};
 };
 

@@ -1,8 +1,5 @@
 #include "report/http_client.h"
 
-// The one translation unit that compiles Asio's SSL implementation.
-#include <boost/asio/ssl/impl/src.hpp>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
