@@ -78,7 +78,8 @@ struct Daemon::Impl {
   DnsPublisher::HostMap dns_requested;  // the last set handed to the publisher
   struct DnsState {
     bool published = false;
-    std::string error;  // the last failure, while not published
+    std::vector<std::string> names;  // what is published
+    std::string error;               // the last failure, while not published
   };
   std::map<std::int64_t, DnsState> dns_state;  // by environment
   std::unique_ptr<HttpServer> api;
@@ -578,16 +579,16 @@ struct Daemon::Impl {
     for (const auto& [env, names] : by_env) {
       DnsState& state = dns_state[env];
       if (status.ok()) {
-        if (!state.published) {
+        if (!state.published || state.names != names) {
           std::string list;
           for (const auto& n : names) list += (list.empty() ? "" : " ") + n;
           (void)store->append_timeline(env, "dns", "published " + list + " (" + dns->backend_name() + ")", 0);
         }
-        state = DnsState{true, ""};
+        state = DnsState{true, names, ""};
       } else if (!state.published || reconciled) {
         if (state.error != status.error().message)
           (void)store->append_timeline(env, "dns", "DNS step failed, retrying: " + status.error().message, 0);
-        state = DnsState{false, status.error().message};
+        state = DnsState{false, {}, status.error().message};
       }
     }
     if (status.ok())

@@ -1,5 +1,8 @@
 #include "daemon/dns_publisher.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <chrono>
 #include <vector>
@@ -29,6 +32,12 @@ void DnsPublisher::stop() {
 }
 
 void DnsPublisher::run() {
+  // Signals (SIGCHLD from environments' processes above all) go to other
+  // threads: one landing here interrupts ldns's poll(), which ldns takes
+  // for a timeout and answers with a resend.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
   bool reconciled = false;
   std::optional<HostMap> failed;  // the set to retry
   std::chrono::milliseconds backoff(1'000);

@@ -35,7 +35,8 @@ Status HostsFileBackend::sync(const std::vector<std::string>& hosts) {
   std::string block = std::string(kBegin) + "\n";
   for (const auto& host : sorted) block += address_ + " " + host + "\n";
   block += std::string(kEnd) + "\n";
-  return write_file_atomic(file_, before + block + after);
+  // Rewritten whole at every start (reconcile), so a crash costs nothing: no fsync.
+  return write_file_atomic(file_, before + block + after, Durability::kAtomicOnly);
 }
 
 }  // namespace prevue

@@ -272,7 +272,9 @@ struct Rfc2136Backend::Impl {
     if (s.state_file.empty()) return {};
     std::string text;
     for (const auto& n : names) text += n + "\n";
-    return write_file_atomic(s.state_file, text);
+    // With zone transfers the server is the record and this file only a
+    // hint; without them it is how stale names are found, so it is synced.
+    return write_file_atomic(s.state_file, text, s.zone_transfer ? Durability::kAtomicOnly : Durability::kSynced);
   }
 
   // Makes the server's set of prevue's records `desired`, given what it has now.

@@ -20,7 +20,7 @@ def free_port():
 
 
 class KnotServer:
-    def __init__(self, directory, zone="preview.test", key_name="prevue-key", allow_transfer=True):
+    def __init__(self, directory, zone="preview.test", key_name="prevue-key", allow_transfer=True, journal_mode="robust"):
         self.dir = directory
         os.makedirs(self.dir, exist_ok=True)
         self.zone = zone
@@ -42,6 +42,7 @@ class KnotServer:
     tcp-max-clients: 100
 database:
     storage: "{self.dir}"
+    journal-db-mode: {journal_mode}
 log:
   - target: "{os.path.join(self.dir, 'knot.log')}"
     any: info

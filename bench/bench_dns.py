@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""DNS records published per second against a real Knot server (started here
+on a loopback port, with a TSIG key), in the same run:
+  1. prevue's RFC 2136 backend, records batched in UPDATE messages,
+  2. the same backend, one UPDATE per record,
+  3. `knsupdate` run once per record (how a script around nsupdate does it).
+Then, on the real daemon with the rfc2136 backend: how long after an
+environment's `ready` its route records are published (timeline entries).
+Targets: batched >= 20,000 records/s; records within 50 ms of ready.
+
+Usage: bench/bench_dns.py [--records 5000] [--single 300] [--knsupdate 100] [--previews 4]
+Needs: build/bench/bench_dns_updates, build/prevue, knotd and knsupdate (scripts/setup.sh).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from knot_server import KnotServer  # noqa: E402
+
+BUILD = os.environ.get("PREVUE_BUILD_DIR", os.path.join(ROOT, "build"))
+PREVUE = os.environ.get("PREVUE_BIN", os.path.join(BUILD, "prevue"))
+UPDATES = os.path.join(BUILD, "bench", "bench_dns_updates")
+GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@prevue.invalid"]
+ZONE = "preview.test"
+
+
+def updates(knot, count, mode):
+    out = subprocess.run([UPDATES, str(knot.port), knot.key_file, ZONE, str(count), mode], capture_output=True, text=True,
+                         timeout=600)
+    if out.returncode != 0:
+        sys.exit(f"bench_dns: bench_dns_updates {mode}: {out.stderr}")
+    _, n, add, remove = out.stdout.split()
+    return int(n), float(add), float(remove)
+
+
+def knsupdate_per_record(knot, count):
+    started = time.perf_counter()
+    for i in range(count):
+        knot.nsupdate([f"update add pr-{i}-k.{ZONE}. 60 A 127.0.0.1"])
+    return time.perf_counter() - started
+
+
+def publication_delays(db_path):
+    """ms from each environment's `ready` to the first DNS publication after it (its route records)."""
+    if not os.path.exists(db_path):
+        return []
+    db = sqlite3.connect(db_path)
+    try:
+        rows = db.execute("SELECT env_id, kind, detail, at FROM timeline WHERE kind IN ('ready', 'dns') ORDER BY id").fetchall()
+    except sqlite3.OperationalError:
+        rows = []
+    db.close()
+    ready, delays = {}, []
+    for env, kind, detail, at in rows:
+        if kind == "ready":
+            ready[env] = at
+        elif env in ready and detail.startswith("published"):
+            delays.append(at - ready.pop(env))
+    return delays
+
+
+def ready_to_published(scratch, knot, previews, together):
+    """Previews one after another (each alone on the machine when it turns
+    ready), or all branches at once (builds compete with the DNS server for
+    the two cores)."""
+    name = "together" if together else "one-by-one"
+    work = os.path.join(scratch, name)
+    os.makedirs(work)
+    repo = os.path.join(work, "repo")
+    shutil.copytree(os.path.join(ROOT, "templates", "reference-app"), repo)
+    subprocess.run(GIT + ["init", "-q", "-b", "main", repo], check=True)
+    subprocess.run(GIT + ["-C", repo, "add", "-A"], check=True)
+    subprocess.run(GIT + ["-C", repo, "commit", "-q", "-m", "app"], check=True)
+
+    def branch(i):
+        # A commit of its own: a branch already in the base is a merged pull request.
+        subprocess.run(GIT + ["-C", repo, "checkout", "-q", "-b", f"{name}-{i}", "main"], check=True)
+        subprocess.run(GIT + ["-C", repo, "commit", "-q", "--allow-empty", "-m", f"feature {i}"], check=True)
+        subprocess.run(GIT + ["-C", repo, "checkout", "-q", "main"], check=True)
+
+    if together:
+        for i in range(previews):
+            branch(i)
+    state = os.path.join(work, "state")
+    config = {"state_dir": state, "provider_dir": os.path.join(BUILD, "providers"), "api": {"listen": "127.0.0.1:0"},
+              "proxy": {"listen": "127.0.0.1:0", "domain": ZONE}, "concurrency": 2,
+              "dns": {"backend": "rfc2136", "server": f"127.0.0.1:{knot.port}", "key_file": knot.key_file},
+              "repositories": [{"url": repo, "poll_interval": "100ms"}]}
+    with open(os.path.join(work, "config.json"), "w") as f:
+        json.dump(config, f)
+    daemon = subprocess.Popen([PREVUE, "serve", "--config", os.path.join(work, "config.json")],
+                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "serve.log"), "w"))
+    db_path = os.path.join(state, "prevue.db")
+    try:
+        for i in range(previews if not together else 1):
+            if not together:
+                branch(i)
+            wanted = previews if together else i + 1
+            deadline = time.monotonic() + 120
+            while len(publication_delays(db_path)) < wanted:
+                if time.monotonic() > deadline:
+                    sys.exit("bench_dns: previews not published in time; see " + os.path.join(work, "serve.log"))
+                time.sleep(0.05)
+        return publication_delays(db_path)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=5000)
+    parser.add_argument("--single", type=int, default=300)
+    parser.add_argument("--knsupdate", type=int, default=100)
+    parser.add_argument("--previews", type=int, default=4)
+    parser.add_argument("--journal", choices=["robust", "asynchronous"], default="robust",
+                        help="Knot's journal-db-mode: robust syncs each change to disk (the default), asynchronous does not")
+    parser.add_argument("--knot-dir", help="where Knot keeps its zone and journal (e.g. /dev/shm, to keep disk syncs out)")
+    args = parser.parse_args()
+    for tool in ("knotd", "knsupdate"):
+        if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
+            sys.exit(f"bench_dns: {tool} is missing: run scripts/setup.sh")
+    if not os.path.exists(UPDATES):
+        sys.exit("bench_dns: build first (scripts/build.sh): " + UPDATES)
+    scratch = tempfile.mkdtemp(prefix="prevue-bench-dns-")
+    knot_dir = os.path.join(args.knot_dir or scratch, "knot-" + str(os.getpid()))
+    knot = KnotServer(knot_dir, zone=ZONE, journal_mode=args.journal).start()
+    try:
+        n, batched_add, batched_remove = updates(knot, args.records, "batched")
+        s, single_add, single_remove = updates(knot, args.single, "single")
+        k_seconds = knsupdate_per_record(knot, args.knsupdate)
+        batched_rate = n / batched_add
+        single_rate = s / single_add
+        k_rate = args.knsupdate / k_seconds
+        alone = ready_to_published(scratch, knot, args.previews, together=False)
+        together = ready_to_published(scratch, knot, args.previews, together=True)
+
+        print(f"DNS records added per second against Knot on loopback (TSIG hmac-sha256, same server, same run)")
+        print(f"  prevue batched:  {n} records in {batched_add * 1000:.1f} ms ({batched_rate:,.0f}/s); removed in "
+              f"{batched_remove * 1000:.1f} ms ({n / batched_remove:,.0f}/s, each with a value prerequisite)")
+        print(f"  prevue one UPDATE per record: {s} in {single_add:.2f} s ({single_rate:,.0f}/s)")
+        print(f"  knsupdate once per record:    {args.knsupdate} in {k_seconds:.2f} s ({k_rate:,.0f}/s)")
+        print(f"  ready -> route records published, {len(alone)} previews one after another: "
+              f"median {statistics.median(alone):.0f} ms, max {max(alone):.0f} ms")
+        print(f"  ready -> route records published, {len(together)} previews built at once (builds and Knot share 2 cores): "
+              f"median {statistics.median(together):.0f} ms, max {max(together):.0f} ms")
+        print(f"{'records/s, batched':40s} prevue {batched_rate:10,.0f} /s   | {'knsupdate per record':24s} {k_rate:10,.0f} /s   | "
+              f"ratio {batched_rate / k_rate:.0f}x")
+        print(f"{'records/s, batched':40s} prevue {batched_rate:10,.0f} /s   | {'target':24s} {20000:10,.0f} /s   | "
+              f"ratio {batched_rate / 20000:.2f}x")
+        print(f"{'ready -> published (median, alone)':40s} prevue {statistics.median(alone):10.0f} ms   | {'target':24s} {50:10.0f} ms   | "
+              f"ratio {statistics.median(alone) / 50:.2f}x")
+    finally:
+        knot.stop()
+        shutil.rmtree(knot_dir, ignore_errors=True)
+        if os.environ.get("PREVUE_BENCH_KEEP") is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
