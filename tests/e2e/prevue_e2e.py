@@ -283,3 +283,12 @@ def set_lease(repo, lease):
 
 def primary_host(env):
     return env["url"].split("//", 1)[1].split(":", 1)[0]
+
+
+WEBHOOK_FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "fixtures", "webhooks")
+
+
+def webhook_fixture(name):
+    """A git host's own payload from ../shared/fixtures/webhooks, parsed."""
+    with open(os.path.join(WEBHOOK_FIXTURES, name), encoding="utf-8") as f:
+        return json.load(f)

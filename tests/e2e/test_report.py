@@ -15,17 +15,13 @@ import urllib.error
 import urllib.request
 
 from fake_git_hosts import FakeGitHosts, wait_until
-from prevue_e2e import Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host, set_banner, set_lease
+from prevue_e2e import (Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host, set_banner, set_lease,
+                        webhook_fixture)
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "fixtures", "webhooks")
 SECRET = "report-test-secret"
 TOKENS = {"github": "ghp_fake_0123456789", "gitlab": "glpat-fake-0123456789", "gitea": "gitea-fake-0123456789",
           "bitbucket": "bb-fake-0123456789"}
 
-
-def fixture(name):
-    with open(os.path.join(FIXTURES, name), encoding="utf-8") as f:
-        return json.load(f)
 
 
 class Reporting(PrevueTestCase):
@@ -89,7 +85,7 @@ class Reporting(PrevueTestCase):
             return e.code
 
     def github(self, name, pr, sha, delivery):
-        body = fixture("github/" + name)
+        body = webhook_fixture("github/" + name)
         body["number"] = pr
         body["pull_request"]["number"] = pr
         body["pull_request"]["head"].update({"sha": sha, "ref": "feature/gh"})
@@ -100,7 +96,7 @@ class Reporting(PrevueTestCase):
         return self.deliver("github", body, {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": delivery})
 
     def gitlab_open(self, iid, sha):
-        body = fixture("gitlab/merge_request-open.json")
+        body = webhook_fixture("gitlab/merge_request-open.json")
         body["project"].update({"id": 77, "path_with_namespace": "group/app"})
         attrs = body["object_attributes"]
         attrs.update({"iid": iid, "source_branch": "feature/gl", "target_branch": "main", "source_project_id": 77,
@@ -109,7 +105,7 @@ class Reporting(PrevueTestCase):
         return self.deliver("gitlab", body, {"X-Gitlab-Event": "Merge Request Hook", "X-Gitlab-Event-UUID": "gl-%d-%s" % (iid, sha)})
 
     def gitea_open(self, pr, sha):
-        body = fixture("gitea/pull_request-opened.json")
+        body = webhook_fixture("gitea/pull_request-opened.json")
         body["number"] = pr
         body["pull_request"]["number"] = pr
         body["pull_request"]["head"].update({"sha": sha, "ref": "feature/gt"})
@@ -120,7 +116,7 @@ class Reporting(PrevueTestCase):
         return self.deliver("gitea", body, {"X-Gitea-Event": "pull_request", "X-Gitea-Delivery": "gt-%d-%s" % (pr, sha)})
 
     def bitbucket_created(self, pr, sha):
-        body = fixture("bitbucket/cloud-pullrequest-created.json")
+        body = webhook_fixture("bitbucket/cloud-pullrequest-created.json")
         body["repository"]["full_name"] = "space/app"
         body["pullrequest"]["id"] = pr
         body["pullrequest"]["source"]["commit"]["hash"] = sha[:12]  # Bitbucket Cloud sends 12 hex digits

@@ -13,16 +13,12 @@ import socket
 import urllib.error
 import urllib.request
 
-from prevue_e2e import Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host, set_banner, set_lease
+from prevue_e2e import (Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host, set_banner, set_lease,
+                        webhook_fixture)
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "fixtures", "webhooks")
 SECRET = "It's a Secret to Everybody"
 API_KEY = "sk-live-0123456789abcdef"
 
-
-def fixture(name):
-    with open(os.path.join(FIXTURES, name), encoding="utf-8") as f:
-        return json.load(f)
 
 
 class Webhooks(PrevueTestCase):
@@ -57,7 +53,7 @@ class Webhooks(PrevueTestCase):
         super().tearDown()
 
     def payload(self, name, sha, action=None):
-        body = fixture(name)
+        body = webhook_fixture(name)
         body["number"] = 7
         body["pull_request"]["number"] = 7
         body["pull_request"]["head"]["sha"] = sha
@@ -160,8 +156,8 @@ class Webhooks(PrevueTestCase):
             s.sendall(f"POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: pull_request\r\nX-GitHub-Delivery: bad-4\r\n"
                       f"Content-Length: {2 << 20}\r\n\r\n".encode())
             self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 413"))
-        self.assertEqual(self.deliver(json.dumps(fixture("github/ping.json")).encode(), "ping-1", event="ping")[0], 200)
-        status, reply = self.deliver(json.dumps(fixture("github/push-branch-created.json")).encode(), "push-1", event="push")
+        self.assertEqual(self.deliver(json.dumps(webhook_fixture("github/ping.json")).encode(), "ping-1", event="ping")[0], 200)
+        status, reply = self.deliver(json.dumps(webhook_fixture("github/push-branch-created.json")).encode(), "push-1", event="push")
         self.assertEqual((status, reply["status"]), (202, "ignored"))
         # Not one of the refused deliveries reached the inbox; the ignored one is there, with why.
         deliveries = {e["delivery_id"]: e for e in self.events()}
