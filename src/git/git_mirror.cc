@@ -79,6 +79,7 @@ bool is_valid_ref_name(const std::string& name) {
 
 struct GitMirror::Impl {
   RepoPtr repo;
+  std::filesystem::path lock_path;  // beside the mirror: creating and fetching take it (threads and processes)
 
   Result<CommitPtr> commit(const std::string& sha) const {
     git_oid oid;
@@ -118,18 +119,27 @@ GitMirror& GitMirror::operator=(GitMirror&&) noexcept = default;
 Result<GitMirror> GitMirror::open(const std::filesystem::path& mirror_path, std::string source) {
   init_git_library();
   git_repository* raw = nullptr;
-  if (git_repository_open_bare(&raw, mirror_path.c_str()) != 0) {
-    std::error_code ec;
-    std::filesystem::create_directories(mirror_path.parent_path(), ec);
-    if (git_repository_init(&raw, mirror_path.c_str(), /*is_bare=*/1) != 0)
-      return git_failure("cannot create mirror at " + mirror_path.string());
+  std::filesystem::path lock_path = mirror_path.string() + ".lock";
+  {
+    // Two builds of one repository may start at once: one creates the mirror,
+    // and no one opens it half made.
+    FileLock lock(lock_path);
+    if (git_repository_open_bare(&raw, mirror_path.c_str()) != 0) {
+      std::error_code ec;
+      std::filesystem::create_directories(mirror_path.parent_path(), ec);
+      if (git_repository_init(&raw, mirror_path.c_str(), /*is_bare=*/1) != 0)
+        return git_failure("cannot create mirror at " + mirror_path.string());
+    }
   }
   auto impl = std::make_unique<Impl>();
   impl->repo.reset(raw);
+  impl->lock_path = std::move(lock_path);
   return GitMirror(std::move(impl), std::move(source));
 }
 
 Status GitMirror::fetch() {
+  // One fetch into a mirror at a time: concurrent ones fail on git's ref locks.
+  FileLock lock(impl_->lock_path);
   git_remote* raw = nullptr;
   if (git_remote_create_anonymous(&raw, impl_->repo.get(), source_.c_str()) != 0)
     return git_failure("cannot use '" + source_ + "' as a git remote");

@@ -205,7 +205,8 @@ class Reporting(PrevueTestCase):
 
         gitea_status = r"^/gitea/api/v1/repos/team/app/statuses/" + self.heads["gt"] + "$"
         wait_until(lambda: "success" in states("gitea", gitea_status), "Gitea's success status")
-        self.assertEqual(states("gitea", gitea_status), ["pending", "success"])
+        self.assertEqual(states("gitea", gitea_status), ["pending", "success"],
+                         [r["body"].get("description") for r in self.hosts.of("gitea", "POST", gitea_status)])
         self.assertEqual(self.hosts.of("gitea", "POST", gitea_status)[-1]["body"]["target_url"], envs[31]["url"])
         self.assertEqual(len(self.hosts.of("gitea", "POST", r"/issues/31/comments$")), 1)
 

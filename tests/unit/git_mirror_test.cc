@@ -1,6 +1,9 @@
 #include "git/git_mirror.h"
 
 #include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
 #include <sys/stat.h>
 
 #include "core/files.h"
@@ -102,6 +105,28 @@ TEST_F(GitMirrorTest, FetchPrunesDeletedBranches) {
   EXPECT_EQ(mirror_->resolve_ref("feature").error().code, ErrorCode::kNotFound);
   // The commit is still in the object database.
   EXPECT_EQ(mirror_->resolve_sha(second_)->sha, second_);
+}
+
+TEST_F(GitMirrorTest, BuildsStartingTogetherShareOneNewMirror) {
+  // Two builds of one repository at once (two webhooks): both create-or-open
+  // the same new mirror and fetch into it; neither may fail on git's locks.
+  for (int round = 0; round < 5; ++round) {
+    auto path = repo_.scratch() / ("shared-" + std::to_string(round) + ".git");
+    std::vector<std::string> errors(4);
+    std::vector<std::thread> builds;
+    for (size_t i = 0; i < errors.size(); ++i)
+      builds.emplace_back([&, i] {
+        auto m = GitMirror::open(path, repo_.path().string());
+        if (!m.ok()) {
+          errors[i] = m.error().message;
+          return;
+        }
+        if (auto f = m->fetch(); !f.ok()) errors[i] = f.error().message;
+        else if (auto r = m->resolve_ref("feature"); !r.ok() || r->sha != second_) errors[i] = "feature not fetched";
+      });
+    for (auto& t : builds) t.join();
+    for (const auto& e : errors) EXPECT_EQ(e, "") << "round " << round;
+  }
 }
 
 TEST(GitMirror, UnreachableSourceIsAClearError) {
