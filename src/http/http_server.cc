@@ -81,6 +81,21 @@ Result<tcp::acceptor> open_acceptor(asio::io_context& ctx, const tcp::endpoint& 
   return acceptor;
 }
 
+// SO_REUSEPORT would let a second prevue share a port the first holds and
+// silently split its traffic: a fixed port is first bound alone, which
+// fails while anyone listens on it.
+Status ensure_port_free(const tcp::endpoint& where, const std::string& host) {
+  if (where.port() == 0) return {};
+  asio::io_context probe_ctx;
+  tcp::acceptor probe(probe_ctx);
+  beast::error_code ec;
+  probe.open(where.protocol(), ec);
+  if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) probe.bind(where, ec);
+  if (ec) return make_error(ErrorCode::kIo, "cannot listen on " + host + ":" + std::to_string(where.port()) + ": " + ec.message());
+  return {};
+}
+
 // One of several acceptors on the same port (SO_REUSEPORT): the kernel
 // spreads connections over the threads that own them.
 Status open_shared_acceptor(tcp::acceptor& acceptor, const tcp::endpoint& where, const std::string& host) {
@@ -123,6 +138,7 @@ class ApiServer final : public HttpServer {
       asio::co_spawn(main_, accept_loop(acceptor_), asio::detached);
       return {};
     }
+    PREVUE_TRY(ensure_port_free(endpoint, host));
     for (int i = 0; i < std::max(1, offload_->threads); ++i) {
       auto worker = std::make_unique<Worker>();
       PREVUE_TRY(open_shared_acceptor(worker->acceptor, tcp::endpoint(endpoint.address(), port_ ? port_ : endpoint.port()), host));
@@ -277,6 +293,8 @@ class ProxyServer final : public Proxy {
       if (!e.ok()) return e.error();
       tls_endpoint = *e;
     }
+    PREVUE_TRY(ensure_port_free(*endpoint, options_.host));
+    if (tls_endpoint) PREVUE_TRY(ensure_port_free(*tls_endpoint, tls_endpoint->address().to_string()));
     for (int i = 0; i < std::max(1, options_.threads); ++i) {
       auto worker = std::make_unique<Worker>();
       PREVUE_TRY(open_shared_acceptor(worker->acceptor, tcp::endpoint(endpoint->address(), port_ ? port_ : endpoint->port()), options_.host));

@@ -2,11 +2,13 @@
 previews reachable through the proxy, pushes redeploy only what changed,
 merges and deleted branches tear them down, and restarts lose nothing."""
 
+import json
 import os
 import signal
+import subprocess
 import unittest
 
-from prevue_e2e import (SEEDED_ITEMS, Daemon, PrevueTestCase, commit_all, edit, git, make_template_repo, page_items,
+from prevue_e2e import (PREVUE, SEEDED_ITEMS, Daemon, PrevueTestCase, commit_all, edit, git, make_template_repo, page_items,
                         primary_host, process_alive, service_pids, set_banner, set_lease)
 
 
@@ -117,6 +119,23 @@ class Serve(PrevueTestCase):
         self.assertEqual(status, 202)
         self.daemon.wait_gone(env["slug"])
         self.assertEqual(self.daemon.get(primary_host(env))[0], 404)
+
+    def test_a_second_daemon_on_the_same_ports_is_refused(self):
+        # The listeners share their ports between their own threads (SO_REUSEPORT); another
+        # process must not join them and split the traffic.
+        api_port = int(self.daemon.api.rsplit(":", 1)[1])
+        for api, proxy in ((api_port + 0, 0), (0, self.daemon.proxy_port)):
+            second = Daemon(self.scratch, [self.repo], name=f"second-{api}-{proxy}")
+            with open(second.config_path, encoding="utf-8") as f:
+                config = json.load(f)
+            config["api"]["listen"] = f"127.0.0.1:{api}"
+            config["proxy"]["listen"] = f"127.0.0.1:{proxy}"
+            with open(second.config_path, "w", encoding="utf-8") as f:
+                json.dump(config, f)
+            run = subprocess.run([PREVUE, "serve", "--config", second.config_path], capture_output=True, text=True, timeout=60)
+            self.assertEqual(run.returncode, 1, run.stderr)
+            self.assertIn("Address already in use", run.stderr)
+        self.assertEqual(self.daemon.api_call("GET", "/healthz")[0], 200)
 
     def test_push_during_a_build_supersedes_it_and_builds_run_concurrently(self):
         slow = "def main():\n    import time; time.sleep(2)\n"
