@@ -252,28 +252,28 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
           rep.expect_object({"token", "token_file", "token_env", "api_url", "deployments", "comment", "context", "timeout", "attempts",
                              "backoff", "ca_file"});
           settings.report = true;
-          settings.api.host = host;
-          settings.api.token = secret_of(rep, "token");
-          if (settings.api.token.empty()) rep.fail("needs a token (token, token_file or token_env) to call the " + std::string(host) + " API");
-          settings.api.api_url = rep.string_or("api_url", default_api_url(host));
-          if (settings.api.api_url.empty())
+          settings.reporting.api.host = host;
+          settings.reporting.api.token = secret_of(rep, "token");
+          if (settings.reporting.api.token.empty()) rep.fail("needs a token (token, token_file or token_env) to call the " + std::string(host) + " API");
+          settings.reporting.api.api_url = rep.string_or("api_url", default_api_url(host));
+          if (settings.reporting.api.api_url.empty())
             rep.fail(std::string("needs api_url: ") + host + " is self-hosted (e.g. https://git.example.com/api/v1)");
-          if (settings.api.api_url.rfind("https://", 0) != 0 && settings.api.api_url.rfind("http://", 0) != 0)
+          if (settings.reporting.api.api_url.rfind("https://", 0) != 0 && settings.reporting.api.api_url.rfind("http://", 0) != 0)
             rep.at("api_url").fail("must be an http:// or https:// URL");
           if (rep.has("deployments")) {
             if (!rep.at("deployments").value().is_boolean()) rep.at("deployments").fail("must be true or false");
-            settings.api.deployments = rep.at("deployments").value().get<bool>();
+            settings.reporting.api.deployments = rep.at("deployments").value().get<bool>();
           }
           if (rep.has("comment")) {
             if (!rep.at("comment").value().is_boolean()) rep.at("comment").fail("must be true or false");
-            settings.api.comment = rep.at("comment").value().get<bool>();
+            settings.reporting.api.comment = rep.at("comment").value().get<bool>();
           }
-          settings.api.context = rep.string_or("context", "prevue");
-          if (settings.api.context.empty() || settings.api.context.size() > 40) rep.at("context").fail("must be 1 to 40 characters");
-          if (rep.has("timeout")) settings.client.timeout = rep.at("timeout").duration();
-          if (rep.has("backoff")) settings.client.backoff = rep.at("backoff").duration();
-          if (rep.has("attempts")) settings.client.attempts = read_int(rep.at("attempts"), 1, 10);
-          if (rep.has("ca_file")) settings.client.ca_file = resolve(base, rep.at("ca_file").string()).string();
+          settings.reporting.api.context = rep.string_or("context", "prevue");
+          if (settings.reporting.api.context.empty() || settings.reporting.api.context.size() > 40) rep.at("context").fail("must be 1 to 40 characters");
+          if (rep.has("timeout")) settings.reporting.client.timeout = rep.at("timeout").duration();
+          if (rep.has("backoff")) settings.reporting.client.backoff = rep.at("backoff").duration();
+          if (rep.has("attempts")) settings.reporting.client.attempts = read_int(rep.at("attempts"), 1, 10);
+          if (rep.has("ca_file")) settings.reporting.client.ca_file = resolve(base, rep.at("ca_file").string()).string();
         }
         c.webhooks[host] = settings;
       }

@@ -10,8 +10,7 @@
 #include "dns/dns_backend.h"
 #include "core/result.h"
 #include "manifest/manifest.h"
-#include "report/host_api.h"
-#include "report/http_client.h"
+#include "report/reporter.h"
 
 namespace prevue {
 
@@ -39,8 +38,7 @@ struct WebhookSettings {
   std::string signing_secret;  // GitLab: Standard Webhooks signing token ("whsec_...")
   // Reporting back (statuses, the one comment): on when "report" is configured.
   bool report = false;
-  HostApiSettings api;
-  ClientOptions client;
+  HostReporting reporting;
 };
 
 struct Config {

@@ -94,7 +94,7 @@ struct Daemon::Impl {
   std::set<std::int64_t> polls_running;
   std::map<std::int64_t, RepositoryRecord> repos;  // watched, by id
   std::map<std::int64_t, WatchedRepository> watched;
-  std::vector<std::pair<std::int64_t, std::vector<std::string>>> webhook_names;  // repository id -> names; fixed after start
+  std::vector<std::pair<std::int64_t, std::vector<std::string>>> webhook_names;  // repository id -> comparable names; fixed after start
   InboxWriter inbox;  // group commit for the webhook threads
   bool stopping = false;
   bool reconcile_pending = false;
@@ -157,8 +157,10 @@ struct Daemon::Impl {
     engine_config.provider_dir = config.provider_dir;
     engine_config.preview_domain = config.domain;
     // The link previews get: the HTTPS listener's when there is one.
-    std::string default_url = proxy->tls_port() ? "https://{host}" + (proxy->tls_port() == 443 ? std::string() : ":" + std::to_string(proxy->tls_port())) + "/"
-                                                : "http://{host}" + (proxy->port() == 80 ? std::string() : ":" + std::to_string(proxy->port())) + "/";
+    bool https = proxy->tls_port() != 0;
+    unsigned short link_port = https ? proxy->tls_port() : proxy->port();
+    std::string default_url = std::string(https ? "https" : "http") + "://{host}" +
+                              (link_port == (https ? 443 : 80) ? std::string() : ":" + std::to_string(link_port)) + "/";
     engine_config.public_url_template = config.public_url.empty() ? default_url : config.public_url;
     engine_config.lease_defaults = config.lease;
     engine_config.secrets = config.secrets;
@@ -173,10 +175,12 @@ struct Daemon::Impl {
       }
       repos[repo->id] = *repo;
       watched[repo->id] = w;
-      // How webhooks may name it; fixed from here on, so the webhook threads read it without a lock.
-      std::vector<std::string> names = w.names;
-      names.push_back(repo->key);
-      names.push_back(w.url);
+      // How webhooks may name it, ready to compare; fixed from here on, so
+      // the webhook threads read it without a lock.
+      std::vector<std::string> names;
+      for (const auto& name : w.names) names.push_back(comparable_repository_name(name));
+      names.push_back(comparable_repository_name(repo->key));
+      names.push_back(comparable_repository_name(w.url));
       webhook_names.emplace_back(repo->id, std::move(names));
     }
 
@@ -192,13 +196,10 @@ struct Daemon::Impl {
     api = std::move(started_api).value();
 
     ReporterOptions reporting;
-    reporting.database = config.state_dir / "prevue.db";
+    reporting.store = [this]() -> Store& { return thread_store(); };
     for (const auto& [host, settings] : config.webhooks)
-      if (settings.report) {
-        reporting.hosts[host] = settings.api;
-        reporting.clients[host] = settings.client;
-      }
-    reporter = std::make_unique<Reporter>(reporting, clock, [](const std::string& event, const std::string& fields) { log_event(event, fields); });
+      if (settings.report) reporting.hosts[host] = settings.reporting;
+    reporter = std::make_unique<Reporter>(reporting, [](const std::string& event, const std::string& fields) { log_event(event, fields); });
 
     workers = std::make_unique<asio::thread_pool>(static_cast<size_t>(config.concurrency));
     git_pool = std::make_unique<asio::thread_pool>(1);
@@ -461,12 +462,8 @@ struct Daemon::Impl {
       }
     }
     if (r.slug.empty()) r.slug = make_slug(repos.count(key.first) ? repos[key.first].key : "", key.second, (*pr)->head_ref);
-    if (r.url.empty()) {
-      // Before the first build the link is already known: it shows the building page.
-      std::string host = r.slug + "." + config.domain;
-      r.url = engine_config.public_url_template;
-      if (auto at = r.url.find("{host}"); at != std::string::npos) r.url.replace(at, 6, host);
-    }
+    // Before the first build the link is already known: it shows the building page.
+    if (r.url.empty()) r.url = engine_config.public_url(r.slug + "." + config.domain);
     r.extend_hint = "prevue extend " + r.slug + " 1d";
     if (r.sha.empty()) r.sha = (*pr)->head_sha;
     reporter->post(key.first, key.second, std::move(r));
@@ -1080,16 +1077,20 @@ struct Daemon::Impl {
 
   // The watched repository a webhook names (by "owner/name", clone or web URL).
   std::optional<std::int64_t> watched_repository(const std::vector<std::string>& names) const {
-    auto strip = [](std::string text) {
-      while (!text.empty() && text.back() == '/') text.pop_back();
-      if (text.size() > 4 && text.substr(text.size() - 4) == ".git") text.resize(text.size() - 4);
-      return text;
-    };
-    for (const auto& [id, ours] : webhook_names)
-      for (const auto& theirs : names)
-        for (const auto& mine : ours)
-          if (!theirs.empty() && strip(theirs) == strip(mine)) return id;
+    for (const auto& theirs : names) {
+      if (theirs.empty()) continue;
+      std::string name = comparable_repository_name(theirs);
+      for (const auto& [id, ours] : webhook_names)
+        if (std::find(ours.begin(), ours.end(), name) != ours.end()) return id;
+    }
     return std::nullopt;
+  }
+
+  // "https://host/owner/name.git/" and "https://host/owner/name" are one repository.
+  static std::string comparable_repository_name(std::string text) {
+    while (!text.empty() && text.back() == '/') text.pop_back();
+    if (text.size() > 4 && text.compare(text.size() - 4, 4, ".git") == 0) text.resize(text.size() - 4);
+    return text;
   }
 
   // POST /api/v1/environments {"repo", "pr", "ref" | "sha"}: an event from the API.

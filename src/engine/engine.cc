@@ -241,6 +241,12 @@ Result<std::string> Engine::repository_key(const std::string& repo) {
   return repo;
 }
 
+std::string EngineConfig::public_url(const std::string& host) const {
+  std::string url = public_url_template;
+  if (auto at = url.find("{host}"); at != std::string::npos) url.replace(at, 6, host);
+  return url;
+}
+
 Result<RepositoryRecord> Engine::repository(const std::string& repo) {
   auto key = repository_key(repo);
   if (!key.ok()) return key.error();
@@ -417,9 +423,7 @@ UpResult Engine::up(const UpRequest& request) {
                             [&](const RouteSpec& route, const std::string& host) {
                               if (config_.public_url_template.empty())
                                 return "http://127.0.0.1:" + std::to_string(allocated.port_of(route.service)) + "/";
-                              std::string u = config_.public_url_template;
-                              if (auto at = u.find("{host}"); at != std::string::npos) u.replace(at, 6, host);
-                              return u;
+                              return config_.public_url(host);
                             },
                             // An untrusted pull request gets no secrets: the names render empty.
                             [&](const std::string& value) { return request.config_ref.empty() ? value : std::string(); },

@@ -35,6 +35,10 @@ struct EngineConfig {
   // {{ secret.NAME }} values for trusted pull requests; untrusted ones
   // render them empty. Redacted from every step log and stored error.
   std::map<std::string, std::string> secrets;
+
+  // The link a reviewer gets for `host` through the proxy (public_url_template
+  // with {host} filled in); empty when links go straight to the upstream.
+  std::string public_url(const std::string& host) const;
 };
 
 struct UpRequest {

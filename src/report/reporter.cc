@@ -6,17 +6,16 @@
 
 namespace prevue {
 
-Reporter::Reporter(ReporterOptions options, const Clock& clock, LogFn log)
-    : options_(std::move(options)), clock_(clock), log_(std::move(log)) {
+Reporter::Reporter(ReporterOptions options, LogFn log) : options_(std::move(options)), log_(std::move(log)) {
   if (options_.hosts.empty()) return;
   for (int i = 0; i < std::max(1, options_.threads); ++i) threads_.emplace_back([this] { work(); });
 }
 
 Reporter::~Reporter() { stop(); }
 
-bool Reporter::reports_to(const std::string& host) const { return settings_for(host) != nullptr; }
+bool Reporter::reports_to(const std::string& host) const { return reporting_for(host) != nullptr; }
 
-const HostApiSettings* Reporter::settings_for(const std::string& host) const {
+const HostReporting* Reporter::reporting_for(const std::string& host) const {
   auto it = options_.hosts.find(host == "bitbucket-datacenter" ? "bitbucket" : host);
   return it == options_.hosts.end() ? nullptr : &it->second;
 }
@@ -71,25 +70,18 @@ void Reporter::work() {
 }
 
 void Reporter::deliver(const Key& key, const PreviewReport& report) {
-  thread_local std::unique_ptr<Store> store;
   std::string pr_field = "pr=" + std::to_string(key.second);
   try {
-    if (!store) {
-      auto opened = Store::open(options_.database.string(), clock_);
-      if (!opened.ok()) throw std::runtime_error(opened.error().message);
-      store = std::move(opened).value();
-    }
-    auto found = store->report_of(key.first, key.second);
+    Store& store = options_.store();
+    auto found = store.report_of(key.first, key.second);
     if (!found.ok()) throw std::runtime_error(found.error().message);
     if (!found->has_value()) return;  // not from a host prevue reports to
     ReportRecord record = **found;
-    const HostApiSettings* settings = settings_for(record.host);
-    if (!settings) return;
-    HostApiSettings effective = *settings;
-    effective.host = record.host;
-    ClientOptions client;
-    if (auto it = options_.clients.find(record.host == "bitbucket-datacenter" ? "bitbucket" : record.host); it != options_.clients.end())
-      client = it->second;
+    const HostReporting* reporting = reporting_for(record.host);
+    if (!reporting) return;
+    HostApiSettings effective = reporting->api;
+    effective.host = record.host;  // bitbucket-datacenter shapes its requests differently
+    ClientOptions client = reporting->client;
     client.cancelled = &stopping_;
     int requests = 0;
     HttpTransport transport = [&](const ClientRequest& request) {
@@ -102,7 +94,7 @@ void Reporter::deliver(const Key& key, const PreviewReport& report) {
     // Whatever the host did accept (a comment id, a deployment) is kept even on failure.
     Redactor redact({{"token", effective.token}});
     record.last_error = s.ok() ? "" : redact(s.error().message);
-    Status saved = store->save_report(record);
+    Status saved = store.save_report(record);
     std::string fields = "host=" + record.host + " repo=" + nlohmann::json(record.host_repo).dump() + " " + pr_field +
                          " state=" + to_string(report.state) + " sha=" + report.sha.substr(0, 12) + " requests=" + std::to_string(requests);
     if (s.ok()) {

@@ -8,7 +8,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -16,23 +15,28 @@
 #include <thread>
 #include <vector>
 
-#include "core/clock.h"
 #include "report/host_api.h"
 #include "report/http_client.h"
+#include "store/store.h"
 
 namespace prevue {
 
+// How prevue reaches one host's API.
+struct HostReporting {
+  HostApiSettings api;
+  ClientOptions client;  // timeouts, retries, CA file
+};
+
 struct ReporterOptions {
-  std::map<std::string, HostApiSettings> hosts;  // by host name; "bitbucket" also serves Bitbucket Data Center
-  std::map<std::string, ClientOptions> clients;  // timeouts, retries, CA file, by host name
-  std::filesystem::path database;                // the state database (each thread opens its own connection)
+  std::map<std::string, HostReporting> hosts;  // by host name; "bitbucket" also serves Bitbucket Data Center
+  std::function<Store&()> store;               // the calling thread's own connection to the state database
   int threads = 2;
 };
 
 class Reporter {
  public:
   using LogFn = std::function<void(const std::string& event, const std::string& fields)>;
-  Reporter(ReporterOptions options, const Clock& clock, LogFn log);
+  Reporter(ReporterOptions options, LogFn log);
   ~Reporter();  // stop()
   Reporter(const Reporter&) = delete;
   Reporter& operator=(const Reporter&) = delete;
@@ -50,10 +54,9 @@ class Reporter {
   using Key = std::pair<std::int64_t, long>;
   void work();
   void deliver(const Key& key, const PreviewReport& report);
-  const HostApiSettings* settings_for(const std::string& host) const;
+  const HostReporting* reporting_for(const std::string& host) const;
 
   ReporterOptions options_;
-  const Clock& clock_;
   LogFn log_;
   std::mutex mutex_;
   std::condition_variable wake_;
