@@ -14,10 +14,8 @@ Needs: build/bench/bench_dns_updates, build/prevue, knotd and knsupdate (scripts
 """
 
 import argparse
-import json
 import os
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -25,14 +23,12 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_common import BUILD, ROOT, Serve, branch_with_commit, make_repo, until
+
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 from knot_server import KnotServer  # noqa: E402
 
-BUILD = os.environ.get("PREVUE_BUILD_DIR", os.path.join(ROOT, "build"))
-PREVUE = os.environ.get("PREVUE_BIN", os.path.join(BUILD, "prevue"))
 UPDATES = os.path.join(BUILD, "bench", "bench_dns_updates")
-GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@prevue.invalid"]
 ZONE = "preview.test"
 
 
@@ -78,45 +74,26 @@ def ready_to_published(scratch, knot, previews, together):
     name = "together" if together else "one-by-one"
     work = os.path.join(scratch, name)
     os.makedirs(work)
-    repo = os.path.join(work, "repo")
-    shutil.copytree(os.path.join(ROOT, "templates", "reference-app"), repo)
-    subprocess.run(GIT + ["init", "-q", "-b", "main", repo], check=True)
-    subprocess.run(GIT + ["-C", repo, "add", "-A"], check=True)
-    subprocess.run(GIT + ["-C", repo, "commit", "-q", "-m", "app"], check=True)
-
-    def branch(i):
-        # A commit of its own: a branch already in the base is a merged pull request.
-        subprocess.run(GIT + ["-C", repo, "checkout", "-q", "-b", f"{name}-{i}", "main"], check=True)
-        subprocess.run(GIT + ["-C", repo, "commit", "-q", "--allow-empty", "-m", f"feature {i}"], check=True)
-        subprocess.run(GIT + ["-C", repo, "checkout", "-q", "main"], check=True)
-
+    repo = make_repo(os.path.join(work, "repo"), os.path.join("templates", "reference-app"))
     if together:
         for i in range(previews):
-            branch(i)
+            branch_with_commit(repo, f"{name}-{i}")
     state = os.path.join(work, "state")
-    config = {"state_dir": state, "provider_dir": os.path.join(BUILD, "providers"), "api": {"listen": "127.0.0.1:0"},
-              "proxy": {"listen": "127.0.0.1:0", "domain": ZONE}, "concurrency": 2,
-              "dns": {"backend": "rfc2136", "server": f"127.0.0.1:{knot.port}", "key_file": knot.key_file},
-              "repositories": [{"url": repo, "poll_interval": "100ms"}]}
-    with open(os.path.join(work, "config.json"), "w") as f:
-        json.dump(config, f)
-    daemon = subprocess.Popen([PREVUE, "serve", "--config", os.path.join(work, "config.json")],
-                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "serve.log"), "w"))
+    daemon = Serve(work, {"state_dir": state, "api": {"listen": "127.0.0.1:0"},
+                          "proxy": {"listen": "127.0.0.1:0", "domain": ZONE}, "concurrency": 2,
+                          "dns": {"backend": "rfc2136", "server": f"127.0.0.1:{knot.port}", "key_file": knot.key_file},
+                          "repositories": [{"url": repo, "poll_interval": "100ms"}]})
     db_path = os.path.join(state, "prevue.db")
     try:
         for i in range(previews if not together else 1):
             if not together:
-                branch(i)
+                branch_with_commit(repo, f"{name}-{i}")
             wanted = previews if together else i + 1
-            deadline = time.monotonic() + 120
-            while len(publication_delays(db_path)) < wanted:
-                if time.monotonic() > deadline:
-                    sys.exit("bench_dns: previews not published in time; see " + os.path.join(work, "serve.log"))
-                time.sleep(0.05)
+            until(lambda: len(publication_delays(db_path)) >= wanted, "the previews' DNS records; see " + daemon.log_path,
+                  timeout=120, poll=0.05)
         return publication_delays(db_path)
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=60)
+        daemon.stop()
 
 
 def main():

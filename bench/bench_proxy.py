@@ -19,29 +19,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PREVUE = os.environ.get("PREVUE_BIN", os.path.join(ROOT, "build", "prevue"))
-PROVIDERS = os.environ.get("PREVUE_PROVIDER_DIR", os.path.join(ROOT, "build", "providers"))
-GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@prevue.invalid"]
+from bench_common import PREVUE, PROVIDERS, Serve, branch_with_commit, make_repo, until
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_until(predicate, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    sys.exit(f"bench_proxy: timed out waiting for {what}")
 
 
 def wrk(port, host, seconds, connections):
@@ -73,31 +59,19 @@ def main():
     os.chmod(scratch, 0o755)  # nginx workers run as another user
     daemon = nginx = None
     try:
-        repo = os.path.join(scratch, "repo")
-        shutil.copytree(os.path.join(ROOT, "bench", "proxy-upstream"), repo)
-        subprocess.run(GIT + ["init", "-q", "-b", "main", repo], check=True)
-        subprocess.run(GIT + ["-C", repo, "add", "-A"], check=True)
-        subprocess.run(GIT + ["-C", repo, "commit", "-q", "-m", "upstream"], check=True)
-        subprocess.run(GIT + ["-C", repo, "checkout", "-q", "-b", "bench"], check=True)
-        subprocess.run(GIT + ["-C", repo, "commit", "-q", "--allow-empty", "-m", "the pull request"], check=True)
-        subprocess.run(GIT + ["-C", repo, "checkout", "-q", "main"], check=True)
-        state = os.path.join(scratch, "state")
-        config = {"state_dir": state, "provider_dir": PROVIDERS, "api": {"listen": "127.0.0.1:0"},
-                  "proxy": {"listen": "127.0.0.1:0", "threads": 2},
-                  "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"}]}
-        with open(os.path.join(scratch, "config.json"), "w") as f:
-            json.dump(config, f)
-        daemon = subprocess.Popen([PREVUE, "serve", "--config", os.path.join(scratch, "config.json")],
-                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(scratch, "serve.log"), "w"))
-        serve = wait_until(lambda: os.path.exists(os.path.join(state, "serve.json")) and
-                           json.load(open(os.path.join(state, "serve.json"))), "prevue serve")
+        repo = make_repo(os.path.join(scratch, "repo"), os.path.join("bench", "proxy-upstream"))
+        branch_with_commit(repo, "bench")
+        daemon = Serve(scratch, {"state_dir": os.path.join(scratch, "state"), "api": {"listen": "127.0.0.1:0"},
+                                 "proxy": {"listen": "127.0.0.1:0", "threads": 2},
+                                 "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"}]})
+        serve = daemon.info
 
         def ready_env():
             with urllib.request.urlopen(serve["api"] + "/api/v1/environments") as r:
                 envs = [e for e in json.load(r) if e["state"] == "ready"]
             return envs[0] if envs else None
         try:
-            env = wait_until(ready_env, "the preview")
+            env = until(ready_env, "the preview", poll=0.1)
         except SystemExit:
             print(open(os.path.join(scratch, "serve.log")).read(), file=sys.stderr)
             raise
@@ -145,8 +119,8 @@ http {{
                     return r.status == 200 and b"preview page body" in r.read()
             except OSError:
                 return False
-        wait_until(lambda: answers(serve["proxy_port"]), "prevue's proxy to answer")
-        wait_until(lambda: answers(nginx_port), "nginx to answer")
+        until(lambda: answers(serve["proxy_port"]), "prevue's proxy to answer", poll=0.1)
+        until(lambda: answers(nginx_port), "nginx to answer", poll=0.1)
 
         results = {"prevue": [], "nginx": []}
         for _ in range(args.rounds):
@@ -166,8 +140,7 @@ http {{
             nginx.send_signal(signal.SIGQUIT)
             nginx.wait(timeout=10)
         if daemon:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(timeout=30)
+            daemon.stop()
         subprocess.run([PREVUE, "--state-dir", os.path.join(scratch, "state"), "--provider-dir", PROVIDERS, "gc"],
                        capture_output=True)
         for env in json.loads(subprocess.run([PREVUE, "--state-dir", os.path.join(scratch, "state"), "ls", "--json"],

@@ -14,24 +14,15 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PREVUE = os.environ.get("PREVUE_BIN", os.path.join(ROOT, "build", "prevue"))
-PROVIDERS = os.environ.get("PREVUE_PROVIDER_DIR", os.path.join(ROOT, "build", "providers"))
-GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@prevue.invalid"]
-
-
-def git(repo, *args):
-    subprocess.run(GIT + ["-C", repo, *args], check=True, capture_output=True)
+from bench_common import GIT, PREVUE, PROVIDERS, Serve, git, make_repo, until
 
 
 def get(port, host):
@@ -45,16 +36,6 @@ def get(port, host):
         return 0, ""
 
 
-def until(predicate, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.005)
-    sys.exit(f"bench_time_to_preview: timed out waiting for {what}")
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
@@ -62,27 +43,19 @@ def main():
     scratch = tempfile.mkdtemp(prefix="prevue-bench-ttp-")
     daemon = None
     try:
-        repo = os.path.join(scratch, "repo")
-        shutil.copytree(os.path.join(ROOT, "templates", "reference-app"), repo)
+        repo = make_repo(os.path.join(scratch, "repo"), os.path.join("templates", "reference-app"))
         with open(os.path.join(repo, "prevue.json")) as f:
             manifest = json.load(f)
-        manifest["lease"]["grace"] = "0s"
+        manifest["lease"]["grace"] = "0s"  # a merge tears down at once: that is what is timed
         with open(os.path.join(repo, "prevue.json"), "w") as f:
             json.dump(manifest, f)
-        git(repo, "init", "-q", "-b", "main")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "reference app")
+        git(repo, "commit", "-q", "-am", "no grace")
         state = os.path.join(scratch, "state")
         token = "bench"
-        config = {"state_dir": state, "provider_dir": PROVIDERS, "api": {"listen": "127.0.0.1:0", "token": token},
-                  "proxy": {"listen": "127.0.0.1:0"},
-                  "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"}]}
-        with open(os.path.join(scratch, "config.json"), "w") as f:
-            json.dump(config, f)
-        daemon = subprocess.Popen([PREVUE, "serve", "--config", os.path.join(scratch, "config.json")],
-                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(scratch, "serve.log"), "w"))
-        serve = until(lambda: os.path.exists(os.path.join(state, "serve.json")) and
-                      json.load(open(os.path.join(state, "serve.json"))), "prevue serve")
+        daemon = Serve(scratch, {"state_dir": state, "api": {"listen": "127.0.0.1:0", "token": token},
+                                 "proxy": {"listen": "127.0.0.1:0"},
+                                 "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"}]})
+        serve = daemon.info
 
         def announce():
             request = urllib.request.Request(serve["api"] + "/api/v1/repositories/poll", data=b"{}", method="POST",
@@ -141,8 +114,7 @@ def main():
         print(f"{'teardown latency':44s} prevue {t:10.0f} ms   | {'provider work alone':28s} {tc:10.0f} ms   | ratio {t / max(tc, 1):.2f}x of it")
     finally:
         if daemon:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(timeout=30)
+            daemon.stop()
         state = os.path.join(scratch, "state")
         for env in json.loads(subprocess.run([PREVUE, "--state-dir", state, "ls", "--json"], capture_output=True,
                                              text=True).stdout or "[]"):

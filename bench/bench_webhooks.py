@@ -22,19 +22,16 @@ import json
 import os
 import re
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PREVUE = os.environ.get("PREVUE_BIN", os.path.join(ROOT, "build", "prevue"))
-PROVIDERS = os.environ.get("PREVUE_PROVIDER_DIR", os.path.join(ROOT, "build", "providers"))
+from bench_common import ROOT, Serve, make_repo
+
 FIXTURE = os.path.join(ROOT, "..", "shared", "fixtures", "webhooks", "github", "pull_request-closed-unmerged.json")
 SECRET = b"bench secret"
-GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@prevue.invalid"]
 
 
 def main():
@@ -48,25 +45,12 @@ def main():
     scratch = tempfile.mkdtemp(prefix="prevue-bench-hooks-")
     daemon = None
     try:
-        repo = os.path.join(scratch, "repo")
-        shutil.copytree(os.path.join(ROOT, "templates", "reference-app"), repo)
-        subprocess.run(GIT + ["init", "-q", "-b", "main", repo], check=True)
-        subprocess.run(GIT + ["-C", repo, "add", "-A"], check=True)
-        subprocess.run(GIT + ["-C", repo, "commit", "-q", "-m", "app"], check=True)
+        repo = make_repo(os.path.join(scratch, "repo"), os.path.join("templates", "reference-app"))
         state = os.path.join(scratch, "state")
-        config = {"state_dir": state, "provider_dir": PROVIDERS, "api": {"listen": "127.0.0.1:0"},
-                  "proxy": {"listen": "127.0.0.1:0"}, "webhooks": {"github": {"secret": SECRET.decode()}},
-                  "repositories": [{"url": repo, "pull_requests": "webhooks", "names": ["Codertocat/Hello-World"]}]}
-        with open(os.path.join(scratch, "config.json"), "w") as f:
-            json.dump(config, f)
-        daemon = subprocess.Popen([PREVUE, "serve", "--config", os.path.join(scratch, "config.json")],
-                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(scratch, "serve.log"), "w"))
-        deadline = time.monotonic() + 30
-        while not os.path.exists(os.path.join(state, "serve.json")):
-            if time.monotonic() > deadline:
-                sys.exit("bench_webhooks: prevue serve did not start")
-            time.sleep(0.05)
-        port = json.load(open(os.path.join(state, "serve.json")))["api_port"]
+        daemon = Serve(scratch, {"state_dir": state, "api": {"listen": "127.0.0.1:0"}, "proxy": {"listen": "127.0.0.1:0"},
+                                 "webhooks": {"github": {"secret": SECRET.decode()}},
+                                 "repositories": [{"url": repo, "pull_requests": "webhooks", "names": ["Codertocat/Hello-World"]}]})
+        port = daemon.info["api_port"]
 
         with open(FIXTURE, "rb") as f:
             body = f.read()
@@ -92,7 +76,7 @@ function request()
 end
 """)
         def cpu_seconds():
-            with open(f"/proc/{daemon.pid}/stat") as f:
+            with open(f"/proc/{daemon.process.pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         cpu_before = cpu_seconds()
@@ -164,8 +148,7 @@ end
             sys.exit("bench_webhooks: the burst lost or duplicated deliveries")
     finally:
         if daemon:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(timeout=30)
+            daemon.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 
 

@@ -7,7 +7,6 @@ switched to answer 500 or to hang."""
 import json
 import re
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 GITHUB_DEPLOYMENT_STATES = {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
@@ -185,13 +184,3 @@ class FakeGitHosts:
             return 422, {"message": "body is missing"}
         self.comments[(host, cid)] = body["body"]
         return 200, {"id": int(cid), "body": body["body"]}
-
-
-def wait_until(predicate, what, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)

@@ -292,3 +292,14 @@ def webhook_fixture(name):
     """A git host's own payload from ../shared/fixtures/webhooks, parsed."""
     with open(os.path.join(WEBHOOK_FIXTURES, name), encoding="utf-8") as f:
         return json.load(f)
+
+
+def wait_until(predicate, what, timeout=60):
+    """The predicate's first true value, polled every 0.1 s for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)

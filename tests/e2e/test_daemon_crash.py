@@ -8,7 +8,7 @@ import time
 import unittest
 
 from prevue_e2e import (SEEDED_ITEMS, Daemon, PrevueTestCase, commit_all, edit, git, make_template_repo, page_items,
-                        primary_host, process_alive)
+                        primary_host)
 from test_crash import processes_mentioning
 
 

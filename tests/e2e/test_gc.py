@@ -2,7 +2,6 @@
 environment down exactly once; an orphan (a `local` environment with no
 store row) is swept."""
 
-import json
 import os
 import sqlite3
 import subprocess

@@ -14,9 +14,9 @@ import os
 import urllib.error
 import urllib.request
 
-from fake_git_hosts import FakeGitHosts, wait_until
+from fake_git_hosts import FakeGitHosts
 from prevue_e2e import (Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host, set_banner, set_lease,
-                        webhook_fixture)
+                        wait_until, webhook_fixture)
 
 SECRET = "report-test-secret"
 TOKENS = {"github": "ghp_fake_0123456789", "gitlab": "glpat-fake-0123456789", "gitea": "gitea-fake-0123456789",
