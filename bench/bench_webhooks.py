@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -79,11 +80,16 @@ end
             with open(f"/proc/{daemon.process.pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        def children_cpu_seconds():
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return usage.ru_utime + usage.ru_stime
         cpu_before = cpu_seconds()
+        wrk_cpu_before = children_cpu_seconds()
         out = subprocess.run(["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.seconds}s", "--latency", "-s", lua,
                               f"http://127.0.0.1:{port}/hooks/github"], capture_output=True, text=True,
                              timeout=args.seconds + 60)
         cpu_used = cpu_seconds() - cpu_before
+        wrk_cpu_used = children_cpu_seconds() - wrk_cpu_before
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))
 
         def ms(label):
@@ -139,7 +145,7 @@ end
             hmac.new(SECRET, body, hashlib.sha256).digest()
         hmac_us = (time.perf_counter() - hmac_started) / 200 * 1e6
         print(f"  daemon CPU: {per_delivery * 1e6:.0f} us per delivery (HMAC-SHA256 of the body alone: {hmac_us:.0f} us, measured now) "
-              f"-> {1 / per_delivery:.0f} deliveries/s per core")
+              f"-> {1 / per_delivery:.0f} deliveries/s per core; wrk's own CPU: {wrk_cpu_used / max(1, total) * 1e6:.0f} us per delivery")
         print(f"  burst: {args.burst} deliveries ({unique} ids, each twice) in {burst_seconds:.2f} s: answers {codes}; "
               f"lost {lost}, stored twice {twice}")
         print(f"{'signed deliveries accepted per second':44s} prevue {rps:10.0f} /s     | {'target':28s} {5000:10.0f} /s     | "

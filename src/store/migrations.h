@@ -153,6 +153,74 @@ CREATE TABLE reports (
   PRIMARY KEY (repo_id, pr)
 );
 )sql"},
+    // SQLite (3.40) checks a CHECK (x IN (a, b, c)) of three or more values
+    // by building a temporary table on every write of the row, which more
+    // than doubled the cost of recording a webhook. The same constraints,
+    // written as comparisons, cost nothing; SQLite can only change a CHECK
+    // by rebuilding the table (https://sqlite.org/lang_altertable.html#otheralter),
+    // which migrate() does with foreign keys off.
+    {3, R"sql(
+CREATE TABLE new_environments (
+  id           INTEGER PRIMARY KEY,
+  repo_id      INTEGER NOT NULL REFERENCES repositories(id),
+  pr           INTEGER NOT NULL,
+  slug         TEXT NOT NULL UNIQUE,
+  state        TEXT NOT NULL CHECK (state = 'pending' OR state = 'provisioning' OR state = 'ready' OR state = 'sleeping' OR
+                                    state = 'failed' OR state = 'destroying' OR state = 'destroyed'),
+  ref          TEXT NOT NULL DEFAULT '',
+  commit_sha   TEXT NOT NULL DEFAULT '',
+  deployed_sha TEXT NOT NULL DEFAULT '',
+  dir          TEXT NOT NULL,
+  url          TEXT NOT NULL DEFAULT '',
+  failed_step  TEXT NOT NULL DEFAULT '',
+  error        TEXT NOT NULL DEFAULT '',
+  provider     TEXT NOT NULL DEFAULT 'local',
+  seeded       INTEGER NOT NULL DEFAULT 0,
+  service_revisions TEXT NOT NULL DEFAULT '',
+  created_at   INTEGER NOT NULL,
+  updated_at   INTEGER NOT NULL,
+  UNIQUE (repo_id, pr)
+);
+INSERT INTO new_environments SELECT * FROM environments;
+DROP TABLE environments;
+ALTER TABLE new_environments RENAME TO environments;
+CREATE INDEX environments_by_state ON environments(state);
+CREATE TABLE new_leases (
+  env_id      INTEGER PRIMARY KEY REFERENCES environments(id),
+  ttl_ms      INTEGER NOT NULL,
+  idle_ms     INTEGER NOT NULL,
+  end_action  TEXT NOT NULL CHECK (end_action = 'destroy' OR end_action = 'sleep'),
+  grace_ms    INTEGER NOT NULL,
+  expires_at  INTEGER NOT NULL,
+  last_active INTEGER NOT NULL,
+  pinned      INTEGER NOT NULL DEFAULT 0,
+  revoked_at  INTEGER NOT NULL DEFAULT 0,
+  deadline    INTEGER NOT NULL
+);
+INSERT INTO new_leases SELECT * FROM leases;
+DROP TABLE leases;
+ALTER TABLE new_leases RENAME TO leases;
+CREATE INDEX leases_by_deadline ON leases(deadline);
+CREATE TABLE new_pull_requests (
+  repo_id     INTEGER NOT NULL REFERENCES repositories(id),
+  pr          INTEGER NOT NULL,
+  status      TEXT NOT NULL CHECK (status = 'open' OR status = 'closed' OR status = 'merged'),
+  head_sha    TEXT NOT NULL DEFAULT '',
+  head_ref    TEXT NOT NULL DEFAULT '',
+  base_ref    TEXT NOT NULL DEFAULT '',
+  author      TEXT NOT NULL DEFAULT '',
+  fork        INTEGER NOT NULL DEFAULT 0,
+  labels      TEXT NOT NULL DEFAULT '',
+  expired_sha TEXT NOT NULL DEFAULT '',
+  updated_at  INTEGER NOT NULL,
+  closed_at   INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (repo_id, pr)
+);
+INSERT INTO new_pull_requests SELECT * FROM pull_requests;
+DROP TABLE pull_requests;
+ALTER TABLE new_pull_requests RENAME TO pull_requests;
+CREATE INDEX pull_requests_by_branch ON pull_requests(repo_id, head_ref, pr);
+)sql"},
 };
 
 }  // namespace prevue

@@ -166,24 +166,26 @@ class SqliteStore final : public Store {
     sqlite3_file_control(db_, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     PREVUE_TRY(exec("PRAGMA journal_mode=WAL"));
     PREVUE_TRY(exec("PRAGMA synchronous=NORMAL"));
-    PREVUE_TRY(exec("PRAGMA foreign_keys=ON"));
-    return migrate();
+    // Foreign keys go on after the migrations: a migration that rebuilds a
+    // table drops it while other tables still refer to it.
+    PREVUE_TRY(migrate());
+    return exec("PRAGMA foreign_keys=ON");
   }
 
   Status in_transaction(const std::function<Status()>& body) override {
-    PREVUE_TRY(exec("BEGIN IMMEDIATE"));
+    PREVUE_TRY(run("BEGIN IMMEDIATE"));
     Status result;
     try {
       result = body();
     } catch (...) {
-      (void)exec("ROLLBACK");
+      (void)run("ROLLBACK");
       throw;
     }
     if (!result.ok()) {
-      (void)exec("ROLLBACK");
+      (void)run("ROLLBACK");
       return result;
     }
-    return exec("COMMIT");
+    return run("COMMIT");
   }
 
   int schema_version() override {
@@ -596,6 +598,14 @@ class SqliteStore final : public Store {
     return std::optional<T>(read(s));
   }
 
+  // A statement without results, prepared once: BEGIN and COMMIT run on
+  // every write, and sqlite3_exec would parse them each time.
+  Status run(const char* sql) {
+    Statement s(db_, &cache_, sql);
+    if (s.step() != SQLITE_DONE) return make_error(ErrorCode::kIo, std::string("store: ") + s.error());
+    return {};
+  }
+
   Status exec(const char* sql) {
     char* message = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
@@ -617,6 +627,7 @@ class SqliteStore final : public Store {
         continue;
       }
       Status applied = exec(migration.sql);
+      if (applied.ok()) applied = foreign_keys_intact();
       if (applied.ok()) applied = exec(("PRAGMA user_version = " + std::to_string(migration.version)).c_str());
       if (!applied.ok()) {
         (void)exec("ROLLBACK");
@@ -629,6 +640,15 @@ class SqliteStore final : public Store {
       return make_error(ErrorCode::kConflict, "the state database has schema version " + std::to_string(schema_version()) +
                                                   ", newer than this prevue understands (" + std::to_string(latest) + ")");
     return {};
+  }
+
+  // What PRAGMA foreign_keys=ON would have refused, checked once a migration is done.
+  Status foreign_keys_intact() {
+    Statement check(db_, &cache_, "PRAGMA foreign_key_check");
+    int rc = check.step();
+    if (rc == SQLITE_DONE) return {};
+    if (rc != SQLITE_ROW) return db_error(db_, "cannot check foreign keys");
+    return make_error(ErrorCode::kConflict, "a row of table '" + check.text(0) + "' refers to a missing row of '" + check.text(2) + "'");
   }
 
   Result<std::optional<EnvironmentRecord>> one_env(Statement& s) {

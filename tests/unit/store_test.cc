@@ -2,6 +2,8 @@
 // and against ":memory:".
 #include "store/store.h"
 
+#include "store/migrations.h"
+
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -52,7 +54,7 @@ class StoreContract : public ::testing::TestWithParam<bool> {
   RepositoryRecord repo_;
 };
 
-TEST_P(StoreContract, MigratesToLatestVersion) { EXPECT_EQ(store_->schema_version(), 2); }
+TEST_P(StoreContract, MigratesToLatestVersion) { EXPECT_EQ(store_->schema_version(), 3); }
 
 TEST_P(StoreContract, UpsertRepositoryIsIdempotent) {
   auto again = store_->upsert_repository("/repos/app", "other", "/elsewhere");
@@ -339,7 +341,7 @@ TEST_P(StoreContract, SurvivesReopen) {
   auto reopened = Store::open(path_, clock_);
   ASSERT_TRUE(reopened.ok());
   EXPECT_TRUE((*reopened)->find_environment_by_slug("pr-1")->has_value());
-  EXPECT_EQ((*reopened)->schema_version(), 2);
+  EXPECT_EQ((*reopened)->schema_version(), 3);
 }
 
 TEST_P(StoreContract, RefusesNewerSchema) {
@@ -352,6 +354,62 @@ TEST_P(StoreContract, RefusesNewerSchema) {
   auto reopened = Store::open(path_, clock_);
   ASSERT_FALSE(reopened.ok());
   EXPECT_NE(reopened.error().message.find("newer than this prevue"), std::string::npos);
+}
+
+// A state file written by an older prevue (schema 2) keeps its rows through
+// migration 3's table rebuilds, and the rebuilt tables keep their constraints.
+TEST(StoreMigration, RebuiltTablesKeepRowsAndConstraints) {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / ("prevue-migrate-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::string path = (dir / "prevue.db").string();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  for (const auto& migration : kMigrations) {
+    if (migration.version > 2) continue;
+    ASSERT_EQ(sqlite3_exec(db, migration.sql, nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  const char* rows =
+      "PRAGMA user_version = 2;"
+      "INSERT INTO repositories VALUES(1, '/repos/app', 'app', '/m', 1);"
+      "INSERT INTO environments(id, repo_id, pr, slug, state, dir, created_at, updated_at) VALUES(7, 1, 42, 'pr-42', 'ready', '/e', 1, 2);"
+      "INSERT INTO leases VALUES(7, 100, 50, 'sleep', 10, 500, 400, 1, 0, 450);"
+      "INSERT INTO pull_requests(repo_id, pr, status, head_sha, head_ref, updated_at) VALUES(1, 42, 'open', 'abc', 'feature/x', 3);"
+      "INSERT INTO runs(id, env_id, kind, state, started_at) VALUES(3, 7, 'create', 'done', 1);"
+      "INSERT INTO timeline(env_id, at, kind, detail) VALUES(7, 5, 'ready', 'up');";
+  ASSERT_EQ(sqlite3_exec(db, rows, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  FakeClock clock;
+  auto opened = Store::open(path, clock);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  Store& store = **opened;
+  EXPECT_EQ(store.schema_version(), 3);
+  auto env = store.find_environment_by_slug("pr-42");
+  ASSERT_TRUE(env.ok() && env->has_value());
+  EXPECT_EQ((*env)->id, 7);
+  EXPECT_EQ((*env)->state, EnvState::kReady);
+  auto lease = store.lease_of(7);
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  EXPECT_EQ((*lease)->end_action, "sleep");
+  EXPECT_TRUE((*lease)->pinned);
+  auto pr = store.find_pull_request(1, 42);
+  ASSERT_TRUE(pr.ok() && pr->has_value());
+  EXPECT_EQ((*pr)->head_ref, "feature/x");
+  EXPECT_EQ(store.timeline_of(7)->size(), 1u);
+  opened->reset();
+
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_exec(db, "PRAGMA foreign_keys=ON", nullptr, nullptr, nullptr);
+  for (const char* refused : {"UPDATE environments SET state = 'bogus' WHERE id = 7", "UPDATE leases SET end_action = 'explode'",
+                              "UPDATE pull_requests SET status = 'reverted'",
+                              "INSERT INTO runs(env_id, kind, state, started_at) VALUES(99, 'create', 'done', 1)"})
+    EXPECT_NE(sqlite3_exec(db, refused, nullptr, nullptr, nullptr), SQLITE_OK) << refused;
+  for (const char* accepted : {"UPDATE environments SET state = 'destroyed' WHERE id = 7", "UPDATE leases SET end_action = 'destroy'",
+                               "UPDATE pull_requests SET status = 'merged'"})
+    EXPECT_EQ(sqlite3_exec(db, accepted, nullptr, nullptr, nullptr), SQLITE_OK) << accepted;
+  sqlite3_close(db);
+  std::filesystem::remove_all(dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values(true, false),
