@@ -95,9 +95,11 @@ struct Daemon::Impl {
   std::map<std::int64_t, RepositoryRecord> repos;  // watched, by id
   std::map<std::int64_t, WatchedRepository> watched;
   std::vector<std::pair<std::int64_t, std::vector<std::string>>> webhook_names;  // repository id -> comparable names; fixed after start
-  InboxWriter inbox;  // group commit for the webhook threads
+  std::unique_ptr<InboxWriter> inbox;  // group commit for the webhook threads
   bool stopping = false;
   bool reconcile_pending = false;
+  std::set<PrKey> reconcile_only;     // what the pending reconcile looks at,
+  bool reconcile_everything = false;  // unless this is set
   std::string owner = "daemon-" + std::to_string(::getpid());
 
   explicit Impl(Config c) : config(std::move(c)) {}
@@ -125,6 +127,12 @@ struct Daemon::Impl {
       return 1;
     }
     store = std::move(opened).value();
+    auto inbox_store = Store::open((config.state_dir / "prevue.db").string(), clock);
+    if (!inbox_store.ok()) {
+      std::cerr << "prevue serve: " << inbox_store.error().message << "\n";
+      return 1;
+    }
+    inbox = std::make_unique<InboxWriter>(std::move(inbox_store).value());
     init_git_library();
 
     dns = std::make_unique<DnsPublisher>(make_dns_backend(config),
@@ -274,12 +282,25 @@ struct Daemon::Impl {
   // ---- reconciler ---------------------------------------------------------------
 
   // Many events in a burst, one reconcile pass after them.
-  void request_reconcile() {
+  // A delivery names its pull request: only that one is reconciled (a burst
+  // of deliveries costs one pass over the PRs they touched, not one over
+  // every PR ever seen per delivery). Without a key, everything is.
+  void request_reconcile(std::optional<PrKey> only = std::nullopt) {
+    if (only)
+      reconcile_only.insert(*only);
+    else
+      reconcile_everything = true;
     if (reconcile_pending) return;
     reconcile_pending = true;
     asio::post(main, [this] {
       reconcile_pending = false;
-      reconcile();
+      std::set<PrKey> keys = std::move(reconcile_only);
+      reconcile_only.clear();
+      if (std::exchange(reconcile_everything, false)) return reconcile();
+      for (const PrKey& key : keys) {
+        if (stopping) return;
+        if (auto pr = store->find_pull_request(key.first, key.second); pr.ok() && pr->has_value()) reconcile_one(**pr, clock.now_ms());
+      }
     });
   }
 
@@ -291,27 +312,29 @@ struct Daemon::Impl {
       return;
     }
     std::int64_t now = clock.now_ms();
-    for (const auto& pr : *prs) {
-      auto env = store->find_environment(pr.repo_id, pr.pr);
-      if (!env.ok()) continue;
-      std::optional<LeaseRecord> lease;
-      if (env->has_value())
-        if (auto l = store->lease_of((*env)->id); l.ok()) lease = *l;
-      ReconcileDecision d = decide(pr, *env, lease, now);
-      PrKey key{pr.repo_id, pr.pr};
-      switch (d.action) {
-        case ReconcileAction::kNone:
-          break;
-        case ReconcileAction::kWait:
-          if (lease) schedule_lease(*lease);
-          break;
-        case ReconcileAction::kUp:
-          dispatch(key, OpKind::kUp, d.sha, d.ref, env->has_value() ? (*env)->slug : "", d.reason);
-          break;
-        case ReconcileAction::kDown:
-          if (env->has_value()) dispatch(key, OpKind::kDown, "", "", (*env)->slug, d.reason);
-          break;
-      }
+    for (const auto& pr : *prs) reconcile_one(pr, now);
+  }
+
+  void reconcile_one(const PullRequestRecord& pr, std::int64_t now) {
+    auto env = store->find_environment(pr.repo_id, pr.pr);
+    if (!env.ok()) return;
+    std::optional<LeaseRecord> lease;
+    if (env->has_value())
+      if (auto l = store->lease_of((*env)->id); l.ok()) lease = *l;
+    ReconcileDecision d = decide(pr, *env, lease, now);
+    PrKey key{pr.repo_id, pr.pr};
+    switch (d.action) {
+      case ReconcileAction::kNone:
+        break;
+      case ReconcileAction::kWait:
+        if (lease) schedule_lease(*lease);
+        break;
+      case ReconcileAction::kUp:
+        dispatch(key, OpKind::kUp, d.sha, d.ref, env->has_value() ? (*env)->slug : "", d.reason);
+        break;
+      case ReconcileAction::kDown:
+        if (env->has_value()) dispatch(key, OpKind::kDown, "", "", (*env)->slug, d.reason);
+        break;
     }
   }
 
@@ -1028,7 +1051,7 @@ struct Daemon::Impl {
       e.status = "ignored";
       e.note = ignored_reason;
       e.processed_at = clock.now_ms();
-      auto kept = inbox.write(thread_store(), [&](Store& st) -> Result<IngestResult> {
+      auto kept = inbox->write([&](Store& st) -> Result<IngestResult> {
         auto inserted = st.insert_event(e);
         if (!inserted.ok()) return inserted.error();
         return IngestResult{!*inserted, ignored_reason};
@@ -1053,7 +1076,7 @@ struct Daemon::Impl {
     bool report_target = settings.report && !w.host_repository.empty();
     std::int64_t now = clock.now_ms();
     // The event, its effect on the pull request and where to report it: one commit, shared with concurrent deliveries.
-    auto ingested = inbox.write(thread_store(), [&](Store& st) -> Result<IngestResult> {
+    auto ingested = inbox->write([&](Store& st) -> Result<IngestResult> {
       auto applied = apply_event(st, e, now);
       if (applied.ok() && !applied->duplicate && report_target) PREVUE_TRY(st.set_report_target(e.repo_id, e.pr, report_host, w.host_repository));
       return applied;
@@ -1069,7 +1092,7 @@ struct Daemon::Impl {
     bool labels = w.action == "labels" && report_target;
     PrKey key{e.repo_id, e.pr};
     asio::post(main, [this, labels, key] {
-      request_reconcile();
+      request_reconcile(key);
       if (labels) report(key);
     });
     return json_response(202, json{{"status", "accepted"}, {"delivery", w.delivery_id}, {"note", ingested->note}});

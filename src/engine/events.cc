@@ -93,7 +93,7 @@ Result<IngestResult> ingest_event(Store& store, EventRecord event, std::int64_t 
 
 Result<IngestResult> apply_event(Store& store, EventRecord event, std::int64_t now_ms) { return ingest(store, std::move(event), now_ms); }
 
-Result<IngestResult> InboxWriter::write(Store& store, const Work& work) {
+Result<IngestResult> InboxWriter::write(const Work& work) {
   Pending mine{&work, std::nullopt};
   std::unique_lock lock(mutex_);
   queue_.push_back(&mine);
@@ -107,7 +107,7 @@ Result<IngestResult> InboxWriter::write(Store& store, const Work& work) {
     std::vector<Pending*> batch;
     batch.swap(queue_);
     lock.unlock();
-    commit(store, batch);
+    commit(batch);
     lock.lock();
     committing_ = false;
     committed_.notify_all();
@@ -115,12 +115,12 @@ Result<IngestResult> InboxWriter::write(Store& store, const Work& work) {
   return std::move(*mine.result);
 }
 
-void InboxWriter::commit(Store& store, const std::vector<Pending*>& batch) {
+void InboxWriter::commit(const std::vector<Pending*>& batch) {
   std::vector<Result<IngestResult>> results;
-  Status s = store.in_transaction([&]() -> Status {
+  Status s = store_->in_transaction([&]() -> Status {
     results.clear();
     for (Pending* p : batch) {
-      auto r = (*p->work)(store);
+      auto r = (*p->work)(*store_);
       if (!r.ok()) return r.error();
       results.push_back(std::move(r));
     }

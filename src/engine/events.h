@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -35,19 +36,23 @@ Result<IngestResult> apply_event(Store& store, EventRecord event, std::int64_t n
 // moment share one transaction (one WAL commit) instead of queueing for one
 // each. write() returns once the caller's work is committed, or with the
 // error that rolled the shared transaction back (nothing of it is kept).
+// The writer keeps a connection of its own, used by one committing thread
+// at a time: its page cache stays warm, where each thread's own connection
+// would re-read the pages every other thread's commit changed.
 class InboxWriter {
  public:
   using Work = std::function<Result<IngestResult>(Store&)>;
-  // `store` is the calling thread's own connection.
-  Result<IngestResult> write(Store& store, const Work& work);
+  explicit InboxWriter(std::unique_ptr<Store> store) : store_(std::move(store)) {}
+  Result<IngestResult> write(const Work& work);
 
  private:
   struct Pending {
     const Work* work;
     std::optional<Result<IngestResult>> result;
   };
-  void commit(Store& store, const std::vector<Pending*>& batch);
+  void commit(const std::vector<Pending*>& batch);
 
+  std::unique_ptr<Store> store_;  // used only by the thread that is committing
   std::mutex mutex_;
   std::condition_variable committed_;
   std::vector<Pending*> queue_;
