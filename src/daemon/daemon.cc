@@ -11,6 +11,7 @@
 
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "core/files.h"
@@ -97,6 +98,11 @@ struct Daemon::Impl {
   std::vector<std::pair<std::int64_t, std::vector<std::string>>> webhook_names;  // repository id -> comparable names; fixed after start
   std::unique_ptr<InboxWriter> inbox;  // group commit for the webhook threads
   bool stopping = false;
+  std::mutex delivered_mutex;
+  std::map<PrKey, bool> delivered;  // pull requests webhooks touched since the last batch (value: labels changed)
+  static constexpr std::chrono::milliseconds kDeliveryBatchInterval{5};
+  std::chrono::steady_clock::time_point next_delivery_batch;
+  asio::steady_timer delivery_timer{main};
   bool reconcile_pending = false;
   std::set<PrKey> reconcile_only;     // what the pending reconcile looks at,
   bool reconcile_everything = false;  // unless this is set
@@ -302,6 +308,37 @@ struct Daemon::Impl {
         if (auto pr = store->find_pull_request(key.first, key.second); pr.ok() && pr->has_value()) reconcile_one(**pr, clock.now_ms());
       }
     });
+  }
+
+  // Called on the webhook threads: the main loop learns which pull requests
+  // deliveries touched. One wake-up of the main loop per batch, not per
+  // delivery; during a burst, a batch at most every kDeliveryBatchInterval.
+  void note_delivery(PrKey key, bool labels_changed) {
+    std::lock_guard lock(delivered_mutex);
+    bool first = delivered.empty();
+    delivered[key] = delivered[key] || labels_changed;
+    if (first) asio::post(main, [this] { take_deliveries(); });
+  }
+
+  void take_deliveries() {
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_delivery_batch) {
+      delivery_timer.expires_at(next_delivery_batch);
+      delivery_timer.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) take_deliveries();
+      });
+      return;
+    }
+    next_delivery_batch = now + kDeliveryBatchInterval;
+    std::map<PrKey, bool> batch;
+    {
+      std::lock_guard lock(delivered_mutex);
+      batch.swap(delivered);
+    }
+    for (const auto& [key, labels_changed] : batch) {
+      request_reconcile(key);
+      if (labels_changed) report(key);
+    }
   }
 
   void reconcile() {
@@ -1089,12 +1126,7 @@ struct Daemon::Impl {
     metrics.events_received++;
     log_event("event.ingested", std::string("source=") + to_string(*host) + " delivery=" + json_quoted(w.delivery_id) +
                                     " note=" + json_quoted(ingested->note));
-    bool labels = w.action == "labels" && report_target;
-    PrKey key{e.repo_id, e.pr};
-    asio::post(main, [this, labels, key] {
-      request_reconcile(key);
-      if (labels) report(key);
-    });
+    note_delivery(PrKey{e.repo_id, e.pr}, w.action == "labels" && report_target);
     return json_response(202, json{{"status", "accepted"}, {"delivery", w.delivery_id}, {"note", ingested->note}});
   }
 
@@ -1173,6 +1205,7 @@ struct Daemon::Impl {
     lease_timer.cancel();
     flush_timer.cancel();
     reconcile_timer.cancel();
+    delivery_timer.cancel();
     for (auto& t : poll_timers) t->cancel();
     if (api) api->stop();
     if (proxy) proxy->stop();
