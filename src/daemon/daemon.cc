@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -39,10 +40,19 @@ namespace {
 
 // Log lines: a stable event name, then key=value fields (docs/config.md lists them).
 // One write per line: the reporter's threads log too.
+// One write(2) per line keeps the lines of the daemon's threads whole
+// without a stream lock they would all queue on.
 void log_event(const std::string& event, const std::string& fields = "") {
   std::string line = "prevue: " + event + (fields.empty() ? "" : " ") + fields + "\n";
-  std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
-  std::cerr.flush();
+  const char* data = line.data();
+  size_t left = line.size();
+  while (left > 0) {
+    ssize_t n = ::write(STDERR_FILENO, data, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // a log that cannot be written must not stop the daemon
+    data += n;
+    left -= static_cast<size_t>(n);
+  }
 }
 
 std::string json_quoted(const std::string& s) { return json(s).dump(); }

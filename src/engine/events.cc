@@ -93,39 +93,70 @@ Result<IngestResult> ingest_event(Store& store, EventRecord event, std::int64_t 
 
 Result<IngestResult> apply_event(Store& store, EventRecord event, std::int64_t now_ms) { return ingest(store, std::move(event), now_ms); }
 
+// Each waiting writer sleeps on its own word and is woken once, when its
+// result is in or it is its turn to lead: no broadcast wakes every waiter to
+// queue again on one mutex.
 Result<IngestResult> InboxWriter::write(const Work& work) {
-  Pending mine{&work, std::nullopt};
-  std::unique_lock lock(mutex_);
-  queue_.push_back(&mine);
-  while (!mine.result) {
-    if (committing_) {
-      committed_.wait(lock);
-      continue;
+  auto mine = std::make_shared<Pending>();
+  mine->work = &work;
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(mine);
+    if (!leading_) {
+      leading_ = true;
+      mine->turn.store(kLead, std::memory_order_relaxed);
     }
-    // Leader: commits everything queued so far, its own work included.
-    committing_ = true;
-    std::vector<Pending*> batch;
-    batch.swap(queue_);
-    lock.unlock();
-    commit(batch);
-    lock.lock();
-    committing_ = false;
-    committed_.notify_all();
   }
-  return std::move(*mine.result);
+  int turn;
+  while ((turn = mine->turn.load(std::memory_order_acquire)) == kWaiting) mine->turn.wait(kWaiting, std::memory_order_acquire);
+  if (turn == kDone) return std::move(*mine->result);
+
+  // Leader: commits everything queued so far, its own work included, then
+  // hands the lead to the first writer that queued meanwhile.
+  std::vector<std::shared_ptr<Pending>> batch;
+  {
+    std::lock_guard lock(mutex_);
+    batch.swap(queue_);
+  }
+  commit(batch);
+  std::shared_ptr<Pending> next;
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.empty())
+      leading_ = false;
+    else
+      next = queue_.front();
+  }
+  for (const auto& p : batch) {
+    if (p == mine) continue;
+    p->turn.store(kDone, std::memory_order_release);
+    p->turn.notify_one();
+  }
+  if (next) {
+    next->turn.store(kLead, std::memory_order_release);
+    next->turn.notify_one();
+  }
+  return std::move(*mine->result);
 }
 
-void InboxWriter::commit(const std::vector<Pending*>& batch) {
+void InboxWriter::commit(const std::vector<std::shared_ptr<Pending>>& batch) {
   std::vector<Result<IngestResult>> results;
-  Status s = store_->in_transaction([&]() -> Status {
-    results.clear();
-    for (Pending* p : batch) {
-      auto r = (*p->work)(*store_);
-      if (!r.ok()) return r.error();
-      results.push_back(std::move(r));
-    }
-    return {};
-  });
+  Status s = make_error(ErrorCode::kIo, "the inbox transaction failed");
+  try {
+    s = store_->in_transaction([&]() -> Status {
+      results.clear();
+      for (const auto& p : batch) {
+        auto r = (*p->work)(*store_);
+        if (!r.ok()) return r.error();
+        results.push_back(std::move(r));
+      }
+      return {};
+    });
+  } catch (const std::exception& e) {
+    // Rolled back by in_transaction; every writer of the batch gets the error,
+    // and the lead still passes on.
+    s = make_error(ErrorCode::kIo, std::string("the inbox transaction failed: ") + e.what());
+  }
   for (size_t i = 0; i < batch.size(); ++i) batch[i]->result.emplace(s.ok() ? std::move(results[i]) : Result<IngestResult>(s.error()));
 }
 

@@ -3,7 +3,7 @@
 // pull request's desired state. The reconciler reads only the desired state.
 #pragma once
 
-#include <condition_variable>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -46,17 +46,20 @@ class InboxWriter {
   Result<IngestResult> write(const Work& work);
 
  private:
+  enum Turn : int { kWaiting, kDone, kLead };
+  // Shared by its writer and the queue: the leader may still be waking a
+  // writer whose write() has already returned.
   struct Pending {
     const Work* work;
     std::optional<Result<IngestResult>> result;
+    std::atomic<int> turn{kWaiting};
   };
-  void commit(const std::vector<Pending*>& batch);
+  void commit(const std::vector<std::shared_ptr<Pending>>& batch);
 
-  std::unique_ptr<Store> store_;  // used only by the thread that is committing
-  std::mutex mutex_;
-  std::condition_variable committed_;
-  std::vector<Pending*> queue_;
-  bool committing_ = false;
+  std::unique_ptr<Store> store_;  // used only by the leader
+  std::mutex mutex_;              // guards queue_ and leading_, held only to change them
+  std::vector<std::shared_ptr<Pending>> queue_;
+  bool leading_ = false;  // some writer is committing; the next leader is the first queued
 };
 
 }  // namespace prevue

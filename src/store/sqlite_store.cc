@@ -683,6 +683,15 @@ class SqliteStore final : public Store {
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path, const Clock& clock) {
+  // SQLite's memory statistics take one process-wide mutex on every
+  // allocation, which the daemon's threads (each with its own connection)
+  // would contend for; prevue never reads them. Only possible before SQLite
+  // initializes, so once, before the first connection.
+  static const bool memory_statistics_off = [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return true;
+  }();
+  (void)memory_statistics_off;
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
