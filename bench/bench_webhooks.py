@@ -9,7 +9,7 @@ Target: >= 5,000 deliveries/s.
 The deliveries are `closed` events for pull requests that have no
 environment, so what is measured is ingestion, not building.
 
-Usage: bench/bench_webhooks.py [--seconds 5] [--rounds 3] [--warmup 3] [--connections 32]
+Usage: bench/bench_webhooks.py [--seconds 5] [--rounds 3] [--connections 32]
 Needs: build/prevue, wrk (scripts/setup-bench.sh).
 """
 
@@ -39,7 +39,6 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5, help="length of each measured round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=3, help="seconds of load before the measured rounds")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--burst", type=int, default=10000)
     args = parser.parse_args()
@@ -104,9 +103,8 @@ end
                     "p50": ms(50), "p99": ms(99), "daemon_cpu": (cpu_seconds() - cpu_before) / max(1, total),
                     "wrk_cpu": (children_cpu_seconds() - wrk_cpu_before) / max(1, total)}
 
-        # The machine's clock and its share of the host ramp up under load: a
-        # warm-up round, not counted, then rounds whose median is reported.
-        wrk_round("warmup", args.warmup)
+        # This machine is shared and its speed swings from one run to the next:
+        # several rounds, and their median is reported.
         rounds = [wrk_round(f"r{i}", args.seconds) for i in range(args.rounds)]
         median = sorted(rounds, key=lambda r: r["rps"])[len(rounds) // 2]
         sent = sum(r["total"] for r in rounds)
@@ -149,7 +147,7 @@ end
         twice = sum(1 for _, n in rows if n != 1)
 
         print(f"webhook ingestion: GitHub pull_request deliveries of {len(body)} bytes, signed, each in the SQLite inbox before its 2xx")
-        print(f"  wrk -t2 -c{args.connections}: {args.warmup} s warm-up, then {args.rounds} rounds of {args.seconds} s: "
+        print(f"  wrk -t2 -c{args.connections}, {args.rounds} rounds of {args.seconds} s: "
               + ", ".join(f"{r['rps']:.0f}" for r in rounds) + " deliveries/s; "
               f"median {median['rps']:.0f}/s with p50 {median['p50']:.2f} ms, p99 {median['p99']:.2f} ms; {sent} answered 2xx, {stored} stored")
         # The load generator shares this machine's cores: the daemon's own CPU per delivery says what one core sustains.
