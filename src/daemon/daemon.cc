@@ -39,9 +39,8 @@ using json = nlohmann::json;
 namespace {
 
 // Log lines: a stable event name, then key=value fields (docs/config.md lists them).
-// One write per line: the reporter's threads log too.
-// One write(2) per line keeps the lines of the daemon's threads whole
-// without a stream lock they would all queue on.
+// One write(2) per line keeps the lines of the daemon's threads (webhooks,
+// reporter) whole, without a stream lock they would all queue on.
 void log_event(const std::string& event, const std::string& fields = "") {
   std::string line = "prevue: " + event + (fields.empty() ? "" : " ") + fields + "\n";
   const char* data = line.data();

@@ -141,7 +141,7 @@ Result<IngestResult> InboxWriter::write(const Work& work) {
 
 void InboxWriter::commit(const std::vector<std::shared_ptr<Pending>>& batch) {
   std::vector<Result<IngestResult>> results;
-  Status s = make_error(ErrorCode::kIo, "the inbox transaction failed");
+  Status s;
   try {
     s = store_->in_transaction([&]() -> Status {
       results.clear();
@@ -156,6 +156,8 @@ void InboxWriter::commit(const std::vector<std::shared_ptr<Pending>>& batch) {
     // Rolled back by in_transaction; every writer of the batch gets the error,
     // and the lead still passes on.
     s = make_error(ErrorCode::kIo, std::string("the inbox transaction failed: ") + e.what());
+  } catch (...) {
+    s = make_error(ErrorCode::kIo, "the inbox transaction failed");
   }
   for (size_t i = 0; i < batch.size(); ++i) batch[i]->result.emplace(s.ok() ? std::move(results[i]) : Result<IngestResult>(s.error()));
 }
