@@ -116,14 +116,19 @@ class PrevueTestCase(unittest.TestCase):
         self.state_dir = os.path.join(self.scratch, "state")
 
     def tearDown(self):
-        listing = self.prevue("ls", "--json", check=False)
-        if listing.returncode == 0:
-            for env in json.loads(listing.stdout):
-                self.prevue("down", env["slug"], check=False)
+        # Every state directory the test used, its daemons' included:
+        # environments outlive a stopped daemon by design.
+        for directory, _, files in os.walk(self.scratch):
+            if "prevue.db" not in files or "/envs/" in directory + "/":
+                continue
+            listing = self.prevue("ls", "--json", check=False, state_dir=directory)
+            if listing.returncode == 0:
+                for env in json.loads(listing.stdout):
+                    self.prevue("down", env["slug"], check=False, state_dir=directory)
         shutil.rmtree(self.scratch, ignore_errors=True)
 
-    def prevue(self, *args, check=True, cwd=None, timeout=300):
-        cmd = [PREVUE, "--state-dir", self.state_dir]
+    def prevue(self, *args, check=True, cwd=None, timeout=300, state_dir=None):
+        cmd = [PREVUE, "--state-dir", state_dir or self.state_dir]
         if PROVIDER_DIR:
             cmd += ["--provider-dir", PROVIDER_DIR]
         out = subprocess.run(cmd + list(args), capture_output=True, text=True, cwd=cwd or self.scratch,
