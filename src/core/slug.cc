@@ -20,6 +20,18 @@ unsigned long long stable_hash(std::string_view text) {
   return hash;
 }
 
+std::string ascii_lower(std::string text) {
+  for (char& c : text)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return text;
+}
+
+bool within_domain(std::string_view name, std::string_view domain) {
+  if (name.size() == domain.size()) return name == domain;
+  return name.size() > domain.size() + 1 && name.substr(name.size() - domain.size()) == domain &&
+         name[name.size() - domain.size() - 1] == '.';
+}
+
 std::string dns_words(std::string_view text, size_t max_length) {
   std::string out;
   for (char raw : text) {

@@ -21,6 +21,13 @@ std::string dns_words(std::string_view text, size_t max_length);
 // A short stable identifier for a repository URL or path ("owner-name" style).
 std::string repo_short_name(std::string_view repo_key);
 
+// ASCII lower case: DNS names and HTTP field names compare without case.
+std::string ascii_lower(std::string text);
+
+// `name` is `domain` or a name under it ("a.b.example.com" is within
+// "example.com"; "badexample.com" is not). Both without a trailing dot.
+bool within_domain(std::string_view name, std::string_view domain);
+
 // FNV-1a 64: stable across builds and machines (std::hash is not).
 unsigned long long stable_hash(std::string_view text);
 

@@ -3,6 +3,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "core/files.h"
+#include "core/slug.h"
 
 #include <cstdlib>
 #include <regex>
@@ -102,10 +103,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
         c.tls_listen = read_listen(t.at("listen"));
         c.tls_cert_file = resolve(base, t.required_string("cert_file"));
         c.tls_key_file = resolve(base, t.required_string("key_file"));
-        if (t.has("redirect_http")) {
-          if (!t.at("redirect_http").value().is_boolean()) t.at("redirect_http").fail("must be true or false");
-          c.redirect_http = t.at("redirect_http").value().get<bool>();
-        }
+        if (t.has("redirect_http")) c.redirect_http = t.at("redirect_http").boolean();
       }
     }
     if (root.has("repositories")) {
@@ -169,10 +167,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
         if (d.has("ttl")) r.ttl = read_int(d.at("ttl"), 0, 86400);
         if (d.has("timeout")) r.timeout = d.at("timeout").duration();
         if (d.has("attempts")) r.attempts = read_int(d.at("attempts"), 1, 10);
-        if (d.has("zone_transfer")) {
-          if (!d.at("zone_transfer").value().is_boolean()) d.at("zone_transfer").fail("must be true or false");
-          r.zone_transfer = d.at("zone_transfer").value().get<bool>();
-        }
+        if (d.has("zone_transfer")) r.zone_transfer = d.at("zone_transfer").boolean();
         if (d.has("zone")) r.zone = d.at("zone").string();
       }
       if (c.dns_backend == "command") {
@@ -260,14 +255,8 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
             rep.fail(std::string("needs api_url: ") + host + " is self-hosted (e.g. https://git.example.com/api/v1)");
           if (settings.reporting.api.api_url.rfind("https://", 0) != 0 && settings.reporting.api.api_url.rfind("http://", 0) != 0)
             rep.at("api_url").fail("must be an http:// or https:// URL");
-          if (rep.has("deployments")) {
-            if (!rep.at("deployments").value().is_boolean()) rep.at("deployments").fail("must be true or false");
-            settings.reporting.api.deployments = rep.at("deployments").value().get<bool>();
-          }
-          if (rep.has("comment")) {
-            if (!rep.at("comment").value().is_boolean()) rep.at("comment").fail("must be true or false");
-            settings.reporting.api.comment = rep.at("comment").value().get<bool>();
-          }
+          if (rep.has("deployments")) settings.reporting.api.deployments = rep.at("deployments").boolean();
+          if (rep.has("comment")) settings.reporting.api.comment = rep.at("comment").boolean();
           settings.reporting.api.context = rep.string_or("context", "prevue");
           if (settings.reporting.api.context.empty() || settings.reporting.api.context.size() > 40) rep.at("context").fail("must be 1 to 40 characters");
           if (rep.has("timeout")) settings.reporting.client.timeout = rep.at("timeout").duration();
@@ -294,9 +283,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
       if (r.target.empty()) r.target = c.dns_address;
       if (r.record_type == "A" && r.target.find(':') != std::string::npos) r.record_type = "AAAA";
       r.state_file = c.state_dir / "dns-published";
-      bool under = c.domain == r.zone || (c.domain.size() > r.zone.size() && c.domain.compare(c.domain.size() - r.zone.size(), r.zone.size(), r.zone) == 0 &&
-                                          c.domain[c.domain.size() - r.zone.size() - 1] == '.');
-      if (!under) root.at("dns").at("zone").fail("the preview domain " + c.domain + " is not inside zone " + r.zone);
+      if (!within_domain(c.domain, r.zone)) root.at("dns").at("zone").fail("the preview domain " + c.domain + " is not inside zone " + r.zone);
     }
     return c;
   } catch (const ReadError& e) {

@@ -113,8 +113,6 @@ struct Daemon::Impl {
   std::chrono::steady_clock::time_point next_delivery_batch;
   asio::steady_timer delivery_timer{main};
   bool reconcile_pending = false;
-  std::set<PrKey> reconcile_only;     // what the pending reconcile looks at,
-  bool reconcile_everything = false;  // unless this is set
   std::string owner = "daemon-" + std::to_string(::getpid());
 
   explicit Impl(Config c) : config(std::move(c)) {}
@@ -297,31 +295,19 @@ struct Daemon::Impl {
   // ---- reconciler ---------------------------------------------------------------
 
   // Many events in a burst, one reconcile pass after them.
-  // A delivery names its pull request: only that one is reconciled (a burst
-  // of deliveries costs one pass over the PRs they touched, not one over
-  // every PR ever seen per delivery). Without a key, everything is.
-  void request_reconcile(std::optional<PrKey> only = std::nullopt) {
-    if (only)
-      reconcile_only.insert(*only);
-    else
-      reconcile_everything = true;
+  void request_reconcile() {
     if (reconcile_pending) return;
     reconcile_pending = true;
     asio::post(main, [this] {
       reconcile_pending = false;
-      std::set<PrKey> keys = std::move(reconcile_only);
-      reconcile_only.clear();
-      if (std::exchange(reconcile_everything, false)) return reconcile();
-      for (const PrKey& key : keys) {
-        if (stopping) return;
-        if (auto pr = store->find_pull_request(key.first, key.second); pr.ok() && pr->has_value()) reconcile_one(**pr, clock.now_ms());
-      }
+      reconcile();
     });
   }
 
   // Called on the webhook threads: the main loop learns which pull requests
-  // deliveries touched. One wake-up of the main loop per batch, not per
-  // delivery; during a burst, a batch at most every kDeliveryBatchInterval.
+  // deliveries touched, and reconciles only those (not every PR ever seen).
+  // One wake-up of the main loop per batch, not per delivery; during a
+  // burst, a batch at most every kDeliveryBatchInterval.
   void note_delivery(PrKey key, bool labels_changed) {
     std::lock_guard lock(delivered_mutex);
     bool first = delivered.empty();
@@ -344,8 +330,10 @@ struct Daemon::Impl {
       std::lock_guard lock(delivered_mutex);
       batch.swap(delivered);
     }
+    std::int64_t now_ms = clock.now_ms();
     for (const auto& [key, labels_changed] : batch) {
-      request_reconcile(key);
+      if (stopping) return;
+      if (auto pr = store->find_pull_request(key.first, key.second); pr.ok() && pr->has_value()) reconcile_one(**pr, now_ms);
       if (labels_changed) report(key);
     }
   }
@@ -1039,9 +1027,8 @@ struct Daemon::Impl {
   }
 
   // POST /hooks/{github,gitlab,gitea,bitbucket}, on the webhook threads (so
-  // only immutable state, atomics, the thread's own store connection and
-  // posts to the main thread): verified on the raw body before anything
-  // parses it; in the inbox before any 2xx goes out.
+  // only immutable state, atomics, the inbox and note_delivery): verified on
+  // the raw body before anything parses it; in the inbox before any 2xx goes out.
   HttpResponse webhook_request(const HttpRequest& r) {
     std::string path = r.target.substr(0, r.target.find('?'));
     if (r.method != "POST") return error_response(405, "webhooks are POSTed");

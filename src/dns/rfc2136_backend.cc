@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/files.h"
+#include "core/slug.h"
 #include "dns/dns_backend.h"
 
 // Last: ldns's headers redefine `bool` for C, which breaks the C++ headers after them.
@@ -17,14 +18,9 @@ namespace prevue {
 
 namespace {
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 std::string without_dot(std::string s) {
   if (!s.empty() && s.back() == '.') s.pop_back();
-  return lower(s);
+  return ascii_lower(s);
 }
 
 std::string rcode_name(int rcode) {
@@ -56,12 +52,12 @@ Status read_tsig_key_file(const std::filesystem::path& file, Rfc2136Settings& s)
   static const std::regex algorithm(R"re(algorithm[:\s]+"?(hmac-[A-Za-z0-9-]+)"?)re");
   static const std::regex secret(R"re(secret[:\s]+"?([A-Za-z0-9+/=]+)"?)re");
   if (std::regex_match(t, m, compact)) {
-    s.key_algorithm = lower(m[1]);
+    s.key_algorithm = ascii_lower(m[1]);
     s.key_name = m[2];
     s.key_secret = m[3];
   } else {
     if (std::regex_search(t, m, bind_name) || std::regex_search(t, m, knot_name)) s.key_name = m[1];
-    if (std::regex_search(t, m, algorithm)) s.key_algorithm = lower(m[1]);
+    if (std::regex_search(t, m, algorithm)) s.key_algorithm = ascii_lower(m[1]);
     if (std::regex_search(t, m, secret)) s.key_secret = m[1];
   }
   if (s.key_name.empty() || s.key_secret.empty())
@@ -78,7 +74,7 @@ struct Rfc2136Backend::Impl {
 
   bool owned(const std::string& name) const {
     std::string d = without_dot(s.domain);
-    return name.size() > d.size() + 1 && name.compare(name.size() - d.size(), d.size(), d) == 0 && name[name.size() - d.size() - 1] == '.';
+    return name != d && within_domain(name, d);
   }
   std::string value() const { return s.record_type == "CNAME" ? without_dot(s.target) + "." : s.target; }
   ldns_rr_type type() const {
@@ -175,9 +171,16 @@ struct Rfc2136Backend::Impl {
     return make_error(ErrorCode::kIo, "DNS update to " + s.server + ":" + std::to_string(s.port) + " failed: " + last_error);
   }
 
+  // `hosts` in messages of at most s.batch records.
+  std::vector<std::vector<std::string>> batches(const std::vector<std::string>& hosts) const {
+    std::vector<std::vector<std::string>> out;
+    for (size_t i = 0; i < hosts.size(); i += s.batch)
+      out.emplace_back(hosts.begin() + static_cast<long>(i), hosts.begin() + static_cast<long>(std::min(hosts.size(), i + s.batch)));
+    return out;
+  }
+
   Status add(const std::vector<std::string>& hosts) const {
-    for (size_t i = 0; i < hosts.size(); i += s.batch) {
-      std::vector<std::string> chunk(hosts.begin() + static_cast<long>(i), hosts.begin() + static_cast<long>(std::min(hosts.size(), i + s.batch)));
+    for (const auto& chunk : batches(hosts)) {
       auto rcode = send({}, chunk, {});
       if (!rcode.ok()) return rcode.error();
       if (*rcode != LDNS_RCODE_NOERROR) return make_error(ErrorCode::kIo, "DNS update (add) answered " + rcode_name(*rcode));
@@ -188,8 +191,7 @@ struct Rfc2136Backend::Impl {
   // Deletions, each only while the record still has prevue's value; those
   // that no longer do are left alone and listed in `skipped`.
   Status remove(const std::vector<std::string>& hosts, std::vector<std::string>& skipped) const {
-    for (size_t i = 0; i < hosts.size(); i += s.batch) {
-      std::vector<std::string> chunk(hosts.begin() + static_cast<long>(i), hosts.begin() + static_cast<long>(std::min(hosts.size(), i + s.batch)));
+    for (const auto& chunk : batches(hosts)) {
       auto rcode = send(chunk, {}, chunk);
       if (!rcode.ok()) return rcode.error();
       if (*rcode == LDNS_RCODE_NOERROR) continue;
@@ -211,6 +213,7 @@ struct Rfc2136Backend::Impl {
     auto res = resolver();
     if (!res.ok()) return res.error();
     std::set<std::string> ours;
+    const std::string our_value = ascii_lower(value());
     if (s.zone_transfer) {
       RdfPtr zone(ldns_dname_new_frm_str((without_dot(s.zone) + ".").c_str()));
       ldns_status st = ldns_axfr_start(res->get(), zone.get(), LDNS_RR_CLASS_IN);
@@ -222,7 +225,7 @@ struct Rfc2136Backend::Impl {
           char* data = ldns_rdf2str(ldns_rr_rdf(rr, 0));
           std::string name = without_dot(owner ? owner : "");
           std::string val = data ? data : "";
-          if (owned(name) && lower(val) == lower(value())) ours.insert(name);
+          if (owned(name) && ascii_lower(val) == our_value) ours.insert(name);
           free(owner);
           free(data);
         }
@@ -249,7 +252,7 @@ struct Rfc2136Backend::Impl {
         ldns_rr* rr = ldns_rr_list_rr(records, i);
         if (ldns_rr_get_type(rr) != type() || ldns_rr_rd_count(rr) != 1) continue;
         char* data = ldns_rdf2str(ldns_rr_rdf(rr, 0));
-        if (data && lower(data) == lower(value())) ours.insert(name);
+        if (data && ascii_lower(data) == our_value) ours.insert(name);
         free(data);
       }
     }

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/slug.h"
 #include "http/http.h"
 
 namespace prevue {
@@ -34,12 +35,6 @@ using namespace boost::asio::experimental::awaitable_operators;
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-
-std::string lower(std::string s) {
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return s;
-}
 
 // The TCP socket under a client stream (plain or TLS).
 using TlsStream = asio::ssl::stream<tcp::socket>;
@@ -215,7 +210,7 @@ class ApiServer final : public HttpServer {
       HttpRequest request;
       request.method = std::string(req.method_string());
       request.target = std::string(req.target());
-      for (const auto& field : req) request.headers[lower(std::string(field.name_string()))] = std::string(field.value());
+      for (const auto& field : req) request.headers[ascii_lower(std::string(field.name_string()))] = std::string(field.value());
       request.body = std::move(req.body());
       request.remote = remote;
       HttpResponse response = co_await respond(request);
@@ -621,7 +616,7 @@ class ProxyServer final : public Proxy {
       // A request whose body we would not read cannot leave the connection reusable.
       bool has_body = req.has_content_length() ? request_parser.content_length().value_or(0) > 0 : req.chunked();
       std::string host_header = std::string(req[http::field::host]);
-      std::string host = lower(host_header);
+      std::string host = ascii_lower(host_header);
       if (auto colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos) host.resize(colon);
       if (!host.empty() && host.back() == '.') host.pop_back();
 

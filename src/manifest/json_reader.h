@@ -74,6 +74,10 @@ class Reader {
     if (!is_safe_relative_path(s)) fail("must be a relative path without '..' (got '" + s + "')");
     return s;
   }
+  bool boolean() const {
+    if (!value_.is_boolean()) fail("must be true or false");
+    return value_.get<bool>();
+  }
   Millis duration() const {
     auto parsed = parse_duration(string());
     if (!parsed.ok()) fail(parsed.error().message);

@@ -620,20 +620,15 @@ class SqliteStore final : public Store {
     int current = schema_version();
     for (const auto& migration : kMigrations) {
       if (migration.version <= current) continue;
-      PREVUE_TRY(exec("BEGIN IMMEDIATE"));
-      // Re-read inside the write lock: another process may have migrated meanwhile.
-      if (schema_version() >= migration.version) {
-        PREVUE_TRY(exec("COMMIT"));
-        continue;
-      }
-      Status applied = exec(migration.sql);
-      if (applied.ok()) applied = foreign_keys_intact();
-      if (applied.ok()) applied = exec(("PRAGMA user_version = " + std::to_string(migration.version)).c_str());
-      if (!applied.ok()) {
-        (void)exec("ROLLBACK");
+      Status applied = in_transaction([&]() -> Status {
+        // Re-read inside the write lock: another process may have migrated meanwhile.
+        if (schema_version() >= migration.version) return {};
+        PREVUE_TRY(exec(migration.sql));
+        PREVUE_TRY(foreign_keys_intact());
+        return exec(("PRAGMA user_version = " + std::to_string(migration.version)).c_str());
+      });
+      if (!applied.ok())
         return make_error(ErrorCode::kIo, "migration " + std::to_string(migration.version) + " failed: " + applied.error().message);
-      }
-      PREVUE_TRY(exec("COMMIT"));
     }
     int latest = kMigrations[std::size(kMigrations) - 1].version;
     if (schema_version() > latest)

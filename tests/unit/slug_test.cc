@@ -56,3 +56,18 @@ TEST(Slug, RepoShortName) {
 
 }  // namespace
 }  // namespace prevue
+
+namespace prevue {
+namespace {
+
+TEST(DnsNames, WithinDomainRespectsLabelBoundaries) {
+  EXPECT_TRUE(within_domain("example.com", "example.com"));
+  EXPECT_TRUE(within_domain("pr-1.preview.example.com", "example.com"));
+  EXPECT_FALSE(within_domain("badexample.com", "example.com"));
+  EXPECT_FALSE(within_domain("example.com", "pr-1.example.com"));
+  EXPECT_FALSE(within_domain(".example.com", "example.com"));
+  EXPECT_EQ(ascii_lower("PR-1.Example.COM"), "pr-1.example.com");
+}
+
+}  // namespace
+}  // namespace prevue
