@@ -10,17 +10,18 @@ Result<Millis> parse_duration(std::string_view text) {
   auto fail = [&] {
     return make_error(ErrorCode::kInvalidArgument,
                       "invalid duration '" + std::string(text) +
-                          "' (expected e.g. 250ms, 30s, 10m, 72h, 7d or 1h30m)");
+                          "' (expected e.g. 250ms, 30s, 10m, 72h, 7d or 1h30m, at most " + format_duration(kMaxDuration) + ")");
   };
   if (text.empty()) return fail();
+  const std::int64_t max = kMaxDuration.count();
   std::int64_t total = 0;
   size_t i = 0;
   while (i < text.size()) {
     if (!std::isdigit(static_cast<unsigned char>(text[i]))) return fail();
     std::int64_t number = 0;
     while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-      if (number > std::numeric_limits<std::int64_t>::max() / 10 - 10) return fail();
       number = number * 10 + (text[i] - '0');
+      if (number > max) return fail();  // checked per digit: never near the int64 limit
       ++i;
     }
     size_t unit_start = i;
@@ -33,7 +34,7 @@ Result<Millis> parse_duration(std::string_view text) {
     else if (unit == "h") scale = 3'600'000;
     else if (unit == "d") scale = 86'400'000;
     else return fail();
-    if (number > std::numeric_limits<std::int64_t>::max() / scale / 2) return fail();
+    if (number > (max - total) / scale) return fail();
     total += number * scale;
   }
   return Millis(total);
@@ -45,6 +46,7 @@ std::string format_duration(Millis value) {
   std::string out;
   if (ms < 0) {
     out = "-";
+    if (ms == std::numeric_limits<std::int64_t>::min()) return out + std::to_string(ms).substr(1) + "ms";  // -ms would overflow
     ms = -ms;
   }
   struct Unit {

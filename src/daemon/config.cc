@@ -31,12 +31,7 @@ ListenAddress read_listen(const Reader& r) {
   return a;
 }
 
-int read_int(const Reader& r, int low, int high) {
-  if (!r.value().is_number_integer()) r.fail("must be an integer");
-  long long v = r.value().get<long long>();
-  if (v < low || v > high) r.fail("must be between " + std::to_string(low) + " and " + std::to_string(high));
-  return static_cast<int>(v);
-}
+int read_int(const Reader& r, int low, int high) { return static_cast<int>(r.integer(low, high)); }
 
 std::filesystem::path resolve(const std::filesystem::path& base, const std::string& p) {
   std::filesystem::path path(p);
@@ -53,12 +48,9 @@ Config default_config(const std::filesystem::path& state_dir) {
 }
 
 Result<Config> parse_config(std::string_view text, const std::filesystem::path& config_path) {
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::parse_error& e) {
-    return make_error(ErrorCode::kParse, config_path.string() + ": JSON syntax error: " + e.what());
-  }
+  auto parsed = json_reader::parse_document(text, config_path.string());
+  if (!parsed.ok()) return parsed.error();
+  const nlohmann::json& doc = *parsed;
   std::filesystem::path base = std::filesystem::absolute(config_path).parent_path();
   try {
     Reader root(doc, "$");
@@ -288,6 +280,8 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
     return c;
   } catch (const ReadError& e) {
     return make_error(ErrorCode::kInvalidArgument, config_path.string() + ": " + e.path + " " + e.message);
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(ErrorCode::kInvalidArgument, config_path.string() + ": " + e.what());
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <map>
 #include <regex>
 #include <string>
@@ -78,6 +79,21 @@ class Reader {
     if (!value_.is_boolean()) fail("must be true or false");
     return value_.get<bool>();
   }
+  // A JSON integer within [low, high]; a float, however whole, is refused
+  // (its conversion to an integer is undefined past the range).
+  std::int64_t integer(std::int64_t low, std::int64_t high) const {
+    if (!value_.is_number_integer()) fail("must be an integer");
+    std::int64_t v = 0;
+    if (value_.is_number_unsigned()) {
+      auto u = value_.get<std::uint64_t>();
+      if (u > static_cast<std::uint64_t>(high)) fail("must be between " + std::to_string(low) + " and " + std::to_string(high));
+      v = static_cast<std::int64_t>(u);
+    } else {
+      v = value_.get<std::int64_t>();
+    }
+    if (v < low || v > high) fail("must be between " + std::to_string(low) + " and " + std::to_string(high));
+    return v;
+  }
   Millis duration() const {
     auto parsed = parse_duration(string());
     if (!parsed.ok()) fail(parsed.error().message);
@@ -117,6 +133,13 @@ class Reader {
   std::string path_;
 };
 
+
+// "line 3, column 7" of a byte offset.
+std::string line_and_column(std::string_view text, size_t byte);
+
+// Parses a JSON document; every failure (syntax, a number past the double
+// range) is an error value naming `origin` and where, never an exception.
+Result<json> parse_document(std::string_view text, std::string_view origin);
 
 // A lease block ("ttl", "idle", "end", "grace"), read the same way in a
 // manifest and in the daemon's config; what it leaves out stays unset.

@@ -118,8 +118,7 @@ Manifest read_manifest(const Reader& root) {
                       "routes", "lease"});
   Manifest m;
   if (!root.has("version")) root.fail("missing required field 'version'");
-  if (!root.at("version").value().is_number_integer()) root.at("version").fail("must be an integer");
-  m.version = root.at("version").value().get<int>();
+  m.version = static_cast<int>(root.at("version").integer(0, 1'000'000));
   if (m.version != kManifestVersion)
     root.at("version").fail("unsupported manifest version " + std::to_string(m.version) + " (this prevue reads version " +
                             std::to_string(kManifestVersion) + ")");
@@ -183,19 +182,6 @@ Manifest read_manifest(const Reader& root) {
   return m;
 }
 
-std::string line_and_column(std::string_view text, size_t byte) {
-  size_t line = 1, column = 1;
-  for (size_t i = 0; i < byte && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      column = 1;
-    } else {
-      ++column;
-    }
-  }
-  return "line " + std::to_string(line) + ", column " + std::to_string(column);
-}
-
 }  // namespace
 
 ManifestLease json_reader::read_lease(const Reader& l) {
@@ -214,22 +200,51 @@ ManifestLease json_reader::read_lease(const Reader& l) {
 }
 
 Result<Manifest> parse_manifest(std::string_view text, std::string_view origin) {
-  json document;
+  auto document = json_reader::parse_document(text, origin);
+  if (!document.ok()) return document.error();
   try {
-    document = json::parse(text.begin(), text.end());
+    return read_manifest(Reader(*document, "$"));
+  } catch (const ReadError& e) {
+    return make_error(ErrorCode::kInvalidArgument, std::string(origin) + ": " + e.path + " " + e.message);
+  } catch (const json::exception& e) {
+    return make_error(ErrorCode::kInvalidArgument, std::string(origin) + ": " + e.what());
+  }
+}
+
+namespace json_reader {
+
+std::string line_and_column(std::string_view text, size_t byte) {
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i < byte && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return "line " + std::to_string(line) + ", column " + std::to_string(column);
+}
+
+Result<json> parse_document(std::string_view text, std::string_view origin) {
+  try {
+    return json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
     // nlohmann reports the byte after the offending token; step back onto it.
     size_t byte = e.byte > 0 ? e.byte - 1 : 0;
     std::string what = e.what();
     auto pos = what.find("syntax error");
-    return make_error(ErrorCode::kParse, std::string(origin) + ": JSON syntax error at " + line_and_column(text, byte) +
-                                             ": " + (pos == std::string::npos ? what : what.substr(pos)));
-  }
-  try {
-    return read_manifest(Reader(document, "$"));
-  } catch (const ReadError& e) {
-    return make_error(ErrorCode::kInvalidArgument, std::string(origin) + ": " + e.path + " " + e.message);
+    return make_error(ErrorCode::kParse, std::string(origin) + ": JSON syntax error at " + line_and_column(text, byte) + ": " +
+                                             (pos == std::string::npos ? what : what.substr(pos)));
+  } catch (const json::exception& e) {
+    // A number past the double range (1e400) is not a syntax error to the library.
+    std::string what = e.what();
+    auto pos = what.find("number overflow");
+    return make_error(ErrorCode::kParse, std::string(origin) + ": " + (pos == std::string::npos ? what : what.substr(pos)) +
+                                             " (a number too large to represent)");
   }
 }
+
+}  // namespace json_reader
 
 }  // namespace prevue

@@ -138,7 +138,6 @@ Result<ProcessOutcome> SubprocessRunner::run(const ProcessSpec& spec) {
   ProcessOutcome outcome;
   std::vector<std::string> args(spec.argv.begin() + 1, spec.argv.end());
 
-  bp::error_code start_error;
   std::unique_ptr<bp::process> child;
   try {
     if (spec.cwd.empty()) {

@@ -1,6 +1,13 @@
 #include "provider/protocol.h"
 
 #include <nlohmann/json.hpp>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+
+#include "core/duration.h"
 
 namespace prevue {
 
@@ -27,6 +34,19 @@ int ProviderResponse::port_of(std::string_view service) const {
 
 namespace {
 
+// An integer field within [low, high]; absent gives `fallback`. A float or a
+// number out of range is refused (converting it would be undefined).
+std::int64_t integer_or(const json& j, const char* key, std::int64_t fallback, std::int64_t low, std::int64_t high) {
+  auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  bool fits = it->is_number_unsigned() ? it->get<std::uint64_t>() <= static_cast<std::uint64_t>(high)
+                                       : it->is_number_integer() && it->get<std::int64_t>() >= low && it->get<std::int64_t>() <= high;
+  if (!fits)
+    throw std::out_of_range(std::string("'") + key + "' must be an integer between " + std::to_string(low) + " and " + std::to_string(high));
+  return it->get<std::int64_t>();
+}
+constexpr std::int64_t kMaxMs = kMaxDuration.count();
+
 json service_status_json(const ServiceStatus& s) {
   return json{{"name", s.name}, {"port", s.port}, {"pid", s.pid}, {"running", s.running}, {"restarted", s.restarted}};
 }
@@ -34,8 +54,8 @@ json service_status_json(const ServiceStatus& s) {
 ServiceStatus service_status_from(const json& j) {
   ServiceStatus s;
   s.name = j.at("name").get<std::string>();
-  s.port = j.value("port", 0);
-  s.pid = j.value("pid", 0L);
+  s.port = static_cast<int>(integer_or(j, "port", 0, 0, 65535));
+  s.pid = integer_or(j, "pid", 0, 0, std::numeric_limits<pid_t>::max());
   s.running = j.value("running", false);
   s.restarted = j.value("restarted", false);
   return s;
@@ -65,7 +85,8 @@ Result<ProviderRequest> decode_request(std::string_view text) {
   try {
     json j = json::parse(text.begin(), text.end());
     ProviderRequest r;
-    int protocol = j.at("protocol").get<int>();
+    if (!j.contains("protocol")) return make_error(ErrorCode::kInvalidArgument, "malformed provider request: no protocol version");
+    auto protocol = integer_or(j, "protocol", 0, 0, std::numeric_limits<int>::max());
     if (protocol != kProviderProtocolVersion)
       return make_error(ErrorCode::kInvalidArgument, "unsupported protocol version " + std::to_string(protocol));
     std::string verb = j.at("verb").get<std::string>();
@@ -83,26 +104,26 @@ Result<ProviderRequest> decode_request(std::string_view text) {
       const json& e = j.at("environment");
       r.environment.slug = e.value("slug", "");
       r.environment.dir = e.value("dir", "");
-      r.environment.pr = e.value("pr", 0L);
+      r.environment.pr = integer_or(e, "pr", 0, 0, std::numeric_limits<long>::max());
       r.environment.commit = e.value("commit", "");
     }
-    r.stop_grace_ms = j.value("stop_grace_ms", std::int64_t{5000});
+    r.stop_grace_ms = integer_or(j, "stop_grace_ms", 5000, 0, kMaxMs);
     for (const auto& s : j.value("services", json::array())) {
       ProviderService svc;
       svc.name = s.at("name").get<std::string>();
       svc.workdir = s.value("workdir", "");
       svc.build = s.value("build", std::vector<std::string>{});
-      svc.build_timeout_ms = s.value("build_timeout_ms", std::int64_t{600'000});
+      svc.build_timeout_ms = integer_or(s, "build_timeout_ms", 600'000, 0, kMaxMs);
       svc.run = s.value("run", std::vector<std::string>{});
       svc.env = s.value("env", std::map<std::string, std::string>{});
       svc.port_name = s.value("port_name", "http");
       svc.health_path = s.value("health_path", "/");
-      svc.ready_timeout_ms = s.value("ready_timeout_ms", std::int64_t{60'000});
+      svc.ready_timeout_ms = integer_or(s, "ready_timeout_ms", 60'000, 0, kMaxMs);
       svc.revision = s.value("revision", "");
       r.services.push_back(std::move(svc));
     }
     return r;
-  } catch (const json::exception& e) {
+  } catch (const std::exception& e) {  // the JSON library's errors and integer_or's
     return make_error(ErrorCode::kParse, std::string("malformed provider request: ") + e.what());
   }
 }
@@ -133,7 +154,7 @@ Result<ProviderResponse> decode_response(std::string_view text, int exit_code) {
   try {
     json j = json::parse(text.begin(), text.end());
     ProviderResponse r;
-    r.protocol = j.value("protocol", 0);
+    r.protocol = static_cast<int>(integer_or(j, "protocol", 0, 0, std::numeric_limits<int>::max()));
     if (r.protocol != kProviderProtocolVersion)
       return make_error(ErrorCode::kProvider, "provider speaks protocol " + std::to_string(r.protocol) + ", prevue speaks " +
                                                   std::to_string(kProviderProtocolVersion));
@@ -155,7 +176,7 @@ Result<ProviderResponse> decode_response(std::string_view text, int exit_code) {
       r.environments.push_back(std::move(listing));
     }
     return r;
-  } catch (const json::exception& e) {
+  } catch (const std::exception& e) {  // the JSON library's errors and integer_or's
     std::string shown(text.substr(0, 200));
     return make_error(ErrorCode::kProvider, std::string("malformed provider response (") + e.what() + "): '" + shown + "'");
   }

@@ -50,6 +50,25 @@ class BadInput(PrevueTestCase):
         self.broken_branch(repo, "bad-json", lambda r: edit(r, "prevue.json", '"version": 1,', '"version": 1,,'))
         self.expect_failure(repo, 1, "bad-json", "manifest", "JSON syntax error at line 3")
 
+    def test_number_too_large_for_a_double(self):
+        # 1e400 used to abort prevue (an exception the parser did not catch).
+        repo = make_template_repo(self.scratch)
+        self.broken_branch(repo, "huge-number", lambda r: edit(r, "prevue.json", '"version": 1,', '"version": 1e400,'))
+        render = self.prevue("render", "--repo", repo, "--ref", "huge-number", check=False)
+        self.assertEqual(render.returncode, 1, render.stderr)
+        self.assertIn("too large", render.stderr)
+        self.expect_failure(repo, 7, "huge-number", "manifest", "number overflow")
+
+    def test_config_number_too_large_for_a_double(self):
+        config = os.path.join(self.scratch, "config.json")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write('{"state_dir": "%s", "concurrency": 1e400}' % self.state_dir)
+        for args in (["gc", "--config", config], ["gc", "--dry-run", "--config", config], ["serve", "--config", config]):
+            out = self.prevue(*args, check=False)
+            self.assertEqual(out.returncode, 1, (args, out.stderr))
+            self.assertIn("config.json", out.stderr)
+            self.assertIn("too large", out.stderr)
+
     def test_invalid_manifest_names_the_json_path(self):
         repo = make_template_repo(self.scratch)
         self.broken_branch(repo, "bad-field", lambda r: edit(r, "prevue.json", '"port": "http",', '"port": 8080,'))

@@ -174,5 +174,14 @@ TEST(Secrets, ComeFromTheConfig) {
   EXPECT_NE(bad.error().message.find("$.secrets.B.env"), std::string::npos);
 }
 
+TEST(Config, NumbersPastTheirRangeAreErrors) {
+  for (const char* text : {R"({"state_dir": "s", "concurrency": 1e400})", R"({"state_dir": "s", "concurrency": 1e300})",
+                           R"({"state_dir": "s", "concurrency": 18446744073709551615})",
+                           R"({"state_dir": "s", "proxy": {"threads": -9223372036854775808}})"}) {
+    auto c = parse_config(text, "/etc/prevue/config.json");
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_NE(c.error().message.find("/etc/prevue/config.json"), std::string::npos) << c.error().message;
+  }
+}
 }  // namespace
 }  // namespace prevue

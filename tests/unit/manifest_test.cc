@@ -108,5 +108,17 @@ TEST(Manifest, SeedStepsValidated) {
   EXPECT_EQ(m.seed[1].files, std::vector<std::string>{"a.sql"});
 }
 
+// 1e400 is valid JSON that no double holds: it used to escape the parser as
+// an exception and abort `prevue render`, `up` and `gc`.
+TEST(Manifest, NumbersPastTheDoubleRangeAreErrors) {
+  for (const char* text : {R"({"version": 1e400, "services": {}})", R"({"version": 1, "x": [1e400]})",
+                           R"({"version": 1.0e0, "services": {"web": {"run": ["a"]}}})", R"({"version": 18446744073709551615})"}) {
+    auto m = parse_manifest(text, "prevue.json");
+    ASSERT_FALSE(m.ok()) << text;
+    EXPECT_NE(m.error().message.find("prevue.json"), std::string::npos) << m.error().message;
+  }
+  auto m = parse_manifest(R"({"version": 1e400})", "prevue.json");
+  EXPECT_NE(m.error().message.find("too large"), std::string::npos) << m.error().message;
+}
 }  // namespace
 }  // namespace prevue

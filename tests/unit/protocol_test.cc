@@ -70,5 +70,25 @@ TEST(Protocol, InconsistentOrGarbledResponsesAreErrors) {
   EXPECT_NE(crash.error().message.find("crashed"), std::string::npos);
 }
 
+// A provider is a separate program: whatever numbers it prints, prevue gets
+// an error value, never a float-to-int overflow (undefined) or an exception.
+TEST(Protocol, OutOfRangeNumbersAreMalformedNotUndefined) {
+  for (const char* text :
+       {R"({"protocol": 1, "ok": true, "services": [{"name": "web", "port": 1e300}]})",
+        R"({"protocol": 1, "ok": true, "services": [{"name": "web", "port": 70000}]})",
+        R"({"protocol": 1, "ok": true, "services": [{"name": "web", "port": 8080.5}]})",
+        R"({"protocol": 1, "ok": true, "services": [{"name": "web", "pid": 18446744073709551615}]})",
+        R"({"protocol": 1e400, "ok": true})", R"({"protocol": -1e19, "ok": true})"}) {
+    auto r = decode_response(text, kProviderExitOk);
+    EXPECT_FALSE(r.ok()) << text;
+  }
+  for (const char* text :
+       {R"({"protocol": 1, "verb": "apply", "stop_grace_ms": 1e300})", R"({"protocol": 1, "verb": "apply", "environment": {"pr": 1e30}})",
+        R"({"protocol": 1e10, "verb": "apply"})", R"({"protocol": 1, "verb": "apply", "services": [{"name": "w", "ready_timeout_ms": -5}]})",
+        R"({"verb": "apply"})"}) {
+    auto r = decode_request(text);
+    EXPECT_FALSE(r.ok()) << text;
+  }
+}
 }  // namespace
 }  // namespace prevue
