@@ -64,6 +64,7 @@ const char* to_string(OpKind k) { return k == OpKind::kUp ? "up" : k == OpKind::
 struct InFlight {
   OpKind kind;
   std::string sha;
+  std::string ref;
   std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
 };
 
@@ -384,9 +385,12 @@ struct Daemon::Impl {
       }
       return;
     }
-    InFlight op{kind, sha};
+    InFlight op{kind, sha, ref};
     auto cancelled = op.cancelled;
     in_flight.emplace(key, op);
+    // A first build has no environment yet: its name resolves and shows the
+    // building page from now on, not from when the build finishes.
+    if (kind == OpKind::kUp && slug.empty()) refresh_routes();
     auto repo_it = repos.find(key.first);
     std::string repo_key;
     if (repo_it != repos.end()) {
@@ -518,7 +522,7 @@ struct Daemon::Impl {
         r.lease_end = l.end_action;
       }
     }
-    if (r.slug.empty()) r.slug = make_slug(repos.count(key.first) ? repos[key.first].key : "", key.second, (*pr)->head_ref);
+    if (r.slug.empty()) r.slug = predicted_slug(key, (*pr)->head_ref);
     // Before the first build the link is already known: it shows the building page.
     if (r.url.empty()) r.url = engine_config.public_url(r.slug + "." + config.domain);
     r.extend_hint = "prevue extend " + r.slug + " 1d";
@@ -581,6 +585,12 @@ struct Daemon::Impl {
 
   // ---- routes and DNS -----------------------------------------------------------
 
+  // The slug the engine will give the pull request's environment.
+  std::string predicted_slug(PrKey key, const std::string& ref) {
+    auto it = repos.find(key.first);
+    return make_slug(it == repos.end() ? "" : it->second.key, key.second, ref);
+  }
+
   void refresh_routes() {
     auto envs = store->list_environments(false);
     auto all = store->all_routes();  // one query, not one per environment
@@ -616,6 +626,22 @@ struct Daemon::Impl {
       map[live.host] = route;
       hosts[live.host] = e.id;
     }
+    // First builds whose environment the engine has not recorded yet.
+    for (const auto& [key, op] : in_flight) {
+      if (op.kind != OpKind::kUp) continue;
+      bool recorded = false;
+      for (const auto& e : *envs) recorded = recorded || (e.repo_id == key.first && e.pr == key.second && e.state != EnvState::kDestroyed);
+      if (recorded) continue;
+      std::string slug = predicted_slug(key, op.ref);
+      std::string host = slug + "." + config.domain;
+      if (map.count(host)) continue;
+      ProxyRoute route;
+      route.kind = ProxyRoute::Kind::kBuilding;
+      route.slug = slug;
+      route.detail = "building commit " + op.sha.substr(0, 12);
+      map[host] = route;
+      hosts[host] = 0;  // no environment id yet
+    }
     routes.replace(std::move(map));
     if (hosts != dns_requested) {
       dns_requested = hosts;
@@ -631,6 +657,7 @@ struct Daemon::Impl {
     for (auto it = dns_state.begin(); it != dns_state.end();)
       it = by_env.count(it->first) ? std::next(it) : dns_state.erase(it);  // gone environments
     for (const auto& [env, names] : by_env) {
+      if (env == 0) continue;  // a first build's name: its environment gets the timeline entry once it exists
       DnsState& state = dns_state[env];
       if (status.ok()) {
         if (!state.published || state.names != names) {
