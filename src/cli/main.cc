@@ -251,11 +251,8 @@ int main(int argc, char** argv) {
     engine_config.state_dir = fs::absolute(g.state_dir.empty() ? default_state_dir() : fs::path(g.state_dir));
     engine_config.provider_dir = fs::absolute(g.provider_dir.empty() ? default_provider_dir() : fs::path(g.provider_dir));
     prevue::ProviderClient providers(w.runner, engine_config.provider_dir);
-    char host[256] = "host";
-    ::gethostname(host, sizeof host - 1);
     prevue::GcOptions options;
     options.dry_run = gc_dry_run;
-    options.owner = std::string("gc-") + host + "-" + std::to_string(::getpid());
     options.claim_ttl = config.claim_ttl;
     auto report = prevue::run_gc(*w.engine, *w.store, providers, engine_config, w.clock, options);
     // DNS: what the server holds is compared with the live routes, and fixed.

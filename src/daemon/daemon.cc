@@ -15,9 +15,11 @@
 #include <mutex>
 #include <set>
 
+#include "core/claim_owner.h"
 #include "core/files.h"
 #include "core/slug.h"
 #include "daemon/dns_publisher.h"
+#include "daemon/log_limiter.h"
 #include "daemon/metrics.h"
 #include "dns/dns_backend.h"
 #include "engine/engine.h"
@@ -41,8 +43,16 @@ namespace {
 // Log lines: a stable event name, then key=value fields (docs/config.md lists them).
 // One write(2) per line keeps the lines of the daemon's threads (webhooks,
 // reporter) whole, without a stream lock they would all queue on.
+// Identical lines (a failure repeating in a loop) are written once per 10 s,
+// with repeated=N saying how many were held back.
 void log_event(const std::string& event, const std::string& fields = "") {
-  std::string line = "prevue: " + event + (fields.empty() ? "" : " ") + fields + "\n";
+  static LogLimiter limiter;
+  std::string line = "prevue: " + event + (fields.empty() ? "" : " ") + fields;
+  std::uint64_t suppressed = 0;
+  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (!limiter.admit(line, now_ms, &suppressed)) return;
+  if (suppressed) line += " repeated=" + std::to_string(suppressed);
+  line += "\n";
   const char* data = line.data();
   size_t left = line.size();
   while (left > 0) {
@@ -114,7 +124,17 @@ struct Daemon::Impl {
   std::chrono::steady_clock::time_point next_delivery_batch;
   asio::steady_timer delivery_timer{main};
   bool reconcile_pending = false;
-  std::string owner = "daemon-" + std::to_string(::getpid());
+  const ClaimOwner owner = ClaimOwner::self("daemon");
+  // An operation that failed is not started again for the same target at
+  // once: 1 s, doubling up to 5 min. A new target (a push) starts at once.
+  struct FailedOp {
+    OpKind kind;
+    std::string sha;
+    int failures = 0;
+    std::int64_t not_before_ms = 0;
+  };
+  std::map<PrKey, FailedOp> failed_ops;
+  asio::steady_timer retry_timer{main};
 
   explicit Impl(Config c) : config(std::move(c)) {}
 
@@ -385,6 +405,9 @@ struct Daemon::Impl {
       }
       return;
     }
+    if (auto f = failed_ops.find(key);
+        f != failed_ops.end() && f->second.kind == kind && f->second.sha == sha && clock.now_ms() < f->second.not_before_ms)
+      return;  // backing off; retry_timer reconciles it when the wait is over
     InFlight op{kind, sha, ref};
     auto cancelled = op.cancelled;
     in_flight.emplace(key, op);
@@ -420,33 +443,41 @@ struct Daemon::Impl {
         Engine engine(engine_config, st, runner, clock);
         std::int64_t env_id = 0;
         if (auto e = st.find_environment_by_slug(slug); !slug.empty() && e.ok() && e->has_value()) env_id = (*e)->id;
-        bool claimed = env_id == 0 || st.try_claim(env_id, owner, config.claim_ttl.count()).value_or(false);
+        bool claimed = env_id == 0;
         if (!claimed) {
-          error = "claimed by another cleaner";
-        } else if (kind == OpKind::kUp) {
+          auto claim = claim_environment(st, env_id, owner, config.claim_ttl);
+          claimed = claim.ok() && claim->claimed;
+          if (!claim.ok()) error = "cannot claim: " + claim.error().message;
+          else if (!claimed) error = "claimed by " + claim->holder;
+          else if (!claim->taken_over_from.empty())
+            log_event("claim.taken_over", "slug=" + slug + " from=" + json_quoted(claim->taken_over_from) + " reason=owner_not_running");
+        }
+        if (claimed && kind == OpKind::kUp) {
           UpRequest request{repo_key, key.second, ref, sha, cancelled.get(), config_ref};
           UpResult r = engine.up(request);
           ok = r.ok;
           error = r.failed_step.empty() ? r.error : r.failed_step + ": " + r.error;
           result_slug = r.environment.slug;
           env_id = r.environment.id;
-        } else {
+        } else if (claimed) {
           DownResult r = kind == OpKind::kDown ? engine.down_by_slug(slug) : engine.sleep(slug);
           ok = r.ok;
           error = r.error;
         }
-        if (claimed && env_id) (void)st.release_claim(env_id, owner);
+        if (claimed && env_id) (void)st.release_claim(env_id, owner.text());
       } catch (const std::exception& e) {
         error = std::string("internal error: ") + e.what();
       }
-      asio::post(main, [this, key, kind, ok, error, result_slug, requested_at] {
-        op_done(key, kind, ok, error, result_slug, requested_at);
+      asio::post(main, [this, key, kind, sha, ok, error, result_slug, requested_at] {
+        op_done(key, kind, sha, ok, error, result_slug, requested_at);
       });
     });
   }
 
-  void op_done(PrKey key, OpKind kind, bool ok, const std::string& error, const std::string& slug, std::int64_t requested_at) {
+  void op_done(PrKey key, OpKind kind, const std::string& sha, bool ok, const std::string& error, const std::string& slug,
+               std::int64_t requested_at) {
     in_flight.erase(key);
+    note_outcome(key, kind, sha, ok);
     double seconds = static_cast<double>(clock.now_ms() - requested_at) / 1000.0;
     log_event("op.done", std::string("op=") + to_string(kind) + " pr=" + std::to_string(key.second) + " slug=" + slug +
                              " ok=" + (ok ? "true" : "false") + (error.empty() ? "" : " error=" + json_quoted(error)));
@@ -462,6 +493,33 @@ struct Daemon::Impl {
     if (ok && kind != OpKind::kUp) metrics.gc_actions++;
     report(key);
     if (!stopping) reconcile();  // level-triggered: whatever changed meanwhile is picked up now
+  }
+
+  void note_outcome(PrKey key, OpKind kind, const std::string& sha, bool ok) {
+    if (ok) {
+      failed_ops.erase(key);
+      return;
+    }
+    FailedOp& f = failed_ops[key];
+    if (f.kind != kind || f.sha != sha || f.failures == 0) f = FailedOp{kind, sha, 0, 0};
+    ++f.failures;
+    std::int64_t wait = std::min<std::int64_t>(1000LL << std::min(f.failures - 1, 20), 5 * 60'000);
+    f.not_before_ms = clock.now_ms() + wait;
+    arm_retry_timer();
+  }
+
+  void arm_retry_timer() {
+    // The earliest wait not yet over (those over were retried by the pass that armed this).
+    std::int64_t now = clock.now_ms(), next = 0;
+    for (const auto& [key, f] : failed_ops)
+      if (f.not_before_ms > now) next = next == 0 ? f.not_before_ms : std::min(next, f.not_before_ms);
+    if (next == 0) return;
+    retry_timer.expires_after(std::chrono::milliseconds(std::max<std::int64_t>(0, next - clock.now_ms())));
+    retry_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping) return;
+      reconcile();
+      arm_retry_timer();
+    });
   }
 
   // ---- reporting back to the git host ---------------------------------------------
@@ -1228,6 +1286,7 @@ struct Daemon::Impl {
     lease_timer.cancel();
     flush_timer.cancel();
     reconcile_timer.cancel();
+    retry_timer.cancel();
     delivery_timer.cancel();
     for (auto& t : poll_timers) t->cancel();
     if (api) api->stop();

@@ -83,15 +83,46 @@ Status destroy_orphan(ProviderClient& providers, const EngineConfig& config, con
   return {};
 }
 
+Result<ClaimResult> claim_environment(Store& store, std::int64_t env_id, const ClaimOwner& self, Millis ttl) {
+  const std::string me = self.text();
+  ClaimResult result;
+  for (int attempt = 0; attempt < 3; ++attempt) {  // the holder may change between the reads
+    auto got = store.try_claim(env_id, me, ttl.count());
+    if (!got.ok()) return got.error();
+    if (*got) {
+      result.claimed = true;
+      return result;
+    }
+    auto holder = store.claim_holder(env_id);
+    if (!holder.ok()) return holder.error();
+    if (!holder->has_value()) continue;  // released or expired meanwhile
+    result.holder = **holder;
+    auto parsed = ClaimOwner::parse(result.holder);
+    if (!parsed || !provably_dead(*parsed, self)) return result;
+    auto taken = store.take_over_claim(env_id, result.holder, me, ttl.count());
+    if (!taken.ok()) return taken.error();
+    if (*taken) {
+      result.claimed = true;
+      result.taken_over_from = result.holder;
+      return result;
+    }
+  }
+  return result;
+}
+
 GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const EngineConfig& config, const Clock& clock,
                 const GcOptions& options) {
   GcReport report;
   auto claimed = [&](std::int64_t env_id, const std::string& slug) {
     if (options.dry_run) return true;
-    auto got = store.try_claim(env_id, options.owner, options.claim_ttl.count());
-    if (got.ok() && *got) return true;
+    auto got = claim_environment(store, env_id, options.owner, options.claim_ttl);
+    if (got.ok() && got->claimed) {
+      if (!got->taken_over_from.empty())
+        report.actions.push_back("took over " + slug + " from " + got->taken_over_from + " (no longer running)");
+      return true;
+    }
     ++report.skipped_claimed;
-    report.actions.push_back("skip " + slug + ": claimed by another cleaner");
+    report.actions.push_back("skip " + slug + ": claimed by " + (got.ok() ? got->holder : got.error().message));
     return false;
   };
   auto teardown = [&](const EnvironmentRecord& env, const std::string& why) {
@@ -119,7 +150,7 @@ GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const E
       // Re-read under the claim: the daemon may have renewed or acted meanwhile.
       auto fresh = store.lease_of(e.id);
       if (!options.dry_run && (!fresh.ok() || !fresh->has_value() || (*fresh)->deadline() > clock.now_ms())) {
-        (void)store.release_claim(e.id, options.owner);
+        (void)store.release_claim(e.id, options.owner.text());
         continue;
       }
       std::string why = lease.revoked_at ? "pull request closed" : "lease ran out";
@@ -136,7 +167,7 @@ GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const E
         if (!options.dry_run && !lease.revoked_at) (void)store.append_timeline(e.id, "expired", why, 0);
         teardown(e, why);
       }
-      if (!options.dry_run) (void)store.release_claim(e.id, options.owner);
+      if (!options.dry_run) (void)store.release_claim(e.id, options.owner.text());
     }
   }
 
@@ -156,7 +187,7 @@ GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const E
       }
       if (!retry || !claimed(e.id, e.slug)) continue;
       teardown(e, why);
-      if (!options.dry_run) (void)store.release_claim(e.id, options.owner);
+      if (!options.dry_run) (void)store.release_claim(e.id, options.owner.text());
     }
   }
 

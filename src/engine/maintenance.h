@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/claim_owner.h"
 #include "engine/engine.h"
 
 namespace prevue {
@@ -20,9 +21,19 @@ Result<LeaseRecord> pin_lease(Store& store, const std::string& slug, bool pinned
 enum class LeaseEnd { kDestroy, kSleep, kNothing };
 LeaseEnd lease_end_action(const LeaseRecord& lease, const EnvironmentRecord& env);
 
+// Claims an environment for `self` (daemon and gc alike). A claim held by a
+// process that is provably dead (core/claim_owner.h: a killed daemon on this
+// machine) is taken over at once; a live holder's claim is respected.
+struct ClaimResult {
+  bool claimed = false;
+  std::string holder;          // who holds it, when not claimed
+  std::string taken_over_from;  // the dead owner replaced, if any
+};
+Result<ClaimResult> claim_environment(Store& store, std::int64_t env_id, const ClaimOwner& self, Millis ttl);
+
 struct GcOptions {
   bool dry_run = false;
-  std::string owner;          // claim owner, e.g. "gc-<host>-<pid>"
+  ClaimOwner owner = ClaimOwner::self("gc");
   Millis claim_ttl = Millis(30LL * 60'000);
   int batch = 1000;
 };

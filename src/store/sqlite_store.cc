@@ -503,6 +503,23 @@ class SqliteStore final : public Store {
     return sqlite3_changes(db_) > 0;
   }
 
+  Result<std::optional<std::string>> claim_holder(std::int64_t env_id) override {
+    Statement s(db_, &cache_, "SELECT owner FROM claims WHERE env_id = ? AND expires_at > ?");
+    s.bind(1, env_id).bind(2, clock_.now_ms());
+    int rc = s.step();
+    if (rc == SQLITE_DONE) return std::optional<std::string>();
+    if (rc != SQLITE_ROW) return db_error(db_, "cannot read claim");
+    return std::optional<std::string>(s.text(0));
+  }
+
+  Result<bool> take_over_claim(std::int64_t env_id, const std::string& from, const std::string& owner, std::int64_t ttl_ms) override {
+    std::int64_t now = clock_.now_ms();
+    Statement s(db_, &cache_, "UPDATE claims SET owner = ?3, expires_at = ?4 WHERE env_id = ?1 AND owner = ?2");
+    s.bind(1, env_id).bind(2, from).bind(3, owner).bind(4, now + ttl_ms);
+    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot take over claim");
+    return sqlite3_changes(db_) > 0;
+  }
+
   Status release_claim(std::int64_t env_id, const std::string& owner) override {
     Statement s(db_, &cache_, "DELETE FROM claims WHERE env_id = ? AND owner = ?");
     s.bind(1, env_id).bind(2, owner);

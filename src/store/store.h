@@ -247,6 +247,11 @@ class Store {
   // (unclaimed, expired, or already ours), false when someone else holds it.
   virtual Result<bool> try_claim(std::int64_t env_id, const std::string& owner, std::int64_t ttl_ms) = 0;
   virtual Status release_claim(std::int64_t env_id, const std::string& owner) = 0;
+  // The owner of an unexpired claim; nullopt when unclaimed or expired.
+  virtual Result<std::optional<std::string>> claim_holder(std::int64_t env_id) = 0;
+  // Moves an unexpired claim from `from` (an owner the caller proved dead)
+  // to `owner` until now + ttl, atomically: false when `from` no longer holds it.
+  virtual Result<bool> take_over_claim(std::int64_t env_id, const std::string& from, const std::string& owner, std::int64_t ttl_ms) = 0;
 
   // Records (or moves) where a pull request is reported; keeps the ids and
   // what was sent when the host and repository are unchanged.

@@ -8,7 +8,7 @@ import time
 import unittest
 
 from prevue_e2e import (SEEDED_ITEMS, Daemon, PrevueTestCase, commit_all, edit, git, make_template_repo, page_items,
-                        primary_host)
+                        primary_host, set_banner)
 from test_crash import processes_mentioning
 
 
@@ -55,6 +55,29 @@ class DaemonCrash(PrevueTestCase):
         env_dir = os.path.join(self.daemon.state_dir, "envs", env["slug"])
         running = [p for p in processes_mentioning(env_dir) if "server.py" in p[1]]
         self.assertEqual(len(running), 2, running)
+
+    def test_update_interrupted_by_kill_is_taken_over_at_once(self):
+        # The killed daemon's claim on the environment (30 min time to live)
+        # used to block its successor: the update never finished, the new
+        # daemon retried in a hot loop and wrote a megabyte of log a second.
+        git(self.repo, "checkout", "-q", "-b", "feature", "main")
+        set_banner(self.repo, "feature branch")
+        first = commit_all(self.repo, "feature")
+        git(self.repo, "checkout", "-q", "main")
+        self.daemon.start()
+        self.daemon.wait_env(1, "ready", first)
+        git(self.repo, "checkout", "-q", "feature")
+        edit(self.repo, "web/server.py", "def main():\n", "def main():\n    import time; time.sleep(3)\n")
+        second = commit_all(self.repo, "slow start")
+        git(self.repo, "checkout", "-q", "main")
+        self.kill_while_provisioning(1)
+        log_before = len(self.daemon.read_log())
+        self.daemon.start()
+        ready = self.daemon.wait_env(1, "ready", second, timeout=60)
+        log = self.daemon.read_log()[log_before:]
+        self.assertIn("claim.taken_over", log)
+        self.assertLess(log.count("op.start"), 10, log[-3000:])
+        self.assertEqual(ready["deployed_commit"], second)
 
     def test_cleaned_up_when_the_branch_went_away(self):
         self.slow_branch("doomed")

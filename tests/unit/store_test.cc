@@ -322,6 +322,18 @@ TEST_P(StoreContract, ClaimsExcludeOthersUntilTheyExpire) {
   EXPECT_TRUE(*store_->try_claim(7, "gc-a", 1000));
 }
 
+TEST_P(StoreContract, ClaimHolderAndTakeOver) {
+  EXPECT_FALSE(store_->claim_holder(7)->has_value());
+  ASSERT_TRUE(*store_->try_claim(7, "daemon/a", 1000));
+  EXPECT_EQ(**store_->claim_holder(7), "daemon/a");
+  EXPECT_FALSE(*store_->take_over_claim(7, "daemon/other", "daemon/b", 1000));  // not held by that owner
+  EXPECT_TRUE(*store_->take_over_claim(7, "daemon/a", "daemon/b", 1000));
+  EXPECT_EQ(**store_->claim_holder(7), "daemon/b");
+  EXPECT_FALSE(*store_->try_claim(7, "daemon/a", 1000));
+  clock_.advance(std::chrono::milliseconds(1001));
+  EXPECT_FALSE(store_->claim_holder(7)->has_value());  // expired
+}
+
 TEST_P(StoreContract, TimelineInOrder) {
   EnvironmentRecord e = new_env(1, "pr-1");
   ASSERT_TRUE(store_->append_timeline(e.id, "received", "opened", 0).ok());
