@@ -78,6 +78,8 @@ struct InFlight {
   std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
 };
 
+constexpr size_t kApiMaxBody = 1 << 20;  // the JSON API's own requests are small
+
 HttpResponse json_response(int status, const json& body) { return HttpResponse{status, "application/json", body.dump(2) + "\n", {}}; }
 HttpResponse error_response(int status, const std::string& message) { return json_response(status, json{{"error", message}}); }
 
@@ -228,9 +230,9 @@ struct Daemon::Impl {
 
     // The API after the repositories: a webhook never finds them missing.
     // Webhooks are verified and recorded on threads of their own.
-    OffloadedRoutes hooks_route{"/hooks/", [this](const HttpRequest& r) { return webhook_request(r); }, 4};
+    OffloadedRoutes hooks_route{"/hooks/", [this](const HttpRequest& r) { return webhook_request(r); }, 4, config.webhook_max_body_bytes};
     auto started_api = HttpServer::start(main, config.api.host, config.api.port, [this](const HttpRequest& r) { return handle(r); },
-                                         std::max<size_t>(1 << 20, config.webhook_max_body_bytes), std::move(hooks_route));
+                                         kApiMaxBody, std::move(hooks_route));
     if (!started_api.ok()) {
       std::cerr << "prevue serve: api: " << started_api.error().message << "\n";
       return 1;

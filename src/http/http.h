@@ -56,6 +56,7 @@ struct OffloadedRoutes {
   std::string prefix;
   HttpHandler handler;
   int threads = 2;
+  size_t max_body = 1 << 20;  // for these routes, instead of the server's
 };
 
 class HttpServer {

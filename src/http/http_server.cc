@@ -193,9 +193,23 @@ class ApiServer final : public HttpServer {
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(16 * 1024);
-      parser.body_limit(max_body_);
+      parser.body_limit(offload_ ? std::max(max_body_, offload_->max_body) : max_body_);
       stream.expires_after(std::chrono::seconds(30));
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, nothrow);
+      auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, nothrow);
+      beast::error_code ec = hec;
+      if (!ec) {
+        // Offloaded routes (webhooks) have a limit of their own, smaller or larger
+        // than the server's. A declared length is checked here (the parser
+        // checked it against the larger one); a chunked body as it arrives.
+        size_t limit = offload_ && parser.get().target().starts_with(offload_->prefix) ? offload_->max_body : max_body_;
+        parser.body_limit(limit);
+        if (parser.content_length().value_or(0) > limit) {
+          ec = http::error::body_limit;
+        } else {
+          auto [bec, bn] = co_await http::async_read(stream, buffer, parser, nothrow);
+          ec = bec;
+        }
+      }
       if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout) break;
       if (ec == http::error::body_limit || ec == http::error::header_limit) {
         bool body = ec == http::error::body_limit;

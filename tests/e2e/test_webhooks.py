@@ -145,6 +145,28 @@ class Webhooks(PrevueTestCase):
         self.assertIn("key=\n", logs)  # the base manifest's seed ran, without the secret
         self.assertNotIn("[secret API_KEY]", logs)
 
+    def test_configured_body_limit_below_one_mebibyte_is_honoured(self):
+        # It used to be raised silently to 1 MiB.
+        self.daemon.stop()
+        small = Daemon(self.scratch, [self.repo], name="small-limit",
+                       extra={"webhooks": {"github": {"secret": SECRET}, "max_body_bytes": 4096}}).start()
+        try:
+            self.daemon = small
+            payload = {"zen": "x" * 5000, "hook_id": 1}
+            status, _ = self.deliver(json.dumps(payload).encode(), "too-big", event="ping")
+            self.assertEqual(status, 413)
+            payload["zen"] = "x" * 1000
+            status, _ = self.deliver(json.dumps(payload).encode(), "fits", event="ping")
+            self.assertEqual(status, 200)
+            # Chunked, without a declared length: refused as it arrives.
+            port = int(small.api.rsplit(":", 1)[1])
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(b"POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\r\nX-GitHub-Delivery: chunked\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % 6000 + b"x" * 6000 + b"\r\n0\r\n\r\n")
+                self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 413"))
+        finally:
+            small.stop()
+
     def test_refused_and_ignored_deliveries(self):
         body = self.payload("github/pull_request-opened.json", self.sha1)
         self.assertEqual(self.deliver(body, "bad-1", secret="wrong secret")[0], 401)
