@@ -7,9 +7,12 @@
 #include <boost/asio/thread_pool.hpp>
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -139,6 +142,9 @@ struct Daemon::Impl {
   asio::steady_timer retry_timer{main};
 
   explicit Impl(Config c) : config(std::move(c)) {}
+  ~Impl() {
+    if (state_lock >= 0) ::close(state_lock);
+  }
 
   // ---- per-thread store and engine ------------------------------------------
 
@@ -154,9 +160,35 @@ struct Daemon::Impl {
 
   // ---- start ------------------------------------------------------------------
 
+  // One daemon per state directory: a second one would split the work and
+  // overwrite serve.json. An flock on serve.lock, held while the daemon runs
+  // and dropped by the kernel however it ends (kill -9 included); not
+  // inherited by the processes it starts (O_CLOEXEC).
+  int state_lock = -1;
+  bool lock_state_dir() {
+    auto path = config.state_dir / "serve.lock";
+    state_lock = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (state_lock < 0) {
+      std::cerr << "prevue serve: cannot open " << path.string() << ": " << std::strerror(errno) << "\n";
+      return false;
+    }
+    if (::flock(state_lock, LOCK_EX | LOCK_NB) == 0) return true;
+    std::string who = "another prevue serve";
+    if (auto text = read_file(config.state_dir / "serve.json"); text.ok()) {
+      auto info = json::parse(*text, nullptr, false);
+      if (info.is_object() && info.contains("pid"))
+        who += " (pid " + info["pid"].dump() + ", api " + info.value("api", "?") + ", proxy port " +
+               (info.contains("proxy_port") ? info["proxy_port"].dump() : "?") + ")";
+    }
+    std::cerr << "prevue serve: " << who << " is already using the state directory " << config.state_dir.string()
+              << "; stop it first, or give this one another state_dir\n";
+    return false;
+  }
+
   int start() {
     std::error_code ec;
     std::filesystem::create_directories(config.state_dir, ec);
+    if (!lock_state_dir()) return 1;
     auto opened = Store::open((config.state_dir / "prevue.db").string(), clock);
     if (!opened.ok()) {
       std::cerr << "prevue serve: " << opened.error().message << "\n";

@@ -137,6 +137,31 @@ class Serve(PrevueTestCase):
             self.assertIn("Address already in use", run.stderr)
         self.assertEqual(self.daemon.api_call("GET", "/healthz")[0], 200)
 
+    def test_a_second_daemon_on_the_same_state_directory_is_refused(self):
+        # Other ports, same state directory: it used to start, split the work
+        # and overwrite the first one's serve.json.
+        with open(self.daemon.config_path, encoding="utf-8") as f:
+            config = json.load(f)
+        config["api"]["listen"] = "127.0.0.1:0"
+        config["proxy"]["listen"] = "127.0.0.1:0"
+        second_config = os.path.join(self.scratch, "second.json")
+        with open(second_config, "w", encoding="utf-8") as f:
+            json.dump(config, f)
+        serve_json = os.path.join(self.daemon.state_dir, "serve.json")
+        with open(serve_json, encoding="utf-8") as f:
+            before = f.read()
+        run = subprocess.run([PREVUE, "serve", "--config", second_config], capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 1, run.stderr)
+        self.assertIn(f"pid {self.daemon.process.pid}", run.stderr)
+        self.assertIn(self.daemon.api, run.stderr)
+        self.assertIn("already using the state directory", run.stderr)
+        with open(serve_json, encoding="utf-8") as f:
+            self.assertEqual(f.read(), before)
+        self.assertEqual(self.daemon.api_call("GET", "/healthz")[0], 200)
+        # Once the first has stopped (even killed), the directory is free again.
+        self.daemon.stop(signal.SIGKILL)
+        self.daemon.start()
+
     def test_push_during_a_build_supersedes_it_and_builds_run_concurrently(self):
         slow = "def main():\n    import time; time.sleep(2)\n"
         for name in ("slow-a", "slow-b"):
