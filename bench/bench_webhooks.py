@@ -31,7 +31,7 @@ import time
 
 from bench_common import ROOT, Serve, make_repo
 
-FIXTURE = os.path.join(ROOT, "..", "shared", "fixtures", "webhooks", "github", "pull_request-closed-unmerged.json")
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "webhooks", "github", "pull_request-closed-unmerged.json")
 SECRET = b"bench secret"
 
 
@@ -54,8 +54,15 @@ def main():
                                  "repositories": [{"url": repo, "pull_requests": "webhooks", "names": ["Codertocat/Hello-World"]}]})
         port = daemon.info["api_port"]
 
-        with open(FIXTURE, "rb") as f:
-            body = f.read()
+        # A real GitHub pull_request delivery is about 28 KB (the repository
+        # objects carry every URL of the API); the project's payload is
+        # trimmed, so the PR's description brings it to that size.
+        with open(FIXTURE, encoding="utf-8") as f:
+            payload = json.load(f)
+        payload["pull_request"]["body"] = ""
+        filler = 28_000 - len(json.dumps(payload, indent=2))
+        payload["pull_request"]["body"] = "A description of the change. " * max(0, filler // 29)
+        body = json.dumps(payload, indent=2).encode()
         signature = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
 
         # 1. Throughput with wrk: one signed body, a unique delivery id per request

@@ -290,11 +290,11 @@ def primary_host(env):
     return env["url"].split("//", 1)[1].split(":", 1)[0]
 
 
-WEBHOOK_FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "fixtures", "webhooks")
+WEBHOOK_FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "webhooks")
 
 
 def webhook_fixture(name):
-    """A git host's own payload from ../shared/fixtures/webhooks, parsed."""
+    """A webhook payload from tests/fixtures/webhooks (prevue's own, shaped as the host documents it), parsed."""
     with open(os.path.join(WEBHOOK_FIXTURES, name), encoding="utf-8") as f:
         return json.load(f)
 

@@ -1,5 +1,5 @@
 """Reporting back to the git hosts, on the real daemon: signed deliveries
-from GitHub, GitLab, Gitea and Bitbucket Cloud (the shared fixtures pointed
+from GitHub, GitLab, Gitea and Bitbucket Cloud (the project's payloads pointed
 at a local repository) create previews, and a local stand-in for each host's
 REST API (fake_git_hosts.py, which refuses what the real API refuses)
 records what prevue tells the pull request: statuses or deployments with the

@@ -1,5 +1,5 @@
 """Webhooks on the real daemon: a signed GitHub `pull_request` opened
-delivery (the shared fixture, its repository and branch fields pointed at a
+delivery (the project's GitHub payload, its repository and branch fields pointed at a
 local test repository) creates the preview, `synchronize` updates it, the
 closed-and-merged delivery destroys it. Deliveries with a wrong or missing
 signature, a truncated body, a body over the limit, or a repeated delivery

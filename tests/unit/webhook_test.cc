@@ -1,6 +1,8 @@
-// Every payload in ../shared/fixtures/webhooks (written by the hosts or
-// captured from them) normalised into prevue's event; the documented HMAC
-// test vectors.
+// Every payload in tests/fixtures/webhooks (prevue's own, shaped as the
+// hosts document them) normalised into prevue's event; the hosts' own
+// payloads in ../shared/fixtures/webhooks too when that folder is present
+// (an extra check; a clone with nothing beside it skips it); the documented
+// HMAC test vectors.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -13,13 +15,15 @@
 namespace prevue {
 namespace {
 
-std::string fixture(const std::string& rel) {
-  std::ifstream in(std::string(PREVUE_FIXTURES_DIR) + "/" + rel, std::ios::binary);
-  EXPECT_TRUE(in.good()) << "missing fixture " << rel << " (../shared/fixtures/webhooks beside the checkout)";
+std::string fixture_from(const std::string& dir, const std::string& rel) {
+  std::ifstream in(dir + "/" + rel, std::ios::binary);
+  EXPECT_TRUE(in.good()) << "missing fixture " << dir << "/" << rel;
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
 }
+
+std::string fixture(const std::string& rel) { return fixture_from(PREVUE_FIXTURES_DIR, rel); }
 
 struct Case {
   const char* file;
@@ -73,10 +77,10 @@ const Case kCases[] = {
     {"bitbucket/datacenter-pr-declined.json", WebhookHost::kBitbucket, bitbucket("pr:declined"), K::kPullRequest, "closed", 2, "b9eaed50a03c073b20dfa82e5e753d295e7f0e56"},
 };
 
-TEST(Webhook, EveryFixtureNormalises) {
+void expect_every_fixture_normalises(const std::string& dir) {
   for (const auto& c : kCases) {
     SCOPED_TRACE(c.file);
-    std::string body = fixture(c.file);
+    std::string body = fixture_from(dir, c.file);
     auto w = normalize_webhook(c.host, c.headers, body);
     ASSERT_TRUE(w.ok()) << w.error().message;
     EXPECT_EQ(w->kind, c.kind) << w->reason;
@@ -90,6 +94,13 @@ TEST(Webhook, EveryFixtureNormalises) {
     EXPECT_FALSE(w->fork) << "these fixtures are same-repository pull requests";
     EXPECT_FALSE(w->delivery_id.empty());
   }
+}
+
+TEST(Webhook, EveryFixtureNormalises) { expect_every_fixture_normalises(PREVUE_FIXTURES_DIR); }
+
+TEST(Webhook, TheHostsOwnPayloadsNormaliseWhenPresent) {
+  if (!std::filesystem::is_directory(PREVUE_SHARED_FIXTURES_DIR)) GTEST_SKIP() << "no " << PREVUE_SHARED_FIXTURES_DIR << " beside the checkout";
+  expect_every_fixture_normalises(PREVUE_SHARED_FIXTURES_DIR);
 }
 
 TEST(Webhook, TruncatedOrGarbledBodiesAreParseErrors) {
