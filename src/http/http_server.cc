@@ -280,6 +280,43 @@ std::string page(const std::string& title, const std::string& body, bool refresh
          html_escape(title) + "</h1>" + body + "<p><small>prevue</small></p></body></html>\n";
 }
 
+// RFC 9112 framing of a request the proxy is to forward: anything a server
+// behind it could read differently (request smuggling) is refused, and the
+// connection closed after the answer.
+struct FramingRefusal {
+  int status;
+  std::string reason;
+};
+
+template <class Fields>
+std::optional<FramingRefusal> request_framing_refusal(const http::header<true, Fields>& h) {
+  size_t hosts = h.count(http::field::host);
+  if (hosts > 1) return FramingRefusal{400, "more than one Host header"};
+  if (hosts == 0 && h.version() >= 11) return FramingRefusal{400, "an HTTP/1.1 request without a Host header"};
+  if (h.count(http::field::content_length) > 1) return FramingRefusal{400, "more than one Content-Length header"};
+  if (h.count(http::field::transfer_encoding) == 0) return std::nullopt;
+  if (h.version() < 11) return FramingRefusal{400, "Transfer-Encoding in an HTTP/1.0 request"};
+  if (h.count(http::field::content_length)) return FramingRefusal{400, "both Transfer-Encoding and Content-Length"};
+  std::vector<std::string> codings;  // every field line, every comma-separated coding, in order
+  for (const auto& field : h) {
+    if (field.name() != http::field::transfer_encoding) continue;
+    std::string_view value = field.value();
+    for (size_t start = 0; start <= value.size();) {
+      size_t comma = value.find(',', start);
+      if (comma == std::string_view::npos) comma = value.size();
+      std::string_view coding = value.substr(start, comma - start);
+      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
+      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
+      if (!coding.empty()) codings.push_back(ascii_lower(std::string(coding)));
+      start = comma + 1;
+    }
+  }
+  if (codings.empty() || codings.back() != "chunked")
+    return FramingRefusal{400, "chunked is not the final transfer coding: the body's length cannot be known"};
+  if (codings.size() > 1) return FramingRefusal{501, "a transfer coding other than chunked"};
+  return std::nullopt;
+}
+
 // One io_context per thread, each with its own SO_REUSEPORT acceptor on the
 // same port: the kernel spreads connections, and no two threads share a
 // reactor or a lock on the request path.
@@ -410,10 +447,18 @@ class ProxyServer final : public Proxy {
   // Moves a message (its header already parsed) from `in` to `out` chunk by
   // chunk, never holding more than one buffer of its body (Beast's relay
   // pattern). The header goes out with the first chunk, in one write.
+  // A relay's failure, and whether it was reading (the sender's fault: a
+  // malformed body, a peer gone) or writing (the receiver's).
+  struct RelayFailure {
+    beast::error_code ec;
+    bool reading = false;
+    explicit operator bool() const { return static_cast<bool>(ec); }
+  };
+
   template <bool isRequest, class Client, class Out, class In>
-  asio::awaitable<beast::error_code> relay_body(Session<Client>& session, Out& out, In& in, beast::flat_buffer& in_buffer,
-                                                http::parser<isRequest, http::buffer_body>& parser,
-                                                http::serializer<isRequest, http::buffer_body>& serializer) {
+  asio::awaitable<RelayFailure> relay_body(Session<Client>& session, Out& out, In& in, beast::flat_buffer& in_buffer,
+                                           http::parser<isRequest, http::buffer_body>& parser,
+                                           http::serializer<isRequest, http::buffer_body>& serializer) {
     auto& chunk = session.chunk;
     do {
       if (!parser.is_done()) {
@@ -422,7 +467,7 @@ class ProxyServer final : public Proxy {
         session.touch();
         auto [ec, n] = co_await http::async_read(in, in_buffer, parser, nothrow);
         if (ec == http::error::need_buffer) ec = {};
-        if (ec) co_return ec;
+        if (ec) co_return RelayFailure{ec, true};
         parser.get().body().size = chunk.size() - parser.get().body().size;
         parser.get().body().data = chunk.data();
         parser.get().body().more = !parser.is_done();
@@ -434,9 +479,9 @@ class ProxyServer final : public Proxy {
       session.touch();
       auto [ec, n] = co_await http::async_write(out, serializer, nothrow);
       if (ec == http::error::need_buffer) ec = {};
-      if (ec) co_return ec;
+      if (ec) co_return RelayFailure{ec, false};
     } while (!parser.is_done() && !serializer.is_done());
-    co_return beast::error_code{};
+    co_return RelayFailure{};
   }
 
   // The header as one string: Beast's serializer hands the kernel one buffer
@@ -465,8 +510,8 @@ class ProxyServer final : public Proxy {
   // relay_body for a message that is not chunked: the header text, then the
   // body bytes as they arrive, the header and the first chunk in one write.
   template <bool isRequest, class Client, class Out, class In>
-  asio::awaitable<beast::error_code> relay_plain(Session<Client>& session, Out& out, In& in, beast::flat_buffer& in_buffer,
-                                                 http::parser<isRequest, http::buffer_body>& parser) {
+  asio::awaitable<RelayFailure> relay_plain(Session<Client>& session, Out& out, In& in, beast::flat_buffer& in_buffer,
+                                            http::parser<isRequest, http::buffer_body>& parser) {
     const std::string head = head_text(parser.get().base());
     auto& chunk = session.chunk;
     bool head_sent = false;
@@ -478,15 +523,15 @@ class ProxyServer final : public Proxy {
         session.touch();
         auto [ec, read] = co_await http::async_read(in, in_buffer, parser, nothrow);
         if (ec == http::error::need_buffer) ec = {};
-        if (ec) co_return ec;
+        if (ec) co_return RelayFailure{ec, true};
         n = chunk.size() - parser.get().body().size;
       }
       std::array<asio::const_buffer, 2> buffers{head_sent ? asio::const_buffer() : asio::buffer(head), asio::buffer(chunk.data(), n)};
       head_sent = true;
       session.touch();
       auto [ec, written] = co_await asio::async_write(out, buffers, nothrow);
-      if (ec) co_return ec;
-      if (parser.is_done()) co_return beast::error_code{};
+      if (ec) co_return RelayFailure{ec, false};
+      if (parser.is_done()) co_return RelayFailure{};
     }
   }
 
@@ -626,6 +671,11 @@ class ProxyServer final : public Proxy {
       }
       auto& req = request_parser.get();
       const unsigned version = req.version();
+      if (auto refusal = request_framing_refusal(req.base())) {
+        co_await answer(session, 11, false, refusal->status,
+                        page(refusal->status == 501 ? "Not implemented" : "Bad request", "<p>" + html_escape(refusal->reason) + "</p>", false));
+        break;
+      }
       bool keep_alive = req.keep_alive();
       // A request whose body we would not read cannot leave the connection reusable.
       bool has_body = req.has_content_length() ? request_parser.content_length().value_or(0) > 0 : req.chunked();
@@ -721,23 +771,28 @@ class ProxyServer final : public Proxy {
       }
       bool head = req.method() == http::verb::head;
 
-      beast::error_code relay_ec;
+      RelayFailure request_failure;
       if (req.chunked()) {
         http::request_serializer<http::buffer_body> request_serializer{req};
-        relay_ec = co_await relay_body<true>(session, *upstream, client, client_buffer, request_parser, request_serializer);
+        request_failure = co_await relay_body<true>(session, *upstream, client, client_buffer, request_parser, request_serializer);
       } else {
-        relay_ec = co_await relay_plain<true>(session, *upstream, client, client_buffer, request_parser);
+        request_failure = co_await relay_plain<true>(session, *upstream, client, client_buffer, request_parser);
       }
-      if (relay_ec) {
-        upstream.reset();
-        co_await answer(session, version, false, 502, page("Preview " + route->slug + " is not answering", "", true), 3);
-        break;
+      if (request_failure) {
+        upstream.reset();  // it holds part of a request: never reused
+        if (!request_failure.reading)
+          co_await answer(session, version, false, 502, page("Preview " + route->slug + " is not answering", "", true), 3);
+        else if (request_failure.ec.category() == http::make_error_code(http::error::bad_chunk).category())
+          co_await answer(session, version, false, 400, page("Bad request", "<p>The request body is malformed.</p>", false));
+        break;  // else the client went away mid-body
       }
 
       http::response_parser<http::buffer_body> response_parser;
       response_parser.body_limit(boost::none);
       response_parser.skip(head);
       session.touch();
+      // A response with ambiguous framing (Transfer-Encoding and Content-Length,
+      // RFC 9112 6.3) fails here and is handled as an error: 502, never forwarded.
       auto [rh_ec, rh_n] = co_await http::async_read_header(*upstream, upstream_buffer, response_parser, nothrow);
       if (rh_ec) {
         upstream.reset();
@@ -748,6 +803,8 @@ class ProxyServer final : public Proxy {
       auto& res = response_parser.get();
       int status = res.result_int();
       bool upstream_keep_alive = res.keep_alive();
+      // A body that ends when the upstream closes ends for the client the same way.
+      if (response_parser.need_eof()) keep_alive = false;
 
       if (websocket && status == 101) {
         session.tunnel = true;  // a websocket may stay quiet for long: no idle limit
@@ -763,15 +820,15 @@ class ProxyServer final : public Proxy {
       }
 
       res.keep_alive(keep_alive);
-      beast::error_code body_ec;
+      RelayFailure response_failure;
       if (res.chunked()) {
         http::response_serializer<http::buffer_body> response_serializer{res};
-        body_ec = co_await relay_body<false>(session, client, *upstream, upstream_buffer, response_parser, response_serializer);
+        response_failure = co_await relay_body<false>(session, client, *upstream, upstream_buffer, response_parser, response_serializer);
       } else {
-        body_ec = co_await relay_plain<false>(session, client, *upstream, upstream_buffer, response_parser);
+        response_failure = co_await relay_plain<false>(session, client, *upstream, upstream_buffer, response_parser);
       }
       count(status);
-      if (body_ec) break;
+      if (response_failure) break;  // the client's connection is cut: a truncated body never looks whole
       if (!upstream_keep_alive) upstream.reset();
       if (!keep_alive) break;
     }

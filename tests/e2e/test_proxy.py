@@ -79,6 +79,77 @@ class ProxyEdges(PrevueTestCase):
         self.assertEqual(conn.getresponse().status, 413)
         conn.close()
 
+    # ---- RFC 9112 framing, on both sides of the proxy -----------------------------
+
+    def raw(self, request, read_all=True):
+        """Sends raw bytes; returns everything the proxy answers until it closes (or the first reply)."""
+        with socket.create_connection(("127.0.0.1", self.daemon.proxy_port), timeout=15) as s:
+            s.sendall(request)
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return data, True
+                data += chunk
+                if not read_all and b"\r\n\r\n" in data:
+                    return data, False
+
+    def test_ambiguous_request_framing_is_refused_and_the_connection_closed(self):
+        host = self.host.encode()
+        smuggle = b"GET /smuggled HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"
+        cases = {
+            # chunked is not the final coding: the length cannot be known (RFC 9112 6.3).
+            "chunked-then-identity": b"POST / HTTP/1.1\r\nHost: " + host + b"\r\nTransfer-Encoding: chunked, identity\r\n"
+                                     b"Content-Length: 5\r\n\r\n0\r\n\r\n" + smuggle,
+            "te-and-length": b"POST / HTTP/1.1\r\nHost: " + host + b"\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n"
+                             b"0\r\n\r\n" + smuggle,
+            "two-hosts": b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nHost: other.prevue.localhost\r\n\r\n",
+            "no-host": b"GET / HTTP/1.1\r\nUser-Agent: x\r\n\r\n",
+            "two-lengths": b"POST / HTTP/1.1\r\nHost: " + host + b"\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+            "bad-chunk-size": b"POST / HTTP/1.1\r\nHost: " + host + b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+            "gzip-only": b"POST / HTTP/1.1\r\nHost: " + host + b"\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+        }
+        for name, request in cases.items():
+            with self.subTest(name):
+                data, closed = self.raw(request)
+                self.assertTrue(data.startswith(b"HTTP/1.1 400 "), data[:200])
+                self.assertTrue(closed)
+                self.assertNotIn(b"smuggled", data)
+                self.assertEqual(data.count(b"Server: "), 1, data[:400])  # one answer, nothing smuggled behind it
+        # A transfer coding before chunked that prevue does not decode: 501.
+        data, closed = self.raw(b"POST / HTTP/1.1\r\nHost: " + host + b"\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+        self.assertTrue(data.startswith(b"HTTP/1.1 501 "), data[:200])
+        self.assertTrue(closed)
+        # A well-formed chunked request still goes through.
+        data, _ = self.raw(b"POST /ok HTTP/1.1\r\nHost: " + host + b"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                           b"5\r\nhello\r\n0\r\n\r\n")
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:200])
+        self.assertIn(b'"length": 5', data)
+
+    def test_upstream_framing(self):
+        conn = self.connection()
+        # Delimited by the upstream closing: the client gets all of it, and a closed connection to know where it ends.
+        conn.request("GET", "/raw/until-close", headers={"Host": self.host})
+        reply = conn.getresponse()
+        self.assertEqual(reply.status, 200)
+        self.assertEqual(reply.read(), b"until-close " * 1000)
+        self.assertTrue(reply.will_close)
+        conn.close()
+        # Transfer-Encoding and Content-Length: handled as an error (RFC 9112 6.3), never forwarded.
+        data, closed = self.raw(b"GET /raw/both HTTP/1.1\r\nHost: " + self.host.encode() + b"\r\n\r\n")
+        self.assertTrue(data.startswith(b"HTTP/1.1 502 "), data[:300])
+        self.assertNotIn(b"hello", data)
+        self.assertTrue(closed)
+        # A broken chunk from the upstream: the client's connection is cut, never a truncated body that looks whole.
+        data, closed = self.raw(b"GET /raw/bad-chunk HTTP/1.1\r\nHost: " + self.host.encode() + b"\r\n\r\n")
+        self.assertTrue(closed)
+        self.assertFalse(data.endswith(b"0\r\n\r\n") and b"hello" in data, data)
+        # The proxy still serves.
+        conn = self.connection()
+        conn.request("GET", "/after", headers={"Host": self.host})
+        self.assertEqual(conn.getresponse().status, 200)
+        conn.close()
+
     def test_websocket_upgrade_is_tunnelled(self):
         with socket.create_connection(("127.0.0.1", self.daemon.proxy_port), timeout=10) as s:
             s.sendall((f"GET /socket HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

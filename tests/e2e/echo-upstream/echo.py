@@ -9,6 +9,16 @@ import sys
 from http.server import BaseHTTPRequestHandler
 
 
+RAW_REPLIES = {
+    # No length and not chunked: the body runs until the connection closes (RFC 9112 6.3, rule 8).
+    "/raw/until-close": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + b"until-close " * 1000,
+    # Both: Transfer-Encoding wins, Content-Length must not be forwarded (RFC 9112 6.3, rule 3).
+    "/raw/both": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    # A chunk size that is not hexadecimal.
+    "/raw/bad-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+}
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -34,11 +44,29 @@ class Handler(BaseHTTPRequestHandler):
                 self.connection.sendall(data)
             self.close_connection = True
             return
+        if self.path in RAW_REPLIES:  # replies whose framing a proxy must handle with care
+            self.wfile.write(RAW_REPLIES[self.path])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         self.reply(200, {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}})
 
     def do_POST(self):
-        length = int(self.headers.get("Content-Length", "0"))
         digest = hashlib.sha256()
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            total = 0
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                data = self.rfile.read(size)
+                self.rfile.readline()
+                digest.update(data)
+                total += len(data)
+            self.reply(200, {"length": total, "sha256": digest.hexdigest()})
+            return
+        length = int(self.headers.get("Content-Length", "0"))
         remaining = length
         while remaining:
             chunk = self.rfile.read(min(remaining, 65536))
