@@ -74,7 +74,8 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
     }
     if (root.has("proxy")) {
       Reader p = root.at("proxy");
-      p.expect_object({"listen", "domain", "public_url", "threads", "max_header_bytes", "max_body_bytes", "timeout", "wake_timeout", "tls"});
+      p.expect_object({"listen", "domain", "public_url", "threads", "max_header_bytes", "max_body_bytes", "timeout", "wake_timeout", "tls",
+                       "header_timeout", "body_timeout", "min_body_rate", "max_connections", "max_connections_per_client"});
       if (p.has("listen")) c.proxy = read_listen(p.at("listen"));
       if (p.has("domain")) {
         c.domain = p.at("domain").string();
@@ -88,6 +89,11 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
       if (p.has("max_body_bytes")) c.max_body_bytes = static_cast<size_t>(read_int(p.at("max_body_bytes"), 0, 1 << 30));
       if (p.has("timeout")) c.proxy_timeout = p.at("timeout").duration();
       if (p.has("wake_timeout")) c.wake_timeout = p.at("wake_timeout").duration();
+      if (p.has("header_timeout")) c.header_timeout = p.at("header_timeout").duration();
+      if (p.has("body_timeout")) c.body_timeout = p.at("body_timeout").duration();
+      if (p.has("min_body_rate")) c.min_body_rate = read_int(p.at("min_body_rate"), 1, 1 << 30);
+      if (p.has("max_connections")) c.max_connections = read_int(p.at("max_connections"), 0, 10'000'000);
+      if (p.has("max_connections_per_client")) c.max_connections_per_client = read_int(p.at("max_connections_per_client"), 1, 10'000'000);
       if (p.has("tls")) {
         Reader t = p.at("tls");
         t.expect_object({"listen", "cert_file", "key_file", "redirect_http"});

@@ -54,6 +54,14 @@ struct Config {
   size_t max_body_bytes = 64 * 1024 * 1024;
   Millis proxy_timeout = Millis(60'000);
   Millis wake_timeout = Millis(60'000);
+  // Slow clients (proxy.header_timeout, .body_timeout, .min_body_rate) and
+  // how many connections it holds (.max_connections: 0 derives it from the
+  // descriptor limit; .max_connections_per_client).
+  Millis header_timeout = Millis(20'000);
+  Millis body_timeout = Millis(20'000);
+  int min_body_rate = 500;  // bytes/s; each such amount received adds 1 s to body_timeout
+  int max_connections = 0;
+  int max_connections_per_client = 256;
   // proxy.tls: HTTPS with a certificate and key from files, reloaded on SIGHUP.
   ListenAddress tls_listen{"", 0};       // empty host: none
   std::filesystem::path tls_cert_file, tls_key_file;

@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -185,10 +186,21 @@ struct Daemon::Impl {
     return false;
   }
 
+  // Every proxied connection costs two descriptors: the soft limit (often
+  // 1024) is raised to the hard one (systemd's LimitNOFILE, see
+  // scripts/systemd/prevue.service), which the proxy's connection cap follows.
+  static void raise_descriptor_limit() {
+    struct rlimit limit {};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) log_event("serve.rlimit_failed", "error=" + json_quoted(std::strerror(errno)));
+  }
+
   int start() {
     std::error_code ec;
     std::filesystem::create_directories(config.state_dir, ec);
     if (!lock_state_dir()) return 1;
+    raise_descriptor_limit();
     auto opened = Store::open((config.state_dir / "prevue.db").string(), clock);
     if (!opened.ok()) {
       std::cerr << "prevue serve: " << opened.error().message << "\n";
@@ -211,6 +223,11 @@ struct Daemon::Impl {
     // The proxy first: its port is part of every environment's link.
     ProxyOptions po{config.proxy.host,         config.proxy.port,   config.proxy_threads, config.max_header_bytes,
                     config.max_body_bytes,     config.proxy_timeout, config.wake_timeout};
+    po.header_timeout = config.header_timeout;
+    po.body_timeout = config.body_timeout;
+    po.min_body_rate = static_cast<size_t>(config.min_body_rate);
+    po.max_connections = static_cast<size_t>(config.max_connections);
+    po.max_connections_per_client = static_cast<size_t>(config.max_connections_per_client);
     if (!config.tls_cert_file.empty()) {
       po.tls_host = config.tls_listen.host;
       po.tls_port = config.tls_listen.port;

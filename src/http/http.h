@@ -111,6 +111,16 @@ struct ProxyOptions {
   size_t max_body_bytes = 64 * 1024 * 1024;
   Millis timeout = Millis(60'000);       // idle client, upstream connect and response
   Millis wake_timeout = Millis(60'000);  // how long a request to a sleeping environment is held
+  // A request's header must arrive whole within header_timeout of its first
+  // byte; its body within body_timeout plus 1 s per min_body_rate bytes
+  // (a client trickling a byte now and then is cut off, not kept forever).
+  Millis header_timeout = Millis(20'000);
+  Millis body_timeout = Millis(20'000);
+  size_t min_body_rate = 500;
+  // Connections held at once: in all (0: from the descriptor limit, two
+  // descriptors each, some kept for the rest of the daemon) and per client address.
+  size_t max_connections = 0;
+  size_t max_connections_per_client = 256;
   // HTTPS: a second listener with a certificate and key from files (PEM;
   // typically a wildcard for the preview domain), reloaded by reload_tls().
   std::string tls_host;

@@ -15,6 +15,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -108,6 +109,19 @@ Status open_shared_acceptor(tcp::acceptor& acceptor, const tcp::endpoint& where,
   return {};
 }
 
+// After a failed accept. Out of descriptors (EMFILE, ENFILE) or memory, the
+// listening socket stays readable: retrying at once spins a core and starves
+// the very connections whose closing would free a descriptor. Wait a little.
+// Other failures (a client that reset before it was accepted) retry at once.
+asio::awaitable<void> pause_after_accept_error(const beast::error_code& ec) {
+  bool exhausted = ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space ||
+                   ec == asio::error::no_memory;
+  if (!exhausted) co_return;
+  asio::steady_timer pause(co_await asio::this_coro::executor);
+  pause.expires_after(std::chrono::milliseconds(100));
+  co_await pause.async_wait(nothrow);
+}
+
 // ---- API server ---------------------------------------------------------------
 
 // Without offloaded routes: one acceptor on `main`, every handler on it.
@@ -170,7 +184,10 @@ class ApiServer final : public HttpServer {
     for (;;) {
       auto [ec, socket] = co_await acceptor.async_accept(nothrow);
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-      if (ec) continue;
+      if (ec) {
+        co_await pause_after_accept_error(ec);
+        continue;
+      }
       asio::co_spawn(acceptor.get_executor(), session(std::move(socket)), asio::detached);
     }
   }
@@ -317,6 +334,67 @@ std::optional<FramingRefusal> request_framing_refusal(const http::header<true, F
   return std::nullopt;
 }
 
+// Connections the proxy holds, in all and per client address. A slot is
+// taken when a connection is accepted and given back when it closes.
+class ConnectionLimits {
+ public:
+  class Slot {
+   public:
+    Slot(ConnectionLimits& limits, std::string client) : limits_(limits), client_(std::move(client)) {}
+    ~Slot() { limits_.release(client_); }
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+
+   private:
+    ConnectionLimits& limits_;
+    std::string client_;
+  };
+
+  void configure(size_t total, size_t per_client) {
+    total_limit_ = total;
+    per_client_limit_ = per_client;
+  }
+
+  // A slot, or nullptr when the proxy is full or this client holds its share.
+  std::unique_ptr<Slot> admit(const tcp::socket& socket) {
+    beast::error_code ec;
+    auto endpoint = socket.remote_endpoint(ec);
+    std::string client = ec ? std::string() : endpoint.address().to_string();
+    std::lock_guard lock(mutex_);
+    size_t& mine = per_client_[client];
+    if (total_ >= total_limit_ || mine >= per_client_limit_) {
+      if (mine == 0) per_client_.erase(client);
+      return nullptr;
+    }
+    ++mine;
+    ++total_;
+    return std::make_unique<Slot>(*this, std::move(client));
+  }
+
+ private:
+  void release(const std::string& client) {
+    std::lock_guard lock(mutex_);
+    --total_;
+    auto it = per_client_.find(client);
+    if (it != per_client_.end() && --it->second == 0) per_client_.erase(it);
+  }
+
+  std::mutex mutex_;
+  std::unordered_map<std::string, size_t> per_client_;
+  size_t total_ = 0;
+  size_t total_limit_ = 1024;
+  size_t per_client_limit_ = 256;
+};
+
+// The proxy's share of the descriptor limit: two descriptors a connection
+// (client and upstream), after a reserve for the rest of the daemon.
+size_t connections_for_descriptor_limit() {
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 65536;
+  constexpr rlim_t kReserve = 64;
+  return limit.rlim_cur > kReserve + 32 ? static_cast<size_t>((limit.rlim_cur - kReserve) / 2) : 16;
+}
+
 // One io_context per thread, each with its own SO_REUSEPORT acceptor on the
 // same port: the kernel spreads connections, and no two threads share a
 // reactor or a lock on the request path.
@@ -341,6 +419,8 @@ class ProxyServer final : public Proxy {
     }
     PREVUE_TRY(ensure_port_free(*endpoint, options_.host));
     if (tls_endpoint) PREVUE_TRY(ensure_port_free(*tls_endpoint, tls_endpoint->address().to_string()));
+    connections_.configure(options_.max_connections ? options_.max_connections : connections_for_descriptor_limit(),
+                           options_.max_connections_per_client);
     for (int i = 0; i < std::max(1, options_.threads); ++i) {
       auto worker = std::make_unique<Worker>();
       PREVUE_TRY(open_shared_acceptor(worker->acceptor, tcp::endpoint(endpoint->address(), port_ ? port_ : endpoint->port()), options_.host));
@@ -394,10 +474,26 @@ class ProxyServer final : public Proxy {
     for (;;) {
       auto [ec, socket] = co_await acceptor.async_accept(nothrow);
       if (!acceptor.is_open()) co_return;
-      if (ec) continue;
+      if (ec) {
+        co_await pause_after_accept_error(ec);
+        continue;
+      }
+      auto slot = connections_.admit(socket);
+      if (!slot) {  // over the total or this client's share: closed before a byte is read
+        beast::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
       socket.set_option(tcp::no_delay(true), ec);
-      if (tls) asio::co_spawn(w.ctx, session(std::make_shared<Session<TlsStream>>(std::move(socket), current_tls())), asio::detached);
-      else asio::co_spawn(w.ctx, session(std::make_shared<Session<tcp::socket>>(std::move(socket))), asio::detached);
+      if (tls) {
+        auto state = std::make_shared<Session<TlsStream>>(std::move(socket), current_tls());
+        state->slot = std::move(slot);
+        asio::co_spawn(w.ctx, session(std::move(state)), asio::detached);
+      } else {
+        auto state = std::make_shared<Session<tcp::socket>>(std::move(socket));
+        state->slot = std::move(slot);
+        asio::co_spawn(w.ctx, session(std::move(state)), asio::detached);
+      }
     }
   }
 
@@ -413,6 +509,12 @@ class ProxyServer final : public Proxy {
     Session(tcp::socket socket, std::shared_ptr<asio::ssl::context> ctx)
         : tls(std::move(ctx)), client(std::move(socket), *tls), idle_timer(client.get_executor()) {}
     void touch() { last_activity = std::chrono::steady_clock::now(); }
+    std::unique_ptr<ConnectionLimits::Slot> slot;
+    // A deadline for what is being read from the client (a header, a body)
+    // that activity does not push back; max() while none applies.
+    std::chrono::steady_clock::time_point read_deadline = std::chrono::steady_clock::time_point::max();
+    std::chrono::steady_clock::time_point body_started;
+    size_t body_received = 0;
     std::shared_ptr<asio::ssl::context> tls;  // kept while the connection lives, across reloads
     Client client;
     asio::steady_timer idle_timer;
@@ -447,6 +549,15 @@ class ProxyServer final : public Proxy {
   // Moves a message (its header already parsed) from `in` to `out` chunk by
   // chunk, never holding more than one buffer of its body (Beast's relay
   // pattern). The header goes out with the first chunk, in one write.
+  // A request body gets body_timeout, plus a second for every min_body_rate
+  // bytes received so far (Apache's mod_reqtimeout rule): a slow upload goes
+  // through, a client that trickles a byte now and then does not.
+  template <class Client>
+  std::chrono::steady_clock::time_point body_deadline(const Session<Client>& session) const {
+    auto earned = std::chrono::milliseconds(static_cast<std::int64_t>(session.body_received * 1000 / std::max<size_t>(1, options_.min_body_rate)));
+    return session.body_started + options_.body_timeout + earned;
+  }
+
   // A relay's failure, and whether it was reading (the sender's fault: a
   // malformed body, a peer gone) or writing (the receiver's).
   struct RelayFailure {
@@ -465,10 +576,13 @@ class ProxyServer final : public Proxy {
         parser.get().body().data = chunk.data();
         parser.get().body().size = chunk.size();
         session.touch();
+        if constexpr (isRequest) session.read_deadline = body_deadline(session);
         auto [ec, n] = co_await http::async_read(in, in_buffer, parser, nothrow);
+        if constexpr (isRequest) session.read_deadline = std::chrono::steady_clock::time_point::max();
         if (ec == http::error::need_buffer) ec = {};
         if (ec) co_return RelayFailure{ec, true};
         parser.get().body().size = chunk.size() - parser.get().body().size;
+        if constexpr (isRequest) session.body_received += parser.get().body().size;
         parser.get().body().data = chunk.data();
         parser.get().body().more = !parser.is_done();
       } else {
@@ -521,10 +635,13 @@ class ProxyServer final : public Proxy {
         parser.get().body().data = chunk.data();
         parser.get().body().size = chunk.size();
         session.touch();
+        if constexpr (isRequest) session.read_deadline = body_deadline(session);
         auto [ec, read] = co_await http::async_read(in, in_buffer, parser, nothrow);
+        if constexpr (isRequest) session.read_deadline = std::chrono::steady_clock::time_point::max();
         if (ec == http::error::need_buffer) ec = {};
         if (ec) co_return RelayFailure{ec, true};
         n = chunk.size() - parser.get().body().size;
+        if constexpr (isRequest) session.body_received += n;
       }
       std::array<asio::const_buffer, 2> buffers{head_sent ? asio::const_buffer() : asio::buffer(head), asio::buffer(chunk.data(), n)};
       head_sent = true;
@@ -619,13 +736,15 @@ class ProxyServer final : public Proxy {
   template <class Client>
   asio::awaitable<void> watchdog(std::shared_ptr<Session<Client>> session) {
     asio::steady_timer& timer = session->idle_timer;
-    auto period = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(250), options_.timeout / 4);
+    auto shortest = std::min({options_.timeout, options_.header_timeout, options_.body_timeout});
+    auto period = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(100), shortest / 4);
     for (;;) {
       timer.expires_after(period);
       co_await timer.async_wait(nothrow);
       if (session->done) co_return;
       if (session->tunnel) continue;
-      if (std::chrono::steady_clock::now() - session->last_activity > options_.timeout) {
+      auto now = std::chrono::steady_clock::now();
+      if (now - session->last_activity > options_.timeout || now > session->read_deadline) {
         beast::error_code ignored;
         raw(session->client).close(ignored);
         if (session->upstream) session->upstream->close(ignored);
@@ -649,12 +768,28 @@ class ProxyServer final : public Proxy {
     unsigned short upstream_port = 0;
     beast::flat_buffer upstream_buffer;
 
-    for (;;) {
+    for (bool first = true;; first = false) {
       http::request_parser<http::buffer_body> request_parser;
       request_parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
       request_parser.body_limit(options_.max_body_bytes);
       session.touch();
+      // The header must arrive whole within header_timeout: of the accept for
+      // a new connection; of its first byte for the next request on a plain
+      // one (an idle keep-alive connection only has the idle limit). TLS may
+      // hold bytes the socket no longer shows, so there the idle limit is added.
+      auto header_clock = options_.header_timeout;
+      if (!first && client_buffer.size() == 0) {
+        if constexpr (kTls) {
+          header_clock += options_.timeout;
+        } else {
+          auto [wait_ec] = co_await raw(client).async_wait(tcp::socket::wait_read, nothrow);
+          if (wait_ec) break;
+          session.touch();
+        }
+      }
+      session.read_deadline = std::chrono::steady_clock::now() + header_clock;
       auto [read_ec, read_n] = co_await http::async_read_header(client, client_buffer, request_parser, nothrow);
+      session.read_deadline = std::chrono::steady_clock::time_point::max();
       if (read_ec == http::error::header_limit) {
         co_await answer(session, 11, false, 431, page("Request header too large", "", false));
         break;
@@ -772,6 +907,8 @@ class ProxyServer final : public Proxy {
       bool head = req.method() == http::verb::head;
 
       RelayFailure request_failure;
+      session.body_started = std::chrono::steady_clock::now();
+      session.body_received = 0;
       if (req.chunked()) {
         http::request_serializer<http::buffer_body> request_serializer{req};
         request_failure = co_await relay_body<true>(session, *upstream, client, client_buffer, request_parser, request_serializer);
@@ -842,6 +979,7 @@ class ProxyServer final : public Proxy {
   unsigned short tls_port_ = 0;
   std::mutex tls_mutex_;
   std::shared_ptr<asio::ssl::context> tls_;  // swapped by reload_tls(); sessions keep the one they started with
+  ConnectionLimits connections_;
   std::atomic<bool> stopped_{false};
 };
 

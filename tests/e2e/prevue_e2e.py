@@ -172,13 +172,21 @@ class Daemon:
             json.dump(config, f)
         self.process = None
         self.log_path = os.path.join(self.dir, "serve.log")
+        self.descriptor_limit = None  # RLIMIT_NOFILE (soft and hard) for the daemon, when set
 
     def start(self):
         serve_json = os.path.join(self.state_dir, "serve.json")
         if os.path.exists(serve_json):
             os.remove(serve_json)
         self.log = open(self.log_path, "a", encoding="utf-8")
-        self.process = subprocess.Popen([PREVUE, "serve", "--config", self.config_path], stdout=self.log, stderr=self.log)
+        limit = self.descriptor_limit
+
+        def lower_descriptor_limit():
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        self.process = subprocess.Popen([PREVUE, "serve", "--config", self.config_path], stdout=self.log, stderr=self.log,
+                                        preexec_fn=lower_descriptor_limit if limit else None)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
