@@ -26,4 +26,39 @@ std::string Redactor::operator()(std::string text) const {
   return text;
 }
 
+std::string without_server_paths(const std::string& text, const std::string& env_dir) {
+  std::string out;
+  out.reserve(text.size());
+  auto is_path_char = [](char c) {
+    return c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\'' && c != '"' && c != '(' && c != ')' && c != ',' && c != ';' &&
+           c != '<' && c != '>' && c != '`';
+  };
+  size_t i = 0;
+  while (i < text.size()) {
+    // A path starts at a '/' after a separator or '=' (not inside a word, not "//" of a URL).
+    bool starts_path = text[i] == '/' && (i == 0 || !is_path_char(text[i - 1]) || text[i - 1] == '=') &&
+                       (i + 1 >= text.size() || text[i + 1] != '/');
+    if (!starts_path) {
+      out += text[i++];
+      continue;
+    }
+    size_t end = i;
+    while (end < text.size() && is_path_char(text[end]) && !(text[end] == ':' && end > i)) ++end;
+    std::string path = text.substr(i, end - i);
+    std::string root = env_dir.empty() || env_dir.back() == '/' ? env_dir : env_dir + "/";
+    if (!root.empty() && path.rfind(root, 0) == 0) {
+      out += "…/" + path.substr(root.size());
+    } else if (path == env_dir) {
+      out += "…";
+    } else {
+      std::string trimmed = path;
+      while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+      auto slash = trimmed.rfind('/');
+      out += slash == 0 && trimmed.size() > 1 && path.find('/', 1) == std::string::npos ? path : "…/" + trimmed.substr(slash + 1);
+    }
+    i = end;
+  }
+  return out;
+}
+
 }  // namespace prevue

@@ -20,4 +20,10 @@ class Redactor {
   std::map<std::string, std::string, std::greater<>> values_;  // value -> name, longest-first by ordering below
 };
 
+// Text shown to anyone who can reach a preview (the proxy's failed page)
+// names no path on the server: "/var/lib/prevue/envs/pr-1-x/web/app.py"
+// becomes "…/web/app.py" when under `env_dir`, and any other absolute path
+// keeps only its last component ("/usr/lib/python3/x.py" -> "…/x.py").
+std::string without_server_paths(const std::string& text, const std::string& env_dir);
+
 }  // namespace prevue

@@ -21,6 +21,7 @@
 
 #include "core/claim_owner.h"
 #include "core/files.h"
+#include "core/redact.h"
 #include "core/slug.h"
 #include "daemon/dns_publisher.h"
 #include "daemon/log_limiter.h"
@@ -718,11 +719,13 @@ struct Daemon::Impl {
         case EnvState::kSleeping: route.kind = ProxyRoute::Kind::kSleeping; break;
         case EnvState::kFailed:
           route.kind = ProxyRoute::Kind::kFailed;
-          route.detail = e.failed_step + ": " + e.error;
+          // Shown to anyone who opens the link: no paths of this server.
+          route.detail = without_server_paths(e.failed_step + ": " + e.error, e.dir);
           break;
         default:
           // An update keeps serving the running version; a first build shows the building page.
           route.kind = e.deployed_sha.empty() ? ProxyRoute::Kind::kBuilding : ProxyRoute::Kind::kReady;
+          if (!e.deployed_sha.empty() && e.commit_sha != e.deployed_sha) route.updating_to = e.commit_sha.substr(0, 12);
           break;
       }
       if (live.route) {

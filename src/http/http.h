@@ -76,7 +76,8 @@ struct ProxyRoute {
   std::string slug;
   std::string upstream_host = "127.0.0.1";
   unsigned short upstream_port = 0;
-  std::string detail;  // failed: "step: error"; building: what it is doing
+  std::string detail;  // failed: "step: error" (no server paths); building: what it is doing
+  std::string updating_to;  // ready, and being redeployed to this commit (short): shown if the upstream does not answer meanwhile
 };
 
 // Host -> route, replaced whole by the daemon, read by the proxy's threads.

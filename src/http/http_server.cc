@@ -292,8 +292,9 @@ class ApiServer final : public HttpServer {
 std::string page(const std::string& title, const std::string& body, bool refresh) {
   return "<!doctype html><html><head><meta charset=\"utf-8\">" +
          std::string(refresh ? "<meta http-equiv=\"refresh\" content=\"3\">" : "") + "<title>" + html_escape(title) +
-         "</title><style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;color:#222}"
-         "code,pre{background:#f4f4f4;padding:.1em .3em}</style></head><body><h1>" +
+         "</title><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><meta name=\"robots\" content=\"noindex\">"
+         "<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em;color:#222}"
+         "code,pre{background:#f4f4f4;padding:.1em .3em}pre{white-space:pre-wrap;overflow-wrap:anywhere;padding:.6em}</style></head><body><h1>" +
          html_escape(title) + "</h1>" + body + "<p><small>prevue</small></p></body></html>\n";
 }
 
@@ -544,6 +545,15 @@ class ProxyServer final : public Proxy {
     auto [ec, n] = co_await http::async_write(session.client, res, nothrow);
     count(status);
     co_return !ec && keep_alive;
+  }
+
+  // A preview being redeployed whose service is restarting.
+  template <class Client>
+  asio::awaitable<bool> answer_updating(Session<Client>& session, unsigned version, bool keep_alive, const ProxyRoute& route) {
+    co_return co_await answer(session, version, keep_alive, 503,
+                              page("Preview " + route.slug + " is updating to " + route.updating_to,
+                                   "<p>A new commit is being deployed and its service is restarting. This page reloads by itself.</p>", true),
+                              2);
   }
 
   // Moves a message (its header already parsed) from `in` to `out` chunk by
@@ -859,9 +869,10 @@ class ProxyServer final : public Proxy {
         bool again = co_await answer(session, version, keep_alive && !has_body, 502,
                                      page("Preview " + route->slug + " failed",
                                           "<p>The environment could not be built:</p><pre>" + html_escape(route->detail) +
-                                              "</pre><p>Push a fix to the branch to try again, or see <code>prevue logs " +
-                                              html_escape(route->slug) + "</code>.</p>",
-                                          false));
+                                              "</pre><p>A push to the pull request's branch builds it again; this page "
+                                              "reloads by itself and shows the new build.</p>",
+                                          true),
+                                     10);
         if (!again) break;
         continue;
       }
@@ -878,11 +889,16 @@ class ProxyServer final : public Proxy {
         auto [cec] = co_await upstream->async_connect(tcp::endpoint(address, route->upstream_port), nothrow);
         if (addr_ec || cec) {
           upstream.reset();
-          bool again = co_await answer(session, version, keep_alive && !has_body, 502,
-                                       page("Preview " + route->slug + " is not answering",
-                                            "<p>Its service did not accept the connection. It may be restarting; try again in a moment.</p>",
-                                            true),
-                                       3);
+          bool again = false;
+          if (!route->updating_to.empty()) {
+            again = co_await answer_updating(session, version, keep_alive && !has_body, *route);
+          } else {
+            again = co_await answer(session, version, keep_alive && !has_body, 502,
+                                    page("Preview " + route->slug + " is not answering",
+                                         "<p>Its service did not accept the connection. It may be restarting; this page reloads by itself.</p>",
+                                         true),
+                                    3);
+          }
           if (!again) break;
           continue;
         }
@@ -933,8 +949,8 @@ class ProxyServer final : public Proxy {
       auto [rh_ec, rh_n] = co_await http::async_read_header(*upstream, upstream_buffer, response_parser, nothrow);
       if (rh_ec) {
         upstream.reset();
-        co_await answer(session, version, false, rh_ec == beast::error::timeout ? 504 : 502,
-                        page("Preview " + route->slug + " did not answer", "", true), 3);
+        if (!route->updating_to.empty() && rh_ec != beast::error::timeout) co_await answer_updating(session, version, false, *route);
+        else co_await answer(session, version, false, rh_ec == beast::error::timeout ? 504 : 502, page("Preview " + route->slug + " did not answer", "", true), 3);
         break;
       }
       auto& res = response_parser.get();

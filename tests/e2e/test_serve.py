@@ -137,6 +137,27 @@ class Serve(PrevueTestCase):
             self.assertIn("Address already in use", run.stderr)
         self.assertEqual(self.daemon.api_call("GET", "/healthz")[0], 200)
 
+    def test_a_redeploy_whose_service_restarts_says_it_is_updating(self):
+        git(self.repo, "checkout", "-q", "-b", "feature", "main")
+        set_banner(self.repo, "first version")
+        commit_all(self.repo, "first")
+        git(self.repo, "checkout", "-q", "main")
+        env = self.daemon.wait_env(1, "ready")
+        host = primary_host(env)
+        git(self.repo, "checkout", "-q", "feature")
+        # The new version takes 3 s to listen: the old one is stopped by then.
+        edit(self.repo, "web/server.py", "def main():\n", "def main():\n    import time; time.sleep(3)\n")
+        second = commit_all(self.repo, "slow start")
+        git(self.repo, "checkout", "-q", "main")
+
+        def updating_page():
+            status, page, _ = self.daemon.get(host)
+            return page if status == 503 and "updating to " + second[:12] in page else None
+        page = self.daemon.wait_for(updating_page, "the updating page", 60)
+        self.assertIn('http-equiv="refresh"', page)
+        self.daemon.wait_env(1, "ready", second)
+        self.assertEqual(self.daemon.get(host)[0], 200)
+
     def test_a_second_daemon_on_the_same_state_directory_is_refused(self):
         # Other ports, same state directory: it used to start, split the work
         # and overwrite the first one's serve.json.
@@ -191,10 +212,18 @@ class Serve(PrevueTestCase):
         git(self.repo, "checkout", "-q", "main")
         env = self.daemon.wait_env(1, "failed")
         self.assertEqual(env["commit"], sha)
-        status, page, _ = self.daemon.get(f"{env['slug']}.prevue.localhost")
+        status, page, headers = self.daemon.get(f"{env['slug']}.prevue.localhost")
         self.assertEqual(status, 502)
         self.assertIn("apply", page)
         self.assertIn("broken on purpose", page)
+        # For reviewers: no path of the server, an error that wraps, no command
+        # they cannot run, and a page that reloads to show the next build.
+        self.assertNotIn(self.daemon.state_dir, page)
+        self.assertNotIn(self.scratch, page)
+        self.assertIn("white-space:pre-wrap", page)
+        self.assertNotIn("prevue logs", page)
+        self.assertIn('http-equiv="refresh"', page)
+        self.assertTrue(headers.get("Retry-After"))
         status, page, _ = self.daemon.get("nothing-here.prevue.localhost")
         self.assertEqual(status, 404)
 

@@ -156,6 +156,19 @@ TEST(HostsFile, KeepsForeignLinesAndWritesOneLinePerHost) {
 namespace prevue {
 namespace {
 
+TEST(ServerPaths, AreHiddenFromTheFailedPage) {
+  const std::string env = "/var/lib/prevue/envs/pr-1-x";
+  EXPECT_EQ(without_server_paths("apply: cannot start /var/lib/prevue/envs/pr-1-x/web/server.py: exit 1", env),
+            "apply: cannot start …/web/server.py: exit 1");
+  EXPECT_EQ(without_server_paths("File \"/usr/lib/python3.11/socket.py\", line 3", env), "File \"…/socket.py\", line 3");
+  EXPECT_EQ(without_server_paths("cwd=/root/.local/state/prevue/x (missing)", env), "cwd=…/x (missing)");
+  EXPECT_EQ(without_server_paths("GET /healthz answered 500 at http://127.0.0.1:41234/healthz", env),
+            "GET /healthz answered 500 at http://127.0.0.1:41234/healthz");
+  EXPECT_EQ(without_server_paths("a/b/c and 1/2", env), "a/b/c and 1/2");
+  EXPECT_EQ(without_server_paths(env, env), "…");
+  EXPECT_EQ(without_server_paths("", env), "");
+}
+
 TEST(Secrets, AreRedactedLongestFirst) {
   Redactor redact({{"TOKEN", "s3cr3t-token"}, {"PART", "s3cr3t"}, {"TINY", "ab"}});
   EXPECT_EQ(redact("auth s3cr3t-token and s3cr3t, ab"), "auth [secret TOKEN] and [secret PART], ab");
