@@ -4,7 +4,9 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -126,7 +128,9 @@ int main(int argc, char** argv) {
   auto* down = app.add_subcommand("down", "Tear a PR's environment down: stop its processes, remove its files and routes");
   std::string down_slug, down_repo;
   long down_pr = 0;
+  bool down_all = false;
   down->add_option("slug", down_slug, "Environment slug (see `prevue ls`)");
+  down->add_flag("--all", down_all, "Every environment in the state directory");
   auto* down_repo_opt = down->add_option("--repo", down_repo, "Repository (with --pr)");
   auto* down_pr_opt = down->add_option("--pr", down_pr, "Pull request number (with --repo)")->check(CLI::PositiveNumber);
   down_repo_opt->needs(down_pr_opt);
@@ -245,6 +249,12 @@ int main(int argc, char** argv) {
       if (!config.provider_dir.empty() && g.provider_dir.empty()) g.provider_dir = config.provider_dir.string();
       g.domain = config.domain;
     }
+    // A dry run changes nothing, not even by creating an empty state directory.
+    fs::path state_for_gc = fs::absolute(g.state_dir.empty() ? default_state_dir() : fs::path(g.state_dir));
+    if (gc_dry_run && !fs::exists(state_for_gc / "prevue.db")) {
+      std::cout << "nothing to clean (no prevue state in " << state_for_gc.string() << ")\n";
+      return 0;
+    }
     Wiring w;
     if (int rc = wire(g, w)) return rc;
     prevue::EngineConfig engine_config;
@@ -332,6 +342,19 @@ int main(int argc, char** argv) {
       std::cerr << "prevue up: give --ref REF or --sha SHA\n";
       return kExitUsage;
     }
+    // Progress on stderr, one line per step with its time (the URL alone goes to stdout).
+    auto up_started = std::chrono::steady_clock::now();
+    auto elapsed = [&] {
+      char text[32];
+      std::snprintf(text, sizeof text, "%6.1fs", std::chrono::duration<double>(std::chrono::steady_clock::now() - up_started).count());
+      return std::string(text);
+    };
+    if (!up_json) {
+      up_request.on_step_start = [&](const std::string& step) { std::cerr << "prevue up: " << elapsed() << "  " << step << " ...\n"; };
+      up_request.on_step_done = [&](const std::string& step, bool ok, std::chrono::milliseconds took) {
+        std::cerr << "prevue up: " << elapsed() << "  " << step << (ok ? " done" : " FAILED") << " (" << took.count() << " ms)\n";
+      };
+    }
     auto r = engine.up(up_request);
     double total_ms = std::chrono::duration<double, std::milli>(r.total).count();
     double child_ms = std::chrono::duration<double, std::milli>(r.child).count();
@@ -352,9 +375,19 @@ int main(int argc, char** argv) {
       if (r.failed_step.empty()) {
         std::cerr << "prevue up: " << r.error << "\n";
       } else {
+        // The log's tail ends with the error itself (as the provider said it,
+        // then as the step recorded it): the tail stops where the error
+        // starts, and the error is shown once, after it.
+        std::string tail = r.log_tail;
+        std::string first_error_line = r.error.substr(0, r.error.find('\n'));
+        if (auto at = first_error_line.empty() ? std::string::npos : tail.find(first_error_line); at != std::string::npos)
+          tail.erase(tail.rfind('\n', at) == std::string::npos ? 0 : tail.rfind('\n', at));
+        while (!tail.empty() && tail.back() == '\n') tail.pop_back();
+        if (!tail.empty()) std::cerr << "--- last lines of the step's log ---\n" << tail << "\n---\n";
         std::cerr << "prevue up: environment " << r.environment.slug << " failed at step '" << r.failed_step << "': " << r.error << "\n";
-        if (!r.log_tail.empty()) std::cerr << "--- last lines of the step's log ---\n" << r.log_tail << "\n";
-        std::cerr << "(full log: prevue logs " << r.environment.slug << "; clean up: prevue down " << r.environment.slug << ")\n";
+        std::string again = "prevue" + (g.state_dir.empty() ? std::string() : " --state-dir '" + g.state_dir + "'");
+        std::cerr << "(full log: " << again << " logs " << r.environment.slug << "; clean up: " << again << " down "
+                  << r.environment.slug << ")\n";
       }
       return kExitFailed;
     }
@@ -365,14 +398,33 @@ int main(int argc, char** argv) {
 
   if (down->parsed()) {
     prevue::DownResult r;
-    if (!down_slug.empty() && !down_repo.empty()) {
-      std::cerr << "prevue down: give a SLUG or --repo with --pr, not both\n";
+    if (int(!down_slug.empty()) + int(!down_repo.empty()) + int(down_all) > 1) {
+      std::cerr << "prevue down: give one of a SLUG, --repo with --pr, or --all\n";
       return kExitUsage;
+    }
+    if (down_all) {
+      auto envs = engine.list(false);
+      if (!envs.ok()) {
+        std::cerr << "prevue down: " << envs.error().message << "\n";
+        return kExitFailed;
+      }
+      int failures = 0;
+      for (const auto& v : *envs) {
+        auto one = engine.down_by_slug(v.record.slug);
+        if (one.ok) {
+          std::cerr << "prevue: " << v.record.slug << (one.already_gone ? " was already destroyed" : " destroyed") << "\n";
+        } else {
+          std::cerr << "prevue down: " << v.record.slug << ": " << one.error << "\n";
+          ++failures;
+        }
+      }
+      if (envs->empty()) std::cerr << "prevue: no environments to remove\n";
+      return failures ? kExitFailed : 0;
     }
     if (!down_slug.empty()) r = engine.down_by_slug(down_slug);
     else if (!down_repo.empty()) r = engine.down_by_pr(down_repo, down_pr);
     else {
-      std::cerr << "prevue down: give a SLUG, or --repo R --pr N\n";
+      std::cerr << "prevue down: give a SLUG, --repo R --pr N, or --all\n";
       return kExitUsage;
     }
     if (!r.ok) {

@@ -131,6 +131,7 @@ struct Daemon::Impl {
   std::chrono::steady_clock::time_point next_delivery_batch;
   asio::steady_timer delivery_timer{main};
   bool reconcile_pending = false;
+  std::uint64_t api_requests = 0;  // makes each API request's event id unique
   const ClaimOwner owner = ClaimOwner::self("daemon");
   // An operation that failed is not started again for the same target at
   // once: 1 s, doubling up to 5 min. A new target (a push) starts at once.
@@ -1295,9 +1296,23 @@ struct Daemon::Impl {
     if (!repo.ok()) return error_response(400, repo.error().message);
     repos[repo->id] = *repo;
     long pr = body["pr"].get<long>();
+    // The request's event id is known now: whatever becomes of it (an
+    // unknown ref, a fetch that fails) is recorded under it, in the API's
+    // and `prevue events`' list, not only in the daemon's log.
+    std::string delivery_id = "api:" + std::to_string(repo->id) + ":" + std::to_string(pr) + ":" + std::to_string(clock.now_ms()) + ":" +
+                              std::to_string(++api_requests);
     // Resolving needs a fetch: done on the git thread, then the event is ingested.
-    asio::post(*git_pool, [this, repo = *repo, pr, ref, sha] {
+    asio::post(*git_pool, [this, repo = *repo, pr, ref, sha, delivery_id] {
       std::string note, error;
+      EventRecord e;
+      e.delivery_id = delivery_id;
+      e.source = "api";
+      e.repo_id = repo.id;
+      e.pr = pr;
+      e.action = kEventOpened;
+      e.head_ref = ref;
+      e.head_sha = sha;
+      e.received_at = clock.now_ms();
       try {
         Store& st = thread_store();
         auto opened = GitMirror::open(repo.mirror_path, repo.key);
@@ -1306,28 +1321,28 @@ struct Daemon::Impl {
         if (!fetched.ok()) throw std::runtime_error(fetched.error().message);
         auto resolved = sha.empty() ? opened->resolve_ref(ref) : opened->resolve_sha(sha);
         if (!resolved.ok()) throw std::runtime_error(resolved.error().message);
-        EventRecord e;
-        e.delivery_id = "api:" + std::to_string(repo.id) + ":" + std::to_string(pr) + ":" + resolved->sha + ":" +
-                        std::to_string(clock.now_ms());
-        e.source = "api";
-        e.repo_id = repo.id;
-        e.pr = pr;
-        e.action = kEventOpened;
         e.head_sha = resolved->sha;
-        e.head_ref = ref;
         auto r = ingest_event(st, e, clock.now_ms());
         if (!r.ok()) throw std::runtime_error(r.error().message);
         note = r->note;
       } catch (const std::exception& ex) {
         error = ex.what();
+        e.status = "failed";
+        e.note = error;
+        e.processed_at = clock.now_ms();
+        try {
+          (void)thread_store().insert_event(e);
+        } catch (const std::exception&) {  // the log line below still says it
+        }
       }
-      asio::post(main, [this, note, error] {
-        if (!error.empty()) log_event("api.create_failed", "error=" + json_quoted(error));
+      asio::post(main, [this, note, error, delivery_id] {
+        if (!error.empty()) log_event("api.create_failed", "delivery=" + delivery_id + " error=" + json_quoted(error));
         else log_event("event.ingested", "source=api note=" + json_quoted(note));
         reconcile();
       });
     });
-    return json_response(202, json{{"repo", repo->key}, {"pr", pr}, {"status", "accepted"}});
+    return json_response(202, json{{"repo", repo->key}, {"pr", pr}, {"status", "accepted"}, {"delivery_id", delivery_id},
+                                   {"see", "/api/v1/events"}});
   }
 
   // ---- stop ---------------------------------------------------------------------

@@ -26,8 +26,8 @@ constexpr const char* kExportedList = ".prevue/exported.txt";
 class StepRecorder {
  public:
   StepRecorder(Store& store, ProcessRunner& runner, std::int64_t run_id, std::int64_t env_id, const Redactor& redact,
-               const std::atomic<bool>* cancelled = nullptr)
-      : store_(store), runner_(runner), run_id_(run_id), env_id_(env_id), redact_(redact), cancelled_(cancelled) {}
+               const std::atomic<bool>* cancelled = nullptr, const UpRequest* progress = nullptr)
+      : store_(store), runner_(runner), run_id_(run_id), env_id_(env_id), redact_(redact), cancelled_(cancelled), progress_(progress) {}
 
   bool run(const std::string& name, const std::function<Status(std::string& log)>& body) {
     if (failed()) return false;
@@ -38,6 +38,7 @@ class StepRecorder {
       return false;
     }
     auto started = std::chrono::steady_clock::now();
+    if (progress_ && progress_->on_step_start) progress_->on_step_start(name);
     auto step = store_.begin_step(run_id_, name);
     auto child_before = runner_.child_time();
     std::string log;
@@ -59,6 +60,7 @@ class StepRecorder {
     if (step.ok()) (void)store_.finish_step(step->id, status.ok() ? RunState::kSucceeded : RunState::kFailed, log, child_ms);
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
     (void)store_.append_timeline(env_id_, "step", name + (status.ok() ? "" : " (failed)"), took);
+    if (progress_ && progress_->on_step_done) progress_->on_step_done(name, status.ok(), std::chrono::milliseconds(took));
     return status.ok();
   }
 
@@ -76,6 +78,7 @@ class StepRecorder {
   std::int64_t env_id_;
   const Redactor& redact_;
   const std::atomic<bool>* cancelled_;
+  const UpRequest* progress_;
   bool superseded_ = false;
   std::string failed_step_, error_, log_;
 };
@@ -323,7 +326,7 @@ UpResult Engine::up(const UpRequest& request) {
   env.error.clear();
   if (auto s = store_.update_environment(env); !s.ok()) return fail_early(s.error().message);
 
-  StepRecorder steps(store_, runner_, run->id, env.id, redact_, request.cancelled);
+  StepRecorder steps(store_, runner_, run->id, env.id, redact_, request.cancelled, &request);
   std::optional<GitMirror> git;
   std::string commit;
   std::string config_commit;  // where prevue.json, templates and seeds are read: the commit, or the base's for a fork

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ struct UpRequest {
   // seed files come from this ref (the base branch), only the application
   // code from the PR's commit. Empty: trusted, everything from the commit.
   std::string config_ref;
+  // Told as each step starts and ends (the CLI shows progress); optional.
+  std::function<void(const std::string& step)> on_step_start;
+  std::function<void(const std::string& step, bool ok, std::chrono::milliseconds took)> on_step_done;
 };
 
 struct UpResult {

@@ -135,6 +135,8 @@ GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const E
     else if (!r.already_gone) report.actions.push_back("destroyed " + env.slug + " (" + why + ")");
   };
 
+  std::set<std::int64_t> handled;  // acted on (or, dry run, would be) by an earlier pass: listed once
+
   // 1. Leases that ran out, most overdue first.
   std::int64_t now = clock.now_ms();
   auto due = store.due_leases(now, options.batch);
@@ -154,6 +156,7 @@ GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const E
         continue;
       }
       std::string why = lease.revoked_at ? "pull request closed" : "lease ran out";
+      handled.insert(e.id);
       if (end == LeaseEnd::kSleep) {
         if (options.dry_run) {
           report.actions.push_back("would put " + e.slug + " to sleep (" + why + ")");
@@ -175,6 +178,7 @@ GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const E
   auto envs = store.list_environments(false);
   if (envs.ok()) {
     for (const auto& e : *envs) {
+      if (handled.count(e.id)) continue;
       bool retry = e.state == EnvState::kDestroying;
       std::string why = "retry an unfinished teardown";
       if (!retry) {
