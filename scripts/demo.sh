@@ -4,11 +4,18 @@
 # builds prevue, makes a demo repository from the reference application,
 # starts `prevue serve` watching it, opens a pull-request branch and prints
 # the preview's link. The service keeps running after this script ends.
+# The links use fixed ports (API 7400, proxy 8080; PREVUE_DEMO_API_PORT and
+# PREVUE_DEMO_PROXY_PORT change them), so they stay the same across restarts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+api_port=${PREVUE_DEMO_API_PORT:-7400}
+proxy_port=${PREVUE_DEMO_PROXY_PORT:-8080}
 scripts/setup.sh
-scripts/build.sh
+if [[ ! -x build/prevue || ! -x build/providers/local ]]; then
+  echo "prevue demo: building prevue and its local provider (a few minutes on 2 cores the first time; later runs rebuild only what changed)"
+fi
+scripts/build.sh prevue prevue_provider_local
 
 demo=${PREVUE_DEMO_DIR:-$HOME/prevue-demo}
 state=$demo/state
@@ -24,6 +31,16 @@ if [[ -f $state/serve.json ]]; then
   rm -f "$state/serve.json"
 fi
 
+# The fixed ports must be free: say who holds one instead of failing later.
+for port in "$api_port" "$proxy_port"; do
+  if ! python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null; then
+    holder=$(ss -ltnpH "sport = :$port" 2>/dev/null | sed -n 's/.*users:((\("[^"]*",pid=[0-9]*\).*/\1/p' | head -1)
+    echo "prevue demo: port $port on 127.0.0.1 is already in use${holder:+ by $holder}." >&2
+    echo "  Stop that program, or choose other ports: PREVUE_DEMO_API_PORT=7401 PREVUE_DEMO_PROXY_PORT=8081 scripts/demo.sh" >&2
+    exit 1
+  fi
+done
+
 if [[ ! -d $repo/.git ]]; then
   cp -r "$root/templates/reference-app" "$repo"
   git_demo init -q -b main
@@ -36,8 +53,8 @@ cat > "$demo/config.json" <<JSON
 {
   "state_dir": "$state",
   "provider_dir": "$root/build/providers",
-  "api": { "listen": "127.0.0.1:0", "token": "$token" },
-  "proxy": { "listen": "127.0.0.1:0", "domain": "prevue.localhost" },
+  "api": { "listen": "127.0.0.1:$api_port", "token": "$token" },
+  "proxy": { "listen": "127.0.0.1:$proxy_port", "domain": "prevue.localhost" },
   "repositories": [ { "url": "$repo", "base": "main", "poll_interval": "2s" } ]
 }
 JSON
@@ -47,22 +64,30 @@ for _ in $(seq 100); do [[ -f $state/serve.json ]] && break; sleep 0.1; done
 api=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api"])' "$state/serve.json")
 pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$state/serve.json")
 
-# Open a pull request: a branch that changes what the page says.
+# Open a pull request: a branch that changes what the page says. After the
+# closing message's "merge" step the branch is merged and its preview gone:
+# the branch is made afresh, a new pull request.
+if git_demo rev-parse -q --verify refs/heads/feature/hello >/dev/null &&
+   git_demo merge-base --is-ancestor feature/hello main; then
+  git_demo branch -q -D feature/hello
+fi
 if ! git_demo rev-parse -q --verify refs/heads/feature/hello >/dev/null; then
   git_demo checkout -q -b feature/hello main
-  sed -i 's/VERSION_BANNER = "[^"]*"/VERSION_BANNER = "Hello from the feature\/hello branch"/' "$repo/web/server.py"
+  # The time makes each opening a change of its own, even after an earlier one was merged.
+  sed -i "s/VERSION_BANNER = \"[^\"]*\"/VERSION_BANNER = \"Hello from the feature\/hello branch ($(date -u +%H:%M:%S))\"/" "$repo/web/server.py"
   git_demo commit -q -am "Say hello on the feature branch"
   git_demo checkout -q main
 fi
 
 echo "prevue demo: waiting for the preview of feature/hello ..."
 url=""
+head=$(git_demo rev-parse feature/hello)
 for _ in $(seq 600); do
   url=$(curl -fsS "$api/api/v1/environments" | python3 -c '
 import json, sys
 for env in json.load(sys.stdin):
-    if env["ref"] == "feature/hello" and env["state"] == "ready":
-        print(env["url"])' || true)
+    if env["ref"] == "feature/hello" and env["state"] == "ready" and env["deployed_commit"] == sys.argv[1]:
+        print(env["url"])' "$head" || true)
   [[ -n $url ]] && break
   sleep 0.2
 done
@@ -88,4 +113,5 @@ cat <<MSG
     curl -s $api/metrics | grep prevue_    # numbers
     $prevue gc --config $demo/config.json  # the cron cleanup pass
     kill $pid                                      # stop the service (previews keep running)
+    $prevue --state-dir $state down --all  # then remove every preview
 MSG
