@@ -266,6 +266,7 @@ int main(int argc, char** argv) {
     options.claim_ttl = config.claim_ttl;
     auto report = prevue::run_gc(*w.engine, *w.store, providers, engine_config, w.clock, options);
     // DNS: what the server holds is compared with the live routes, and fixed.
+    std::string dns_checked;
     if (!gc_config.empty() && !gc_dry_run && config.dns_backend != "none") {
       auto envs = w.store->list_environments(false);
       auto routes = w.store->all_routes();
@@ -275,13 +276,14 @@ int main(int argc, char** argv) {
         std::vector<std::string> hosts;
         for (const auto& live : prevue::live_hosts(*envs, *routes, config.domain)) hosts.push_back(live.host);
         auto backend = prevue::make_dns_backend(config);
-        if (auto s = backend->reconcile(hosts); s.ok()) report.actions.push_back("dns: " + backend->name() + " reconciled with " + std::to_string(hosts.size()) + " live hosts");
+        if (auto s = backend->reconcile(hosts); s.ok()) dns_checked = "checked: dns (" + backend->name() + ") holds the " + std::to_string(hosts.size()) + " live names";
         else report.failures.push_back("dns: " + s.error().message);
       }
     }
     for (const auto& line : report.actions) std::cout << line << "\n";
     for (const auto& line : report.failures) std::cerr << "prevue gc: could not clean: " << line << "\n";
     if (report.actions.empty() && report.failures.empty()) std::cout << "nothing to clean\n";
+    if (!dns_checked.empty()) std::cout << dns_checked << "\n";
     return report.failures.empty() ? 0 : kExitFailed;
   }
 
