@@ -45,6 +45,17 @@ def wrk(port, host, seconds, connections):
     return rps, float(p99.group(1)) * scale
 
 
+def keep_alive_latency(port, host, seconds):
+    """One connection, one request after another (wrk -t1 -c1): p50 and p99 in ms."""
+    out = subprocess.run(["wrk", "-t", "1", "-c", "1", "-d", f"{seconds}s", "--latency", "-H", f"Host: {host}",
+                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=seconds + 30)
+    if out.returncode != 0 or "Non-2xx" in out.stdout or "Socket errors" in out.stdout:
+        sys.exit(f"bench_proxy: keep-alive run failed:\n{out.stdout}{out.stderr}")
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    found = {pct: re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)", out.stdout, re.M) for pct in ("50", "99")}
+    return tuple(float(m.group(1)) * scale[m.group(2)] for m in (found["50"], found["99"]))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
@@ -127,6 +138,10 @@ http {{
             for name, port in (("prevue", serve["proxy_port"]), ("nginx", nginx_port)):
                 wrk(port, host, 2, args.connections)  # warm-up
                 results[name].append(wrk(port, host, args.seconds, args.connections))
+        keep_alive = {"prevue": [], "nginx": []}
+        for _ in range(args.rounds):
+            for name, port in (("prevue", serve["proxy_port"]), ("nginx", nginx_port)):
+                keep_alive[name].append(keep_alive_latency(port, host, max(2, args.seconds // 2)))
         best = {name: (max(r[0] for r in runs), min(r[1] for r in runs)) for name, runs in results.items()}
         print(f"proxy benchmark: wrk -t2 -c{args.connections} -d{args.seconds}s, {args.rounds} rounds each, best of rounds; "
               f"upstream nginx static page ({upstream}), host {host}")
@@ -135,6 +150,9 @@ http {{
         (p_rps, p_p99), (n_rps, n_p99) = best["prevue"], best["nginx"]
         print(f"{'throughput':44s} prevue {p_rps:10.0f} req/s | nginx proxy {n_rps:10.0f} req/s | ratio {p_rps / n_rps:.2f}x (target >= 1.0)")
         print(f"{'p99 latency':44s} prevue {p_p99:10.2f} ms    | nginx proxy {n_p99:10.2f} ms    | ratio {p_p99 / n_p99:.2f}x (target <= 1.0)")
+        (k_p50, k_p99), (kn_p50, kn_p99) = (min(keep_alive[n], key=lambda r: r[0]) for n in ("prevue", "nginx"))
+        print(f"{'keep-alive latency p50 (1 connection)':44s} prevue {k_p50:10.3f} ms    | nginx proxy {kn_p50:10.3f} ms    | ratio {k_p50 / kn_p50:.2f}x (target <= 1.0)")
+        print(f"{'keep-alive latency p99 (1 connection)':44s} prevue {k_p99:10.3f} ms    | nginx proxy {kn_p99:10.3f} ms    | ratio {k_p99 / kn_p99:.2f}x")
     finally:
         if nginx:
             nginx.send_signal(signal.SIGQUIT)

@@ -16,6 +16,8 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 
 #include <sys/resource.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -296,6 +298,24 @@ std::string page(const std::string& title, const std::string& body, bool refresh
          "<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em;color:#222}"
          "code,pre{background:#f4f4f4;padding:.1em .3em}pre{white-space:pre-wrap;overflow-wrap:anywhere;padding:.6em}</style></head><body><h1>" +
          html_escape(title) + "</h1>" + body + "<p><small>prevue</small></p></body></html>\n";
+}
+
+// A peer that wrote a message's header and body in two writes with Nagle's
+// algorithm on (Python's http.server, many dev servers; http.client for a
+// POST) holds the body back until its header is acknowledged, and Linux
+// delays that ACK by up to 40 ms: 44 ms per request on a keep-alive
+// connection. Once a header is in and its body is not, prevue acknowledges
+// at once (TCP_QUICKACK sends the pending ACK). Not for a message that
+// arrived whole, so the common case costs no extra system call.
+void ack_now(tcp::socket& socket) {
+  int one = 1;
+  (void)::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+}
+
+template <class Parser>
+bool holds_whole_body(const Parser& parser, const beast::flat_buffer& buffer) {
+  auto length = parser.content_length();
+  return length && buffer.size() >= *length;
 }
 
 // RFC 9112 framing of a request the proxy is to forward: anything a server
@@ -824,6 +844,7 @@ class ProxyServer final : public Proxy {
       bool keep_alive = req.keep_alive();
       // A request whose body we would not read cannot leave the connection reusable.
       bool has_body = req.has_content_length() ? request_parser.content_length().value_or(0) > 0 : req.chunked();
+      if (has_body && !holds_whole_body(request_parser, client_buffer)) ack_now(raw(client));
       std::string host_header = std::string(req[http::field::host]);
       std::string host = ascii_lower(host_header);
       if (auto colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos) host.resize(colon);
@@ -954,6 +975,7 @@ class ProxyServer final : public Proxy {
         break;
       }
       auto& res = response_parser.get();
+      if (!response_parser.is_done() && !holds_whole_body(response_parser, upstream_buffer)) ack_now(*upstream);
       int status = res.result_int();
       bool upstream_keep_alive = res.keep_alive();
       // A body that ends when the upstream closes ends for the client the same way.
