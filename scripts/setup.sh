@@ -9,6 +9,6 @@ install_packages \
   libboost1.81-dev libboost-url1.81-dev \
   nlohmann-json3-dev libgit2-dev libspdlog-dev libfmt-dev libsqlite3-dev sqlite3 libssl-dev \
   libcli11-dev libsimdjson-dev libgtest-dev libgmock-dev libbenchmark-dev libldns-dev \
-  clang-16 libclang-rt-16-dev \
+  clang-16 libclang-rt-16-dev llvm-16 \
   knot knot-dnsutils \
   python3 procps

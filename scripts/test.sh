@@ -1,7 +1,22 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds, runs every test.
+# The test command: installs what is missing, builds, runs every test twice:
+#   1. the Release build (build/): unit and end-to-end tests, crash trials;
+#   2. an ASan + UBSan build (build-asan/), with libFuzzer's instrumentation:
+#      the same unit and end-to-end tests (any sanitizer report fails them:
+#      a memory error or undefined behaviour aborts, a leak fails at exit),
+#      plus each fuzzer for PREVUE_FUZZ_SECONDS (20) from its seed corpus.
+# PREVUE_TEST_SANITIZED=0 skips the second build (a quicker local run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
 ctest --test-dir build --output-on-failure -j 2 --timeout 900
+
+if [[ ${PREVUE_TEST_SANITIZED:-1} != 0 ]]; then
+  PREVUE_BUILD_DIR=build-asan PREVUE_SANITIZE=address,undefined PREVUE_FUZZ=ON scripts/build.sh
+  symbolizer=$(command -v llvm-symbolizer-16 || command -v llvm-symbolizer || true)
+  export ASAN_SYMBOLIZER_PATH=${symbolizer}
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+  ctest --test-dir build-asan --output-on-failure -j 2 --timeout 900
+fi

@@ -203,7 +203,7 @@ class Daemon:
             time.sleep(0.05)
         raise AssertionError("prevue serve did not start: " + self.read_log())
 
-    def stop(self, sig=signal.SIGTERM, timeout=30):
+    def stop(self, sig=signal.SIGTERM, timeout=60):
         if self.process and self.process.poll() is None:
             self.process.send_signal(sig)
             self.process.wait(timeout=timeout)
@@ -212,6 +212,10 @@ class Daemon:
         if getattr(self, "log", None):
             self.log.close()
             self.log = None
+        # In a sanitized build a report (a leak found at exit, an error) is a failure, whatever the test checked.
+        log = self.read_log()
+        if "Sanitizer" in log and "ERROR:" in log[log.index("Sanitizer") - 200:]:
+            raise AssertionError("prevue serve reported a sanitizer error:\n" + log[log.index("Sanitizer") - 200:][:6000])
         return code
 
     def read_log(self):

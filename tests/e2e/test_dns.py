@@ -87,7 +87,7 @@ class RealZone(PrevueTestCase):
         self.knot.nsupdate([f"update delete {hosts[0]}. A", f"update add pr-97-stale-abcdef.{ZONE}. 60 A 127.0.0.1"])
         run = self.gc()
         self.assertEqual(run.returncode, 0, run.stderr)
-        self.assertIn("dns: rfc2136 reconciled", run.stdout)
+        self.assertIn("checked: dns (rfc2136)", run.stdout)
         self.assertEqual(self.knot.dig(hosts[0]), ["127.0.0.1"])
         self.assertEqual(self.knot.dig(f"pr-97-stale-abcdef.{ZONE}"), [])
 

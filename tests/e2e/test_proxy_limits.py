@@ -127,9 +127,12 @@ class ProxyLimits(PrevueTestCase):
                 s.sendall(b"GET / HTTP/1.1\r\nHo")  # and nothing more
                 slow.append(s)
             cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
-            status = wait_until(lambda: self.get("127.0.0.3") == 200, "a normal client served", timeout=60)
+            try:
+                status = wait_until(lambda: self.get("127.0.0.3") == 200, "a normal client served", timeout=60)
+            except AssertionError:
+                raise AssertionError("not served; daemon log: " + self.daemon.read_log()[-3000:] + " fds: " + str(len(os.listdir(f"/proc/{pid}/fd"))))
             cpu, wall = cpu_seconds(pid) - cpu_before, time.monotonic() - wall_before
-            self.assertTrue(status)
+            self.assertTrue(status, self.daemon.read_log()[-3000:])
             # A daemon spinning on EMFILE burns a whole core; this one mostly waits.
             self.assertLess(cpu, 0.5 * wall + 0.5, f"{cpu:.1f} s of CPU in {wall:.1f} s")
             self.assertIsNone(self.daemon.process.poll())
