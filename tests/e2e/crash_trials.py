@@ -30,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from prevue_e2e import (PREVUE, PROVIDER_DIR, Daemon, commit_all, git, make_template_repo, primary_host,  # noqa: E402
-                        process_alive, set_banner, set_lease)
+                        processes_mentioning, set_banner, set_lease)
 
 SETTLE_SECONDS = 180
 
@@ -49,21 +49,9 @@ def open_branches(repo):
 
 
 def preview_processes(state_dir):
-    """(pid, cmdline) of live processes that mention the state directory's environments."""
+    """(pid, cmdline) of live processes that run in, or name, the state directory's environments."""
     marker = os.path.join(state_dir, "envs") + "/"
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-        except OSError:
-            continue
-        if (marker in cmdline or (cwd + "/").startswith(marker)) and process_alive(int(pid)):
-            found.append((int(pid), cmdline, cwd))
-    return found
+    return processes_mentioning(marker, cwd_under=marker)
 
 
 class Trial:
@@ -175,8 +163,9 @@ class Trial:
         # 3. Orphans: processes, directories, DNS names.
         envs_dir = os.path.join(self.daemon.state_dir, "envs")
         live_dirs = {os.path.realpath(os.path.join(envs_dir, e["slug"])) for e in live}
-        for pid, cmdline, cwd in preview_processes(self.daemon.state_dir):
-            if not any(os.path.realpath(cwd).startswith(d) or d in cmdline for d in live_dirs):
+        for pid, cmdline in preview_processes(self.daemon.state_dir):
+            cwd = os.path.realpath(f"/proc/{pid}/cwd")
+            if not any(cwd.startswith(d) or d in cmdline for d in live_dirs):
                 violations.append(f"orphan process {pid}: {cmdline[:120]}")
         for name in os.listdir(envs_dir) if os.path.isdir(envs_dir) else []:
             if os.path.realpath(os.path.join(envs_dir, name)) not in live_dirs:

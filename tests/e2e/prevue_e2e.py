@@ -37,6 +37,22 @@ def make_template_repo(parent):
     return repo
 
 
+ECHO_UPSTREAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "echo-upstream")
+
+
+def make_echo_repo(parent):
+    """A repository holding the echo upstream (echo-upstream/) on main, and a
+    branch `pr` one commit ahead: its preview is PR 1."""
+    repo = os.path.join(parent, "echo")
+    shutil.copytree(ECHO_UPSTREAM, repo)
+    git(repo, "init", "-q", "-b", "main")
+    commit_all(repo, "echo upstream")
+    git(repo, "checkout", "-q", "-b", "pr")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "the pull request")
+    git(repo, "checkout", "-q", "main")
+    return repo
+
+
 def edit(repo, rel, old, new):
     path = os.path.join(repo, rel)
     with open(path, encoding="utf-8") as f:
@@ -85,6 +101,24 @@ def process_alive(pid):
         return False
     state = stat[stat.rindex(")") + 2]
     return state not in ("Z", "X")
+
+
+def processes_mentioning(text, cwd_under=None):
+    """(pid, cmdline) of live processes whose command line mentions `text`,
+    or whose working directory is under `cwd_under`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+            cwd = os.readlink(f"/proc/{pid}/cwd") + "/" if cwd_under else ""
+        except OSError:
+            continue
+        if (text in cmdline or (cwd_under and cwd.startswith(cwd_under))) and process_alive(int(pid)):
+            found.append((int(pid), cmdline))
+    return found
 
 
 def service_pids(env_dir):

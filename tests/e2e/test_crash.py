@@ -8,23 +8,8 @@ import subprocess
 import time
 import unittest
 
-from prevue_e2e import (PREVUE, PROVIDER_DIR, SEEDED_ITEMS, PrevueTestCase, commit_all, edit, http_get,
-                        make_template_repo, page_items, process_alive)
-
-
-def processes_mentioning(text):
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if text in cmdline and process_alive(int(pid)):
-            found.append((int(pid), cmdline))
-    return found
+from prevue_e2e import (PREVUE, PROVIDER_DIR, SEEDED_ITEMS, PrevueTestCase, commit_all, edit, http_get, make_template_repo,
+                        page_items, process_alive, processes_mentioning)
 
 
 class Crash(PrevueTestCase):

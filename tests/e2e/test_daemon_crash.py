@@ -8,8 +8,7 @@ import time
 import unittest
 
 from prevue_e2e import (SEEDED_ITEMS, Daemon, PrevueTestCase, commit_all, edit, git, make_template_repo, page_items,
-                        primary_host, set_banner)
-from test_crash import processes_mentioning
+                        primary_host, processes_mentioning, set_banner)
 
 
 class DaemonCrash(PrevueTestCase):

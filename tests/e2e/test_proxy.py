@@ -5,25 +5,15 @@ import hashlib
 import http.client
 import json
 import os
-import shutil
 import socket
 import unittest
 
-from prevue_e2e import Daemon, PrevueTestCase, commit_all, git, primary_host
-
-UPSTREAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "echo-upstream")
-
+from prevue_e2e import Daemon, PrevueTestCase, make_echo_repo, primary_host
 
 class ProxyEdges(PrevueTestCase):
     def setUp(self):
         super().setUp()
-        self.repo = os.path.join(self.scratch, "echo")
-        shutil.copytree(UPSTREAM, self.repo)
-        git(self.repo, "init", "-q", "-b", "main")
-        commit_all(self.repo, "echo upstream")
-        git(self.repo, "checkout", "-q", "-b", "pr")
-        git(self.repo, "commit", "-q", "--allow-empty", "-m", "the pull request")
-        git(self.repo, "checkout", "-q", "main")
+        self.repo = make_echo_repo(self.scratch)
         self.daemon = Daemon(self.scratch, [self.repo],
                              extra={"proxy": {"listen": "127.0.0.1:0", "max_header_bytes": 4096, "max_body_bytes": 8 << 20}})
         self.daemon.start()

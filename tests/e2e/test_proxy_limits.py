@@ -5,15 +5,11 @@ file descriptors (more slow clients than descriptors) neither spins the
 daemon nor stops it from serving a normal client once descriptors free up."""
 
 import os
-import shutil
 import socket
 import time
 import unittest
 
-from prevue_e2e import Daemon, PrevueTestCase, commit_all, git, primary_host, wait_until
-
-UPSTREAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "echo-upstream")
-
+from prevue_e2e import Daemon, PrevueTestCase, make_echo_repo, primary_host, wait_until
 
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
@@ -23,13 +19,7 @@ def cpu_seconds(pid):
 
 class ProxyLimits(PrevueTestCase):
     def start(self, proxy, descriptor_limit=None):
-        self.repo = os.path.join(self.scratch, "echo")
-        shutil.copytree(UPSTREAM, self.repo)
-        git(self.repo, "init", "-q", "-b", "main")
-        commit_all(self.repo, "echo upstream")
-        git(self.repo, "checkout", "-q", "-b", "pr")
-        git(self.repo, "commit", "-q", "--allow-empty", "-m", "the pull request")
-        git(self.repo, "checkout", "-q", "main")
+        self.repo = make_echo_repo(self.scratch)
         self.daemon = Daemon(self.scratch, [self.repo], extra={"proxy": {"listen": "127.0.0.1:0", **proxy}})
         self.daemon.descriptor_limit = descriptor_limit
         self.daemon.start()
