@@ -783,6 +783,8 @@ class ProxyServer final : public Proxy {
     }
   }
 
+  static constexpr size_t kFirstRead = 16 * 1024;
+
   template <class Client>
   asio::awaitable<void> serve(Session<Client>& session) {
     constexpr bool kTls = std::is_same_v<Client, TlsStream>;
@@ -804,20 +806,16 @@ class ProxyServer final : public Proxy {
       request_parser.body_limit(options_.max_body_bytes);
       session.touch();
       // The header must arrive whole within header_timeout: of the accept for
-      // a new connection; of its first byte for the next request on a plain
-      // one (an idle keep-alive connection only has the idle limit). TLS may
-      // hold bytes the socket no longer shows, so there the idle limit is added.
-      auto header_clock = options_.header_timeout;
+      // a new connection; of its first bytes for the next request on a
+      // keep-alive one (waiting for those has only the idle limit). Those
+      // first bytes are read here, the read the parser would make anyway.
       if (!first && client_buffer.size() == 0) {
-        if constexpr (kTls) {
-          header_clock += options_.timeout;
-        } else {
-          auto [wait_ec] = co_await raw(client).async_wait(tcp::socket::wait_read, nothrow);
-          if (wait_ec) break;
-          session.touch();
-        }
+        auto [first_ec, first_n] = co_await client.async_read_some(client_buffer.prepare(kFirstRead), nothrow);
+        if (first_ec) break;  // closed, or cut by the idle limit
+        client_buffer.commit(first_n);
+        session.touch();
       }
-      session.read_deadline = std::chrono::steady_clock::now() + header_clock;
+      session.read_deadline = std::chrono::steady_clock::now() + options_.header_timeout;
       auto [read_ec, read_n] = co_await http::async_read_header(client, client_buffer, request_parser, nothrow);
       session.read_deadline = std::chrono::steady_clock::time_point::max();
       if (read_ec == http::error::header_limit) {
