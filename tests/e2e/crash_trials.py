@@ -13,8 +13,8 @@ trial, once the daemon has settled, the invariants must hold:
 
     tests/e2e/crash_trials.py [--trials N] [--seed S]
 
-Needs PREVUE_BIN, PREVUE_PROVIDER_DIR and PREVUE_TEMPLATE_DIR like the
-end-to-end tests (ctest sets them; run it by hand with the same variables).
+Uses build/prevue and build/providers unless PREVUE_BIN, PREVUE_PROVIDER_DIR
+and PREVUE_TEMPLATE_DIR say otherwise (ctest sets them, as for the e2e tests).
 Prints one line per trial and a summary; exits 1 on any violation."""
 
 import argparse
@@ -28,6 +28,11 @@ import sys
 import tempfile
 import time
 
+# Run by hand from a checkout, it uses build/ (what ctest sets otherwise).
+_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+os.environ.setdefault("PREVUE_BIN", os.path.join(_ROOT, "build", "prevue"))
+os.environ.setdefault("PREVUE_PROVIDER_DIR", os.path.join(_ROOT, "build", "providers"))
+os.environ.setdefault("PREVUE_TEMPLATE_DIR", os.path.join(_ROOT, "templates", "reference-app"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from prevue_e2e import (PREVUE, PROVIDER_DIR, Daemon, commit_all, git, make_template_repo, primary_host,  # noqa: E402
                         processes_mentioning, set_banner, set_lease)
