@@ -258,7 +258,7 @@ int main(int argc, char** argv) {
     Wiring w;
     if (int rc = wire(g, w)) return rc;
     prevue::EngineConfig engine_config;
-    engine_config.state_dir = fs::absolute(g.state_dir.empty() ? default_state_dir() : fs::path(g.state_dir));
+    engine_config.state_dir = state_for_gc;
     engine_config.provider_dir = fs::absolute(g.provider_dir.empty() ? default_provider_dir() : fs::path(g.provider_dir));
     prevue::ProviderClient providers(w.runner, engine_config.provider_dir);
     prevue::GcOptions options;

@@ -27,6 +27,7 @@ std::string Redactor::operator()(std::string text) const {
 }
 
 std::string without_server_paths(const std::string& text, const std::string& env_dir) {
+  const std::string root = env_dir.empty() || env_dir.back() == '/' ? env_dir : env_dir + "/";
   std::string out;
   out.reserve(text.size());
   auto is_path_char = [](char c) {
@@ -45,16 +46,16 @@ std::string without_server_paths(const std::string& text, const std::string& env
     size_t end = i;
     while (end < text.size() && is_path_char(text[end]) && !(text[end] == ':' && end > i)) ++end;
     std::string path = text.substr(i, end - i);
-    std::string root = env_dir.empty() || env_dir.back() == '/' ? env_dir : env_dir + "/";
     if (!root.empty() && path.rfind(root, 0) == 0) {
       out += "…/" + path.substr(root.size());
     } else if (path == env_dir) {
       out += "…";
     } else {
+      // One component ("/healthz") says nothing of the server: kept. Else the last one.
       std::string trimmed = path;
       while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
       auto slash = trimmed.rfind('/');
-      out += slash == 0 && trimmed.size() > 1 && path.find('/', 1) == std::string::npos ? path : "…/" + trimmed.substr(slash + 1);
+      out += slash == 0 ? path : "…/" + trimmed.substr(slash + 1);
     }
     i = end;
   }

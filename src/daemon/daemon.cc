@@ -466,7 +466,7 @@ struct Daemon::Impl {
     in_flight.emplace(key, op);
     // A first build has no environment yet: its name resolves and shows the
     // building page from now on, not from when the build finishes.
-    if (kind == OpKind::kUp && slug.empty()) refresh_routes();
+    if (kind == OpKind::kUp && slug.empty()) request_routes_refresh();
     auto repo_it = repos.find(key.first);
     std::string repo_key;
     if (repo_it != repos.end()) {
@@ -567,7 +567,7 @@ struct Daemon::Impl {
     for (const auto& [key, f] : failed_ops)
       if (f.not_before_ms > now) next = next == 0 ? f.not_before_ms : std::min(next, f.not_before_ms);
     if (next == 0) return;
-    retry_timer.expires_after(std::chrono::milliseconds(std::max<std::int64_t>(0, next - clock.now_ms())));
+    retry_timer.expires_after(std::chrono::milliseconds(next - now));
     retry_timer.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopping) return;
       reconcile();
@@ -696,6 +696,17 @@ struct Daemon::Impl {
 
   // ---- routes and DNS -----------------------------------------------------------
 
+  // One refresh for however many first builds a pass starts.
+  bool routes_refresh_pending = false;
+  void request_routes_refresh() {
+    if (routes_refresh_pending) return;
+    routes_refresh_pending = true;
+    asio::post(main, [this] {
+      routes_refresh_pending = false;
+      refresh_routes();
+    });
+  }
+
   // The slug the engine will give the pull request's environment.
   std::string predicted_slug(PrKey key, const std::string& ref) {
     auto it = repos.find(key.first);
@@ -740,11 +751,11 @@ struct Daemon::Impl {
       hosts[live.host] = e.id;
     }
     // First builds whose environment the engine has not recorded yet.
+    std::set<PrKey> recorded;
+    for (const auto& e : *envs)
+      if (e.state != EnvState::kDestroyed) recorded.insert({e.repo_id, e.pr});
     for (const auto& [key, op] : in_flight) {
-      if (op.kind != OpKind::kUp) continue;
-      bool recorded = false;
-      for (const auto& e : *envs) recorded = recorded || (e.repo_id == key.first && e.pr == key.second && e.state != EnvState::kDestroyed);
-      if (recorded) continue;
+      if (op.kind != OpKind::kUp || recorded.count(key)) continue;
       std::string slug = predicted_slug(key, op.ref);
       std::string host = slug + "." + config.domain;
       if (map.count(host)) continue;

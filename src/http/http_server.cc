@@ -576,9 +576,6 @@ class ProxyServer final : public Proxy {
                               2);
   }
 
-  // Moves a message (its header already parsed) from `in` to `out` chunk by
-  // chunk, never holding more than one buffer of its body (Beast's relay
-  // pattern). The header goes out with the first chunk, in one write.
   // A request body gets body_timeout, plus a second for every min_body_rate
   // bytes received so far (Apache's mod_reqtimeout rule): a slow upload goes
   // through, a client that trickles a byte now and then does not.
@@ -596,6 +593,9 @@ class ProxyServer final : public Proxy {
     explicit operator bool() const { return static_cast<bool>(ec); }
   };
 
+  // Moves a message (its header already parsed) from `in` to `out` chunk by
+  // chunk, never holding more than one buffer of its body (Beast's relay
+  // pattern). The header goes out with the first chunk, in one write.
   template <bool isRequest, class Client, class Out, class In>
   asio::awaitable<RelayFailure> relay_body(Session<Client>& session, Out& out, In& in, beast::flat_buffer& in_buffer,
                                            http::parser<isRequest, http::buffer_body>& parser,
@@ -942,8 +942,10 @@ class ProxyServer final : public Proxy {
       bool head = req.method() == http::verb::head;
 
       RelayFailure request_failure;
-      session.body_started = std::chrono::steady_clock::now();
-      session.body_received = 0;
+      if (has_body) {  // the body's clock (a request without one never reads it)
+        session.body_started = std::chrono::steady_clock::now();
+        session.body_received = 0;
+      }
       if (req.chunked()) {
         http::request_serializer<http::buffer_body> request_serializer{req};
         request_failure = co_await relay_body<true>(session, *upstream, client, client_buffer, request_parser, request_serializer);
