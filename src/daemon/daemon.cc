@@ -80,6 +80,7 @@ struct InFlight {
   OpKind kind;
   std::string sha;
   std::string ref;
+  bool from_sleep = false;  // its environment's processes are stopped until this op finishes
   std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
 };
 
@@ -103,7 +104,9 @@ struct Daemon::Impl {
   LeaseScheduler leases;
   Metrics metrics;
   std::unique_ptr<DnsPublisher> dns;
-  DnsPublisher::HostMap dns_requested;  // the last set handed to the publisher
+  // The last set handed to the publisher; none before the first, which is
+  // always sent (the reconcile at start), even when it is empty.
+  std::optional<DnsPublisher::HostMap> dns_requested;
   struct DnsState {
     bool published = false;
     std::vector<std::string> names;  // what is published
@@ -462,6 +465,9 @@ struct Daemon::Impl {
         f != failed_ops.end() && f->second.kind == kind && f->second.sha == sha && clock.now_ms() < f->second.not_before_ms)
       return;  // backing off; retry_timer reconciles it when the wait is over
     InFlight op{kind, sha, ref};
+    if (kind == OpKind::kUp && !slug.empty())
+      if (auto env = store->find_environment_by_slug(slug); env.ok() && env->has_value())
+        op.from_sleep = (*env)->state == EnvState::kSleeping;
     auto cancelled = op.cancelled;
     in_flight.emplace(key, op);
     // A first build has no environment yet: its name resolves and shows the
@@ -735,6 +741,11 @@ struct Daemon::Impl {
           route.detail = without_server_paths(e.failed_step + ": " + e.error, e.dir);
           break;
         default:
+          if (auto running = in_flight.find({e.repo_id, e.pr}); running != in_flight.end() && running->second.from_sleep) {
+            // Waking: nothing answers on the old upstream yet, so requests wait as they do while it sleeps.
+            route.kind = ProxyRoute::Kind::kSleeping;
+            break;
+          }
           // An update keeps serving the running version; a first build shows the building page.
           route.kind = e.deployed_sha.empty() ? ProxyRoute::Kind::kBuilding : ProxyRoute::Kind::kReady;
           if (!e.deployed_sha.empty() && e.commit_sha != e.deployed_sha) route.updating_to = e.commit_sha.substr(0, 12);

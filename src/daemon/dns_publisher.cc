@@ -41,18 +41,22 @@ void DnsPublisher::run() {
   bool reconciled = false;
   std::optional<HostMap> failed;  // the set to retry
   std::chrono::milliseconds backoff(1'000);
+  bool final_attempt_made = false;
   std::unique_lock lock(mutex_);
   while (true) {
     if (failed && !wanted_) {
       // A newer set replaces the retry; otherwise wait out the backoff.
       wake_.wait_for(lock, backoff, [this] { return stopping_ || wanted_.has_value(); });
-      if (!wanted_) wanted_ = std::move(failed);
+      if (!wanted_ && !stopping_) wanted_ = std::move(failed);
       failed.reset();
       backoff = std::min(backoff * 2, std::chrono::milliseconds(60'000));
     } else {
       wake_.wait(lock, [this] { return stopping_ || wanted_.has_value(); });
     }
-    if (stopping_) return;
+    // A graceful stop still sends the newest set once (a teardown just done
+    // must not leave its name behind), but retries nothing.
+    if (stopping_ && (!wanted_ || final_attempt_made)) return;
+    if (stopping_) final_attempt_made = true;
     HostMap hosts = std::move(*wanted_);
     wanted_.reset();
     lock.unlock();

@@ -2,7 +2,8 @@
 // own, so a slow or unreachable DNS server never holds up the daemon. The
 // newest set wins (an older one not yet sent is dropped); the first run
 // reconciles against what the server holds; a failure is retried with
-// backoff (1 s doubling to 60 s) until the set is published.
+// backoff (1 s doubling to 60 s) until the set is published. stop() sends a
+// set not yet attempted once more before it returns.
 #pragma once
 
 #include <condition_variable>

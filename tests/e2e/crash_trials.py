@@ -145,7 +145,21 @@ class Trial:
             if len(envs) != 1 or envs[0]["state"] != "ready" or envs[0]["deployed_commit"] != sha:
                 return f"{name} at {sha[:8]}: {[(e['state'], e['deployed_commit'][:8]) for e in envs]}"
         extra = [e["slug"] for e in live if e["ref"] not in wanted]
-        return f"environments of merged or deleted branches: {extra}" if extra else None
+        if extra:
+            return f"environments of merged or deleted branches: {extra}"
+        # DNS follows the environments on a thread of its own: it settles too.
+        orphans = self.orphan_dns_names(live)
+        return f"DNS names of gone environments: {orphans}" if orphans else None
+
+    def orphan_dns_names(self, live):
+        live_slugs = {e["slug"] for e in live}
+        orphans = []
+        for line in self.daemon.hosts_file().splitlines():
+            fields = line.split()
+            if len(fields) >= 2 and not line.startswith("#") and fields[1].split(".")[0].startswith("pr-"):
+                if not any(fields[1].startswith(slug + ".") or ("." + slug + ".") in fields[1] for slug in live_slugs):
+                    orphans.append(fields[1])
+        return orphans
 
     def check(self):
         violations = []
@@ -175,12 +189,7 @@ class Trial:
         for name in os.listdir(envs_dir) if os.path.isdir(envs_dir) else []:
             if os.path.realpath(os.path.join(envs_dir, name)) not in live_dirs:
                 violations.append(f"orphan directory envs/{name}")
-        live_slugs = {e["slug"] for e in live}
-        for line in self.daemon.hosts_file().splitlines():
-            fields = line.split()
-            if len(fields) >= 2 and not line.startswith("#") and fields[1].split(".")[0].startswith("pr-"):
-                if not any(fields[1].startswith(slug + ".") or ("." + slug + ".") in fields[1] for slug in live_slugs):
-                    violations.append(f"orphan DNS name {fields[1]}")
+        violations += [f"orphan DNS name {name}" for name in self.orphan_dns_names(live)]
         # 4. gc has nothing to do.
         cmd = [PREVUE, "gc", "--config", self.daemon.config_path] + (["--provider-dir", PROVIDER_DIR] if PROVIDER_DIR else [])
         gc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

@@ -62,6 +62,11 @@ def edit(repo, rel, old, new):
         f.write(text.replace(old, new))
 
 
+def slow_web_start(repo, seconds=3):
+    """Makes the reference app's web service wait before it listens, as real apps do (not committed)."""
+    edit(repo, "web/server.py", "def main():\n", f"def main():\n    import time; time.sleep({seconds})\n")
+
+
 def set_banner(repo, banner):
     """Changes what the reference app's page prints (only the web service's files)."""
     path = os.path.join(repo, "web", "server.py")

@@ -4,18 +4,19 @@ went away meanwhile), and no orphan process is left."""
 
 import os
 import signal
+import subprocess
 import time
 import unittest
 
-from prevue_e2e import (SEEDED_ITEMS, Daemon, PrevueTestCase, commit_all, edit, git, make_template_repo, page_items,
-                        primary_host, processes_mentioning, set_banner)
+from prevue_e2e import (PREVUE, PROVIDER_DIR, SEEDED_ITEMS, Daemon, PrevueTestCase, commit_all, git, make_template_repo,
+                        page_items, primary_host, processes_mentioning, set_banner, slow_web_start)
 
 
 class DaemonCrash(PrevueTestCase):
     def slow_branch(self, name):
         git(self.repo, "checkout", "-q", "-b", name, "main")
         # A slow start keeps the environment provisioning long enough to kill the daemon there.
-        edit(self.repo, "web/server.py", "def main():\n", "def main():\n    import time; time.sleep(3)\n")
+        slow_web_start(self.repo)
         sha = commit_all(self.repo, "slow start")
         git(self.repo, "checkout", "-q", "main")
         return sha
@@ -66,7 +67,7 @@ class DaemonCrash(PrevueTestCase):
         self.daemon.start()
         self.daemon.wait_env(1, "ready", first)
         git(self.repo, "checkout", "-q", "feature")
-        edit(self.repo, "web/server.py", "def main():\n", "def main():\n    import time; time.sleep(3)\n")
+        slow_web_start(self.repo)
         second = commit_all(self.repo, "slow start")
         git(self.repo, "checkout", "-q", "main")
         self.kill_while_provisioning(1)
@@ -88,6 +89,25 @@ class DaemonCrash(PrevueTestCase):
         env_dir = os.path.join(self.daemon.state_dir, "envs", env["slug"])
         self.daemon.wait_for(lambda: not processes_mentioning(env_dir), "no process of the environment", 20)
         self.assertFalse(os.path.exists(env_dir))
+
+    def test_restart_removes_names_of_previews_gone_meanwhile(self):
+        # With no preview left to publish, the restarted daemon used to skip
+        # DNS altogether: the names stayed in the hosts file for good.
+        git(self.repo, "checkout", "-q", "-b", "feature", "main")
+        set_banner(self.repo, "feature branch")
+        sha = commit_all(self.repo, "feature")
+        git(self.repo, "checkout", "-q", "main")
+        self.daemon.start()
+        env = self.daemon.wait_env(1, "ready", sha)
+        self.daemon.wait_for(lambda: env["slug"] in self.daemon.hosts_file(), "its DNS name published", 20)
+        self.daemon.stop(signal.SIGKILL)
+        git(self.repo, "branch", "-D", "feature")
+        down = subprocess.run([PREVUE, "--state-dir", self.state_dir, "down", "--all"] +
+                              (["--provider-dir", PROVIDER_DIR] if PROVIDER_DIR else []), capture_output=True, text=True,
+                              timeout=120)
+        self.assertEqual(down.returncode, 0, down.stderr)
+        self.daemon.start()
+        self.daemon.wait_for(lambda: env["slug"] not in self.daemon.hosts_file(), "its DNS name removed", 20)
 
 
 if __name__ == "__main__":

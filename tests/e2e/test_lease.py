@@ -8,13 +8,15 @@ import time
 import unittest
 
 from prevue_e2e import (SEEDED_ITEMS, Daemon, PrevueTestCase, commit_all, git, make_template_repo, page_items,
-                        primary_host, process_alive, service_pids, set_banner, set_lease)
+                        primary_host, process_alive, service_pids, set_banner, set_lease, slow_web_start)
 
 
 class Lease(PrevueTestCase):
-    def start(self, lease):
+    def start(self, lease, web_start_delay=0):
         self.repo = make_template_repo(self.scratch)
         git(self.repo, "checkout", "-q", "-b", "feature")
+        if web_start_delay:
+            slow_web_start(self.repo, web_start_delay)  # committed with the lease below
         set_lease(self.repo, lease)
         set_banner(self.repo, "Leased")
         self.sha = commit_all(self.repo, "feature")
@@ -57,7 +59,8 @@ class Lease(PrevueTestCase):
         self.assertEqual(self.daemon.environments(), [])
 
     def test_sleep_and_wake(self):
-        env = self.start({"ttl": "1h", "idle": "2s", "end": "sleep", "grace": "0s"})
+        # The web service listens 3 s after it starts, longer than the test daemon's reconcile interval.
+        env = self.start({"ttl": "1h", "idle": "2s", "end": "sleep", "grace": "0s"}, web_start_delay=3)
         pids = service_pids(self.env_dir)
         self.daemon.wait_env(1, "sleeping", timeout=20)
         for pid in pids.values():
