@@ -34,7 +34,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr const char* kStateFile = ".prevue/local.json";
+constexpr const char* kStateFile = "local.json";  // in the environment's records directory
 
 void log(const std::string& line) { std::cerr << "local: " << line << std::endl; }
 
@@ -103,13 +103,14 @@ bool wait_group_gone(long pgid, std::chrono::milliseconds budget) {
   }
 }
 
-// TERM to the whole group, then KILL after the grace period.
-void stop_group(const std::string& service, long pid, unsigned long long start_time, std::int64_t grace_ms) {
+// The stop signal (SIGTERM, or SIGINT where the manifest asks) to the whole
+// group, then KILL after the grace period.
+void stop_group(const std::string& service, long pid, unsigned long long start_time, std::int64_t grace_ms, int stop_signal) {
   if (pid <= 0) return;
   // Only signal a group whose leader is still the process we started, or
   // whose leader is gone but members remain (pgid cannot be reused then).
   if (!is_alive(pid, start_time) && group_members(pid).empty()) return;
-  ::kill(-static_cast<pid_t>(pid), SIGTERM);
+  ::kill(-static_cast<pid_t>(pid), stop_signal);
   if (wait_group_gone(pid, std::chrono::milliseconds(grace_ms))) {
     log("stopped service=" + service + " pid=" + std::to_string(pid));
     return;
@@ -179,13 +180,13 @@ int free_port(const std::set<int>& avoid) {
   return 0;
 }
 
-// Ports recorded by every environment under the state root, so two
+// Ports recorded by every environment under the records root, so two
 // environments are never handed the same port.
-std::set<int> ports_in_use(const fs::path& state_root) {
+std::set<int> ports_in_use(const fs::path& records_root) {
   std::set<int> ports;
   std::error_code ec;
-  if (state_root.empty()) return ports;
-  for (const auto& entry : fs::directory_iterator(state_root, ec)) {
+  if (records_root.empty()) return ports;
+  for (const auto& entry : fs::directory_iterator(records_root, ec)) {
     auto rec = load(entry.path());
     if (!rec.ok()) continue;
     for (const auto& [name, s] : rec->services) ports.insert(s.port);
@@ -348,12 +349,53 @@ Status check_environment(const ProviderRequest& r) {
     return make_error(ErrorCode::kInvalidArgument, "environment slug '" + r.environment.slug + "' is not a DNS label");
   if (r.environment.dir.empty() || fs::path(r.environment.dir).is_relative())
     return make_error(ErrorCode::kInvalidArgument, "environment dir must be an absolute path");
+  if (r.environment.records_dir.empty() || fs::path(r.environment.records_dir).is_relative())
+    return make_error(ErrorCode::kInvalidArgument, "environment records_dir must be an absolute path");
   return {};
 }
 
+Endpoint loopback(int port) { return port ? Endpoint{"127.0.0.1", static_cast<unsigned short>(port)} : Endpoint{}; }
+
+// ---- settings ("local": {...} in prevue.json) ----------------------------------
+
+constexpr const char* kSettingsSchema = R"schema({
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "settings of the local provider",
+  "type": "object",
+  "properties": {
+    "stop_signal": { "enum": ["SIGTERM", "SIGINT"], "description": "sent to a service's process group to stop it (default SIGTERM)" }
+  },
+  "additionalProperties": false
+})schema";
+
+struct Settings {
+  int stop_signal = SIGTERM;
+};
+
+// Checks the settings block and the services against what this provider
+// needs; each problem names its path in prevue.json.
+std::vector<SettingsProblem> settings_problems(const ProviderRequest& r, Settings* out) {
+  std::vector<SettingsProblem> problems;
+  Settings settings;
+  json j = json::parse(r.settings.empty() ? "{}" : r.settings);
+  for (const auto& [key, value] : j.items()) {
+    if (key == "stop_signal") {
+      if (value == "SIGTERM") settings.stop_signal = SIGTERM;
+      else if (value == "SIGINT") settings.stop_signal = SIGINT;
+      else problems.push_back({"$.local.stop_signal", "must be \"SIGTERM\" or \"SIGINT\""});
+    } else {
+      problems.push_back({"$.local." + key, "unknown setting (the local provider knows: stop_signal)"});
+    }
+  }
+  for (const auto& svc : r.services)
+    if (svc.run.empty()) problems.push_back({"$.services." + svc.name + ".run", "the local provider needs a command to run"});
+  if (out) *out = settings;
+  return problems;
+}
+
 Status allocate(const ProviderRequest& r, EnvRecord& rec, ProviderResponse& resp) {
-  fs::path dir = r.environment.dir;
-  std::set<int> taken = ports_in_use(r.state_root);
+  fs::path records = r.environment.records_dir;
+  std::set<int> taken = ports_in_use(r.records_root);
   rec.slug = r.environment.slug;
   for (const auto& svc : r.services) {
     auto& s = rec.services[svc.name];
@@ -362,17 +404,17 @@ Status allocate(const ProviderRequest& r, EnvRecord& rec, ProviderResponse& resp
       if (s.port == 0) return make_error(ErrorCode::kProvider, "no free port for service " + svc.name);
       taken.insert(s.port);
     }
-    resp.services.push_back(ServiceStatus{svc.name, s.port, s.pid, is_alive(s.pid, s.start_time), false});
+    resp.services.push_back(ServiceStatus{svc.name, loopback(s.port), s.pid, is_alive(s.pid, s.start_time), false});
   }
-  return save(dir, rec);
+  return save(records, rec);
 }
 
-Status apply(const ProviderRequest& r, EnvRecord& rec, ProviderResponse& resp) {
-  fs::path dir = r.environment.dir;
+Status apply(const ProviderRequest& r, const Settings& settings, EnvRecord& rec, ProviderResponse& resp) {
+  fs::path records = r.environment.records_dir;
   ProviderResponse allocated;
   PREVUE_TRY(allocate(r, rec, allocated));
   std::error_code ec;
-  fs::create_directories(dir / ".prevue" / "logs", ec);
+  fs::create_directories(records / "logs", ec);
   struct Started {
     const ProviderService* svc;
     fs::path log_path;
@@ -384,18 +426,18 @@ Status apply(const ProviderRequest& r, EnvRecord& rec, ProviderResponse& resp) {
     std::string hash = spec_hash(svc, s.port);
     bool running = is_alive(s.pid, s.start_time);
     if (running && s.spec_hash == hash) {
-      resp.services.push_back(ServiceStatus{svc.name, s.port, s.pid, true, false});
+      resp.services.push_back(ServiceStatus{svc.name, loopback(s.port), s.pid, true, false});
       continue;
     }
-    if (running) stop_group(svc.name, s.pid, s.start_time, r.stop_grace_ms);
+    if (running) stop_group(svc.name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
     s.pid = 0;
     s.spec_hash.clear();
-    PREVUE_TRY(save(dir, rec));
+    PREVUE_TRY(save(records, rec));
     if (!svc.build.empty()) {
       failure = run_build(svc, s.port);
       if (!failure.ok()) break;
     }
-    fs::path log_path = dir / ".prevue" / "logs" / (svc.name + ".log");
+    fs::path log_path = records / "logs" / (svc.name + ".log");
     int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return make_error(ErrorCode::kIo, "cannot open " + log_path.string());
     auto spawned = spawn(svc.run, merged_environment(svc, s.port), svc.workdir, fd, /*detached=*/true);
@@ -410,10 +452,10 @@ Status apply(const ProviderRequest& r, EnvRecord& rec, ProviderResponse& resp) {
     s.start_time = st.start_time;
     s.spec_hash = hash;
     // Recorded before waiting for health: a crash now still leaves a record to clean up.
-    PREVUE_TRY(save(dir, rec));
+    PREVUE_TRY(save(records, rec));
     log("started service=" + svc.name + " pid=" + std::to_string(s.pid) + " port=" + std::to_string(s.port));
     started.push_back(Started{&svc, log_path});
-    resp.services.push_back(ServiceStatus{svc.name, s.port, s.pid, true, true});
+    resp.services.push_back(ServiceStatus{svc.name, loopback(s.port), s.pid, true, true});
   }
 
   // Wait for every (re)started service's health check, all at once.
@@ -451,11 +493,11 @@ Status apply(const ProviderRequest& r, EnvRecord& rec, ProviderResponse& resp) {
     for (size_t i = 0; i < started.size(); ++i) {
       if (healthy[i]) continue;
       auto& s = rec.services[started[i].svc->name];
-      stop_group(started[i].svc->name, s.pid, s.start_time, r.stop_grace_ms);
+      stop_group(started[i].svc->name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
       s.pid = 0;
       s.spec_hash.clear();
     }
-    (void)save(dir, rec);
+    (void)save(records, rec);
     return failure;
   }
   return {};
@@ -468,52 +510,55 @@ bool is_inside(const fs::path& child, const fs::path& parent) {
   return pe == p.end() && c != p;
 }
 
-Status destroy(const ProviderRequest& r) {
-  fs::path dir = r.environment.dir;
+// Stops every process the environment runs and removes this provider's
+// records of it; the environment's directory is prevue's to remove.
+Status destroy(const ProviderRequest& r, const Settings& settings) {
+  fs::path records = r.environment.records_dir;
   std::error_code ec;
-  if (!fs::exists(dir, ec)) return {};  // already gone: destroy is idempotent
-  auto rec = load(dir);
+  if (!fs::exists(records, ec)) return {};  // already gone: destroy is idempotent
+  auto rec = load(records);
   if (rec.ok()) {
-    for (const auto& [name, s] : rec->services) stop_group(name, s.pid, s.start_time, r.stop_grace_ms);
+    for (const auto& [name, s] : rec->services) stop_group(name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
   } else {
     log("warning: " + rec.error().message);
   }
   // Only ever delete what is clearly ours.
-  bool ours = fs::exists(dir / ".prevue", ec) || (!r.state_root.empty() && is_inside(dir, r.state_root));
-  if (!ours) return make_error(ErrorCode::kInvalidArgument, "refusing to remove " + dir.string() + ": not an environment directory");
-  fs::remove_all(dir, ec);
-  if (ec) return make_error(ErrorCode::kIo, "cannot remove " + dir.string() + ": " + ec.message());
+  bool ours = fs::exists(records / kStateFile, ec) || (!r.records_root.empty() && is_inside(records, r.records_root));
+  if (!ours) return make_error(ErrorCode::kInvalidArgument, "refusing to remove " + records.string() + ": not a local provider record");
+  fs::remove_all(records, ec);
+  if (ec) return make_error(ErrorCode::kIo, "cannot remove " + records.string() + ": " + ec.message());
   log("destroyed slug=" + r.environment.slug);
   return {};
 }
 
 // Stops every service, keeping the directory, data and ports: apply wakes it.
-Status sleep(const ProviderRequest& r, EnvRecord& rec) {
+Status sleep(const ProviderRequest& r, const Settings& settings, EnvRecord& rec) {
   for (auto& [name, s] : rec.services) {
-    stop_group(name, s.pid, s.start_time, r.stop_grace_ms);
+    stop_group(name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
     s.pid = 0;
     s.spec_hash.clear();
   }
-  return save(r.environment.dir, rec);
+  return save(r.environment.records_dir, rec);
 }
 
 void status(const ProviderRequest& r, ProviderResponse& resp) {
-  auto rec = load(r.environment.dir);
+  auto rec = load(r.environment.records_dir);
   if (!rec.ok()) return;
-  for (const auto& [name, s] : rec->services) resp.services.push_back(ServiceStatus{name, s.port, s.pid, is_alive(s.pid, s.start_time), false});
+  for (const auto& [name, s] : rec->services)
+    resp.services.push_back(ServiceStatus{name, loopback(s.port), s.pid, is_alive(s.pid, s.start_time), false});
 }
 
 void list(const ProviderRequest& r, ProviderResponse& resp) {
   std::error_code ec;
-  if (r.state_root.empty()) return;
-  for (const auto& entry : fs::directory_iterator(r.state_root, ec)) {
+  if (r.records_root.empty()) return;
+  for (const auto& entry : fs::directory_iterator(r.records_root, ec)) {
     if (!fs::exists(entry.path() / kStateFile)) continue;
     auto rec = load(entry.path());
     EnvironmentListing listing{entry.path().filename().string(), entry.path().string(), {}};
     if (rec.ok()) {
       if (!rec->slug.empty()) listing.slug = rec->slug;
       for (const auto& [name, s] : rec->services)
-        listing.services.push_back(ServiceStatus{name, s.port, s.pid, is_alive(s.pid, s.start_time), false});
+        listing.services.push_back(ServiceStatus{name, loopback(s.port), s.pid, is_alive(s.pid, s.start_time), false});
     }
     resp.environments.push_back(std::move(listing));
   }
@@ -527,7 +572,14 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
     switch (request.verb) {
       case ProviderVerb::kDescribe:
         response.name = "local";
-        response.capabilities = {"allocate", "apply", "sleep", "destroy", "status", "list"};
+        response.capabilities = {"validate", "allocate", "apply", "sleep", "destroy", "status", "list"};
+        response.stop_signal = SIGTERM;
+        response.stop_grace_ms = 10'000;  // it stops its services within the request's stop grace
+        response.settings_schema = kSettingsSchema;
+        break;
+      case ProviderVerb::kValidate:
+        response.problems = settings_problems(request, nullptr);
+        if (!response.problems.empty()) result = make_error(ErrorCode::kInvalidArgument, "the manifest does not suit the local provider");
         break;
       case ProviderVerb::kList:
         list(request, response);
@@ -544,29 +596,36 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
           response.error_message = result.error().message;
           return kProviderExitBadRequest;
         }
+        Settings settings;
+        if (auto problems = settings_problems(request, &settings); !problems.empty() && request.verb == ProviderVerb::kApply) {
+          result = make_error(ErrorCode::kInvalidArgument, problems.front().path + " " + problems.front().message);
+          break;
+        }
+        const fs::path records = request.environment.records_dir;
         if (request.verb == ProviderVerb::kStatus) {
           status(request, response);
           break;
         }
         if (request.verb == ProviderVerb::kDestroy) {
           std::error_code ec;
-          std::optional<FileLock> lock;  // not created for a directory that is already gone
-          if (fs::exists(fs::path(request.environment.dir) / ".prevue", ec))
-            lock.emplace(fs::path(request.environment.dir) / ".prevue" / "lock");
-          result = destroy(request);
+          std::optional<FileLock> lock;  // not created for records that are already gone
+          if (fs::exists(records, ec)) lock.emplace(records / "lock");
+          result = destroy(request, settings);
           break;
         }
         // One mutating call per environment at a time: a call orphaned by a
         // killed prevue may still be running when the next one starts.
-        FileLock lock(fs::path(request.environment.dir) / ".prevue" / "lock");
-        auto rec = load(request.environment.dir);
+        std::error_code ec;
+        fs::create_directories(records, ec);
+        FileLock lock(records / "lock");
+        auto rec = load(records);
         if (!rec.ok()) {
           result = rec.error();
           break;
         }
-        if (request.verb == ProviderVerb::kSleep) result = sleep(request, *rec);
+        if (request.verb == ProviderVerb::kSleep) result = sleep(request, settings, *rec);
         else if (request.verb == ProviderVerb::kAllocate) result = allocate(request, *rec, response);
-        else result = apply(request, *rec, response);
+        else result = apply(request, settings, *rec, response);
         break;
       }
     }

@@ -471,7 +471,7 @@ int main(int argc, char** argv) {
     if (!logs_service.empty()) {
       // Service names are [a-z0-9_-]: anything else cannot name a log file of ours.
       bool plausible = logs_service.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") == std::string::npos;
-      auto text = prevue::read_file(fs::path(e.dir) / ".prevue" / "logs" / (logs_service + ".log"));
+      auto text = prevue::read_file(w.engine->config().service_log(e.provider, e.slug, logs_service));
       if (!plausible || !text.ok()) {
         std::cerr << "prevue logs: no output recorded for service '" << logs_service << "' of " << e.slug << "\n";
         return kExitFailed;

@@ -6,8 +6,11 @@
 namespace prevue {
 
 Redactor::Redactor(const std::map<std::string, std::string>& secrets) {
-  for (const auto& [name, value] : secrets)
-    if (value.size() >= 4) values_[value] = name;
+  for (const auto& [name, value] : secrets) add(name, value);
+}
+
+void Redactor::add(const std::string& name, const std::string& value) {
+  if (value.size() >= 4) values_[value] = name;
 }
 
 std::string Redactor::operator()(std::string text) const {

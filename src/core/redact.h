@@ -14,6 +14,8 @@ class Redactor {
   // Each occurrence of a secret's value becomes "[secret NAME]". Values
   // shorter than 4 characters are not worth hiding and would mangle text.
   std::string operator()(std::string text) const;
+  // One more value to hide, shown as "[secret NAME]" (a sensitive provider output).
+  void add(const std::string& name, const std::string& value);
   bool empty() const { return values_.empty(); }
 
  private:

@@ -12,6 +12,7 @@ const char* to_string(ErrorCode code) {
     case ErrorCode::kProvider: return "provider";
     case ErrorCode::kTimeout: return "timeout";
     case ErrorCode::kConflict: return "conflict";
+    case ErrorCode::kCancelled: return "cancelled";
     case ErrorCode::kInternal: return "internal";
   }
   return "unknown";

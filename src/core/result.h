@@ -16,6 +16,7 @@ enum class ErrorCode {
   kProvider,
   kTimeout,
   kConflict,
+  kCancelled,  // superseded (a newer commit) before it finished
   kInternal,
 };
 

@@ -344,18 +344,15 @@ struct Daemon::Impl {
       return;
     }
     for (const auto& orphan : *orphans) {
-      Status s = destroy_orphan(providers, engine_config, orphan);
-      log_event("gc.orphan_swept", "slug=" + orphan.slug + " ok=" + (s.ok() ? "true" : "false"));
+      Status s = destroy_orphan(providers, *store, engine_config, orphan);
+      log_event("gc.orphan_swept", "slug=" + orphan.slug + " provider=" + (orphan.provider.empty() ? "none" : orphan.provider) + " ok=" + (s.ok() ? "true" : "false"));
       metrics.gc_actions++;
     }
     auto envs = store->list_environments(false);
     if (!envs.ok()) return;
     for (auto e : *envs) {
       if (e.state != EnvState::kReady) continue;
-      ProviderRequest r;
-      r.verb = ProviderVerb::kStatus;
-      r.environment = ProviderEnvironment{e.slug, e.dir, e.pr, e.deployed_sha};
-      r.state_root = (config.state_dir / "envs").string();
+      ProviderRequest r = engine_config.provider_request(ProviderVerb::kStatus, e.provider, e.slug, e.pr, e.deployed_sha);
       ProviderCall call = providers.call(e.provider, r, engine_config.provider_timeout);
       bool all_running = call.response.ok() && call.response->ok && !call.response->services.empty();
       if (all_running)

@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <algorithm>
 #include <functional>
 #include <tuple>
 #include <set>
@@ -19,7 +20,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr size_t kLogTailLines = 25;
-constexpr const char* kExportedList = ".prevue/exported.txt";
+constexpr const char* kExportedList = "exported.txt";  // in the environment's records directory
 
 // Records each step of a run in the store, with its log and the time spent
 // in child processes; remembers the first failure.
@@ -54,6 +55,7 @@ class StepRecorder {
       log += "error: " + status.error().message + "\n";
       failed_step_ = name;
       error_ = redact_(status.error().message);
+      superseded_ = status.error().code == ErrorCode::kCancelled;  // stopped mid-step by a newer commit
     }
     log = redact_(std::move(log));
     if (!status.ok()) log_ = log;
@@ -96,8 +98,6 @@ Result<fs::path> path_inside(const fs::path& root, const std::string& rel) {
   fs::path base = fs::weakly_canonical(root, ec);
   auto [b, p] = std::mismatch(base.begin(), base.end(), parent.begin(), parent.end());
   if (b != base.end()) return make_error(ErrorCode::kInvalidArgument, "path '" + rel + "' leaves the environment directory");
-  if (rel == ".prevue" || rel.rfind(".prevue/", 0) == 0)
-    return make_error(ErrorCode::kInvalidArgument, "path '" + rel + "' is reserved for prevue's own records");
   return target;
 }
 
@@ -244,6 +244,44 @@ Result<std::string> Engine::repository_key(const std::string& repo) {
   return repo;
 }
 
+ProviderRequest EngineConfig::provider_request(ProviderVerb verb, const std::string& provider, const std::string& slug, long pr,
+                                               const std::string& commit) const {
+  ProviderRequest r;
+  r.verb = verb;
+  r.state_root = envs_root().string();
+  r.records_root = provider_records_root(provider).string();
+  if (!slug.empty())
+    r.environment = ProviderEnvironment{slug, env_dir(slug).string(), (provider_records_root(provider) / slug).string(), pr, commit};
+  r.stop_grace_ms = stop_grace.count();
+  return r;
+}
+
+Status validate_with_provider(ProviderClient& providers, const EngineConfig& config, const Manifest& manifest,
+                              const std::string& origin) {
+  auto described = providers.describe(manifest.provider);
+  if (!described.ok()) return described.error();
+  const auto& verbs = described->capabilities;
+  if (std::find(verbs.begin(), verbs.end(), "validate") == verbs.end()) return {};
+  ProviderRequest r = config.provider_request(ProviderVerb::kValidate, manifest.provider, "");
+  r.settings = manifest.provider_settings;
+  for (const auto& s : manifest.services) {
+    ProviderService svc;
+    svc.name = s.name;
+    svc.build = s.build;
+    svc.run = s.run;
+    svc.port_name = s.port;
+    svc.health_path = s.health.path;
+    r.services.push_back(std::move(svc));
+  }
+  ProviderCall call = providers.call(manifest.provider, r, Millis(60'000));
+  if (!call.response.ok()) return call.response.error();
+  if (call.response->ok) return {};
+  std::string message = origin + ": provider '" + manifest.provider + "' refuses it:";
+  for (const auto& p : call.response->problems) message += "\n  " + p.path + " " + p.message;
+  if (call.response->problems.empty()) message += " " + call.response->error_message;
+  return make_error(ErrorCode::kInvalidArgument, message);
+}
+
 std::string EngineConfig::public_url(const std::string& host) const {
   std::string url = public_url_template;
   if (auto at = url.find("{host}"); at != std::string::npos) url.replace(at, 6, host);
@@ -291,7 +329,7 @@ UpResult Engine::up(const UpRequest& request) {
     env.repo_id = repo->id;
     env.pr = request.pr;
     env.slug = make_slug(repo->key, request.pr, request.ref);
-    env.dir = (config_.state_dir / "envs" / env.slug).string();
+    env.dir = config_.env_dir(env.slug).string();
     auto inserted = store_.insert_environment(env);
     if (inserted.ok()) {
       env = *inserted;
@@ -334,6 +372,7 @@ UpResult Engine::up(const UpRequest& request) {
   Plan plan;
   std::map<std::string, std::string> revisions;
   ProviderResponse allocated;
+  ProviderResponse applied;
   RenderContext context;
   std::map<std::string, std::string> shared_env;
   std::vector<ProviderService> services;
@@ -341,15 +380,18 @@ UpResult Engine::up(const UpRequest& request) {
   std::string url;
 
   auto provider_request = [&](ProviderVerb verb) {
-    ProviderRequest r;
-    r.verb = verb;
-    r.state_root = (config_.state_dir / "envs").string();
-    r.environment = ProviderEnvironment{env.slug, env.dir, env.pr, commit};
-    r.stop_grace_ms = config_.stop_grace.count();
+    ProviderRequest r = config_.provider_request(verb, manifest.provider, env.slug, env.pr, commit);
+    r.settings = manifest.provider_settings;
     return r;
   };
+  // Where a service answers: what apply reported, else what allocate reserved.
+  auto endpoint_of = [&](const std::string& service) -> Endpoint {
+    if (const ServiceStatus* s = applied.service(service); s && !s->endpoint.empty()) return s->endpoint;
+    if (const ServiceStatus* s = allocated.service(service)) return s->endpoint;
+    return {};
+  };
   auto call_provider = [&](const ProviderRequest& r, std::string& log) -> Result<ProviderResponse> {
-    ProviderCall call = providers_.call(manifest.provider, r, config_.provider_timeout);
+    ProviderCall call = providers_.call(manifest.provider, r, config_.provider_timeout, request.cancelled);
     log += call.log;
     if (!call.response.ok()) return call.response.error();
     if (!call.response->ok)
@@ -387,11 +429,30 @@ UpResult Engine::up(const UpRequest& request) {
     auto parsed = read_manifest(*git, config_commit, request.ref.empty() ? request.sha : request.ref);
     if (!parsed.ok()) return parsed.error();
     manifest = std::move(parsed).value();
-    env.provider = manifest.provider;
-    PREVUE_TRY(providers_.executable(manifest.provider));
+    PREVUE_TRY(validate_with_provider(providers_, config_, manifest, "prevue.json at " + short_sha(config_commit)));
     log += "read prevue.json: " + std::to_string(manifest.services.size()) + " service(s), provider " + manifest.provider + "\n";
-    return store_.update_environment(env);
+    if (env.provider == manifest.provider || !holds_resources(current.state) || current.state == EnvState::kPending) {
+      env.provider = manifest.provider;
+      return store_.update_environment(env);
+    }
+    return {};
   });
+  // The manifest moved to another provider: what the old one runs goes first,
+  // and the new one starts from nothing (services, seeds, routes).
+  if (!steps.failed() && env.provider != manifest.provider) {
+    const std::string old_provider = env.provider;
+    steps.run("retire " + old_provider, [&](std::string& log) -> Status {
+      PREVUE_TRY(environment_verb(env, ProviderVerb::kDestroy, log));
+      log += "provider " + old_provider + " destroyed what it ran; provider " + manifest.provider + " takes over\n";
+      PREVUE_TRY(store_.replace_routes(env.id, {}));
+      env.provider = manifest.provider;
+      env.deployed_sha.clear();
+      env.seeded = false;
+      env.service_revisions.clear();
+      current = CurrentEnvironment{EnvState::kPending, "", false, {}};
+      return store_.update_environment(env);
+    });
+  }
   steps.run("plan", [&](std::string& log) -> Status {
     auto revs = service_revisions(*git, manifest, commit, config_commit);
     if (!revs.ok()) return revs.error();
@@ -412,8 +473,8 @@ UpResult Engine::up(const UpRequest& request) {
           if (!response.ok()) return response.error();
           allocated = std::move(response).value();
           for (const auto& s : manifest.services) {
-            if (allocated.port_of(s.name) == 0) return make_error(ErrorCode::kProvider, "provider gave no port for " + s.name);
-            log += "port." + s.name + " = " + std::to_string(allocated.port_of(s.name)) + "\n";
+            Endpoint endpoint = endpoint_of(s.name);
+            log += s.name + ": " + (endpoint.empty() ? "no endpoint" : endpoint.text()) + "\n";
           }
           return {};
         });
@@ -422,10 +483,12 @@ UpResult Engine::up(const UpRequest& request) {
         steps.run(step.name, [&](std::string& log) -> Status {
           // Context first: templates and service commands see the same values.
           ContextSource src{manifest, env.slug, env.dir, commit, config_.preview_domain, env.pr,
-                            [&](const ServiceSpec& s) { return std::to_string(allocated.port_of(s.name)); },
+                            [&](const ServiceSpec& s) {
+                              Endpoint endpoint = endpoint_of(s.name);
+                              return endpoint.empty() ? std::string() : std::to_string(endpoint.port);
+                            },
                             [&](const RouteSpec& route, const std::string& host) {
-                              if (config_.public_url_template.empty())
-                                return "http://127.0.0.1:" + std::to_string(allocated.port_of(route.service)) + "/";
+                              if (config_.public_url_template.empty()) return "http://" + endpoint_of(route.service).text() + "/";
                               return config_.public_url(host);
                             },
                             // An untrusted pull request gets no secrets: the names render empty.
@@ -438,10 +501,12 @@ UpResult Engine::up(const UpRequest& request) {
 
           // The repository's files at the commit, then the rendered templates over them.
           std::error_code ec;
-          fs::create_directories(dir / ".prevue", ec);
+          const fs::path records = config_.records_dir(env.slug);
+          fs::create_directories(records, ec);
+          fs::create_directories(dir, ec);
           // "<blob id> <path>" per line, from the previous deploy.
           std::map<std::string, std::string> previous;
-          if (auto text = read_file(dir / kExportedList); text.ok()) {
+          if (auto text = read_file(records / kExportedList); text.ok()) {
             std::istringstream lines(*text);
             for (std::string line; std::getline(lines, line);) {
               auto space = line.find(' ');
@@ -460,7 +525,7 @@ UpResult Engine::up(const UpRequest& request) {
           }
           std::string listing;
           for (const auto& [path, blob] : exported) listing += blob + " " + path + "\n";
-          PREVUE_TRY(write_file_atomic(dir / kExportedList, listing, Durability::kAtomicOnly));
+          PREVUE_TRY(write_file_atomic(records / kExportedList, listing, Durability::kAtomicOnly));
           log += "exported " + std::to_string(exported.size()) + " file(s) at " + short_sha(commit) + "\n";
 
           for (const auto& t : manifest.templates) {
@@ -507,9 +572,16 @@ UpResult Engine::up(const UpRequest& request) {
           r.services = services;
           auto response = call_provider(r, log);
           if (!response.ok()) return response.error();
-          for (const auto& s : response->services)
-            log += s.name + ": " + (s.restarted ? "started" : "unchanged") + " pid " + std::to_string(s.pid) + " port " +
-                   std::to_string(s.port) + "\n";
+          applied = std::move(response).value();
+          for (const auto& s : applied.services)
+            log += s.name + ": " + (s.restarted ? "started" : "unchanged") + (s.pid ? " pid " + std::to_string(s.pid) : "") +
+                   (s.endpoint.empty() ? "" : " at " + s.endpoint.text()) + "\n";
+          // Outputs are for the steps after apply (seeds); sensitive ones are hidden like secrets.
+          for (const auto& [name, output] : applied.outputs) {
+            context.set("output." + name, output.value);
+            if (output.sensitive) redact_.add("output " + name, output.value);
+            log += "output " + name + (output.sensitive ? " (sensitive)" : " = " + output.value) + "\n";
+          }
           return {};
         });
         break;
@@ -525,8 +597,11 @@ UpResult Engine::up(const UpRequest& request) {
         steps.run(step.name, [&](std::string& log) -> Status {
           std::vector<RouteRecord> routes;
           for (const auto& route : manifest.routes) {
-            RouteRecord r{*context.find("host." + route.name), env.id, route.name, route.service,
-                          "127.0.0.1:" + std::to_string(allocated.port_of(route.service))};
+            Endpoint upstream = endpoint_of(route.service);
+            if (upstream.empty())
+              return make_error(ErrorCode::kProvider, "route " + route.name + ": provider " + manifest.provider +
+                                                          " gave service " + route.service + " no endpoint");
+            RouteRecord r{*context.find("host." + route.name), env.id, route.name, route.service, upstream.text()};
             log += r.host + " -> " + r.upstream + " (" + route.service + ")\n";
             routes.push_back(std::move(r));
           }
@@ -603,11 +678,7 @@ DownResult Engine::down_by_pr(const std::string& repo, long pr) {
 }
 
 Status Engine::environment_verb(const EnvironmentRecord& env, ProviderVerb verb, std::string& log) {
-  ProviderRequest r;
-  r.verb = verb;
-  r.state_root = (config_.state_dir / "envs").string();
-  r.environment = ProviderEnvironment{env.slug, env.dir, env.pr, env.deployed_sha};
-  r.stop_grace_ms = config_.stop_grace.count();
+  ProviderRequest r = config_.provider_request(verb, env.provider, env.slug, env.pr, env.deployed_sha);
   ProviderCall call = providers_.call(env.provider, r, config_.provider_timeout);
   log += call.log;
   if (!call.response.ok()) return call.response.error();
@@ -649,6 +720,7 @@ DownResult Engine::down(EnvironmentRecord env) {
   }
   std::error_code ec;
   fs::remove_all(env.dir, ec);
+  fs::remove_all(config_.records_dir(env.slug), ec);
   // Taken down while its pull request is open (by hand, or its lease ran
   // out): it stays down until the next push, or the reconciler would bring
   // it straight back.
@@ -711,6 +783,7 @@ Result<RenderReport> Engine::render(const std::string& repo_arg, const std::stri
   const std::string commit = resolved->sha;
   auto manifest = read_manifest(git, commit, sha.empty() ? ref : sha);
   if (!manifest.ok()) return manifest.error();
+  PREVUE_TRY(validate_with_provider(providers_, config_, *manifest, "prevue.json at " + short_sha(commit)));
 
   RenderReport report;
   report.commit = commit;
@@ -723,7 +796,7 @@ Result<RenderReport> Engine::render(const std::string& repo_arg, const std::stri
   // shows no secret: both appear symbolically.
   std::map<std::string, std::string> secret_names;
   for (const auto& [k, v] : config_.secrets) secret_names[k] = "<secret " + k + ">";
-  ContextSource src{*manifest, report.slug, (config_.state_dir / "envs" / report.slug).string(), commit,
+  ContextSource src{*manifest, report.slug, config_.env_dir(report.slug).string(), commit,
                     config_.preview_domain, pr,
                     [](const ServiceSpec& s) { return "<port." + s.name + ">"; },
                     [](const RouteSpec&, const std::string& host) { return "http://" + host + "/"; },

@@ -40,7 +40,27 @@ struct EngineConfig {
   // The link a reviewer gets for `host` through the proxy (public_url_template
   // with {host} filled in); empty when links go straight to the upstream.
   std::string public_url(const std::string& host) const;
+
+  // Where things live under state_dir. An environment's directory holds the
+  // repository's files and nothing else; prevue's records of it and each
+  // provider's records sit beside, so a repository may commit any folder.
+  std::filesystem::path envs_root() const { return state_dir / "envs"; }
+  std::filesystem::path env_dir(const std::string& slug) const { return envs_root() / slug; }
+  std::filesystem::path records_dir(const std::string& slug) const { return state_dir / "records" / slug; }
+  std::filesystem::path provider_records_root(const std::string& provider) const { return state_dir / "providers" / provider; }
+  // Where a provider that runs processes keeps a service's output (docs/providers.md).
+  std::filesystem::path service_log(const std::string& provider, const std::string& slug, const std::string& service) const {
+    return provider_records_root(provider) / slug / "logs" / (service + ".log");
+  }
+  // A request for `verb` on environment `slug`, with the paths and stop grace every verb gets.
+  ProviderRequest provider_request(ProviderVerb verb, const std::string& provider, const std::string& slug, long pr = 0,
+                                   const std::string& commit = "") const;
 };
+
+// Asks the provider to check the manifest's settings block and services
+// (`validate`); an error lists each problem at its JSON path.
+Status validate_with_provider(ProviderClient& providers, const EngineConfig& config, const Manifest& manifest,
+                              const std::string& origin);
 
 struct UpRequest {
   std::string repo;  // local path or URL
@@ -102,6 +122,7 @@ class Engine {
  public:
   Engine(EngineConfig config, Store& store, ProcessRunner& runner, const Clock& clock);
 
+  const EngineConfig& config() const { return config_; }
   UpResult up(const UpRequest& request);
   DownResult down_by_slug(const std::string& slug);
   // Stops the environment's processes, keeping its data and routes (the

@@ -1,5 +1,7 @@
 #include "engine/maintenance.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -51,35 +53,54 @@ LeaseEnd lease_end_action(const LeaseRecord& lease, const EnvironmentRecord& env
 Result<std::vector<Orphan>> find_orphans(Store& store, ProviderClient& providers, const EngineConfig& config) {
   auto envs = store.list_environments(false);
   if (!envs.ok()) return envs.error();
-  std::set<std::string> live;
-  std::set<std::string> provider_names = {"local"};
+  std::set<std::pair<std::string, std::string>> live;  // (provider, slug)
+  std::set<std::string> live_slugs;
   for (const auto& e : *envs) {
-    live.insert(e.slug);
-    provider_names.insert(e.provider);
+    live.insert({e.provider, e.slug});
+    live_slugs.insert(e.slug);
   }
   std::vector<Orphan> orphans;
-  for (const auto& name : provider_names) {
-    ProviderRequest r;
-    r.verb = ProviderVerb::kList;
-    r.state_root = (config.state_dir / "envs").string();
+  // Every installed provider, not only those live environments use: one a
+  // manifest stopped using may still hold something.
+  for (const auto& name : providers.installed()) {
+    ProviderRequest r = config.provider_request(ProviderVerb::kList, name, "");
     ProviderCall call = providers.call(name, r, config.provider_timeout);
     if (!call.response.ok()) return make_error(call.response.error().code, "provider " + name + " list: " + call.response.error().message);
     if (!call.response->ok) return make_error(ErrorCode::kProvider, "provider " + name + " list: " + call.response->error_message);
     for (const auto& listed : call.response->environments)
-      if (!live.count(listed.slug)) orphans.push_back(Orphan{name, listed.slug, listed.dir});
+      if (!live.count({name, listed.slug})) orphans.push_back(Orphan{name, listed.slug, listed.dir});
+  }
+  // Directories of environments no provider holds any more (a run killed
+  // after it exported files, before the provider recorded anything).
+  std::set<std::string> seen;
+  for (const auto& root : {config.envs_root(), config.state_dir / "records"}) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+      std::string slug = entry.path().filename().string();
+      if (!entry.is_directory(ec) || live_slugs.count(slug) || !seen.insert(slug).second) continue;
+      bool listed = std::any_of(orphans.begin(), orphans.end(), [&](const Orphan& o) { return o.slug == slug; });
+      if (!listed) orphans.push_back(Orphan{"", slug, config.env_dir(slug).string()});
+    }
   }
   return orphans;
 }
 
-Status destroy_orphan(ProviderClient& providers, const EngineConfig& config, const Orphan& orphan) {
-  ProviderRequest r;
-  r.verb = ProviderVerb::kDestroy;
-  r.state_root = (config.state_dir / "envs").string();
-  r.environment = ProviderEnvironment{orphan.slug, orphan.dir, 0, ""};
-  r.stop_grace_ms = config.stop_grace.count();
-  ProviderCall call = providers.call(orphan.provider, r, config.provider_timeout);
-  if (!call.response.ok()) return call.response.error();
-  if (!call.response->ok) return make_error(ErrorCode::kProvider, call.response->error_message);
+Status destroy_orphan(ProviderClient& providers, Store& store, const EngineConfig& config, const Orphan& orphan) {
+  if (!orphan.provider.empty()) {
+    ProviderRequest r = config.provider_request(ProviderVerb::kDestroy, orphan.provider, orphan.slug);
+    ProviderCall call = providers.call(orphan.provider, r, config.provider_timeout);
+    if (!call.response.ok()) return call.response.error();
+    if (!call.response->ok) return make_error(ErrorCode::kProvider, call.response->error_message);
+  }
+  // The directories go only when no live environment has the slug (the
+  // orphan may be an old provider's leftovers of an environment that lives on).
+  auto live = store.find_environment_by_slug(orphan.slug);
+  if (!live.ok()) return live.error();
+  if (live->has_value() && (*live)->state != EnvState::kDestroyed) return {};
+  std::error_code ec;
+  std::filesystem::remove_all(config.env_dir(orphan.slug), ec);
+  if (ec) return make_error(ErrorCode::kIo, "cannot remove " + config.env_dir(orphan.slug).string() + ": " + ec.message());
+  std::filesystem::remove_all(config.records_dir(orphan.slug), ec);
   return {};
 }
 
@@ -201,16 +222,19 @@ GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const E
     report.failures.push_back(orphans.error().message);
   } else {
     for (const auto& orphan : *orphans) {
+      std::string what = orphan.slug + " (" + (orphan.provider.empty() ? "directories" : orphan.provider) + ")";
       if (options.dry_run) {
-        report.actions.push_back("would sweep orphan " + orphan.slug + " (" + orphan.provider + ")");
+        report.actions.push_back("would sweep orphan " + what);
         continue;
       }
-      // Re-check: the daemon may have created it between the listing and now.
+      // Re-check: the daemon may have created it with this provider between the listing and now.
       auto owner = store.find_environment_by_slug(orphan.slug);
-      if (owner.ok() && owner->has_value() && (*owner)->state != EnvState::kDestroyed) continue;
-      Status s = destroy_orphan(providers, config, orphan);
+      if (owner.ok() && owner->has_value() && (*owner)->state != EnvState::kDestroyed &&
+          (orphan.provider.empty() || (*owner)->provider == orphan.provider))
+        continue;
+      Status s = destroy_orphan(providers, store, config, orphan);
       if (!s.ok()) report.failures.push_back("sweep orphan " + orphan.slug + ": " + s.error().message);
-      else report.actions.push_back("swept orphan " + orphan.slug + " (" + orphan.provider + ")");
+      else report.actions.push_back("swept orphan " + what);
     }
   }
   return report;

@@ -47,9 +47,11 @@ struct GcReport {
 GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const EngineConfig& config, const Clock& clock,
                 const GcOptions& options);
 
-// Environments a provider holds that no live environment in the store owns.
+// What a provider holds that no live environment in the store owns, keyed
+// by (provider, slug); or, with no provider, an environment directory left
+// behind with nothing running.
 struct Orphan {
-  std::string provider;
+  std::string provider;  // empty: directories only
   std::string slug;
   std::string dir;
 };
@@ -65,6 +67,6 @@ std::vector<LiveHost> live_hosts(const std::vector<EnvironmentRecord>& environme
                                  const std::string& domain);
 
 Result<std::vector<Orphan>> find_orphans(Store& store, ProviderClient& providers, const EngineConfig& config);
-Status destroy_orphan(ProviderClient& providers, const EngineConfig& config, const Orphan& orphan);
+Status destroy_orphan(ProviderClient& providers, Store& store, const EngineConfig& config, const Orphan& orphan);
 
 }  // namespace prevue

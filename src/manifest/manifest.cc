@@ -53,8 +53,7 @@ ServiceSpec read_service(const Reader& r, const std::string& name) {
   if (r.has("workdir")) s.workdir = r.at("workdir").path_value();
   if (r.has("build")) s.build = r.at("build").argv();
   if (r.has("build_timeout")) s.build_timeout = r.at("build_timeout").duration();
-  if (!r.has("run")) r.fail("missing required field 'run'");
-  s.run = r.at("run").argv();
+  if (r.has("run")) s.run = r.at("run").argv();  // whether a provider needs it is the provider's to say
   if (r.has("port")) {
     s.port = r.at("port").string();
     if (!is_name(s.port)) r.at("port").fail("must be a name of [a-z0-9_-], starting with a letter");
@@ -114,17 +113,28 @@ SeedStep read_seed(const Reader& r) {
 }
 
 Manifest read_manifest(const Reader& root) {
-  root.expect_object({"$schema", "version", "name", "provider", "export", "params", "services", "templates", "seed",
-                      "routes", "lease"});
   Manifest m;
+  if (!root.value().is_object()) root.fail("must be an object");
+  m.provider = root.string_or("provider", "local");
+  if (!is_name(m.provider)) root.at("provider").fail("must be a provider name of [a-z0-9_-]");
+  static constexpr std::string_view kFields[] = {"$schema", "version", "name", "provider", "export", "params", "services",
+                                                 "templates", "seed", "routes", "lease"};
+  for (auto field : kFields)
+    if (m.provider == field) root.at("provider").fail("'" + m.provider + "' is a manifest field, not a provider name");
+  // The provider's own settings sit in a block named after it; the provider validates them.
+  root.expect_object({"$schema", "version", "name", "provider", "export", "params", "services", "templates", "seed", "routes",
+                      "lease", m.provider});
+  if (root.has(m.provider)) {
+    Reader settings = root.at(m.provider);
+    if (!settings.value().is_object()) settings.fail("must be an object (the settings of provider '" + m.provider + "')");
+    m.provider_settings = settings.value().dump();
+  }
   if (!root.has("version")) root.fail("missing required field 'version'");
   m.version = static_cast<int>(root.at("version").integer(0, 1'000'000));
   if (m.version != kManifestVersion)
     root.at("version").fail("unsupported manifest version " + std::to_string(m.version) + " (this prevue reads version " +
                             std::to_string(kManifestVersion) + ")");
   m.name = root.string_or("name", "");
-  m.provider = root.string_or("provider", "local");
-  if (!is_name(m.provider)) root.at("provider").fail("must be a provider name of [a-z0-9_-]");
   if (root.has("export")) {
     m.export_paths = root.at("export").paths();
     if (m.export_paths.empty()) root.at("export").fail("must name at least one path ('.' for the whole repository)");

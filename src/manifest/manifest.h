@@ -26,7 +26,7 @@ struct ServiceSpec {
   std::string workdir = ".";                // relative to the environment directory
   std::vector<std::string> build;           // optional argv, run before `run`
   Millis build_timeout = Millis(600'000);
-  std::vector<std::string> run;             // argv; placeholders allowed
+  std::vector<std::string> run;             // argv; placeholders allowed; optional where the provider needs none
   std::string port = "http";                // the service's named port
   std::map<std::string, std::string> env;   // placeholders allowed in values
   HealthCheck health;
@@ -82,6 +82,7 @@ struct Manifest {
   int version = kManifestVersion;
   std::string name;
   std::string provider = "local";
+  std::string provider_settings = "{}";  // the block named after the provider: a JSON object, as text
   std::vector<std::string> export_paths = {"."};  // repository paths written into the environment
   std::map<std::string, std::string> params;
   std::vector<ServiceSpec> services;

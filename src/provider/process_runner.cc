@@ -155,6 +155,8 @@ Result<ProcessOutcome> SubprocessRunner::run(const ProcessSpec& spec) {
 
   bool exited = false;
   asio::steady_timer deadline(ctx, spec.timeout);
+  asio::steady_timer grace(ctx);        // between the stop signal and SIGKILL
+  asio::steady_timer cancel_poll(ctx);  // watches spec.cancelled
   asio::steady_timer drain(ctx);
   std::function<bool()> drained_check;
   auto maybe_finish = [&] {
@@ -178,6 +180,8 @@ Result<ProcessOutcome> SubprocessRunner::run(const ProcessSpec& spec) {
   child->handle().async_wait([&](bp::error_code ec, int status) {
     exited = true;
     deadline.cancel();
+    grace.cancel();
+    cancel_poll.cancel();
     if (!ec) {
       if (WIFEXITED(status)) outcome.exit_code = WEXITSTATUS(status);
       else if (WIFSIGNALED(status)) outcome.signal = WTERMSIG(status);
@@ -192,11 +196,38 @@ Result<ProcessOutcome> SubprocessRunner::run(const ProcessSpec& spec) {
       err_pipe.close(ignored);
     });
   });
+  bool stopping = false;
+  auto stop = [&] {
+    if (stopping || exited) return;
+    stopping = true;
+    cancel_poll.cancel();
+    ::kill(-group, spec.stop_signal);
+    if (spec.stop_signal == SIGKILL) return;
+    grace.expires_after(spec.stop_grace);
+    grace.async_wait([&](bp::error_code ec) {
+      if (ec || exited) return;
+      outcome.killed_after_grace = true;
+      ::kill(-group, SIGKILL);
+    });
+  };
   deadline.async_wait([&](bp::error_code ec) {
     if (ec || exited) return;
     outcome.timed_out = true;
-    ::kill(-group, SIGKILL);
+    stop();
   });
+  std::function<void()> poll_cancelled = [&] {
+    cancel_poll.expires_after(std::chrono::milliseconds(100));
+    cancel_poll.async_wait([&](bp::error_code ec) {
+      if (ec || exited || stopping) return;
+      if (spec.cancelled->load()) {
+        outcome.cancelled = true;
+        stop();
+        return;
+      }
+      poll_cancelled();
+    });
+  };
+  if (spec.cancelled) poll_cancelled();
   ctx.run();
   // Stragglers in the group (a backgrounded grandchild) go with the leader.
   ::kill(-group, SIGKILL);

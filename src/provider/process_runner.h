@@ -1,6 +1,7 @@
 // Runs a child process from an argv array (never through a shell) with a
 // working directory, an environment, stdin data and a timeout; the child
-// leads its own process group, and the whole group is killed on timeout.
+// leads its own process group, and the whole group is stopped on timeout or
+// cancellation: a signal, a grace period, then SIGKILL.
 #pragma once
 
 #include <atomic>
@@ -23,12 +24,20 @@ struct ProcessSpec {
   std::string stdin_data;
   Millis timeout = Millis(300'000);
   size_t max_output = 16 * 1024 * 1024;          // per stream; the rest is dropped and noted
+  // How the group is stopped on timeout or cancellation: `stop_signal`
+  // first, then SIGKILL once `stop_grace` has passed (a killed terraform
+  // leaves its state locked; a signalled one releases it).
+  int stop_signal = 9;                           // SIGKILL: no grace
+  Millis stop_grace{0};
+  const std::atomic<bool>* cancelled = nullptr;  // polled; once true, the group is stopped as on timeout
 };
 
 struct ProcessOutcome {
   int exit_code = -1;     // -1 when killed by a signal
   int signal = 0;
   bool timed_out = false;
+  bool cancelled = false;
+  bool killed_after_grace = false;  // it ignored the stop signal for the whole grace period
   std::string stdout_data;
   std::string stderr_data;
   Millis elapsed{0};

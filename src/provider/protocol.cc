@@ -16,6 +16,7 @@ using json = nlohmann::json;
 const char* to_string(ProviderVerb verb) {
   switch (verb) {
     case ProviderVerb::kDescribe: return "describe";
+    case ProviderVerb::kValidate: return "validate";
     case ProviderVerb::kAllocate: return "allocate";
     case ProviderVerb::kApply: return "apply";
     case ProviderVerb::kSleep: return "sleep";
@@ -26,13 +27,17 @@ const char* to_string(ProviderVerb verb) {
   return "unknown";
 }
 
-int ProviderResponse::port_of(std::string_view service) const {
+const ServiceStatus* ProviderResponse::service(std::string_view name) const {
   for (const auto& s : services)
-    if (s.name == service) return s.port;
-  return 0;
+    if (s.name == name) return &s;
+  return nullptr;
 }
 
 namespace {
+
+constexpr ProviderVerb kAllVerbs[] = {ProviderVerb::kDescribe, ProviderVerb::kValidate, ProviderVerb::kAllocate,
+                                      ProviderVerb::kApply,    ProviderVerb::kSleep,    ProviderVerb::kDestroy,
+                                      ProviderVerb::kStatus,   ProviderVerb::kList};
 
 // An integer field within [low, high]; absent gives `fallback`. A float or a
 // number out of range is refused (converting it would be undefined).
@@ -48,17 +53,30 @@ std::int64_t integer_or(const json& j, const char* key, std::int64_t fallback, s
 constexpr std::int64_t kMaxMs = kMaxDuration.count();
 
 json service_status_json(const ServiceStatus& s) {
-  return json{{"name", s.name}, {"port", s.port}, {"pid", s.pid}, {"running", s.running}, {"restarted", s.restarted}};
+  json j{{"name", s.name}, {"pid", s.pid}, {"running", s.running}, {"restarted", s.restarted}};
+  if (!s.endpoint.empty()) j["endpoint"] = s.endpoint.text();
+  return j;
 }
 
 ServiceStatus service_status_from(const json& j) {
   ServiceStatus s;
   s.name = j.at("name").get<std::string>();
-  s.port = static_cast<int>(integer_or(j, "port", 0, 0, 65535));
+  if (auto it = j.find("endpoint"); it != j.end() && !it->is_null()) {
+    auto endpoint = Endpoint::parse(it->get<std::string>());
+    if (!endpoint) throw std::invalid_argument("service '" + s.name + "': endpoint '" + it->get<std::string>() + "' is not host:port");
+    s.endpoint = *endpoint;
+  }
   s.pid = integer_or(j, "pid", 0, 0, std::numeric_limits<pid_t>::max());
   s.running = j.value("running", false);
   s.restarted = j.value("restarted", false);
   return s;
+}
+
+// The settings block travels as JSON text inside prevue; on the wire it is an object.
+json settings_object(const std::string& text) {
+  json j = text.empty() ? json::object() : json::parse(text);
+  if (!j.is_object()) throw std::invalid_argument("'settings' must be a JSON object");
+  return j;
 }
 
 }  // namespace
@@ -74,8 +92,10 @@ std::string encode_request(const ProviderRequest& r) {
   json j{{"protocol", kProviderProtocolVersion},
          {"verb", to_string(r.verb)},
          {"state_root", r.state_root},
-         {"environment", {{"slug", r.environment.slug}, {"dir", r.environment.dir}, {"pr", r.environment.pr},
-                          {"commit", r.environment.commit}}},
+         {"records_root", r.records_root},
+         {"environment", {{"slug", r.environment.slug}, {"dir", r.environment.dir}, {"records_dir", r.environment.records_dir},
+                          {"pr", r.environment.pr}, {"commit", r.environment.commit}}},
+         {"settings", settings_object(r.settings)},
          {"services", services},
          {"stop_grace_ms", r.stop_grace_ms}};
   return j.dump();
@@ -91,8 +111,7 @@ Result<ProviderRequest> decode_request(std::string_view text) {
       return make_error(ErrorCode::kInvalidArgument, "unsupported protocol version " + std::to_string(protocol));
     std::string verb = j.at("verb").get<std::string>();
     bool known = false;
-    for (auto v : {ProviderVerb::kDescribe, ProviderVerb::kAllocate, ProviderVerb::kApply, ProviderVerb::kSleep, ProviderVerb::kDestroy,
-                   ProviderVerb::kStatus, ProviderVerb::kList}) {
+    for (auto v : kAllVerbs) {
       if (verb == to_string(v)) {
         r.verb = v;
         known = true;
@@ -100,12 +119,18 @@ Result<ProviderRequest> decode_request(std::string_view text) {
     }
     if (!known) return make_error(ErrorCode::kInvalidArgument, "unknown verb '" + verb + "'");
     r.state_root = j.value("state_root", "");
+    r.records_root = j.value("records_root", "");
     if (j.contains("environment")) {
       const json& e = j.at("environment");
       r.environment.slug = e.value("slug", "");
       r.environment.dir = e.value("dir", "");
+      r.environment.records_dir = e.value("records_dir", "");
       r.environment.pr = integer_or(e, "pr", 0, 0, std::numeric_limits<long>::max());
       r.environment.commit = e.value("commit", "");
+    }
+    if (auto it = j.find("settings"); it != j.end()) {
+      if (!it->is_object()) return make_error(ErrorCode::kInvalidArgument, "malformed provider request: 'settings' must be an object");
+      r.settings = it->dump();
     }
     r.stop_grace_ms = integer_or(j, "stop_grace_ms", 5000, 0, kMaxMs);
     for (const auto& s : j.value("services", json::array())) {
@@ -134,10 +159,22 @@ std::string encode_response(const ProviderResponse& r) {
   if (!r.name.empty()) {
     j["name"] = r.name;
     j["capabilities"] = r.capabilities;
+    j["stop_signal"] = r.stop_signal == 2 ? "SIGINT" : "SIGTERM";
+    j["stop_grace_ms"] = r.stop_grace_ms;
+    j["zero_downtime"] = r.zero_downtime;
+    j["settings_schema"] = json::parse(r.settings_schema.empty() ? "{}" : r.settings_schema);
+  }
+  if (!r.problems.empty()) {
+    json problems = json::array();
+    for (const auto& p : r.problems) problems.push_back(json{{"path", p.path}, {"message", p.message}});
+    j["problems"] = problems;
   }
   json services = json::array();
   for (const auto& s : r.services) services.push_back(service_status_json(s));
   j["services"] = services;
+  json outputs = json::object();
+  for (const auto& [name, o] : r.outputs) outputs[name] = json{{"value", o.value}, {"sensitive", o.sensitive}};
+  j["outputs"] = outputs;
   json environments = json::array();
   for (const auto& e : r.environments) {
     json svc = json::array();
@@ -169,7 +206,23 @@ Result<ProviderResponse> decode_response(std::string_view text, int exit_code) {
     }
     r.name = j.value("name", "");
     r.capabilities = j.value("capabilities", std::vector<std::string>{});
+    std::string stop_signal = j.value("stop_signal", "SIGTERM");
+    if (stop_signal != "SIGTERM" && stop_signal != "SIGINT")
+      throw std::invalid_argument("stop_signal must be SIGTERM or SIGINT, not '" + stop_signal + "'");
+    r.stop_signal = stop_signal == "SIGINT" ? 2 : 15;
+    r.stop_grace_ms = integer_or(j, "stop_grace_ms", r.stop_grace_ms, 0, 3'600'000);
+    r.zero_downtime = j.value("zero_downtime", false);
+    if (auto it = j.find("settings_schema"); it != j.end()) r.settings_schema = it->dump();
+    for (const auto& p : j.value("problems", json::array()))
+      r.problems.push_back(SettingsProblem{p.value("path", "$"), p.value("message", "")});
     for (const auto& s : j.value("services", json::array())) r.services.push_back(service_status_from(s));
+    const json outputs = j.value("outputs", json::object());  // named: items() would outlive a temporary
+    for (const auto& [name, o] : outputs.items()) {
+      if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos)
+        throw std::invalid_argument("output name '" + name.substr(0, 64) + "' must be letters, digits, '_' and '-'");
+      r.outputs[name] = o.is_object() ? ProviderOutput{o.at("value").get<std::string>(), o.value("sensitive", false)}
+                                      : ProviderOutput{o.get<std::string>(), false};
+    }
     for (const auto& e : j.value("environments", json::array())) {
       EnvironmentListing listing{e.at("slug").get<std::string>(), e.value("dir", ""), {}};
       for (const auto& s : e.value("services", json::array())) listing.services.push_back(service_status_from(s));

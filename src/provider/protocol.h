@@ -9,13 +9,14 @@
 #include <string_view>
 #include <vector>
 
+#include "core/endpoint.h"
 #include "core/result.h"
 
 namespace prevue {
 
-inline constexpr int kProviderProtocolVersion = 1;
+inline constexpr int kProviderProtocolVersion = 2;
 
-enum class ProviderVerb { kDescribe, kAllocate, kApply, kSleep, kDestroy, kStatus, kList };
+enum class ProviderVerb { kDescribe, kValidate, kAllocate, kApply, kSleep, kDestroy, kStatus, kList };
 const char* to_string(ProviderVerb verb);
 
 // Exit codes a provider uses (anything else is a crash).
@@ -28,7 +29,7 @@ struct ProviderService {
   std::string workdir;                          // absolute
   std::vector<std::string> build;
   std::int64_t build_timeout_ms = 600'000;
-  std::vector<std::string> run;
+  std::vector<std::string> run;                 // may be empty where the provider needs no command
   std::map<std::string, std::string> env;
   std::string port_name = "http";
   std::string health_path = "/";
@@ -42,25 +43,41 @@ struct ProviderService {
 
 struct ProviderEnvironment {
   std::string slug;
-  std::string dir;  // absolute; the provider may keep its records under <dir>/.prevue
+  std::string dir;          // absolute: the repository's files at the commit, rendered; nothing of the provider's
+  std::string records_dir;  // absolute: the provider's own records for this environment (outside `dir`)
   long pr = 0;
   std::string commit;
 };
 
 struct ProviderRequest {
   ProviderVerb verb = ProviderVerb::kDescribe;
-  std::string state_root;  // where environments' directories live (for list)
+  std::string state_root;    // where environments' directories live
+  std::string records_root;  // this provider's records, one directory per environment (list finds orphans here)
   ProviderEnvironment environment;
+  std::string settings = "{}";  // the manifest's block for this provider: a JSON object, as text
   std::vector<ProviderService> services;       // allocate, apply
   std::int64_t stop_grace_ms = 5'000;          // destroy, apply (restart)
 };
 
 struct ServiceStatus {
   std::string name;
-  int port = 0;
+  Endpoint endpoint;  // where it answers; empty for a service without a port
   long pid = 0;
   bool running = false;
   bool restarted = false;  // apply: (re)started by this call
+};
+
+// A named value a provider hands to later steps ({{ output.NAME }}).
+struct ProviderOutput {
+  std::string value;
+  bool sensitive = false;  // redacted wherever secrets are
+  bool operator==(const ProviderOutput&) const = default;
+};
+
+// One thing wrong with a provider's settings, at its JSON path.
+struct SettingsProblem {
+  std::string path;  // "$.compose.files[0]"
+  std::string message;
 };
 
 struct EnvironmentListing {
@@ -77,12 +94,19 @@ struct ProviderResponse {
   std::string name;
   int protocol = 0;
   std::vector<std::string> capabilities;
+  int stop_signal = 15;              // SIGTERM; a provider may ask for SIGINT (2)
+  std::int64_t stop_grace_ms = 10'000;  // how long it needs to stop cleanly after that signal
+  bool zero_downtime = false;        // apply keeps the old version serving until the new one is healthy
+  std::string settings_schema = "{}";  // JSON Schema of its settings block, as text
+  // validate
+  std::vector<SettingsProblem> problems;
   // allocate, apply, status
   std::vector<ServiceStatus> services;
+  std::map<std::string, ProviderOutput> outputs;  // apply
   // list
   std::vector<EnvironmentListing> environments;
 
-  int port_of(std::string_view service) const;
+  const ServiceStatus* service(std::string_view name) const;
 };
 
 std::string encode_request(const ProviderRequest& request);

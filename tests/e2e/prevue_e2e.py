@@ -126,9 +126,15 @@ def processes_mentioning(text, cwd_under=None):
     return found
 
 
+def local_record(env_dir):
+    """The local provider's record of an environment: <state>/providers/local/<slug>/local.json."""
+    state_dir = os.path.dirname(os.path.dirname(env_dir))
+    return os.path.join(state_dir, "providers", "local", os.path.basename(env_dir), "local.json")
+
+
 def service_pids(env_dir):
     """pid of each service, from the local provider's record."""
-    with open(os.path.join(env_dir, ".prevue", "local.json"), encoding="utf-8") as f:
+    with open(local_record(env_dir), encoding="utf-8") as f:
         record = json.load(f)
     return {name: s["pid"] for name, s in record["services"].items()}
 

@@ -6,7 +6,7 @@ import json
 import os
 import unittest
 
-from prevue_e2e import PrevueTestCase, commit_all, edit, git, make_template_repo, process_alive, write
+from prevue_e2e import PrevueTestCase, commit_all, edit, git, local_record, make_template_repo, process_alive, write
 
 
 class BadInput(PrevueTestCase):
@@ -34,7 +34,7 @@ class BadInput(PrevueTestCase):
         self.assertIn(message, logs)
 
         pids = []
-        record = os.path.join(env["dir"], ".prevue", "local.json")
+        record = local_record(env["dir"])
         if os.path.exists(record):
             with open(record, encoding="utf-8") as f:
                 pids = [s["pid"] for s in json.load(f)["services"].values() if s["pid"]]

@@ -9,7 +9,9 @@ TEST(Protocol, RequestRoundTrips) {
   ProviderRequest r;
   r.verb = ProviderVerb::kApply;
   r.state_root = "/state/envs";
-  r.environment = ProviderEnvironment{"pr-1-x", "/state/envs/pr-1-x", 1, "abc"};
+  r.records_root = "/state/providers/local";
+  r.environment = ProviderEnvironment{"pr-1-x", "/state/envs/pr-1-x", "/state/providers/local/pr-1-x", 1, "abc"};
+  r.settings = R"({"files": ["compose.yaml"], "profiles": {"dev": true}})";
   ProviderService s;
   s.name = "web";
   s.workdir = "/state/envs/pr-1-x/web";
@@ -21,6 +23,9 @@ TEST(Protocol, RequestRoundTrips) {
   ASSERT_TRUE(back.ok()) << back.error().message;
   EXPECT_EQ(back->verb, ProviderVerb::kApply);
   EXPECT_EQ(back->environment.slug, "pr-1-x");
+  EXPECT_EQ(back->environment.records_dir, "/state/providers/local/pr-1-x");
+  EXPECT_EQ(back->records_root, "/state/providers/local");
+  EXPECT_EQ(back->settings, R"({"files":["compose.yaml"],"profiles":{"dev":true}})");
   ASSERT_EQ(back->services.size(), 1u);
   EXPECT_EQ(back->services[0].run, s.run);
   EXPECT_EQ(back->services[0].env.at("ENV_NAME"), "preview");
@@ -28,7 +33,9 @@ TEST(Protocol, RequestRoundTrips) {
 }
 
 TEST(Protocol, RequestRejectsUnknownVerbAndVersion) {
-  EXPECT_FALSE(decode_request(R"({"protocol": 1, "verb": "explode"})").ok());
+  EXPECT_FALSE(decode_request(R"({"protocol": 2, "verb": "explode"})").ok());
+  EXPECT_FALSE(decode_request(R"({"protocol": 1, "verb": "list"})").ok());
+  EXPECT_FALSE(decode_request(R"({"protocol": 2, "verb": "list", "settings": [1]})").ok());
   EXPECT_FALSE(decode_request(R"({"protocol": 9, "verb": "list"})").ok());
   EXPECT_FALSE(decode_request("not json").ok());
   EXPECT_FALSE(decode_request(R"({"verb": "list"})").ok());
@@ -37,14 +44,70 @@ TEST(Protocol, RequestRejectsUnknownVerbAndVersion) {
 TEST(Protocol, ResponseRoundTrips) {
   ProviderResponse r;
   r.ok = true;
-  r.services.push_back(ServiceStatus{"web", 8080, 123, true, true});
-  r.environments.push_back(EnvironmentListing{"pr-1", "/d", {ServiceStatus{"web", 8080, 123, true, false}}});
+  r.services.push_back(ServiceStatus{"web", Endpoint{"127.0.0.1", 8080}, 123, true, true});
+  r.services.push_back(ServiceStatus{"api", Endpoint{"api.pr-1.svc.cluster.local", 80}, 0, true, false});
+  r.services.push_back(ServiceStatus{"v6", Endpoint{"::1", 9000}, 0, true, false});
+  r.services.push_back(ServiceStatus{"worker", {}, 77, true, false});
+  r.outputs["db_url"] = ProviderOutput{"postgres://app:hunter22@db:5432/app", true};
+  r.outputs["bucket"] = ProviderOutput{"pr-1-assets", false};
+  r.environments.push_back(EnvironmentListing{"pr-1", "/d", {ServiceStatus{"web", Endpoint{"127.0.0.1", 8080}, 123, true, false}}});
   auto back = decode_response(encode_response(r), kProviderExitOk);
   ASSERT_TRUE(back.ok()) << back.error().message;
-  EXPECT_EQ(back->port_of("web"), 8080);
-  EXPECT_EQ(back->port_of("nope"), 0);
+  ASSERT_NE(back->service("web"), nullptr);
+  EXPECT_EQ(back->service("web")->endpoint, (Endpoint{"127.0.0.1", 8080}));
+  EXPECT_EQ(back->service("api")->endpoint.text(), "api.pr-1.svc.cluster.local:80");
+  EXPECT_EQ(back->service("v6")->endpoint.text(), "[::1]:9000");
+  EXPECT_TRUE(back->service("worker")->endpoint.empty());
+  EXPECT_EQ(back->service("nope"), nullptr);
+  EXPECT_EQ(back->outputs, r.outputs);
   ASSERT_EQ(back->environments.size(), 1u);
   EXPECT_EQ(back->environments[0].services[0].pid, 123);
+}
+
+TEST(Protocol, DescribeCarriesHowToStopAndTheSettingsSchema) {
+  ProviderResponse r;
+  r.ok = true;
+  r.name = "terraform";
+  r.capabilities = {"validate", "apply", "destroy"};
+  r.stop_signal = 2;
+  r.stop_grace_ms = 120'000;
+  r.zero_downtime = false;
+  r.settings_schema = R"({"type":"object"})";
+  auto back = decode_response(encode_response(r), kProviderExitOk);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->stop_signal, 2);
+  EXPECT_EQ(back->stop_grace_ms, 120'000);
+  EXPECT_EQ(back->settings_schema, R"({"type":"object"})");
+  // Unsaid: SIGTERM and ten seconds.
+  auto plain = decode_response(R"({"protocol": 2, "ok": true, "name": "x"})", kProviderExitOk);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->stop_signal, 15);
+  EXPECT_EQ(plain->stop_grace_ms, 10'000);
+  EXPECT_FALSE(decode_response(R"({"protocol": 2, "ok": true, "stop_signal": "SIGKILL"})", kProviderExitOk).ok());
+}
+
+TEST(Protocol, ValidateProblemsNameTheirPaths) {
+  auto back = decode_response(
+      R"({"protocol": 2, "ok": false, "error": {"code": "invalid", "message": "no"},
+          "problems": [{"path": "$.compose.files[0]", "message": "does not exist"}]})",
+      kProviderExitFailed);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_EQ(back->problems.size(), 1u);
+  EXPECT_EQ(back->problems[0].path, "$.compose.files[0]");
+}
+
+// Endpoints and outputs come from another program: malformed ones are errors.
+TEST(Protocol, MalformedEndpointsAndOutputsAreRefused) {
+  for (const char* text :
+       {R"({"protocol": 2, "ok": true, "services": [{"name": "web", "endpoint": "8080"}]})",
+        R"({"protocol": 2, "ok": true, "services": [{"name": "web", "endpoint": "host:0"}]})",
+        R"({"protocol": 2, "ok": true, "services": [{"name": "web", "endpoint": "host:70000"}]})",
+        R"({"protocol": 2, "ok": true, "services": [{"name": "web", "endpoint": "a b:80"}]})",
+        R"({"protocol": 2, "ok": true, "services": [{"name": "web", "endpoint": "[::1:80"}]})",
+        R"({"protocol": 2, "ok": true, "outputs": {"a b": "x"}})",
+        R"({"protocol": 2, "ok": true, "outputs": {"x": 5}})"}) {
+    EXPECT_FALSE(decode_response(text, kProviderExitOk).ok()) << text;
+  }
 }
 
 TEST(Protocol, FailedVerbCarriesItsMessage) {
@@ -63,8 +126,8 @@ TEST(Protocol, InconsistentOrGarbledResponsesAreErrors) {
   r.ok = true;
   EXPECT_FALSE(decode_response(encode_response(r), kProviderExitFailed).ok());  // ok but exit 1
   EXPECT_FALSE(decode_response("", kProviderExitOk).ok());
-  EXPECT_FALSE(decode_response("{\"protocol\": 1}", kProviderExitOk).ok());
-  EXPECT_FALSE(decode_response(R"({"protocol": 2, "ok": true})", kProviderExitOk).ok());
+  EXPECT_FALSE(decode_response("{\"protocol\": 2}", kProviderExitOk).ok());
+  EXPECT_FALSE(decode_response(R"({"protocol": 1, "ok": true})", kProviderExitOk).ok());  // v1 is gone
   auto crash = decode_response("", 139);
   ASSERT_FALSE(crash.ok());
   EXPECT_NE(crash.error().message.find("crashed"), std::string::npos);
@@ -74,17 +137,17 @@ TEST(Protocol, InconsistentOrGarbledResponsesAreErrors) {
 // an error value, never a float-to-int overflow (undefined) or an exception.
 TEST(Protocol, OutOfRangeNumbersAreMalformedNotUndefined) {
   for (const char* text :
-       {R"({"protocol": 1, "ok": true, "services": [{"name": "web", "port": 1e300}]})",
-        R"({"protocol": 1, "ok": true, "services": [{"name": "web", "port": 70000}]})",
-        R"({"protocol": 1, "ok": true, "services": [{"name": "web", "port": 8080.5}]})",
-        R"({"protocol": 1, "ok": true, "services": [{"name": "web", "pid": 18446744073709551615}]})",
+       {R"({"protocol": 2, "ok": true, "services": [{"name": "web", "pid": 1e300}]})",
+        R"({"protocol": 2, "ok": true, "services": [{"name": "web", "pid": -1}]})",
+        R"({"protocol": 2, "ok": true, "services": [{"name": "web", "pid": 8080.5}]})",
+        R"({"protocol": 2, "ok": true, "services": [{"name": "web", "pid": 18446744073709551615}]})",
         R"({"protocol": 1e400, "ok": true})", R"({"protocol": -1e19, "ok": true})"}) {
     auto r = decode_response(text, kProviderExitOk);
     EXPECT_FALSE(r.ok()) << text;
   }
   for (const char* text :
-       {R"({"protocol": 1, "verb": "apply", "stop_grace_ms": 1e300})", R"({"protocol": 1, "verb": "apply", "environment": {"pr": 1e30}})",
-        R"({"protocol": 1e10, "verb": "apply"})", R"({"protocol": 1, "verb": "apply", "services": [{"name": "w", "ready_timeout_ms": -5}]})",
+       {R"({"protocol": 2, "verb": "apply", "stop_grace_ms": 1e300})", R"({"protocol": 2, "verb": "apply", "environment": {"pr": 1e30}})",
+        R"({"protocol": 1e10, "verb": "apply"})", R"({"protocol": 2, "verb": "apply", "services": [{"name": "w", "ready_timeout_ms": -5}]})",
         R"({"verb": "apply"})"}) {
     auto r = decode_request(text);
     EXPECT_FALSE(r.ok()) << text;

@@ -40,7 +40,9 @@ class ProviderConformance : public ::testing::TestWithParam<std::string> {
     ProviderRequest r;
     r.verb = verb;
     r.state_root = (root_ / "envs").string();
-    r.environment = ProviderEnvironment{"pr-1-test", (root_ / "envs" / "pr-1-test").string(), 1, "abc"};
+    r.records_root = (root_ / "providers" / GetParam()).string();
+    r.environment = ProviderEnvironment{"pr-1-test", (root_ / "envs" / "pr-1-test").string(),
+                                        (root_ / "providers" / GetParam() / "pr-1-test").string(), 1, "abc"};
     r.stop_grace_ms = 2000;
     return r;
   }
@@ -73,27 +75,50 @@ TEST_P(ProviderConformance, DescribesItself) {
   ProviderResponse r = call_ok(request(ProviderVerb::kDescribe));
   EXPECT_EQ(r.name, GetParam());
   EXPECT_EQ(r.protocol, kProviderProtocolVersion);
-  for (const char* verb : {"allocate", "apply", "sleep", "destroy", "status", "list"})
+  for (const char* verb : {"validate", "allocate", "apply", "sleep", "destroy", "status", "list"})
     EXPECT_NE(std::find(r.capabilities.begin(), r.capabilities.end(), verb), r.capabilities.end()) << verb;
+  EXPECT_TRUE(r.stop_signal == SIGTERM || r.stop_signal == SIGINT);
+  EXPECT_NE(r.settings_schema.find("\"type\""), std::string::npos) << r.settings_schema;
+}
+
+TEST_P(ProviderConformance, ValidateNamesEachProblemAtItsPath) {
+  ProviderRequest r = request(ProviderVerb::kValidate);
+  r.settings = R"({"no_such_setting": 1})";
+  ProviderService s = web_service(0);
+  r.services = {s};
+  ProviderCall c = client_.call(GetParam(), r, std::chrono::seconds(30));
+  ASSERT_TRUE(c.response.ok()) << c.response.error().message;
+  EXPECT_FALSE(c.response->ok);
+  ASSERT_FALSE(c.response->problems.empty());
+  EXPECT_EQ(c.response->problems[0].path, "$." + GetParam() + ".no_such_setting");
+  r.settings = "{}";
+  call_ok(r);
 }
 
 TEST_P(ProviderConformance, AllocateIsStable) {
   ProviderRequest r = request(ProviderVerb::kAllocate);
   r.services = {web_service(0)};
-  int port = call_ok(r).port_of("web");
-  EXPECT_GT(port, 0);
-  EXPECT_EQ(call_ok(r).port_of("web"), port);
+  ProviderResponse first = call_ok(r);
+  ASSERT_NE(first.service("web"), nullptr);
+  Endpoint endpoint = first.service("web")->endpoint;
+  EXPECT_FALSE(endpoint.empty());
+  ProviderResponse again = call_ok(r);
+  ASSERT_NE(again.service("web"), nullptr);
+  EXPECT_EQ(again.service("web")->endpoint, endpoint);
 }
 
 TEST_P(ProviderConformance, ApplyTwiceChangesNothingAndDestroyStopsEverything) {
   ProviderRequest alloc = request(ProviderVerb::kAllocate);
   alloc.services = {web_service(0)};
-  int port = call_ok(alloc).port_of("web");
+  ProviderResponse allocated = call_ok(alloc);
+  ASSERT_NE(allocated.service("web"), nullptr);
+  int port = allocated.service("web")->endpoint.port;
   ProviderRequest apply = request(ProviderVerb::kApply);
   apply.services = {web_service(port)};
   ProviderResponse first = call_ok(apply);
   ASSERT_EQ(first.services.size(), 1u);
   EXPECT_TRUE(first.services[0].restarted);
+  EXPECT_EQ(first.services[0].endpoint.port, port);
   long pid = first.services[0].pid;
   EXPECT_TRUE(process_alive(pid));
 
@@ -120,7 +145,7 @@ TEST_P(ProviderConformance, ApplyTwiceChangesNothingAndDestroyStopsEverything) {
   ProviderResponse woken = call_ok(apply);
   ASSERT_EQ(woken.services.size(), 1u);
   EXPECT_TRUE(woken.services[0].restarted);
-  EXPECT_EQ(woken.services[0].port, third.services[0].port);
+  EXPECT_EQ(woken.services[0].endpoint, third.services[0].endpoint);
   new_pid = woken.services[0].pid;
   EXPECT_TRUE(process_alive(new_pid));
 
@@ -134,8 +159,11 @@ TEST_P(ProviderConformance, ApplyTwiceChangesNothingAndDestroyStopsEverything) {
 
   call_ok(request(ProviderVerb::kDestroy));
   EXPECT_FALSE(process_alive(new_pid));
-  EXPECT_FALSE(fs::exists(root_ / "envs" / "pr-1-test"));
+  EXPECT_FALSE(fs::exists(root_ / "providers" / GetParam() / "pr-1-test"));
+  // The environment's directory is prevue's: a provider leaves it alone.
+  EXPECT_TRUE(fs::exists(root_ / "envs" / "pr-1-test" / "site" / "index.html"));
   EXPECT_TRUE(call_ok(request(ProviderVerb::kList)).environments.empty());
+  call_ok(request(ProviderVerb::kDestroy));  // idempotent
 }
 
 TEST_P(ProviderConformance, DestroyingAMissingEnvironmentSucceeds) {
@@ -175,12 +203,12 @@ TEST_P(ProviderConformance, BadRequestsGetExitCodeTwo) {
   EXPECT_NE(c.response->error_message.find("not a DNS label"), std::string::npos);
 }
 
-TEST_P(ProviderConformance, RefusesToRemoveADirectoryThatIsNotAnEnvironment) {
+TEST_P(ProviderConformance, RefusesToRemoveADirectoryThatIsNotItsRecord) {
   fs::path outsider = root_ / "not-an-env";
   fs::create_directories(outsider);
   std::ofstream(outsider / "precious.txt") << "keep me";
   ProviderRequest r = request(ProviderVerb::kDestroy);
-  r.environment.dir = outsider.string();
+  r.environment.records_dir = outsider.string();
   ProviderCall c = client_.call(GetParam(), r, std::chrono::seconds(30));
   ASSERT_TRUE(c.response.ok());
   EXPECT_FALSE(c.response->ok);
