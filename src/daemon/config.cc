@@ -54,12 +54,13 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
   std::filesystem::path base = std::filesystem::absolute(config_path).parent_path();
   try {
     Reader root(doc, "$");
-    root.expect_object({"state_dir", "provider_dir", "api", "proxy", "repositories", "dns", "lease", "concurrency", "scheduler",
+    root.expect_object({"state_dir", "provider_dir", "provider_timeout", "api", "proxy", "repositories", "dns", "lease", "concurrency", "scheduler",
                         "webhooks", "trust", "secrets"});
     Config c;
     if (!root.has("state_dir")) root.fail("missing required field 'state_dir'");
     c = default_config(resolve(base, root.at("state_dir").string()));
     if (root.has("provider_dir")) c.provider_dir = resolve(base, root.at("provider_dir").string());
+    if (root.has("provider_timeout")) c.provider_timeout = root.at("provider_timeout").duration();
     if (root.has("api")) {
       Reader api = root.at("api");
       api.expect_object({"listen", "token", "token_file"});

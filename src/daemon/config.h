@@ -44,6 +44,7 @@ struct WebhookSettings {
 struct Config {
   std::filesystem::path state_dir;
   std::filesystem::path provider_dir;   // empty: beside the binary
+  Millis provider_timeout = Millis(30LL * 60'000);  // one provider verb; then it is stopped (its signal, its grace, SIGKILL)
   ListenAddress api{"127.0.0.1", 7400};
   std::string api_token;                // guards every call that changes something; empty: changes refused
   ListenAddress proxy{"127.0.0.1", 8080};

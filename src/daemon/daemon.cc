@@ -20,6 +20,7 @@
 #include <set>
 
 #include "core/claim_owner.h"
+#include "core/endpoint.h"
 #include "core/files.h"
 #include "core/redact.h"
 #include "core/slug.h"
@@ -253,6 +254,7 @@ struct Daemon::Impl {
 
     engine_config.state_dir = config.state_dir;
     engine_config.provider_dir = config.provider_dir;
+    engine_config.provider_timeout = config.provider_timeout;
     engine_config.preview_domain = config.domain;
     // The link previews get: the HTTPS listener's when there is one.
     bool https = proxy->tls_port() != 0;
@@ -748,10 +750,10 @@ struct Daemon::Impl {
           if (!e.deployed_sha.empty() && e.commit_sha != e.deployed_sha) route.updating_to = e.commit_sha.substr(0, 12);
           break;
       }
-      if (live.route) {
-        auto colon = live.route->upstream.rfind(':');
-        route.upstream_host = live.route->upstream.substr(0, colon);
-        route.upstream_port = static_cast<unsigned short>(std::strtoul(live.route->upstream.c_str() + colon + 1, nullptr, 10));
+      std::optional<Endpoint> upstream = live.route ? Endpoint::parse(live.route->upstream) : std::nullopt;
+      if (upstream) {
+        route.upstream_host = upstream->host;
+        route.upstream_port = upstream->port;
       } else if (route.kind == ProxyRoute::Kind::kReady) {
         route.kind = ProxyRoute::Kind::kBuilding;
       }

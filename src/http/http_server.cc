@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
@@ -21,6 +22,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <unordered_map>
 #include <mutex>
 #include <thread>
 
@@ -723,6 +725,35 @@ class ProxyServer final : public Proxy {
     hooks_.on_hit(env_id);
   }
 
+  // A route's upstream as addresses to connect to. An IP literal needs no
+  // lookup; a host name (a provider's "web.pr-42.svc:80") is resolved off
+  // the proxy's threads and kept until the route table changes.
+  using ResolvedUpstreams = std::unordered_map<std::string, std::pair<std::uint64_t, std::vector<tcp::endpoint>>>;
+  static ResolvedUpstreams& resolved_upstreams() {
+    thread_local ResolvedUpstreams resolved;
+    return resolved;
+  }
+  static std::string upstream_key(const ProxyRoute& route) { return route.upstream_host + ":" + std::to_string(route.upstream_port); }
+  void forget_resolved(const ProxyRoute& route) { resolved_upstreams().erase(upstream_key(route)); }
+
+  // By value: another session on this thread may change the cache while this one connects.
+  asio::awaitable<std::vector<tcp::endpoint>> upstream_endpoints(const ProxyRoute& route) {
+    beast::error_code ec;
+    auto address = asio::ip::make_address(route.upstream_host, ec);
+    if (!ec) co_return std::vector<tcp::endpoint>{tcp::endpoint(address, route.upstream_port)};
+    const std::uint64_t version = routes_.version();
+    std::string key = upstream_key(route);
+    auto& resolved = resolved_upstreams();
+    if (auto it = resolved.find(key); it != resolved.end() && it->second.first == version) co_return it->second.second;
+    tcp::resolver resolver(co_await asio::this_coro::executor);
+    auto [rec, results] = co_await resolver.async_resolve(route.upstream_host, std::to_string(route.upstream_port), nothrow);
+    std::vector<tcp::endpoint> endpoints;
+    if (!rec)
+      for (const auto& r : results) endpoints.push_back(r.endpoint());
+    resolved[key] = {version, endpoints};  // an empty list is kept too: a name that does not resolve is not looked up per request
+    co_return endpoints;
+  }
+
   template <class Client>
   asio::awaitable<std::optional<ProxyRoute>> route_for(Session<Client>& session, const std::string& host) {
     auto deadline = std::chrono::steady_clock::now() + options_.wake_timeout;
@@ -902,11 +933,11 @@ class ProxyServer final : public Proxy {
         upstream_buffer.clear();
         upstream_host = route->upstream_host;
         upstream_port = route->upstream_port;
-        beast::error_code addr_ec;
-        auto address = asio::ip::make_address(route->upstream_host, addr_ec);
         session.touch();
-        auto [cec] = co_await upstream->async_connect(tcp::endpoint(address, route->upstream_port), nothrow);
-        if (addr_ec || cec) {
+        std::vector<tcp::endpoint> candidates = co_await upstream_endpoints(*route);
+        auto [cec, connected] = co_await asio::async_connect(*upstream, candidates, nothrow);
+        if (candidates.empty() || cec) {
+          if (!candidates.empty()) forget_resolved(*route);  // the name may have moved: look it up again next time
           upstream.reset();
           bool again = false;
           if (!route->updating_to.empty()) {

@@ -41,21 +41,21 @@ struct NewProcessGroup {
   }
 };
 
-// Collects one output stream, keeping at most `limit` bytes.
+// Collects one output stream, keeping at most `limit` bytes: the first
+// quarter and the last three quarters (an error is usually at the end), with
+// a note of what was dropped between them.
 class Collector {
  public:
   Collector(asio::readable_pipe& pipe, std::string& sink, size_t limit, std::function<void()> on_done)
-      : pipe_(pipe), sink_(sink), limit_(limit), on_done_(std::move(on_done)) {}
+      : pipe_(pipe), sink_(sink), head_limit_(limit / 4), tail_limit_(limit - limit / 4), on_done_(std::move(on_done)) {}
   void start() {
     pipe_.async_read_some(asio::buffer(buffer_), [this](bp::error_code ec, size_t n) {
-      if (n > 0) {
-        size_t room = sink_.size() < limit_ ? limit_ - sink_.size() : 0;
-        sink_.append(buffer_.data(), std::min(n, room));
-        if (n > room) dropped_ += n - room;
-      }
+      if (n > 0) keep(std::string_view(buffer_.data(), n));
       if (ec) {
         done_ = true;
-        if (dropped_) sink_ += "\n[prevue: " + std::to_string(dropped_) + " more bytes of output dropped]\n";
+        if (tail_.size() > tail_limit_) trim_tail();
+        if (dropped_) sink_ += "\n[prevue: " + std::to_string(dropped_) + " bytes of output dropped here]\n";
+        sink_ += tail_;
         on_done_();
         return;
       }
@@ -65,9 +65,25 @@ class Collector {
   bool done() const { return done_; }
 
  private:
+  void keep(std::string_view data) {
+    if (sink_.size() < head_limit_) {
+      size_t room = head_limit_ - sink_.size();
+      sink_.append(data.substr(0, room));
+      data.remove_prefix(std::min(room, data.size()));
+    }
+    tail_.append(data);
+    if (tail_.size() > 2 * tail_limit_) trim_tail();  // amortised: the front is cut in large pieces
+  }
+  void trim_tail() {
+    size_t extra = tail_.size() - tail_limit_;
+    tail_.erase(0, extra);
+    dropped_ += extra;
+  }
+
   asio::readable_pipe& pipe_;
   std::string& sink_;
-  size_t limit_;
+  size_t head_limit_, tail_limit_;
+  std::string tail_;
   size_t dropped_ = 0;
   std::function<void()> on_done_;
   bool done_ = false;

@@ -23,7 +23,7 @@ struct ProcessSpec {
   bool inherit_env = true;
   std::string stdin_data;
   Millis timeout = Millis(300'000);
-  size_t max_output = 16 * 1024 * 1024;          // per stream; the rest is dropped and noted
+  size_t max_output = 16 * 1024 * 1024;          // per stream: its first quarter and last three quarters are kept, the middle noted
   // How the group is stopped on timeout or cancellation: `stop_signal`
   // first, then SIGKILL once `stop_grace` has passed (a killed terraform
   // leaves its state locked; a signalled one releases it).

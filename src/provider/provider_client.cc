@@ -14,6 +14,9 @@ namespace prevue {
 namespace {
 
 constexpr Millis kDescribeTimeout{30'000};
+// Per stream: a step log stays readable (and the store small) however much a
+// provider writes; a response is never near this.
+constexpr size_t kMaxProviderOutput = 4 * 1024 * 1024;
 
 struct DescribeCache {
   std::mutex mutex;
@@ -89,6 +92,7 @@ ProviderCall ProviderClient::call(const std::string& provider, const ProviderReq
   spec.argv = {(dir_ / provider).string(), to_string(request.verb)};
   spec.stdin_data = encode_request(request);
   spec.timeout = timeout;
+  spec.max_output = kMaxProviderOutput;
   spec.stop_signal = described->stop_signal;
   spec.stop_grace = Millis(described->stop_grace_ms);
   spec.cancelled = cancelled;

@@ -1,6 +1,7 @@
 #include "provider/process_runner.h"
 
 #include <gtest/gtest.h>
+#include <atomic>
 #include <signal.h>
 #include <unistd.h>
 
@@ -99,15 +100,66 @@ TEST(ProcessRunner, MissingCommandIsAnError) {
   EXPECT_FALSE(runner.run(spec).ok());
 }
 
-TEST(ProcessRunner, OutputIsBounded) {
+TEST(ProcessRunner, OutputIsBoundedKeepingItsStartAndItsEnd) {
   SubprocessRunner runner;
   ProcessSpec spec;
-  spec.argv = {"python3", "-c", "import sys; sys.stdout.write('x' * 100000)"};
+  spec.argv = {"python3", "-c",
+               "import sys; sys.stdout.write('first line\\n' + 'x' * 100000 + '\\nerror: the last line says why\\n')"};
   spec.max_output = 1000;
   auto out = runner.run(spec);
   ASSERT_TRUE(out.ok());
   EXPECT_LT(out->stdout_data.size(), 1200u);
-  EXPECT_NE(out->stdout_data.find("99000 more bytes of output dropped"), std::string::npos);
+  EXPECT_EQ(out->stdout_data.rfind("first line\n", 0), 0u) << out->stdout_data;
+  EXPECT_NE(out->stdout_data.find("bytes of output dropped here"), std::string::npos);
+  EXPECT_NE(out->stdout_data.find("error: the last line says why\n"), std::string::npos) << out->stdout_data;
+}
+
+// A process that ignores the stop signal is killed once its grace is over;
+// one that honours it is not.
+TEST(ProcessRunner, TimeoutSendsTheStopSignalThenKillsAfterTheGrace) {
+  SubprocessRunner runner;
+  ProcessSpec spec;
+  spec.argv = {"python3", "-c",
+               "import signal, sys, time\n"
+               "signal.signal(signal.SIGTERM, lambda *a: (print('cleaned up', flush=True), sys.exit(0)))\n"
+               "print('ready', flush=True)\n"
+               "time.sleep(60)\n"};
+  spec.timeout = Millis(1000);
+  spec.stop_signal = SIGTERM;
+  spec.stop_grace = Millis(20'000);
+  auto out = runner.run(spec);
+  ASSERT_TRUE(out.ok());
+  EXPECT_TRUE(out->timed_out);
+  EXPECT_FALSE(out->killed_after_grace);
+  EXPECT_NE(out->stdout_data.find("cleaned up"), std::string::npos) << out->stdout_data;
+
+  spec.argv = {"python3", "-c",
+               "import signal, time\n"
+               "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+               "time.sleep(60)\n"};
+  spec.stop_grace = Millis(500);
+  out = runner.run(spec);
+  ASSERT_TRUE(out.ok());
+  EXPECT_TRUE(out->timed_out);
+  EXPECT_TRUE(out->killed_after_grace);
+  EXPECT_EQ(out->signal, SIGKILL);
+}
+
+TEST(ProcessRunner, CancellationStopsTheGroupLikeATimeout) {
+  SubprocessRunner runner;
+  std::atomic<bool> cancelled{false};
+  ProcessSpec spec;
+  spec.argv = {"python3", "-c", "import sys, time\nprint('working', flush=True)\ntime.sleep(60)\n"};
+  spec.stop_signal = SIGTERM;
+  spec.stop_grace = Millis(5'000);
+  spec.cancelled = &cancelled;
+  std::thread canceller([&] { cancelled = true; });
+  auto out = runner.run(spec);
+  canceller.join();
+  ASSERT_TRUE(out.ok());
+  EXPECT_TRUE(out->cancelled);
+  EXPECT_FALSE(out->timed_out);
+  EXPECT_EQ(out->signal, SIGTERM);
 }
 
 TEST(ProcessRunner, DescribeArgvQuotes) {
