@@ -159,6 +159,7 @@ class PrevueTestCase(unittest.TestCase):
     def setUp(self):
         self.scratch = tempfile.mkdtemp(prefix="prevue-e2e-")
         self.state_dir = os.path.join(self.scratch, "state")
+        self.provider_dir = PROVIDER_DIR  # a test may point it at a directory with more providers
 
     def tearDown(self):
         # Every state directory the test used, its daemons' included:
@@ -174,8 +175,9 @@ class PrevueTestCase(unittest.TestCase):
 
     def prevue(self, *args, check=True, cwd=None, timeout=300, state_dir=None):
         cmd = [PREVUE, "--state-dir", state_dir or self.state_dir]
-        if PROVIDER_DIR:
-            cmd += ["--provider-dir", PROVIDER_DIR]
+        provider_dir = getattr(self, "provider_dir", PROVIDER_DIR)
+        if provider_dir:
+            cmd += ["--provider-dir", provider_dir]
         out = subprocess.run(cmd + list(args), capture_output=True, text=True, cwd=cwd or self.scratch,
                              timeout=timeout, check=False)
         if check and out.returncode != 0:
