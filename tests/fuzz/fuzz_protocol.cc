@@ -17,8 +17,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::abort();
     }
   } else {
-    int exit_code = data[0] >> 1;
-    (void)prevue::decode_response(text, exit_code % 8);
+    int exit_code = (data[0] >> 1) % 8;
+    auto response = prevue::decode_response(text, exit_code);
+    if (response.ok()) {
+      auto again = prevue::decode_response(prevue::encode_response(*response), exit_code);
+      if (!again.ok() || again->outputs != response->outputs || again->services.size() != response->services.size())
+        std::abort();
+      for (size_t i = 0; i < response->services.size(); ++i)
+        if (!(again->services[i].endpoint == response->services[i].endpoint)) std::abort();
+    }
   }
   return 0;
 }

@@ -55,17 +55,23 @@ def main(outdir):
     for i, config in enumerate(configs):
         write(outdir, "fuzz_config", f"config-{i}.json", json.dumps(config))
 
-    request = {"protocol": 1, "verb": "apply", "state_root": "/s/envs",
-               "environment": {"slug": "pr-1-x", "dir": "/s/envs/pr-1-x", "pr": 1, "commit": "abc"},
+    request = {"protocol": 2, "verb": "apply", "state_root": "/s/envs", "records_root": "/s/providers/local",
+               "environment": {"slug": "pr-1-x", "dir": "/s/envs/pr-1-x", "records_dir": "/s/providers/local/pr-1-x",
+                               "pr": 1, "commit": "abc"},
+               "settings": {"stop_signal": "SIGINT"},
                "services": [{"name": "web", "workdir": "web", "build": ["make"], "run": ["python3", "server.py"],
                              "env": {"A": "b"}, "port_name": "http", "health_path": "/healthz", "ready_timeout_ms": 1000}],
                "stop_grace_ms": 5000}
-    response = {"protocol": 1, "ok": True, "name": "local", "capabilities": ["sleep"],
-                "services": [{"name": "web", "port": 8080, "pid": 12, "running": True, "restarted": False}],
+    response = {"protocol": 2, "ok": True, "name": "local", "capabilities": ["sleep"], "stop_signal": "SIGTERM",
+                "stop_grace_ms": 10000, "settings_schema": {"type": "object"},
+                "services": [{"name": "web", "endpoint": "127.0.0.1:8080", "pid": 12, "running": True, "restarted": False},
+                             {"name": "api", "endpoint": "api.svc:80"}, {"name": "v6", "endpoint": "[::1]:9000"}],
+                "outputs": {"db_url": {"value": "postgres://x", "sensitive": True}, "bucket": "b"},
+                "problems": [{"path": "$.local.x", "message": "unknown"}],
                 "environments": [{"slug": "pr-1-x", "dir": "/s", "services": []}]}
     write(outdir, "fuzz_protocol", "request", b"\x01" + json.dumps(request).encode())
     write(outdir, "fuzz_protocol", "response", b"\x00" + json.dumps(response).encode())
-    write(outdir, "fuzz_protocol", "failure", b"\x02" + json.dumps({"protocol": 1, "ok": False, "error": {"code": "x", "message": "y"}}).encode())
+    write(outdir, "fuzz_protocol", "failure", b"\x02" + json.dumps({"protocol": 2, "ok": False, "error": {"code": "x", "message": "y"}}).encode())
 
     for i, (duration, repo, branch) in enumerate([("1h30m", "/srv/git/app.git", "feature/login-page"), ("250ms", "https://h/o/r", "Ü—x"),
                                                   ("36500d", "", ""), ("7d", "a", "-" * 80)]):
