@@ -18,5 +18,6 @@ if [[ ${PREVUE_TEST_SANITIZED:-1} != 0 ]]; then
   export ASAN_SYMBOLIZER_PATH=${symbolizer}
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
   ctest --test-dir build-asan --output-on-failure -j 2 --timeout 900
 fi

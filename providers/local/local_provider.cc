@@ -122,11 +122,20 @@ void stop_group(const std::string& service, long pid, unsigned long long start_t
 
 // ---- state file ---------------------------------------------------------------
 
+// A version an update replaced: it serves until prune, after the routes moved.
+struct Retiring {
+  long pid = 0;
+  unsigned long long start_time = 0;
+};
+
 struct ServiceRecord {
   int port = 0;
   long pid = 0;
   unsigned long long start_time = 0;
   std::string spec_hash;
+  std::string revision;            // of the running version
+  int next_port = 0;               // reserved by allocate for the version that replaces it
+  std::vector<Retiring> retiring;  // replaced versions not stopped yet
 };
 
 struct EnvRecord {
@@ -143,8 +152,11 @@ Result<EnvRecord> load(const fs::path& dir) {
     rec.slug = j.value("slug", "");
     const json services = j.value("services", json::object());
     for (const auto& [name, s] : services.items()) {
-      rec.services[name] = ServiceRecord{s.value("port", 0), s.value("pid", 0L), s.value("start_time", 0ULL),
-                                         s.value("spec_hash", "")};
+      ServiceRecord& r = rec.services[name];
+      r = ServiceRecord{s.value("port", 0), s.value("pid", 0L), s.value("start_time", 0ULL), s.value("spec_hash", ""),
+                        s.value("revision", ""), s.value("next_port", 0), {}};
+      for (const auto& old : s.value("retiring", json::array()))
+        r.retiring.push_back(Retiring{old.value("pid", 0L), old.value("start_time", 0ULL)});
     }
   } catch (const json::exception& e) {
     return make_error(ErrorCode::kParse, (dir / kStateFile).string() + " is corrupt: " + e.what());
@@ -154,8 +166,14 @@ Result<EnvRecord> load(const fs::path& dir) {
 
 Status save(const fs::path& dir, const EnvRecord& rec) {
   json services = json::object();
-  for (const auto& [name, s] : rec.services)
-    services[name] = {{"port", s.port}, {"pid", s.pid}, {"start_time", s.start_time}, {"spec_hash", s.spec_hash}};
+  for (const auto& [name, s] : rec.services) {
+    json retiring = json::array();
+    for (const auto& old : s.retiring) retiring.push_back({{"pid", old.pid}, {"start_time", old.start_time}});
+    services[name] = {{"port", s.port},         {"pid", s.pid},
+                      {"start_time", s.start_time}, {"spec_hash", s.spec_hash},
+                      {"revision", s.revision}, {"next_port", s.next_port},
+                      {"retiring", retiring}};
+  }
   return write_file_atomic(dir / kStateFile, json{{"slug", rec.slug}, {"services", services}}.dump(2));
 }
 
@@ -189,7 +207,10 @@ std::set<int> ports_in_use(const fs::path& records_root) {
   for (const auto& entry : fs::directory_iterator(records_root, ec)) {
     auto rec = load(entry.path());
     if (!rec.ok()) continue;
-    for (const auto& [name, s] : rec->services) ports.insert(s.port);
+    for (const auto& [name, s] : rec->services) {
+      ports.insert(s.port);
+      if (s.next_port) ports.insert(s.next_port);
+    }
   }
   return ports;
 }
@@ -363,13 +384,16 @@ constexpr const char* kSettingsSchema = R"schema({
   "title": "settings of the local provider",
   "type": "object",
   "properties": {
-    "stop_signal": { "enum": ["SIGTERM", "SIGINT"], "description": "sent to a service's process group to stop it (default SIGTERM)" }
+    "stop_signal": { "enum": ["SIGTERM", "SIGINT"], "description": "sent to a service's process group to stop it (default SIGTERM)" },
+    "update": { "enum": ["side_by_side", "in_place"],
+                "description": "side_by_side (default): a changed service starts on a new port and the old one serves until the routes move; in_place: the old one stops first (for apps that cannot run twice)" }
   },
   "additionalProperties": false
 })schema";
 
 struct Settings {
   int stop_signal = SIGTERM;
+  bool side_by_side = true;  // updates without downtime
 };
 
 // Checks the settings block and the services against what this provider
@@ -383,17 +407,30 @@ std::vector<SettingsProblem> settings_problems(const ProviderRequest& r, Setting
       if (value == "SIGTERM") settings.stop_signal = SIGTERM;
       else if (value == "SIGINT") settings.stop_signal = SIGINT;
       else problems.push_back({"$.local.stop_signal", "must be \"SIGTERM\" or \"SIGINT\""});
+    } else if (key == "update") {
+      if (value == "side_by_side") settings.side_by_side = true;
+      else if (value == "in_place") settings.side_by_side = false;
+      else problems.push_back({"$.local.update", "must be \"side_by_side\" or \"in_place\""});
     } else {
-      problems.push_back({"$.local." + key, "unknown setting (the local provider knows: stop_signal)"});
+      problems.push_back({"$.local." + key, "unknown setting (the local provider knows: stop_signal, update)"});
     }
   }
+  // allocate is told services' names and revisions only; validate and apply their commands.
+  bool commands_given = r.verb == ProviderVerb::kValidate || r.verb == ProviderVerb::kApply;
   for (const auto& svc : r.services)
-    if (svc.run.empty()) problems.push_back({"$.services." + svc.name + ".run", "the local provider needs a command to run"});
+    if (commands_given && svc.run.empty())
+      problems.push_back({"$.services." + svc.name + ".run", "the local provider needs a command to run"});
   if (out) *out = settings;
   return problems;
 }
 
-Status allocate(const ProviderRequest& r, EnvRecord& rec, ProviderResponse& resp) {
+// The same environment gets the same ports back. A running service whose
+// revision changes gets a second port for the version that replaces it
+// (zero downtime: both run until the routes move), kept until apply uses it.
+// Only the allocate verb reserves or releases a next port: apply allocates
+// too (for a caller that skipped allocate), and must not start a version on
+// a port its rendered command was not told.
+Status allocate(const ProviderRequest& r, const Settings& settings, EnvRecord& rec, ProviderResponse& resp, bool reserve_next) {
   fs::path records = r.environment.records_dir;
   std::set<int> taken = ports_in_use(r.records_root);
   rec.slug = r.environment.slug;
@@ -404,15 +441,29 @@ Status allocate(const ProviderRequest& r, EnvRecord& rec, ProviderResponse& resp
       if (s.port == 0) return make_error(ErrorCode::kProvider, "no free port for service " + svc.name);
       taken.insert(s.port);
     }
-    resp.services.push_back(ServiceStatus{svc.name, loopback(s.port), s.pid, is_alive(s.pid, s.start_time), false});
+    bool running = is_alive(s.pid, s.start_time);
+    bool replaced = settings.side_by_side && running && !svc.revision.empty() && !s.revision.empty() && svc.revision != s.revision;
+    if (reserve_next && replaced && s.next_port == 0) {
+      s.next_port = free_port(taken);
+      if (s.next_port == 0) return make_error(ErrorCode::kProvider, "no free port for the new version of service " + svc.name);
+      taken.insert(s.next_port);
+    }
+    if (reserve_next && !replaced) s.next_port = 0;
+    resp.services.push_back(ServiceStatus{svc.name, loopback(s.next_port ? s.next_port : s.port), s.pid, running, false});
   }
   return save(records, rec);
+}
+
+// Stops what an update replaced.
+void stop_retiring(const std::string& name, ServiceRecord& s, std::int64_t grace_ms, int stop_signal) {
+  for (const auto& old : s.retiring) stop_group(name + " (replaced)", old.pid, old.start_time, grace_ms, stop_signal);
+  s.retiring.clear();
 }
 
 Status apply(const ProviderRequest& r, const Settings& settings, EnvRecord& rec, ProviderResponse& resp) {
   fs::path records = r.environment.records_dir;
   ProviderResponse allocated;
-  PREVUE_TRY(allocate(r, rec, allocated));
+  PREVUE_TRY(allocate(r, settings, rec, allocated, /*reserve_next=*/false));
   std::error_code ec;
   fs::create_directories(records / "logs", ec);
   struct Started {
@@ -421,17 +472,27 @@ Status apply(const ProviderRequest& r, const Settings& settings, EnvRecord& rec,
   };
   std::vector<Started> started;
   Status failure;
+  // What to go back to for a service whose new version fails: the old one, still serving.
+  std::map<std::string, ServiceRecord> previous;
   for (const auto& svc : r.services) {
     auto& s = rec.services[svc.name];
-    std::string hash = spec_hash(svc, s.port);
+    const int port = s.next_port ? s.next_port : s.port;
+    std::string hash = spec_hash(svc, port);
     bool running = is_alive(s.pid, s.start_time);
     if (running && s.spec_hash == hash) {
       resp.services.push_back(ServiceStatus{svc.name, loopback(s.port), s.pid, true, false});
       continue;
     }
-    if (running) stop_group(svc.name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
+    if (running && port != s.port) {
+      previous[svc.name] = s;  // keeps serving on its own port while the new version starts
+    } else if (running) {
+      stop_group(svc.name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
+    }
+    s.port = port;
+    s.next_port = 0;
     s.pid = 0;
     s.spec_hash.clear();
+    if (auto it = previous.find(svc.name); it != previous.end()) s.retiring.push_back(Retiring{it->second.pid, it->second.start_time});
     PREVUE_TRY(save(records, rec));
     if (!svc.build.empty()) {
       failure = run_build(svc, s.port);
@@ -451,6 +512,7 @@ Status apply(const ProviderRequest& r, const Settings& settings, EnvRecord& rec,
     s.pid = spawned.pid;
     s.start_time = st.start_time;
     s.spec_hash = hash;
+    s.revision = svc.revision;
     // Recorded before waiting for health: a crash now still leaves a record to clean up.
     PREVUE_TRY(save(records, rec));
     log("started service=" + svc.name + " pid=" + std::to_string(s.pid) + " port=" + std::to_string(s.port));
@@ -489,13 +551,31 @@ Status apply(const ProviderRequest& r, const Settings& settings, EnvRecord& rec,
     }
   }
   if (!failure.ok()) {
-    // A service that never became healthy is stopped, not left half-up.
+    // A version that never became healthy is stopped, not left half-up; the
+    // one it was to replace goes on serving. (A healthy new version that was
+    // started beside it is stopped too: the update did not happen.)
     for (size_t i = 0; i < started.size(); ++i) {
-      if (healthy[i]) continue;
-      auto& s = rec.services[started[i].svc->name];
-      stop_group(started[i].svc->name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
+      const std::string& name = started[i].svc->name;
+      auto& s = rec.services[name];
+      auto old = previous.find(name);
+      if (healthy[i] && old == previous.end()) continue;
+      stop_group(name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
       s.pid = 0;
       s.spec_hash.clear();
+      if (old != previous.end()) {
+        int new_port = s.port;
+        s = old->second;
+        s.next_port = new_port;  // reused by the next attempt
+      }
+    }
+    // Replaced before the build of a later service failed: never started, so restore those too.
+    for (auto& [name, old] : previous) {
+      auto& s = rec.services[name];
+      if (s.pid == 0 && is_alive(old.pid, old.start_time)) {
+        int new_port = s.port;
+        s = old;
+        s.next_port = new_port;
+      }
     }
     (void)save(records, rec);
     return failure;
@@ -518,7 +598,10 @@ Status destroy(const ProviderRequest& r, const Settings& settings) {
   if (!fs::exists(records, ec)) return {};  // already gone: destroy is idempotent
   auto rec = load(records);
   if (rec.ok()) {
-    for (const auto& [name, s] : rec->services) stop_group(name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
+    for (auto& [name, s] : rec->services) {
+      stop_retiring(name, s, r.stop_grace_ms, settings.stop_signal);
+      stop_group(name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
+    }
   } else {
     log("warning: " + rec.error().message);
   }
@@ -534,10 +617,23 @@ Status destroy(const ProviderRequest& r, const Settings& settings) {
 // Stops every service, keeping the directory, data and ports: apply wakes it.
 Status sleep(const ProviderRequest& r, const Settings& settings, EnvRecord& rec) {
   for (auto& [name, s] : rec.services) {
+    stop_retiring(name, s, r.stop_grace_ms, settings.stop_signal);
     stop_group(name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
     s.pid = 0;
     s.spec_hash.clear();
   }
+  return save(r.environment.records_dir, rec);
+}
+
+// After the routes moved to the new versions: requests already sent to a
+// replaced one get a moment to finish, then it stops.
+constexpr std::chrono::milliseconds kDrain{1000};
+Status prune(const ProviderRequest& r, const Settings& settings, EnvRecord& rec) {
+  bool any = false;
+  for (const auto& [name, s] : rec.services) any = any || !s.retiring.empty();
+  if (!any) return {};
+  std::this_thread::sleep_for(kDrain);
+  for (auto& [name, s] : rec.services) stop_retiring(name, s, r.stop_grace_ms, settings.stop_signal);
   return save(r.environment.records_dir, rec);
 }
 
@@ -572,7 +668,8 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
     switch (request.verb) {
       case ProviderVerb::kDescribe:
         response.name = "local";
-        response.capabilities = {"validate", "allocate", "apply", "sleep", "destroy", "status", "list"};
+        response.capabilities = {"validate", "allocate", "apply", "prune", "sleep", "destroy", "status", "list"};
+        response.zero_downtime = true;
         response.stop_signal = SIGTERM;
         response.stop_grace_ms = 10'000;  // it stops its services within the request's stop grace
         response.settings_schema = kSettingsSchema;
@@ -586,6 +683,7 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
         break;
       case ProviderVerb::kAllocate:
       case ProviderVerb::kApply:
+      case ProviderVerb::kPrune:
       case ProviderVerb::kSleep:
       case ProviderVerb::kDestroy:
       case ProviderVerb::kStatus: {
@@ -597,7 +695,8 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
           return kProviderExitBadRequest;
         }
         Settings settings;
-        if (auto problems = settings_problems(request, &settings); !problems.empty() && request.verb == ProviderVerb::kApply) {
+        if (auto problems = settings_problems(request, &settings);
+            !problems.empty() && (request.verb == ProviderVerb::kApply || request.verb == ProviderVerb::kAllocate)) {
           result = make_error(ErrorCode::kInvalidArgument, problems.front().path + " " + problems.front().message);
           break;
         }
@@ -624,7 +723,8 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
           break;
         }
         if (request.verb == ProviderVerb::kSleep) result = sleep(request, settings, *rec);
-        else if (request.verb == ProviderVerb::kAllocate) result = allocate(request, *rec, response);
+        else if (request.verb == ProviderVerb::kPrune) result = prune(request, settings, *rec);
+        else if (request.verb == ProviderVerb::kAllocate) result = allocate(request, settings, *rec, response, /*reserve_next=*/true);
         else result = apply(request, settings, *rec, response);
         break;
       }

@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -512,6 +513,17 @@ struct Daemon::Impl {
         }
         if (claimed && kind == OpKind::kUp) {
           UpRequest request{repo_key, key.second, ref, sha, cancelled.get(), config_ref};
+          // The proxy moves to the new versions before the old ones stop
+          // (bounded: a daemon shutting down does not run posted work).
+          request.on_routes_changed = [this](const std::string&) {
+            auto moved = std::make_shared<std::promise<void>>();
+            auto done = moved->get_future();
+            asio::post(main, [this, moved] {
+              refresh_routes();
+              moved->set_value();
+            });
+            done.wait_for(std::chrono::seconds(5));
+          };
           UpResult r = engine.up(request);
           ok = r.ok;
           error = r.failed_step.empty() ? r.error : r.failed_step + ": " + r.error;

@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cctype>
 #include <functional>
 #include <tuple>
 #include <set>
@@ -201,12 +202,30 @@ Result<std::string> render_template(const GitMirror& git, const std::string& com
   return render_text(**source, context, t.source);
 }
 
+// Whether `text` names service `service`'s port or the link of a route it answers.
+bool mentions_service(const std::string& text, const Manifest& m, const std::string& service) {
+  auto mentions = [&](const std::string& name) {
+    for (size_t at = text.find(name); at != std::string::npos; at = text.find(name, at + 1)) {
+      size_t end = at + name.size();
+      if (end == text.size() || !(std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '_' || text[end] == '-'))
+        return true;
+    }
+    return false;
+  };
+  if (mentions("port." + service)) return true;
+  for (const auto& route : m.routes)
+    if (route.service == service && mentions("url." + route.name)) return true;
+  return false;
+}
+
 // A service's revision changes exactly when something it is built from does:
 // the tree ids of its declared paths (the whole commit when it declares
-// none) and the manifest itself.
+// none), the manifest itself, and the revisions of the services whose port
+// or link it is given (in its command, environment or a template among its
+// paths): a service that moves to a new port takes its clients along.
 Result<std::map<std::string, std::string>> service_revisions(const GitMirror& git, const Manifest& m, const std::string& commit,
                                                              const std::string& config_commit) {
-  std::map<std::string, std::string> out;
+  std::map<std::string, std::string> own;
   auto manifest_id = git.entry_id(config_commit, std::string(kManifestPath));
   if (!manifest_id.ok()) return manifest_id.error();
   for (const auto& service : m.services) {
@@ -217,6 +236,25 @@ Result<std::map<std::string, std::string>> service_revisions(const GitMirror& gi
       if (!id.ok()) return id.error();
       material += ":" + path + "=" + *id;
     }
+    own[service.name] = material;
+  }
+  std::map<std::string, std::string> out;
+  for (const auto& service : m.services) {
+    std::string given;  // everything the service is handed
+    for (const auto& arg : service.run) given += arg + "\n";
+    for (const auto& arg : service.build) given += arg + "\n";
+    for (const auto& [k, v] : service.env) given += v + "\n";
+    for (const auto& t : m.templates) {
+      bool its_own = std::any_of(service.paths.begin(), service.paths.end(), [&](const std::string& p) {
+        return p == "." || t.source == p || t.source.rfind(p + "/", 0) == 0;
+      });
+      if (!its_own) continue;
+      auto text = git.read_file(config_commit, t.source);
+      if (text.ok() && text->has_value()) given += **text + "\n";
+    }
+    std::string material = own[service.name];
+    for (const auto& other : m.services)
+      if (other.name != service.name && mentions_service(given, m, other.name)) material += "|" + other.name + ":" + own[other.name];
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016llx", stable_hash(material));
     out[service.name] = hex;
@@ -468,7 +506,11 @@ UpResult Engine::up(const UpRequest& request) {
       case StepKind::kAllocate:
         steps.run(step.name, [&](std::string& log) -> Status {
           ProviderRequest r = provider_request(ProviderVerb::kAllocate);
-          for (const auto& s : manifest.services) r.services.push_back(ProviderService{s.name, "", {}, 0, {}, {}, s.port});
+          for (const auto& s : manifest.services) {
+            ProviderService svc{s.name, "", {}, 0, {}, {}, s.port};
+            svc.revision = revisions[s.name];  // a provider updating without downtime gives a changed service a new endpoint
+            r.services.push_back(std::move(svc));
+          }
           auto response = call_provider(r, log);
           if (!response.ok()) return response.error();
           allocated = std::move(response).value();
@@ -605,7 +647,22 @@ UpResult Engine::up(const UpRequest& request) {
             log += r.host + " -> " + r.upstream + " (" + route.service + ")\n";
             routes.push_back(std::move(r));
           }
-          return store_.replace_routes(env.id, routes);
+          PREVUE_TRY(store_.replace_routes(env.id, routes));
+          if (request.on_routes_changed) request.on_routes_changed(env.slug);
+          return {};
+        });
+        break;
+      case StepKind::kPrune:
+        steps.run(step.name, [&](std::string& log) -> Status {
+          auto described = providers_.describe(manifest.provider);
+          if (!described.ok()) return described.error();
+          const auto& verbs = described->capabilities;
+          if (std::find(verbs.begin(), verbs.end(), "prune") == verbs.end()) {
+            log += "provider " + manifest.provider + " replaces services in place: nothing to stop\n";
+            return {};
+          }
+          auto response = call_provider(provider_request(ProviderVerb::kPrune), log);
+          return response.ok() ? Status{} : Status(response.error());
         });
         break;
       case StepKind::kReady:

@@ -74,6 +74,10 @@ struct UpRequest {
   // seed files come from this ref (the base branch), only the application
   // code from the PR's commit. Empty: trusted, everything from the commit.
   std::string config_ref;
+  // Called once the routes step has stored the new upstreams, before the
+  // versions they replace are stopped: the daemon points its proxy at them
+  // and returns once it has, so no request goes to a stopped version.
+  std::function<void(const std::string& slug)> on_routes_changed;
   // Told as each step starts and ends (the CLI shows progress); optional.
   std::function<void(const std::string& step)> on_step_start;
   std::function<void(const std::string& step, bool ok, std::chrono::milliseconds took)> on_step_done;

@@ -15,7 +15,7 @@ namespace prevue {
 enum class PlanAction { kCreate, kUpdate, kResume };
 const char* to_string(PlanAction action);
 
-enum class StepKind { kAllocate, kRender, kApply, kSeed, kRoutes, kReady };
+enum class StepKind { kAllocate, kRender, kApply, kSeed, kRoutes, kPrune, kReady };
 const char* to_string(StepKind kind);
 
 struct PlanStep {

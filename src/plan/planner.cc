@@ -18,6 +18,7 @@ const char* to_string(StepKind kind) {
     case StepKind::kApply: return "apply";
     case StepKind::kSeed: return "seed";
     case StepKind::kRoutes: return "routes";
+    case StepKind::kPrune: return "prune";
     case StepKind::kReady: return "ready";
   }
   return "unknown";
@@ -54,6 +55,9 @@ Plan make_plan(const Manifest& manifest, const std::string& commit, const Curren
   for (size_t i = 0; seed && i < manifest.seed.size(); ++i)
     plan.steps.push_back(PlanStep{StepKind::kSeed, "seed: " + manifest.seed[i].name, {}, static_cast<int>(i)});
   plan.steps.push_back(PlanStep{StepKind::kRoutes, "routes", {}, -1});
+  // A provider that updates without downtime keeps the replaced versions
+  // serving until the routes point at the new ones; they stop here.
+  plan.steps.push_back(PlanStep{StepKind::kPrune, "prune", {}, -1});
   plan.steps.push_back(PlanStep{StepKind::kReady, "ready", {}, -1});
   return plan;
 }

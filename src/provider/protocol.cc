@@ -19,6 +19,7 @@ const char* to_string(ProviderVerb verb) {
     case ProviderVerb::kValidate: return "validate";
     case ProviderVerb::kAllocate: return "allocate";
     case ProviderVerb::kApply: return "apply";
+    case ProviderVerb::kPrune: return "prune";
     case ProviderVerb::kSleep: return "sleep";
     case ProviderVerb::kDestroy: return "destroy";
     case ProviderVerb::kStatus: return "status";
@@ -36,8 +37,8 @@ const ServiceStatus* ProviderResponse::service(std::string_view name) const {
 namespace {
 
 constexpr ProviderVerb kAllVerbs[] = {ProviderVerb::kDescribe, ProviderVerb::kValidate, ProviderVerb::kAllocate,
-                                      ProviderVerb::kApply,    ProviderVerb::kSleep,    ProviderVerb::kDestroy,
-                                      ProviderVerb::kStatus,   ProviderVerb::kList};
+                                      ProviderVerb::kApply,    ProviderVerb::kPrune,    ProviderVerb::kSleep,
+                                      ProviderVerb::kDestroy,  ProviderVerb::kStatus,   ProviderVerb::kList};
 
 // An integer field within [low, high]; absent gives `fallback`. A float or a
 // number out of range is refused (converting it would be undefined).

@@ -16,7 +16,7 @@ namespace prevue {
 
 inline constexpr int kProviderProtocolVersion = 2;
 
-enum class ProviderVerb { kDescribe, kValidate, kAllocate, kApply, kSleep, kDestroy, kStatus, kList };
+enum class ProviderVerb { kDescribe, kValidate, kAllocate, kApply, kPrune, kSleep, kDestroy, kStatus, kList };
 const char* to_string(ProviderVerb verb);
 
 // Exit codes a provider uses (anything else is a crash).

@@ -9,10 +9,11 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import unittest
 
 from prevue_e2e import (PREVUE, PROVIDER_DIR, Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host,
-                        process_alive, service_pids, write)
+                        process_alive, service_pids, set_banner, slow_web_start, write)
 
 SCRIPTED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "providers", "scripted")
 
@@ -37,9 +38,11 @@ class Providers(PrevueTestCase):
         self.daemon = None
 
     def tearDown(self):
-        if self.daemon:
-            self.daemon.stop()
-        super().tearDown()
+        try:
+            if self.daemon:
+                self.daemon.stop()
+        finally:
+            super().tearDown()  # tears the environments down even when the daemon's stop reports an error
 
     def branch(self, name, manifest, files=None):
         git(self.repo, "checkout", "-q", "-b", name, "main")
@@ -172,6 +175,36 @@ class Providers(PrevueTestCase):
         self.assertFalse(process_alive(pid))
         self.assertFalse(os.path.exists(records))
         self.assertFalse(os.path.exists(env_dir))
+
+    def test_an_update_serves_the_old_version_until_the_new_one_is_healthy(self):
+        git(self.repo, "checkout", "-q", "-b", "feature", "main")
+        set_banner(self.repo, "version one")
+        first = commit_all(self.repo, "first")
+        git(self.repo, "checkout", "-q", "main")
+        self.start_daemon()
+        env = self.daemon.wait_env(1, "ready", first)
+        host = primary_host(env)
+        old_pids = service_pids(self.env_dir(env))
+        # The new version takes 3 s to listen: long enough to see any gap.
+        git(self.repo, "checkout", "-q", "feature")
+        set_banner(self.repo, "version two")
+        slow_web_start(self.repo)
+        second = commit_all(self.repo, "second")
+        git(self.repo, "checkout", "-q", "main")
+        answers = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status, page, _ = self.daemon.get(host, timeout=10)
+            answers.append((status, "version two" in page))
+            if status == 200 and "version two" in page and len([a for a in answers if a[1]]) >= 5:
+                break
+            time.sleep(0.05)
+        statuses = sorted({status for status, _ in answers})
+        self.assertEqual(statuses, [200], f"{len(answers)} requests: {statuses}")
+        self.assertTrue(answers[0] == (200, False) and answers[-1] == (200, True), answers[:3] + answers[-3:])
+        self.daemon.wait_env(1, "ready", second)
+        self.daemon.wait_for(lambda: not process_alive(old_pids["web"]), "the replaced web process stopped", 20)
+        self.assertEqual(service_pids(self.env_dir(env))["api"], old_pids["api"], "an unchanged service keeps running")
 
     def test_a_committed_dot_prevue_folder_is_just_a_folder(self):
         write(self.repo, ".prevue/local.json", "{ this is the repository's file, not prevue's")

@@ -137,8 +137,16 @@ class Serve(PrevueTestCase):
             self.assertIn("Address already in use", run.stderr)
         self.assertEqual(self.daemon.api_call("GET", "/healthz")[0], 200)
 
-    def test_a_redeploy_whose_service_restarts_says_it_is_updating(self):
+    def test_a_redeploy_whose_service_restarts_in_place_says_it_is_updating(self):
+        # An app that cannot run twice side by side is restarted in place;
+        # meanwhile the page says it is updating (zero-downtime updates are
+        # in test_providers).
         git(self.repo, "checkout", "-q", "-b", "feature", "main")
+        with open(os.path.join(self.repo, "prevue.json"), encoding="utf-8") as f:
+            manifest = json.load(f)
+        manifest["local"] = {"update": "in_place"}
+        with open(os.path.join(self.repo, "prevue.json"), "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2)
         set_banner(self.repo, "first version")
         commit_all(self.repo, "first")
         git(self.repo, "checkout", "-q", "main")

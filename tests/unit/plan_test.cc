@@ -29,7 +29,7 @@ const PlanStep& apply_step(const Plan& p) {
 TEST(Plan, NewEnvironmentGetsEverything) {
   Plan p = make_plan(two_services(), "c1", nullptr, {{"web", "w1"}, {"api", "a1"}});
   EXPECT_EQ(p.action, PlanAction::kCreate);
-  EXPECT_EQ(step_names(p), (std::vector<std::string>{"allocate", "render", "apply", "seed: items", "routes", "ready"}));
+  EXPECT_EQ(step_names(p), (std::vector<std::string>{"allocate", "render", "apply", "seed: items", "routes", "prune", "ready"}));
   EXPECT_EQ(apply_step(p).services, (std::vector<std::string>{"web", "api"}));
 }
 
@@ -39,7 +39,7 @@ TEST(Plan, UpdateRestartsOnlyChangedServicesAndKeepsData) {
   EXPECT_EQ(p.action, PlanAction::kUpdate);
   EXPECT_EQ(apply_step(p).services, std::vector<std::string>{"web"});
   EXPECT_EQ(p.unchanged_services, std::vector<std::string>{"api"});
-  EXPECT_EQ(step_names(p), (std::vector<std::string>{"allocate", "render", "apply", "routes", "ready"}));
+  EXPECT_EQ(step_names(p), (std::vector<std::string>{"allocate", "render", "apply", "routes", "prune", "ready"}));
 }
 
 TEST(Plan, FailedEnvironmentIsResumedWholeAndSeededIfNeverSeeded) {

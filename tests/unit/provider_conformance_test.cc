@@ -166,6 +166,63 @@ TEST_P(ProviderConformance, ApplyTwiceChangesNothingAndDestroyStopsEverything) {
   call_ok(request(ProviderVerb::kDestroy));  // idempotent
 }
 
+// A provider that declares zero_downtime keeps the old version serving
+// through an update: allocate gives the new revision its own endpoint, apply
+// starts it there, and only prune stops the old one.
+TEST_P(ProviderConformance, ZeroDowntimeUpdateKeepsTheOldVersionUntilPrune) {
+  if (!call_ok(request(ProviderVerb::kDescribe)).zero_downtime) GTEST_SKIP() << GetParam() << " replaces services in place";
+  ProviderRequest alloc = request(ProviderVerb::kAllocate);
+  alloc.services = {web_service(0)};
+  Endpoint first_endpoint = call_ok(alloc).service("web")->endpoint;
+  ProviderRequest apply = request(ProviderVerb::kApply);
+  apply.services = {web_service(first_endpoint.port)};
+  long old_pid = call_ok(apply).services.at(0).pid;
+
+  alloc.services[0].revision = "r2";
+  Endpoint next = call_ok(alloc).service("web")->endpoint;
+  EXPECT_NE(next, first_endpoint);
+  EXPECT_EQ(call_ok(alloc).service("web")->endpoint, next) << "allocate stays stable for the same revision";
+  apply.services = {web_service(next.port)};
+  apply.services[0].revision = "r2";
+  ProviderResponse updated = call_ok(apply);
+  ASSERT_EQ(updated.services.size(), 1u);
+  EXPECT_TRUE(updated.services[0].restarted);
+  EXPECT_EQ(updated.services[0].endpoint, next);
+  EXPECT_TRUE(process_alive(old_pid)) << "the old version serves until prune";
+  EXPECT_TRUE(process_alive(updated.services[0].pid));
+  call_ok(request(ProviderVerb::kPrune));
+  EXPECT_FALSE(process_alive(old_pid));
+  EXPECT_TRUE(process_alive(updated.services[0].pid));
+  call_ok(request(ProviderVerb::kPrune));  // idempotent
+  EXPECT_EQ(call_ok(apply).services.at(0).restarted, false);
+}
+
+// A new version that fails its health check leaves the old one serving.
+TEST_P(ProviderConformance, AFailedUpdateLeavesTheOldVersionServing) {
+  if (!call_ok(request(ProviderVerb::kDescribe)).zero_downtime) GTEST_SKIP() << GetParam() << " replaces services in place";
+  ProviderRequest alloc = request(ProviderVerb::kAllocate);
+  alloc.services = {web_service(0)};
+  int port = call_ok(alloc).service("web")->endpoint.port;
+  ProviderRequest apply = request(ProviderVerb::kApply);
+  apply.services = {web_service(port)};
+  long old_pid = call_ok(apply).services.at(0).pid;
+  alloc.services[0].revision = "r2";
+  int next = call_ok(alloc).service("web")->endpoint.port;
+  ProviderService broken = web_service(next);
+  broken.revision = "r2";
+  broken.run = {"python3", "-c", "import sys; print('new version cannot start'); sys.exit(1)"};
+  apply.services = {broken};
+  ProviderCall c = client_.call(GetParam(), apply, std::chrono::seconds(60));
+  ASSERT_TRUE(c.response.ok());
+  EXPECT_FALSE(c.response->ok);
+  EXPECT_TRUE(process_alive(old_pid));
+  ProviderResponse status = call_ok(request(ProviderVerb::kStatus));
+  ASSERT_EQ(status.services.size(), 1u);
+  EXPECT_EQ(status.services[0].pid, old_pid);
+  EXPECT_EQ(status.services[0].endpoint.port, port);
+  EXPECT_TRUE(status.services[0].running);
+}
+
 TEST_P(ProviderConformance, DestroyingAMissingEnvironmentSucceeds) {
   fs::remove_all(root_ / "envs" / "pr-1-test");
   call_ok(request(ProviderVerb::kDestroy));
