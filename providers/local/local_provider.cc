@@ -105,19 +105,21 @@ bool wait_group_gone(long pgid, std::chrono::milliseconds budget) {
 
 // The stop signal (SIGTERM, or SIGINT where the manifest asks) to the whole
 // group, then KILL after the grace period.
-void stop_group(const std::string& service, long pid, unsigned long long start_time, std::int64_t grace_ms, int stop_signal) {
-  if (pid <= 0) return;
+// Returns what happened, for the teardown's receipt.
+std::string stop_group(const std::string& service, long pid, unsigned long long start_time, std::int64_t grace_ms, int stop_signal) {
+  if (pid <= 0) return "not running";
   // Only signal a group whose leader is still the process we started, or
   // whose leader is gone but members remain (pgid cannot be reused then).
-  if (!is_alive(pid, start_time) && group_members(pid).empty()) return;
+  if (!is_alive(pid, start_time) && group_members(pid).empty()) return "already gone";
   ::kill(-static_cast<pid_t>(pid), stop_signal);
   if (wait_group_gone(pid, std::chrono::milliseconds(grace_ms))) {
     log("stopped service=" + service + " pid=" + std::to_string(pid));
-    return;
+    return "stopped";
   }
   ::kill(-static_cast<pid_t>(pid), SIGKILL);
   wait_group_gone(pid, std::chrono::milliseconds(2000));
   log("killed service=" + service + " pid=" + std::to_string(pid) + " (did not stop within grace period)");
+  return "killed after its grace";
 }
 
 // ---- state file ---------------------------------------------------------------
@@ -455,8 +457,12 @@ Status allocate(const ProviderRequest& r, const Settings& settings, EnvRecord& r
 }
 
 // Stops what an update replaced.
-void stop_retiring(const std::string& name, ServiceRecord& s, std::int64_t grace_ms, int stop_signal) {
-  for (const auto& old : s.retiring) stop_group(name + " (replaced)", old.pid, old.start_time, grace_ms, stop_signal);
+void stop_retiring(const std::string& name, ServiceRecord& s, std::int64_t grace_ms, int stop_signal,
+                   std::vector<ReceiptItem>* receipt = nullptr) {
+  for (const auto& old : s.retiring) {
+    std::string outcome = stop_group(name + " (replaced)", old.pid, old.start_time, grace_ms, stop_signal);
+    if (receipt) receipt->push_back({"process", name + " replaced version (pid " + std::to_string(old.pid) + ")", outcome});
+  }
   s.retiring.clear();
 }
 
@@ -592,15 +598,16 @@ bool is_inside(const fs::path& child, const fs::path& parent) {
 
 // Stops every process the environment runs and removes this provider's
 // records of it; the environment's directory is prevue's to remove.
-Status destroy(const ProviderRequest& r, const Settings& settings) {
+Status destroy(const ProviderRequest& r, const Settings& settings, std::vector<ReceiptItem>& receipt) {
   fs::path records = r.environment.records_dir;
   std::error_code ec;
   if (!fs::exists(records, ec)) return {};  // already gone: destroy is idempotent
   auto rec = load(records);
   if (rec.ok()) {
     for (auto& [name, s] : rec->services) {
-      stop_retiring(name, s, r.stop_grace_ms, settings.stop_signal);
-      stop_group(name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
+      stop_retiring(name, s, r.stop_grace_ms, settings.stop_signal, &receipt);
+      std::string outcome = stop_group(name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
+      receipt.push_back({"process", name + (s.pid > 0 ? " (pid " + std::to_string(s.pid) + ")" : ""), outcome});
     }
   } else {
     log("warning: " + rec.error().message);
@@ -610,6 +617,7 @@ Status destroy(const ProviderRequest& r, const Settings& settings) {
   if (!ours) return make_error(ErrorCode::kInvalidArgument, "refusing to remove " + records.string() + ": not a local provider record");
   fs::remove_all(records, ec);
   if (ec) return make_error(ErrorCode::kIo, "cannot remove " + records.string() + ": " + ec.message());
+  receipt.push_back({"directory", records.string() + " (its records and service logs)", "removed"});
   log("destroyed slug=" + r.environment.slug);
   return {};
 }
@@ -628,12 +636,12 @@ Status sleep(const ProviderRequest& r, const Settings& settings, EnvRecord& rec)
 // After the routes moved to the new versions: requests already sent to a
 // replaced one get a moment to finish, then it stops.
 constexpr std::chrono::milliseconds kDrain{1000};
-Status prune(const ProviderRequest& r, const Settings& settings, EnvRecord& rec) {
+Status prune(const ProviderRequest& r, const Settings& settings, EnvRecord& rec, ProviderResponse& resp) {
   bool any = false;
   for (const auto& [name, s] : rec.services) any = any || !s.retiring.empty();
   if (!any) return {};
   std::this_thread::sleep_for(kDrain);
-  for (auto& [name, s] : rec.services) stop_retiring(name, s, r.stop_grace_ms, settings.stop_signal);
+  for (auto& [name, s] : rec.services) stop_retiring(name, s, r.stop_grace_ms, settings.stop_signal, &resp.removed);
   return save(r.environment.records_dir, rec);
 }
 
@@ -709,7 +717,7 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
           std::error_code ec;
           std::optional<FileLock> lock;  // not created for records that are already gone
           if (fs::exists(records, ec)) lock.emplace(records / "lock");
-          result = destroy(request, settings);
+          result = destroy(request, settings, response.removed);
           break;
         }
         // One mutating call per environment at a time: a call orphaned by a
@@ -723,7 +731,7 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
           break;
         }
         if (request.verb == ProviderVerb::kSleep) result = sleep(request, settings, *rec);
-        else if (request.verb == ProviderVerb::kPrune) result = prune(request, settings, *rec);
+        else if (request.verb == ProviderVerb::kPrune) result = prune(request, settings, *rec, response);
         else if (request.verb == ProviderVerb::kAllocate) result = allocate(request, settings, *rec, response, /*reserve_next=*/true);
         else result = apply(request, settings, *rec, response);
         break;

@@ -131,6 +131,8 @@ int main(int argc, char** argv) {
   bool down_all = false;
   down->add_option("slug", down_slug, "Environment slug (see `prevue ls`)");
   down->add_flag("--all", down_all, "Every environment in the state directory");
+  bool down_json = false;
+  down->add_flag("--json", down_json, "Print what was removed (the receipt) as JSON: one object, or an array with --all");
   auto* down_repo_opt = down->add_option("--repo", down_repo, "Repository (with --pr)");
   auto* down_pr_opt = down->add_option("--pr", down_pr, "Pull request number (with --repo)")->check(CLI::PositiveNumber);
   down_repo_opt->needs(down_pr_opt);
@@ -404,6 +406,12 @@ int main(int argc, char** argv) {
       std::cerr << "prevue down: give one of a SLUG, --repo with --pr, or --all\n";
       return kExitUsage;
     }
+    auto down_json_of = [](const prevue::DownResult& one) {
+      json j{{"ok", one.ok}, {"slug", one.environment.slug}, {"already_gone", one.already_gone},
+             {"receipt", json::parse(prevue::receipt_json(one.receipt))}};
+      if (!one.ok) j["error"] = one.error;
+      return j;
+    };
     if (down_all) {
       auto envs = engine.list(false);
       if (!envs.ok()) {
@@ -411,8 +419,10 @@ int main(int argc, char** argv) {
         return kExitFailed;
       }
       int failures = 0;
+      json all = json::array();
       for (const auto& v : *envs) {
         auto one = engine.down_by_slug(v.record.slug);
+        all.push_back(down_json_of(one));
         if (one.ok) {
           std::cerr << "prevue: " << v.record.slug << (one.already_gone ? " was already destroyed" : " destroyed") << "\n";
         } else {
@@ -421,6 +431,7 @@ int main(int argc, char** argv) {
         }
       }
       if (envs->empty()) std::cerr << "prevue: no environments to remove\n";
+      if (down_json) std::cout << all.dump(2) << "\n";
       return failures ? kExitFailed : 0;
     }
     if (!down_slug.empty()) r = engine.down_by_slug(down_slug);
@@ -429,11 +440,14 @@ int main(int argc, char** argv) {
       std::cerr << "prevue down: give a SLUG, --repo R --pr N, or --all\n";
       return kExitUsage;
     }
+    if (down_json && (r.ok || !r.environment.slug.empty())) std::cout << down_json_of(r).dump(2) << "\n";
     if (!r.ok) {
       std::cerr << "prevue down: " << r.error << "\n";
       return kExitFailed;
     }
     std::cerr << "prevue: " << r.environment.slug << (r.already_gone ? " was already destroyed" : " destroyed") << "\n";
+    if (!down_json)
+      for (const auto& item : r.receipt) std::cerr << "  " << item.kind << " " << item.name << ": " << item.outcome << "\n";
     return 0;
   }
 

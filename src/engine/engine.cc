@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "core/files.h"
 #include "core/redact.h"
 #include "core/slug.h"
@@ -734,13 +736,28 @@ DownResult Engine::down_by_pr(const std::string& repo, long pr) {
   return down(**env);
 }
 
-Status Engine::environment_verb(const EnvironmentRecord& env, ProviderVerb verb, std::string& log) {
+Status Engine::environment_verb(const EnvironmentRecord& env, ProviderVerb verb, std::string& log,
+                                std::vector<ReceiptItem>* removed) {
   ProviderRequest r = config_.provider_request(verb, env.provider, env.slug, env.pr, env.deployed_sha);
   ProviderCall call = providers_.call(env.provider, r, config_.provider_timeout);
   log += call.log;
   if (!call.response.ok()) return call.response.error();
   if (!call.response->ok) return make_error(ErrorCode::kProvider, call.response->error_message);
+  if (removed) {
+    for (ReceiptItem item : call.response->removed) {
+      item.by = env.provider;
+      log += item.kind + " " + item.name + ": " + item.outcome + "\n";
+      removed->push_back(std::move(item));
+    }
+  }
   return {};
+}
+
+std::string receipt_json(const std::vector<ReceiptItem>& receipt) {
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& item : receipt)
+    items.push_back({{"by", item.by}, {"kind", item.kind}, {"name", item.name}, {"outcome", item.outcome}});
+  return items.dump();
 }
 
 DownResult Engine::down(EnvironmentRecord env) {
@@ -760,10 +777,19 @@ DownResult Engine::down(EnvironmentRecord env) {
   if (auto s = store_.update_environment(env); !s.ok()) return DownResult{false, false, env, s.error().message};
 
   StepRecorder steps(store_, runner_, run->id, env.id, redact_);
-  steps.run("destroy", [&](std::string& log) { return environment_verb(env, ProviderVerb::kDestroy, log); });
+  std::vector<ReceiptItem>& receipt = result.receipt;
+  steps.run("destroy", [&](std::string& log) { return environment_verb(env, ProviderVerb::kDestroy, log, &receipt); });
   steps.run("routes", [&](std::string& log) -> Status {
+    auto routes = store_.routes_of(env.id);
+    if (!routes.ok()) return routes.error();
     PREVUE_TRY(store_.replace_routes(env.id, {}));
     PREVUE_TRY(store_.delete_lease(env.id));
+    for (const auto& route : *routes) {
+      receipt.push_back({"route", route.host + " -> " + route.upstream, "removed", "prevue"});
+      // Published by the daemon (or `prevue gc`), which withdraws names no live route has.
+      receipt.push_back({"dns", route.host, "withdrawn at the next DNS publish", "prevue"});
+    }
+    receipt.push_back({"lease", env.slug, "removed", "prevue"});
     log += "routes and lease removed\n";
     return {};
   });
@@ -773,11 +799,14 @@ DownResult Engine::down(EnvironmentRecord env) {
     env.failed_step = steps.failed_step();
     (void)store_.update_environment(env);
     (void)store_.finish_run(run->id, RunState::kFailed, steps.error());
-    return DownResult{false, false, env, steps.failed_step() + ": " + steps.error()};
+    return DownResult{false, false, env, steps.failed_step() + ": " + steps.error(), receipt};
   }
-  std::error_code ec;
-  fs::remove_all(env.dir, ec);
-  fs::remove_all(config_.records_dir(env.slug), ec);
+  for (const fs::path& dir : {fs::path(env.dir), config_.records_dir(env.slug)}) {
+    std::error_code ec;
+    bool existed = fs::exists(dir, ec);
+    fs::remove_all(dir, ec);
+    receipt.push_back({"directory", dir.string(), ec ? "not removed: " + ec.message() : existed ? "removed" : "already gone", "prevue"});
+  }
   // Taken down while its pull request is open (by hand, or its lease ran
   // out): it stays down until the next push, or the reconciler would bring
   // it straight back.
@@ -796,6 +825,7 @@ DownResult Engine::down(EnvironmentRecord env) {
   env.error.clear();
   if (auto s = store_.update_environment(env); !s.ok()) return DownResult{false, false, env, s.error().message};
   (void)store_.finish_run(run->id, RunState::kSucceeded, "");
+  (void)store_.append_timeline(env.id, "receipt", receipt_json(receipt), 0);
   (void)store_.append_timeline(env.id, "destroyed", "", 0);
   result.ok = true;
   result.environment = env;

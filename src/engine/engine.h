@@ -100,7 +100,14 @@ struct DownResult {
   bool already_gone = false;
   EnvironmentRecord environment;
   std::string error;
+  // What the teardown removed, each with what happened: the provider's
+  // resources, then prevue's routes, lease and directories. Kept in the
+  // timeline ("receipt").
+  std::vector<ReceiptItem> receipt;
 };
+
+// A receipt as JSON text (the timeline's detail, `prevue down --json`).
+std::string receipt_json(const std::vector<ReceiptItem>& receipt);
 
 struct RenderedFile {
   std::string path;
@@ -145,7 +152,8 @@ class Engine {
  private:
   DownResult down(EnvironmentRecord env);
   // One provider verb on an existing environment (destroy, sleep), its log appended.
-  Status environment_verb(const EnvironmentRecord& env, ProviderVerb verb, std::string& log);
+  Status environment_verb(const EnvironmentRecord& env, ProviderVerb verb, std::string& log,
+                          std::vector<ReceiptItem>* removed = nullptr);
 
   EngineConfig config_;
   Store& store_;

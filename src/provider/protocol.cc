@@ -176,6 +176,11 @@ std::string encode_response(const ProviderResponse& r) {
   json outputs = json::object();
   for (const auto& [name, o] : r.outputs) outputs[name] = json{{"value", o.value}, {"sensitive", o.sensitive}};
   j["outputs"] = outputs;
+  if (!r.removed.empty()) {
+    json removed = json::array();
+    for (const auto& item : r.removed) removed.push_back(json{{"kind", item.kind}, {"name", item.name}, {"outcome", item.outcome}});
+    j["removed"] = removed;
+  }
   json environments = json::array();
   for (const auto& e : r.environments) {
     json svc = json::array();
@@ -224,6 +229,8 @@ Result<ProviderResponse> decode_response(std::string_view text, int exit_code) {
       r.outputs[name] = o.is_object() ? ProviderOutput{o.at("value").get<std::string>(), o.value("sensitive", false)}
                                       : ProviderOutput{o.get<std::string>(), false};
     }
+    for (const auto& item : j.value("removed", json::array()))
+      r.removed.push_back(ReceiptItem{item.at("kind").get<std::string>(), item.value("name", ""), item.value("outcome", "removed")});
     for (const auto& e : j.value("environments", json::array())) {
       EnvironmentListing listing{e.at("slug").get<std::string>(), e.value("dir", ""), {}};
       for (const auto& s : e.value("services", json::array())) listing.services.push_back(service_status_from(s));

@@ -74,6 +74,15 @@ struct ProviderOutput {
   bool operator==(const ProviderOutput&) const = default;
 };
 
+// One thing a teardown removed (or found gone): a line of its receipt.
+struct ReceiptItem {
+  std::string kind;     // "process", "container", "namespace", "workspace", "database", "route", "directory", ...
+  std::string name;     // what it was: "web (pid 5120)", "pr-42-x.prevue.localhost"
+  std::string outcome;  // "stopped", "killed after its grace", "removed", "already gone"
+  std::string by;       // filled in by prevue: the provider (or "prevue") that removed it; not on the wire
+  bool operator==(const ReceiptItem&) const = default;
+};
+
 // One thing wrong with a provider's settings, at its JSON path.
 struct SettingsProblem {
   std::string path;  // "$.compose.files[0]"
@@ -103,6 +112,7 @@ struct ProviderResponse {
   // allocate, apply, status
   std::vector<ServiceStatus> services;
   std::map<std::string, ProviderOutput> outputs;  // apply
+  std::vector<ReceiptItem> removed;                // destroy (and prune): what it removed
   // list
   std::vector<EnvironmentListing> environments;
 

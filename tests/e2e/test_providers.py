@@ -206,6 +206,24 @@ class Providers(PrevueTestCase):
         self.daemon.wait_for(lambda: not process_alive(old_pids["web"]), "the replaced web process stopped", 20)
         self.assertEqual(service_pids(self.env_dir(env))["api"], old_pids["api"], "an unchanged service keeps running")
 
+    def test_down_prints_a_receipt_of_what_it_removed(self):
+        result, out = self.up(self.repo, 1, "main")
+        self.assertTrue(result["ok"], out.stdout + out.stderr)
+        env_dir = os.path.join(self.state_dir, "envs", result["slug"])
+        pids = service_pids(env_dir)
+        down = json.loads(self.prevue("down", result["slug"], "--json").stdout)
+        self.assertTrue(down["ok"])
+        receipt = {(item["by"], item["kind"], item["name"]): item["outcome"] for item in down["receipt"]}
+        for service, pid in pids.items():
+            self.assertEqual(receipt.get(("local", "process", f"{service} (pid {pid})")), "stopped", down["receipt"])
+        self.assertEqual(receipt.get(("prevue", "directory", env_dir)), "removed", down["receipt"])
+        routes = [name for (by, kind, name) in receipt if kind == "route"]
+        self.assertEqual(len(routes), 2, down["receipt"])  # web and api
+        self.assertTrue(any(kind == "dns" for (_, kind, _) in receipt))
+        again = json.loads(self.prevue("down", result["slug"], "--json").stdout)
+        self.assertTrue(again["already_gone"])
+        self.assertEqual(again["receipt"], [])
+
     def test_a_committed_dot_prevue_folder_is_just_a_folder(self):
         write(self.repo, ".prevue/local.json", "{ this is the repository's file, not prevue's")
         write(self.repo, ".prevue/lock", "")
