@@ -83,7 +83,7 @@ void BM_StoreDueLeases(benchmark::State& state) {
   std::uniform_int_distribution<std::int64_t> spread(0, 72LL * 3'600'000);
   (void)(*store)->upsert_repository("/bench", "bench", "/bench.git");
   for (std::int64_t id = 1; id <= state.range(0); ++id) {
-    prevue::LeaseRecord l{id, 72LL * 3'600'000, 24LL * 3'600'000, "destroy", 0, kStart + spread(rng), kStart, false, 0};
+    prevue::LeaseRecord l{id, 72LL * 3'600'000, 24LL * 3'600'000, prevue::EndAction::kDestroy, 0, kStart + spread(rng), kStart, false, 0};
     (void)(*store)->upsert_lease(l);
   }
   std::int64_t now = kStart;

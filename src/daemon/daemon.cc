@@ -647,7 +647,7 @@ struct Daemon::Impl {
         r.lease_expires_at_ms = l.expires_at == LeaseScheduler::kNever ? 0 : l.expires_at;
         r.idle_ms = l.idle_ms;
         r.pinned = l.pinned;
-        r.lease_end = l.end_action;
+        r.lease_end = to_string(l.end_action);
       }
     }
     if (r.slug.empty()) r.slug = predicted_slug(key, (*pr)->head_ref);
@@ -1079,7 +1079,7 @@ struct Daemon::Impl {
     if (auto lease = store->lease_of(e.id); lease.ok() && lease->has_value()) {
       const LeaseRecord& l = **lease;
       j["lease"] = {{"expires_at_ms", l.expires_at}, {"last_active_ms", l.last_active}, {"idle_ms", l.idle_ms},
-                    {"end", l.end_action},          {"pinned", l.pinned},              {"revoked_at_ms", l.revoked_at},
+                    {"end", to_string(l.end_action)},          {"pinned", l.pinned},              {"revoked_at_ms", l.revoked_at},
                     {"deadline_ms", l.deadline() == LeaseScheduler::kNever ? json(nullptr) : json(l.deadline())}};
     }
     if (auto d = dns_state.find(e.id); d != dns_state.end())

@@ -682,7 +682,7 @@ UpResult Engine::up(const UpRequest& request) {
           LeaseRecord record{env.id,
                              policy.ttl.count(),
                              policy.idle.count(),
-                             to_string(policy.end),
+                             policy.end,
                              policy.grace.count(),
                              now + policy.ttl.count(),
                              now,

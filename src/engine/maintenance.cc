@@ -46,7 +46,7 @@ Result<LeaseRecord> pin_lease(Store& store, const std::string& slug, bool pinned
 
 LeaseEnd lease_end_action(const LeaseRecord& lease, const EnvironmentRecord& env) {
   if (env.state == EnvState::kDestroyed) return LeaseEnd::kNothing;
-  if (lease.revoked_at != 0 || lease.end_action != "sleep") return LeaseEnd::kDestroy;
+  if (lease.revoked_at != 0 || lease.end_action != EndAction::kSleep) return LeaseEnd::kDestroy;
   return env.state == EnvState::kReady ? LeaseEnd::kSleep : LeaseEnd::kNothing;
 }
 
@@ -206,7 +206,7 @@ GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const E
         auto pr = store.find_pull_request(e.repo_id, e.pr);
         auto lease = store.lease_of(e.id);
         bool closed = pr.ok() && pr->has_value() && (*pr)->status != PrStatus::kOpen;
-        bool in_grace = lease.ok() && lease->has_value() && (*lease)->revoked_at && (*lease)->deadline() > now;
+        bool in_grace = lease.ok() && lease->has_value() && (*lease)->in_grace(now);
         retry = closed && !in_grace;
         why = "pull request closed";
       }

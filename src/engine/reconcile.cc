@@ -18,7 +18,7 @@ ReconcileDecision decide(const PullRequestRecord& pr, const std::optional<Enviro
   bool exists = env.has_value() && env->state != EnvState::kDestroyed;
   if (pr.status != PrStatus::kOpen) {
     if (!exists) return {A::kNone, "", "", "closed, nothing left"};
-    if (lease && lease->revoked_at != 0 && lease->deadline() > now_ms) return {A::kWait, "", "", "closed, inside its grace period"};
+    if (lease && lease->in_grace(now_ms)) return {A::kWait, "", "", "closed, inside its grace period"};
     return {A::kDown, "", "", std::string(to_string(pr.status)) + ": tear down"};
   }
   if (pr.head_sha.empty()) return {A::kNone, "", "", "open, no head commit known yet"};

@@ -19,8 +19,6 @@ const char* to_string(SeedKind kind) {
   return "unknown";
 }
 
-const char* to_string(EndAction action) { return action == EndAction::kSleep ? "sleep" : "destroy"; }
-
 const ServiceSpec* Manifest::find_service(std::string_view name) const {
   for (const auto& service : services) {
     if (service.name == name) return &service;
@@ -202,9 +200,8 @@ ManifestLease json_reader::read_lease(const Reader& l) {
   if (l.has("grace")) lease.grace = l.at("grace").duration();
   if (l.has("end")) {
     std::string end = l.at("end").string();
-    if (end == "destroy") lease.end = EndAction::kDestroy;
-    else if (end == "sleep") lease.end = EndAction::kSleep;
-    else l.at("end").fail("must be \"destroy\" or \"sleep\"");
+    lease.end = end_action_from_string(end);
+    if (!lease.end) l.at("end").fail("must be \"destroy\" or \"sleep\"");
   }
   return lease;
 }

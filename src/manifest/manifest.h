@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/duration.h"
+#include "core/end_action.h"
 #include "core/result.h"
 
 namespace prevue {
@@ -57,8 +58,6 @@ struct RouteSpec {
   std::string service;  // which service answers this host
 };
 
-enum class EndAction { kDestroy, kSleep };
-const char* to_string(EndAction action);
 
 // A lease policy with every value set: the service's defaults (config).
 struct LeasePolicy {

@@ -358,7 +358,7 @@ class SqliteStore final : public Store {
                      "ttl_ms = excluded.ttl_ms, idle_ms = excluded.idle_ms, end_action = excluded.end_action, "
                      "grace_ms = excluded.grace_ms, expires_at = excluded.expires_at, last_active = excluded.last_active, "
                      "pinned = excluded.pinned, revoked_at = excluded.revoked_at, deadline = excluded.deadline");
-    s.bind(1, l.env_id).bind(2, l.ttl_ms).bind(3, l.idle_ms).bind(4, l.end_action).bind(5, l.grace_ms);
+    s.bind(1, l.env_id).bind(2, l.ttl_ms).bind(3, l.idle_ms).bind(4, std::string(to_string(l.end_action))).bind(5, l.grace_ms);
     s.bind(6, l.expires_at).bind(7, l.last_active).bind(8, std::int64_t(l.pinned)).bind(9, l.revoked_at).bind(10, l.deadline());
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot write lease");
     return {};
@@ -571,7 +571,8 @@ class SqliteStore final : public Store {
   static RepositoryRecord read_repository(const Statement& s) { return {s.integer(0), s.text(1), s.text(2), s.text(3)}; }
   static RouteRecord read_route(const Statement& s) { return {s.text(0), s.integer(1), s.text(2), s.text(3), s.text(4)}; }
   static LeaseRecord read_lease(const Statement& s) {
-    return LeaseRecord{s.integer(0), s.integer(1), s.integer(2), s.text(3), s.integer(4),
+    // The schema's CHECK admits only 'destroy' and 'sleep'.
+    return LeaseRecord{s.integer(0), s.integer(1), s.integer(2), end_action_from_string(s.text(3)).value_or(EndAction::kDestroy), s.integer(4),
                        s.integer(5), s.integer(6), s.integer(7) != 0, s.integer(8)};
   }
   static PullRequestRecord read_pr(const Statement& s) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/end_action.h"
 #include "core/env_state.h"
 #include "core/result.h"
 
@@ -87,7 +88,7 @@ struct LeaseRecord {
   std::int64_t env_id = 0;
   std::int64_t ttl_ms = 0;
   std::int64_t idle_ms = 0;
-  std::string end_action = "destroy";
+  EndAction end_action = EndAction::kDestroy;
   std::int64_t grace_ms = 0;
   std::int64_t expires_at = 0;    // hard end (TTL from the last push or extend)
   std::int64_t last_active = 0;   // last push or proxy hit
@@ -98,6 +99,10 @@ struct LeaseRecord {
   // and the idle limit (never, for a pinned lease). The one definition the
   // daemon's scheduler, the store's index and `prevue gc` all use.
   std::int64_t deadline() const;
+  // The pull request merged or closed and its grace has not run out: the
+  // environment stays until then. The one rule the reconciler, the lease
+  // timers and `prevue gc` share.
+  bool in_grace(std::int64_t now_ms) const { return revoked_at != 0 && deadline() > now_ms; }
 };
 
 enum class PrStatus { kOpen, kClosed, kMerged };

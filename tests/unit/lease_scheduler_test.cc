@@ -53,7 +53,7 @@ TEST(LeaseScheduler, CoalescesHits) {
 TEST(LeaseLife, ExpiryRenewalAndRevocationWithAFakeClock) {
   FakeClock clock;
   const std::int64_t start = clock.now_ms();
-  LeaseRecord lease{1, /*ttl*/ 3'600'000, /*idle*/ 600'000, "destroy", /*grace*/ 120'000, start + 3'600'000, start, false, 0};
+  LeaseRecord lease{1, /*ttl*/ 3'600'000, /*idle*/ 600'000, EndAction::kDestroy, /*grace*/ 120'000, start + 3'600'000, start, false, 0};
   LeaseScheduler s;
   s.schedule(1, lease.deadline());
   EXPECT_EQ(*s.next_deadline(), start + 600'000);  // idle first

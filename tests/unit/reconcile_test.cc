@@ -55,7 +55,7 @@ TEST(Reconcile, ExpiredLeaseWaitsForANewPush) {
 TEST(Reconcile, ClosedOrMergedIsTornDownAfterGrace) {
   PullRequestRecord pr = open_pr("a1");
   pr.status = PrStatus::kMerged;
-  LeaseRecord lease{1, 1000, 1000, "destroy", 5000, 99999, 0, false, 100};
+  LeaseRecord lease{1, 1000, 1000, EndAction::kDestroy, 5000, 99999, 0, false, 100};
   EXPECT_EQ(decide(pr, env_in(EnvState::kReady, "a1"), lease, 200).action, ReconcileAction::kWait);
   EXPECT_EQ(decide(pr, env_in(EnvState::kReady, "a1"), lease, 5100).action, ReconcileAction::kDown);
   EXPECT_EQ(decide(pr, env_in(EnvState::kFailed, "", "a1"), std::nullopt, 0).action, ReconcileAction::kDown);

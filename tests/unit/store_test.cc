@@ -201,7 +201,7 @@ TEST_P(StoreContract, RoutesReplaceAtomicallyAndHostsAreUnique) {
 
 TEST_P(StoreContract, LeasesUpsertAndDelete) {
   EnvironmentRecord e = new_env(1, "pr-1");
-  LeaseRecord l{e.id, 1000, 500, "sleep", 10, 2000, 1500, false, 0};
+  LeaseRecord l{e.id, 1000, 500, EndAction::kSleep, 10, 2000, 1500, false, 0};
   ASSERT_TRUE(store_->upsert_lease(l).ok());
   l.expires_at = 9000;
   l.pinned = true;
@@ -210,13 +210,13 @@ TEST_P(StoreContract, LeasesUpsertAndDelete) {
   ASSERT_TRUE(back.ok() && back->has_value());
   EXPECT_EQ((*back)->expires_at, 9000);
   EXPECT_TRUE((*back)->pinned);
-  EXPECT_EQ((*back)->end_action, "sleep");
+  EXPECT_EQ((*back)->end_action, EndAction::kSleep);
   ASSERT_TRUE(store_->delete_lease(e.id).ok());
   EXPECT_FALSE(store_->lease_of(e.id)->has_value());
 }
 
 TEST_P(StoreContract, LeaseDeadlines) {
-  LeaseRecord l{1, 100, 50, "destroy", 30, 1000, 900, false, 0};
+  LeaseRecord l{1, 100, 50, EndAction::kDestroy, 30, 1000, 900, false, 0};
   EXPECT_EQ(l.deadline(), 950);  // idle limit first
   l.last_active = 990;
   EXPECT_EQ(l.deadline(), 1000);  // then the TTL
@@ -229,7 +229,7 @@ TEST_P(StoreContract, LeaseDeadlines) {
 TEST_P(StoreContract, DueLeasesAreBoundedAndMostOverdueFirst) {
   for (int i = 1; i <= 5; ++i) {
     EnvironmentRecord e = new_env(i, "pr-" + std::to_string(i));
-    ASSERT_TRUE(store_->upsert_lease(LeaseRecord{e.id, 0, 1'000'000, "destroy", 0, 100 * (6 - i), 0, false, 0}).ok());
+    ASSERT_TRUE(store_->upsert_lease(LeaseRecord{e.id, 0, 1'000'000, EndAction::kDestroy, 0, 100 * (6 - i), 0, false, 0}).ok());
   }
   auto due = store_->due_leases(300, 2);
   ASSERT_TRUE(due.ok());
@@ -403,7 +403,7 @@ TEST(StoreMigration, RebuiltTablesKeepRowsAndConstraints) {
   EXPECT_EQ((*env)->state, EnvState::kReady);
   auto lease = store.lease_of(7);
   ASSERT_TRUE(lease.ok() && lease->has_value());
-  EXPECT_EQ((*lease)->end_action, "sleep");
+  EXPECT_EQ((*lease)->end_action, EndAction::kSleep);
   EXPECT_TRUE((*lease)->pinned);
   auto pr = store.find_pull_request(1, 42);
   ASSERT_TRUE(pr.ok() && pr->has_value());
