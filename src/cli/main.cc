@@ -15,6 +15,7 @@
 #include "core/files.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "daemon/logger.h"
 #include "engine/engine.h"
 #include "engine/maintenance.h"
 
@@ -166,6 +167,10 @@ int main(int argc, char** argv) {
   auto* serve = app.add_subcommand("serve", "Run the service: watch repositories, build previews, proxy their links, expire leases");
   std::string serve_config;
   serve->add_option("--config", serve_config, "Configuration file (JSON; see docs/config.md)")->required();
+  std::string serve_log_format = "text";
+  serve->add_option("--log-format", serve_log_format, "Log lines as `text` (prevue: event key=value ...) or `json` (one object per line)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
 
   // gc
   auto* gc = app.add_subcommand("gc", "One cleanup pass for cron: expire leases, retry failed teardowns, sweep orphans");
@@ -234,8 +239,11 @@ int main(int argc, char** argv) {
       return kExitFailed;
     }
     if (config->provider_dir.empty()) config->provider_dir = default_provider_dir();
+    prevue::init_logging(*prevue::log_format_from_string(serve_log_format));
     prevue::Daemon daemon(std::move(config).value());
-    return daemon.run();
+    int exit_code = daemon.run();
+    prevue::flush_logging();
+    return exit_code;
   }
 
   if (gc->parsed()) {

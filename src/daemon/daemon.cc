@@ -26,7 +26,7 @@
 #include "core/redact.h"
 #include "core/slug.h"
 #include "daemon/dns_publisher.h"
-#include "daemon/log_limiter.h"
+#include "daemon/logger.h"
 #include "daemon/metrics.h"
 #include "dns/dns_backend.h"
 #include "engine/engine.h"
@@ -47,31 +47,6 @@ using json = nlohmann::json;
 
 namespace {
 
-// Log lines: a stable event name, then key=value fields (docs/config.md lists them).
-// One write(2) per line keeps the lines of the daemon's threads (webhooks,
-// reporter) whole, without a stream lock they would all queue on.
-// Identical lines (a failure repeating in a loop) are written once per 10 s,
-// with repeated=N saying how many were held back.
-void log_event(const std::string& event, const std::string& fields = "") {
-  static LogLimiter limiter;
-  std::string line = "prevue: " + event + (fields.empty() ? "" : " ") + fields;
-  std::uint64_t suppressed = 0;
-  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-  if (!limiter.admit(line, now_ms, &suppressed)) return;
-  if (suppressed) line += " repeated=" + std::to_string(suppressed);
-  line += "\n";
-  const char* data = line.data();
-  size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = ::write(STDERR_FILENO, data, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // a log that cannot be written must not stop the daemon
-    data += n;
-    left -= static_cast<size_t>(n);
-  }
-}
-
-std::string json_quoted(const std::string& s) { return json(s).dump(); }
 
 using PrKey = std::pair<std::int64_t, long>;  // (repository, PR number)
 

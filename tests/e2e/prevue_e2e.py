@@ -220,6 +220,7 @@ class Daemon:
         self.process = None
         self.log_path = os.path.join(self.dir, "serve.log")
         self.descriptor_limit = None  # RLIMIT_NOFILE (soft and hard) for the daemon, when set
+        self.serve_args = []  # more arguments for `prevue serve`
 
     def start(self):
         serve_json = os.path.join(self.state_dir, "serve.json")
@@ -232,7 +233,7 @@ class Daemon:
             import resource
             resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
-        self.process = subprocess.Popen([PREVUE, "serve", "--config", self.config_path], stdout=self.log, stderr=self.log,
+        self.process = subprocess.Popen([PREVUE, "serve", "--config", self.config_path, *self.serve_args], stdout=self.log, stderr=self.log,
                                         preexec_fn=lower_descriptor_limit if limit else None)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -4,6 +4,7 @@ everything, `prevue gc --dry-run` changes nothing (not even by creating a
 state directory) and lists each environment once, and an API request for an
 unknown ref is visible in the API's and `prevue events`' lists."""
 
+import json
 import os
 import signal
 import unittest
@@ -28,6 +29,27 @@ class Cli(PrevueTestCase):
         hint = out.stderr.strip().splitlines()[-1]
         self.assertIn(f"--state-dir '{self.state_dir}'", hint)
         self.assertEqual(out.stdout, "")
+
+    def test_serve_logs_json_lines(self):
+        repo = make_template_repo(self.scratch)
+        git(repo, "checkout", "-q", "-b", "feature")
+        set_banner(repo, "json logs")
+        sha = commit_all(repo, "feature")
+        git(repo, "checkout", "-q", "main")
+        daemon = Daemon(self.scratch, [repo])
+        daemon.serve_args = ["--log-format", "json"]
+        daemon.start()
+        try:
+            daemon.wait_env(1, "ready", sha)
+        finally:
+            daemon.stop()
+        events = [json.loads(line) for line in daemon.read_log().splitlines() if line.strip()]
+        names = [e["event"] for e in events]
+        self.assertIn("serve.started", names)
+        self.assertEqual(names[-1], "serve.stopped")
+        done = next(e for e in events if e["event"] == "op.done")
+        self.assertEqual((done["op"], done["ok"], done["level"]), ("up", "true", "info"))
+        self.assertTrue(all(isinstance(e["ts"], int) for e in events))
 
     def test_down_all(self):
         repo = make_template_repo(self.scratch)
