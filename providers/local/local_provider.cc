@@ -360,9 +360,7 @@ std::string spec_hash(const ProviderService& svc, int port) {
                ? json{{"workdir", svc.workdir}, {"build", svc.build}, {"run", svc.run}, {"env", svc.env},
                       {"health", svc.health_path}, {"port", port}}
                : json{{"workdir", svc.workdir}, {"revision", svc.revision}, {"port", port}};
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", stable_hash(j.dump()));
-  return hex;
+  return stable_hash_hex(j.dump());
 }
 
 // ---- verbs --------------------------------------------------------------------

@@ -50,12 +50,31 @@ std::string dns_words(std::string_view text, size_t max_length) {
   return out;
 }
 
+std::string stable_hash_hex(std::string_view text) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", stable_hash(text));
+  return hex;
+}
+
+std::string to_hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    hex.push_back(kDigits[c >> 4]);
+    hex.push_back(kDigits[c & 15]);
+  }
+  return hex;
+}
+
+bool is_hex(std::string_view text) {
+  return !text.empty() && text.find_first_not_of("0123456789abcdefABCDEF") == std::string_view::npos;
+}
+
 std::string make_slug(std::string_view repo_key, long pr_number, std::string_view branch) {
-  char hash_hex[17];
-  std::snprintf(hash_hex, sizeof hash_hex, "%016llx",
-                stable_hash(std::string(repo_key) + "#" + std::to_string(pr_number)));
+  std::string hash_hex = stable_hash_hex(std::string(repo_key) + "#" + std::to_string(pr_number));
   std::string prefix = "pr-" + std::to_string(pr_number < 0 ? 0 : pr_number);
-  std::string suffix = std::string(hash_hex, 6);
+  std::string suffix = hash_hex.substr(0, 6);
   // Common ref prefixes carry no meaning for a reader.
   for (std::string_view strip : {"refs/heads/", "refs/"}) {
     if (branch.substr(0, strip.size()) == strip) {

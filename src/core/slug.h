@@ -30,5 +30,11 @@ bool within_domain(std::string_view name, std::string_view domain);
 
 // FNV-1a 64: stable across builds and machines (std::hash is not).
 unsigned long long stable_hash(std::string_view text);
+// stable_hash as 16 lowercase hex digits: revisions, spec hashes, slug suffixes.
+std::string stable_hash_hex(std::string_view text);
+// Bytes as lowercase hex (an HMAC digest).
+std::string to_hex(std::string_view bytes);
+// Non-empty and only hex digits (either case): a commit id or its prefix.
+bool is_hex(std::string_view text);
 
 }  // namespace prevue

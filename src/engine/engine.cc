@@ -257,9 +257,7 @@ Result<std::map<std::string, std::string>> service_revisions(const GitMirror& gi
     std::string material = own[service.name];
     for (const auto& other : m.services)
       if (other.name != service.name && mentions_service(given, m, other.name)) material += "|" + other.name + ":" + own[other.name];
-    char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx", stable_hash(material));
-    out[service.name] = hex;
+    out[service.name] = stable_hash_hex(material);
   }
   return out;
 }
@@ -332,9 +330,8 @@ Result<RepositoryRecord> Engine::repository(const std::string& repo) {
   auto key = repository_key(repo);
   if (!key.ok()) return key.error();
   std::string name = repo_short_name(*key);
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", stable_hash(*key));
-  fs::path mirror = config_.state_dir / "mirrors" / (name + "-" + std::string(hex, 8) + ".git");
+  const std::string hex = stable_hash_hex(*key);
+  fs::path mirror = config_.state_dir / "mirrors" / (name + "-" + hex.substr(0, 8) + ".git");
   return store_.upsert_repository(*key, name, mirror.string());
 }
 

@@ -1,5 +1,7 @@
 #include "engine/events.h"
 
+#include "core/duration.h"
+
 #include <optional>
 
 namespace prevue {
@@ -62,7 +64,7 @@ Result<IngestResult> ingest(Store& store, EventRecord event, std::int64_t now_ms
         LeaseRecord l = **lease;
         if (l.revoked_at == 0) l.revoked_at = now_ms;
         PREVUE_TRY(store.upsert_lease(l));
-        result.note += ", lease revoked (grace " + std::to_string(l.grace_ms / 1000) + "s)";
+        result.note += ", lease revoked (grace " + format_duration(Millis(l.grace_ms)) + ")";
       }
       (void)store.append_timeline((*env)->id, "received", a + " (" + event.source + ")", 0);
     }

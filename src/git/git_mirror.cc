@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "core/files.h"
+#include "core/slug.h"
 
 namespace prevue {
 
@@ -54,11 +55,6 @@ std::string oid_hex(const git_oid* oid) {
   return buf;
 }
 
-bool is_hex(const std::string& s) {
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
-  return !s.empty();
-}
 
 std::string normalize_dir(std::string dir) {
   while (!dir.empty() && dir.back() == '/') dir.pop_back();

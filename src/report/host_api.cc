@@ -4,6 +4,7 @@
 
 #include <ctime>
 
+#include "core/duration.h"
 #include "core/slug.h"
 
 namespace prevue {
@@ -46,14 +47,6 @@ std::string utc(std::int64_t ms) {
   return buf;
 }
 
-std::string human_duration(std::int64_t ms) {
-  std::int64_t minutes = ms / 60'000;
-  if (minutes >= 60 * 24 && minutes % (60 * 24) == 0) return std::to_string(minutes / (60 * 24)) + "d";
-  if (minutes >= 60 && minutes % 60 == 0) return std::to_string(minutes / 60) + "h";
-  if (minutes >= 1) return std::to_string(minutes) + "m";
-  return std::to_string(ms / 1000) + "s";
-}
-
 // Path segments come from webhook payloads: each is percent-encoded, so a
 // name can never climb out of the path it is put in.
 std::string encode_segment(const std::string& text) {
@@ -79,7 +72,9 @@ Result<std::string> owner_and_name(const std::string& host_repo) {
   return encode_segment(host_repo.substr(0, slash)) + "/" + encode_segment(host_repo.substr(slash + 1));
 }
 
-bool is_hex_sha(const std::string& sha) { return sha.size() >= 7 && sha.size() <= 64 && sha.find_first_not_of("0123456789abcdef") == std::string::npos; }
+bool is_hex_sha(const std::string& sha) {
+  return sha.size() >= 7 && sha.size() <= 64 && is_hex(sha) && sha.find_first_of("ABCDEF") == std::string::npos;
+}
 
 std::string base(const HostApiSettings& s) {
   std::string b = s.api_url.empty() ? default_api_url(s.host) : s.api_url;
@@ -287,7 +282,7 @@ std::string comment_body(const PreviewReport& r) {
     out += "\nThe preview is pinned: it stays until the pull request closes.\n";
   } else if (r.idle_ms || r.lease_expires_at_ms) {
     out += "\nThe preview " + end;
-    if (r.idle_ms) out += " after " + human_duration(r.idle_ms) + " without visits";
+    if (r.idle_ms) out += " after " + format_duration(Millis(r.idle_ms)) + " without visits";
     if (r.idle_ms && r.lease_expires_at_ms) out += ", or";
     if (r.lease_expires_at_ms) out += " on " + utc(r.lease_expires_at_ms) + " at the latest";
     out += ".";

@@ -1,5 +1,7 @@
 #include "webhook/signature.h"
 
+#include "core/slug.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -42,15 +44,7 @@ bool base64_decode(std::string_view text, std::string& out) {
 }  // namespace
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
-  static const char* kHex = "0123456789abcdef";
-  std::string raw = hmac_sha256_raw(key, message);
-  std::string hex;
-  hex.reserve(raw.size() * 2);
-  for (unsigned char c : raw) {
-    hex.push_back(kHex[c >> 4]);
-    hex.push_back(kHex[c & 15]);
-  }
-  return hex;
+  return to_hex(hmac_sha256_raw(key, message));
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
