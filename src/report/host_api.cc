@@ -1,5 +1,8 @@
 #include "report/host_api.h"
 
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <ctime>
@@ -49,20 +52,7 @@ std::string utc(std::int64_t ms) {
 
 // Path segments come from webhook payloads: each is percent-encoded, so a
 // name can never climb out of the path it is put in.
-std::string encode_segment(const std::string& text) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
+std::string encode_segment(const std::string& text) { return boost::urls::encode(text, boost::urls::unreserved_chars); }
 
 // "owner/name" → "owner/name" with each part encoded; anything else is refused.
 Result<std::string> owner_and_name(const std::string& host_repo) {

@@ -9,9 +9,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 namespace prevue {
@@ -32,39 +37,40 @@ struct ParsedUrl {
 };
 
 Result<ParsedUrl> parse_url(const std::string& url) {
+  auto parsed = boost::urls::parse_absolute_uri(url);
+  if (!parsed) return make_error(ErrorCode::kInvalidArgument, "not a URL (" + parsed.error().message() + "): " + url);
+  const boost::urls::url_view& v = *parsed;
   ParsedUrl u;
-  std::string rest;
-  if (url.rfind("https://", 0) == 0) {
-    u.tls = true;
-    rest = url.substr(8);
-  } else if (url.rfind("http://", 0) == 0) {
-    rest = url.substr(7);
-  } else {
-    return make_error(ErrorCode::kInvalidArgument, "not an http:// or https:// URL: " + url);
-  }
-  size_t slash = rest.find('/');
-  std::string authority = rest.substr(0, slash);
-  u.target = slash == std::string::npos ? "/" : rest.substr(slash);
-  if (authority.empty() || authority.find('@') != std::string::npos)
+  if (v.scheme_id() == boost::urls::scheme::https) u.tls = true;
+  else if (v.scheme_id() != boost::urls::scheme::http) return make_error(ErrorCode::kInvalidArgument, "not an http:// or https:// URL: " + url);
+  if (!v.has_authority() || v.encoded_host().empty() || v.has_userinfo())
     return make_error(ErrorCode::kInvalidArgument, "URL needs a host (and no user info): " + url);
-  u.host_header = authority;
-  if (authority.front() == '[') {
-    size_t close = authority.find(']');
-    if (close == std::string::npos) return make_error(ErrorCode::kInvalidArgument, "unclosed IPv6 literal in " + url);
-    u.host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') return make_error(ErrorCode::kInvalidArgument, "bad port in " + url);
-      u.port = authority.substr(close + 2);
-    }
-  } else {
-    size_t colon = authority.rfind(':');
-    u.host = authority.substr(0, colon);
-    if (colon != std::string::npos) u.port = authority.substr(colon + 1);
-  }
-  if (u.port.empty()) u.port = u.tls ? "443" : "80";
-  if (u.port.find_first_not_of("0123456789") != std::string::npos || u.port.size() > 5)
-    return make_error(ErrorCode::kInvalidArgument, "bad port in " + url);
+  u.host = v.host_type() == boost::urls::host_type::ipv6 ? v.host_ipv6_address().to_string() : std::string(v.encoded_host());
+  u.port = v.has_port() ? std::string(v.port()) : (u.tls ? "443" : "80");
+  if (u.port.empty() || u.port.size() > 5 || v.port_number() == 0) return make_error(ErrorCode::kInvalidArgument, "bad port in " + url);
+  u.host_header = std::string(v.encoded_host_and_port());
+  u.target = v.encoded_path().empty() ? "/" : std::string(v.encoded_path());
+  if (v.has_query()) u.target += "?" + std::string(v.encoded_query());
   return u;
+}
+
+// One client TLS context per trust store for the whole process: the system
+// CA store is read once, not on every call.
+Result<std::shared_ptr<asio::ssl::context>> tls_context(const std::string& ca_file) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<asio::ssl::context>> contexts;
+  std::lock_guard lock(mutex);
+  if (auto it = contexts.find(ca_file); it != contexts.end()) return it->second;
+  try {
+    auto tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    tls->set_default_verify_paths();
+    if (!ca_file.empty()) tls->load_verify_file(ca_file);
+    tls->set_verify_mode(asio::ssl::verify_peer);
+    contexts[ca_file] = tls;
+    return tls;
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kIo, std::string("TLS setup: ") + e.what());
+  }
 }
 
 template <class Stream>
@@ -119,16 +125,11 @@ Result<ClientResponse> http_call(const ClientRequest& request, const ClientOptio
     req.body() = request.body;
   req.prepare_payload();
 
-  std::unique_ptr<asio::ssl::context> tls;
-  try {
-    if (url->tls) {
-      tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
-      tls->set_default_verify_paths();
-      if (!options.ca_file.empty()) tls->load_verify_file(options.ca_file);
-      tls->set_verify_mode(asio::ssl::verify_peer);
-    }
-  } catch (const std::exception& e) {
-    return make_error(ErrorCode::kIo, std::string("TLS setup: ") + e.what());
+  std::shared_ptr<asio::ssl::context> tls;
+  if (url->tls) {
+    auto context = tls_context(options.ca_file);
+    if (!context.ok()) return context.error();
+    tls = *context;
   }
 
   http::response_parser<http::string_body> parser;

@@ -366,7 +366,7 @@ TEST(HttpClient, RefusedConnectionsAndBadUrlsAreErrors) {
   auto refused = http_call({"GET", "http://127.0.0.1:" + std::to_string(port) + "/", {}, ""}, options);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, ErrorCode::kIo);
-  for (const char* bad : {"ftp://x/", "http://", "http://user@host/", "http://[::1/", "http://h:99999999/"}) {
+  for (const char* bad : {"ftp://x/", "http://", "http://user@host/", "http://[::1/", "http://h:99999999/", "http://h:0/", "http://h:x/", "mailto:a@b"}) {
     auto r = http_call({"GET", bad, {}, ""}, options);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << bad;
