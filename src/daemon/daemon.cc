@@ -316,7 +316,9 @@ struct Daemon::Impl {
   // whose processes are gone (a reboot) is brought back by the reconciler.
   void recover_from_providers() {
     ProviderClient providers(runner, engine_config.provider_dir);
-    auto orphans = find_orphans(*store, providers, engine_config);
+    std::vector<std::string> unlisted;
+    auto orphans = find_orphans(*store, providers, engine_config, &unlisted);
+    for (const auto& problem : unlisted) log_event("serve.recover_failed", "error=" + json_quoted(problem));
     if (!orphans.ok()) {
       log_event("serve.recover_failed", "error=" + json_quoted(orphans.error().message));
       return;

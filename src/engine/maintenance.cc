@@ -50,7 +50,8 @@ LeaseEnd lease_end_action(const LeaseRecord& lease, const EnvironmentRecord& env
   return env.state == EnvState::kReady ? LeaseEnd::kSleep : LeaseEnd::kNothing;
 }
 
-Result<std::vector<Orphan>> find_orphans(Store& store, ProviderClient& providers, const EngineConfig& config) {
+Result<std::vector<Orphan>> find_orphans(Store& store, ProviderClient& providers, const EngineConfig& config,
+                                         std::vector<std::string>* unlisted) {
   auto envs = store.list_environments(false);
   if (!envs.ok()) return envs.error();
   std::set<std::pair<std::string, std::string>> live;  // (provider, slug)
@@ -65,8 +66,12 @@ Result<std::vector<Orphan>> find_orphans(Store& store, ProviderClient& providers
   for (const auto& name : providers.installed()) {
     ProviderRequest r = config.provider_request(ProviderVerb::kList, name, "");
     ProviderCall call = providers.call(name, r, config.provider_timeout);
-    if (!call.response.ok()) return make_error(call.response.error().code, "provider " + name + " list: " + call.response.error().message);
-    if (!call.response->ok) return make_error(ErrorCode::kProvider, "provider " + name + " list: " + call.response->error_message);
+    // One broken provider does not keep the others' orphans alive.
+    std::string failure = !call.response.ok() ? call.response.error().message : !call.response->ok ? call.response->error_message : "";
+    if (!failure.empty()) {
+      if (unlisted) unlisted->push_back("provider " + name + " list: " + failure);
+      continue;
+    }
     for (const auto& listed : call.response->environments)
       if (!live.count({name, listed.slug})) orphans.push_back(Orphan{name, listed.slug, listed.dir});
   }
@@ -217,7 +222,7 @@ GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const E
   }
 
   // 3. Orphans: what a provider holds that no live environment owns.
-  auto orphans = find_orphans(store, providers, config);
+  auto orphans = find_orphans(store, providers, config, &report.failures);
   if (!orphans.ok()) {
     report.failures.push_back(orphans.error().message);
   } else {

@@ -66,7 +66,9 @@ struct LiveHost {
 std::vector<LiveHost> live_hosts(const std::vector<EnvironmentRecord>& environments, const std::vector<RouteRecord>& routes,
                                  const std::string& domain);
 
-Result<std::vector<Orphan>> find_orphans(Store& store, ProviderClient& providers, const EngineConfig& config);
+// A provider whose `list` fails is skipped and named in `unlisted`.
+Result<std::vector<Orphan>> find_orphans(Store& store, ProviderClient& providers, const EngineConfig& config,
+                                         std::vector<std::string>* unlisted = nullptr);
 Status destroy_orphan(ProviderClient& providers, Store& store, const EngineConfig& config, const Orphan& orphan);
 
 }  // namespace prevue

@@ -170,8 +170,15 @@ class Providers(PrevueTestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         pid = json.load(open(os.path.join(records, "scripted.json")))["pid"]
         self.assertTrue(process_alive(pid))
-        gc = self.prevue("gc")
+        # A broken provider beside it is reported, and does not stop the sweep.
+        broken = os.path.join(self.provider_dir, "broken")
+        with open(broken, "w") as f:
+            f.write("#!/bin/sh\necho 'not a provider'\nexit 1\n")
+        os.chmod(broken, 0o755)
+        gc = self.prevue("gc", check=False)
         self.assertIn("swept orphan pr-9-ghost-abcdef (scripted)", gc.stdout)
+        self.assertNotEqual(gc.returncode, 0)
+        self.assertIn("provider broken", gc.stdout + gc.stderr)
         self.assertFalse(process_alive(pid))
         self.assertFalse(os.path.exists(records))
         self.assertFalse(os.path.exists(env_dir))
