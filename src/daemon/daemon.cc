@@ -501,6 +501,19 @@ struct Daemon::Impl {
             });
             done.wait_for(std::chrono::seconds(5));
           };
+          // On the main thread, which also answers the API: state and routes change together.
+          request.publish_ready = [this](const std::function<Status()>& mark_ready) -> Status {
+            auto result = std::make_shared<std::promise<Status>>();
+            auto done = result->get_future();
+            asio::post(main, [this, result, &mark_ready] {
+              Status status = mark_ready();
+              refresh_routes();
+              result->set_value(status);
+            });
+            // This worker waits (its store connection is used on main meanwhile). Main runs
+            // posted work until every in-flight operation is done, stopping or not.
+            return done.get();
+          };
           UpResult r = engine.up(request);
           ok = r.ok;
           error = r.failed_step.empty() ? r.error : r.failed_step + ": " + r.error;

@@ -671,7 +671,8 @@ UpResult Engine::up(const UpRequest& request) {
           env.url = url;
           env.seeded = true;
           env.service_revisions = encode_revisions(revisions);
-          PREVUE_TRY(store_.update_environment(env));
+          if (request.publish_ready) PREVUE_TRY(request.publish_ready([&] { return store_.update_environment(env); }));
+          else PREVUE_TRY(store_.update_environment(env));
           // Every successful run renews the lease: a push is activity.
           std::int64_t now = clock_.now_ms();
           LeasePolicy policy = manifest.lease.over(config_.lease_defaults);

@@ -78,6 +78,10 @@ struct UpRequest {
   // versions they replace are stopped: the daemon points its proxy at them
   // and returns once it has, so no request goes to a stopped version.
   std::function<void(const std::string& slug)> on_routes_changed;
+  // Runs the store write that makes the environment `ready`; the daemon runs
+  // it together with its route refresh, so nobody sees `ready` in the API
+  // while the proxy still shows the building page. Optional.
+  std::function<Status(const std::function<Status()>& mark_ready)> publish_ready;
   // Told as each step starts and ends (the CLI shows progress); optional.
   std::function<void(const std::string& step)> on_step_start;
   std::function<void(const std::string& step, bool ok, std::chrono::milliseconds took)> on_step_done;

@@ -1,8 +1,10 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <limits>
+#include <thread>
 #include <unordered_map>
 
 #include "store/migrations.h"
@@ -164,7 +166,16 @@ class SqliteStore final : public Store {
     sqlite3_db_config(db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
     int persist = 1;
     sqlite3_file_control(db_, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
-    PREVUE_TRY(exec("PRAGMA journal_mode=WAL"));
+    // Turning a new file to WAL takes an exclusive lock and sqlite does not
+    // wait for it through the busy handler: two processes opening a new
+    // state directory at once (prevue up and prevue ls) would see
+    // "database is locked". Retried within the same 10 s.
+    Status wal = exec("PRAGMA journal_mode=WAL");
+    for (int attempt = 0; !wal.ok() && sqlite3_errcode(db_) == SQLITE_BUSY && attempt < 500; ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      wal = exec("PRAGMA journal_mode=WAL");
+    }
+    PREVUE_TRY(wal);
     PREVUE_TRY(exec("PRAGMA synchronous=NORMAL"));
     // Foreign keys go on after the migrations: a migration that rebuilds a
     // table drops it while other tables still refer to it.

@@ -9,7 +9,11 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <atomic>
 #include <limits>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 namespace prevue {
 namespace {
@@ -426,6 +430,42 @@ TEST(StoreMigration, RebuiltTablesKeepRowsAndConstraints) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values(true, false),
                          [](const ::testing::TestParamInfo<bool>& backend) { return backend.param ? "SqliteFile" : "Memory"; });
+
+}  // namespace
+}  // namespace prevue
+
+namespace prevue {
+namespace {
+
+// `prevue up` and `prevue ls` started together on a new state directory:
+// both open (and one creates) the same file; neither may fail with
+// "database is locked".
+TEST(SqliteStore, ProcessesOpeningANewFileTogetherAllSucceed) {
+  FakeClock clock;
+  auto dir = std::filesystem::temp_directory_path() / ("prevue-store-race-" + std::to_string(::getpid()));
+  for (int round = 0; round < 20; ++round) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::string path = (dir / "prevue.db").string();
+    std::vector<std::thread> openers;
+    std::atomic<int> failures{0};
+    std::string last_error;
+    std::mutex error_mutex;
+    for (int i = 0; i < 4; ++i) {
+      openers.emplace_back([&] {
+        auto store = Store::open(path, clock);
+        if (!store.ok()) {
+          ++failures;
+          std::lock_guard lock(error_mutex);
+          last_error = store.error().message;
+        }
+      });
+    }
+    for (auto& t : openers) t.join();
+    ASSERT_EQ(failures.load(), 0) << "round " << round << ": " << last_error;
+  }
+  std::filesystem::remove_all(dir);
+}
 
 }  // namespace
 }  // namespace prevue
