@@ -555,31 +555,23 @@ Status apply(const ProviderRequest& r, const Settings& settings, EnvRecord& rec,
     }
   }
   if (!failure.ok()) {
-    // A version that never became healthy is stopped, not left half-up; the
-    // one it was to replace goes on serving. (A healthy new version that was
-    // started beside it is stopped too: the update did not happen.)
+    // A version restarted in place that never became healthy is stopped, not left half-up.
     for (size_t i = 0; i < started.size(); ++i) {
       const std::string& name = started[i].svc->name;
+      if (healthy[i] || previous.count(name)) continue;
       auto& s = rec.services[name];
-      auto old = previous.find(name);
-      if (healthy[i] && old == previous.end()) continue;
       stop_group(name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
       s.pid = 0;
       s.spec_hash.clear();
-      if (old != previous.end()) {
-        int new_port = s.port;
-        s = old->second;
-        s.next_port = new_port;  // reused by the next attempt
-      }
     }
-    // Replaced before the build of a later service failed: never started, so restore those too.
+    // The update did not happen: each new version started beside an old one
+    // stops (healthy or not, started or not), and the old one, still serving, is its record again.
     for (auto& [name, old] : previous) {
       auto& s = rec.services[name];
-      if (s.pid == 0 && is_alive(old.pid, old.start_time)) {
-        int new_port = s.port;
-        s = old;
-        s.next_port = new_port;
-      }
+      if (s.pid) stop_group(name, s.pid, s.start_time, r.stop_grace_ms, settings.stop_signal);
+      int new_port = s.port;
+      s = old;
+      s.next_port = new_port;  // reused by the next attempt
     }
     (void)save(records, rec);
     return failure;

@@ -110,7 +110,19 @@ struct Daemon::Impl {
   static constexpr std::chrono::milliseconds kDeliveryBatchInterval{5};
   std::chrono::steady_clock::time_point next_delivery_batch;
   asio::steady_timer delivery_timer{main};
-  bool reconcile_pending = false;
+  // Work posted to `main` once however often it is asked for before it runs.
+  struct CoalescedPost {
+    bool pending = false;
+    void operator()(asio::io_context& ctx, std::function<void()> work) {
+      if (pending) return;
+      pending = true;
+      asio::post(ctx, [this, work = std::move(work)] {
+        pending = false;
+        work();
+      });
+    }
+  };
+  CoalescedPost reconcile_soon;
   std::uint64_t api_requests = 0;  // makes each API request's event id unique
   const ClaimOwner owner = ClaimOwner::self("daemon");
   // An operation that failed is not started again for the same target at
@@ -350,12 +362,7 @@ struct Daemon::Impl {
 
   // Many events in a burst, one reconcile pass after them.
   void request_reconcile() {
-    if (reconcile_pending) return;
-    reconcile_pending = true;
-    asio::post(main, [this] {
-      reconcile_pending = false;
-      reconcile();
-    });
+    reconcile_soon(main, [this] { reconcile(); });
   }
 
   // Called on the webhook threads: the main loop learns which pull requests
@@ -490,29 +497,17 @@ struct Daemon::Impl {
         }
         if (claimed && kind == OpKind::kUp) {
           UpRequest request{repo_key, key.second, ref, sha, cancelled.get(), config_ref};
-          // The proxy moves to the new versions before the old ones stop
-          // (bounded: a daemon shutting down does not run posted work).
-          request.on_routes_changed = [this](const std::string&) {
-            auto moved = std::make_shared<std::promise<void>>();
-            auto done = moved->get_future();
-            asio::post(main, [this, moved] {
-              refresh_routes();
-              moved->set_value();
-            });
-            done.wait_for(std::chrono::seconds(5));
-          };
-          // On the main thread, which also answers the API: state and routes change together.
+          // The proxy moves to the new versions before the old ones stop.
+          request.on_routes_changed = [this](const std::string&) { run_on_main([this] { refresh_routes(); }); };
+          // State and routes change together for anyone asking the API (this worker's
+          // store connection is used on main while the worker waits).
           request.publish_ready = [this](const std::function<Status()>& mark_ready) -> Status {
-            auto result = std::make_shared<std::promise<Status>>();
-            auto done = result->get_future();
-            asio::post(main, [this, result, &mark_ready] {
-              Status status = mark_ready();
+            Status status;
+            run_on_main([&] {
+              status = mark_ready();
               refresh_routes();
-              result->set_value(status);
             });
-            // This worker waits (its store connection is used on main meanwhile). Main runs
-            // posted work until every in-flight operation is done, stopping or not.
-            return done.get();
+            return status;
           };
           UpResult r = engine.up(request);
           ok = r.ok;
@@ -704,14 +699,23 @@ struct Daemon::Impl {
   // ---- routes and DNS -----------------------------------------------------------
 
   // One refresh for however many first builds a pass starts.
-  bool routes_refresh_pending = false;
+  CoalescedPost routes_refresh_soon;
   void request_routes_refresh() {
-    if (routes_refresh_pending) return;
-    routes_refresh_pending = true;
-    asio::post(main, [this] {
-      routes_refresh_pending = false;
-      refresh_routes();
+    routes_refresh_soon(main, [this] { refresh_routes(); });
+  }
+
+  // Runs `work` on the main thread (which owns the route table and answers
+  // the API) and returns once it has: for a worker's engine run. Main runs
+  // posted work until every in-flight operation is done, stopping or not,
+  // so the wait ends.
+  void run_on_main(const std::function<void()>& work) {
+    auto done = std::make_shared<std::promise<void>>();  // shared: outlives either side's return
+    auto finished = done->get_future();
+    asio::post(main, [&work, done] {
+      work();
+      done->set_value();
     });
+    finished.wait();
   }
 
   // The slug the engine will give the pull request's environment.

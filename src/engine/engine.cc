@@ -298,8 +298,7 @@ Status validate_with_provider(ProviderClient& providers, const EngineConfig& con
                               const std::string& origin) {
   auto described = providers.describe(manifest.provider);
   if (!described.ok()) return described.error();
-  const auto& verbs = described->capabilities;
-  if (std::find(verbs.begin(), verbs.end(), "validate") == verbs.end()) return {};
+  if (!described->can(ProviderVerb::kValidate)) return {};
   ProviderRequest r = config.provider_request(ProviderVerb::kValidate, manifest.provider, "");
   r.settings = manifest.provider_settings;
   for (const auto& s : manifest.services) {
@@ -655,8 +654,7 @@ UpResult Engine::up(const UpRequest& request) {
         steps.run(step.name, [&](std::string& log) -> Status {
           auto described = providers_.describe(manifest.provider);
           if (!described.ok()) return described.error();
-          const auto& verbs = described->capabilities;
-          if (std::find(verbs.begin(), verbs.end(), "prune") == verbs.end()) {
+          if (!described->can(ProviderVerb::kPrune)) {
             log += "provider " + manifest.provider + " replaces services in place: nothing to stop\n";
             return {};
           }

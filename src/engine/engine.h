@@ -46,7 +46,8 @@ struct EngineConfig {
   // provider's records sit beside, so a repository may commit any folder.
   std::filesystem::path envs_root() const { return state_dir / "envs"; }
   std::filesystem::path env_dir(const std::string& slug) const { return envs_root() / slug; }
-  std::filesystem::path records_dir(const std::string& slug) const { return state_dir / "records" / slug; }
+  std::filesystem::path records_root() const { return state_dir / "records"; }
+  std::filesystem::path records_dir(const std::string& slug) const { return records_root() / slug; }
   std::filesystem::path provider_records_root(const std::string& provider) const { return state_dir / "providers" / provider; }
   // Where a provider that runs processes keeps a service's output (docs/providers.md).
   std::filesystem::path service_log(const std::string& provider, const std::string& slug, const std::string& service) const {

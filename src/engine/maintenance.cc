@@ -1,6 +1,5 @@
 #include "engine/maintenance.h"
 
-#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -77,14 +76,13 @@ Result<std::vector<Orphan>> find_orphans(Store& store, ProviderClient& providers
   }
   // Directories of environments no provider holds any more (a run killed
   // after it exported files, before the provider recorded anything).
-  std::set<std::string> seen;
-  for (const auto& root : {config.envs_root(), config.state_dir / "records"}) {
+  std::set<std::string> covered = live_slugs;  // live, or swept with a provider's orphan
+  for (const auto& o : orphans) covered.insert(o.slug);
+  for (const auto& root : {config.envs_root(), config.records_root()}) {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
       std::string slug = entry.path().filename().string();
-      if (!entry.is_directory(ec) || live_slugs.count(slug) || !seen.insert(slug).second) continue;
-      bool listed = std::any_of(orphans.begin(), orphans.end(), [&](const Orphan& o) { return o.slug == slug; });
-      if (!listed) orphans.push_back(Orphan{"", slug, config.env_dir(slug).string()});
+      if (entry.is_directory(ec) && covered.insert(slug).second) orphans.push_back(Orphan{"", slug, config.env_dir(slug).string()});
     }
   }
   return orphans;

@@ -1,7 +1,10 @@
 #include "provider/protocol.h"
 
 #include <nlohmann/json.hpp>
+#include <signal.h>
 #include <sys/types.h>
+
+#include <algorithm>
 
 #include <cstdint>
 #include <limits>
@@ -27,6 +30,12 @@ const char* to_string(ProviderVerb verb) {
   }
   return "unknown";
 }
+
+bool ProviderResponse::can(ProviderVerb verb) const {
+  return std::find(capabilities.begin(), capabilities.end(), to_string(verb)) != capabilities.end();
+}
+
+const char* stop_signal_name(int signal) { return signal == SIGINT ? "SIGINT" : "SIGTERM"; }
 
 const ServiceStatus* ProviderResponse::service(std::string_view name) const {
   for (const auto& s : services)
@@ -160,7 +169,7 @@ std::string encode_response(const ProviderResponse& r) {
   if (!r.name.empty()) {
     j["name"] = r.name;
     j["capabilities"] = r.capabilities;
-    j["stop_signal"] = r.stop_signal == 2 ? "SIGINT" : "SIGTERM";
+    j["stop_signal"] = stop_signal_name(r.stop_signal);
     j["stop_grace_ms"] = r.stop_grace_ms;
     j["zero_downtime"] = r.zero_downtime;
     j["settings_schema"] = json::parse(r.settings_schema.empty() ? "{}" : r.settings_schema);
@@ -215,7 +224,7 @@ Result<ProviderResponse> decode_response(std::string_view text, int exit_code) {
     std::string stop_signal = j.value("stop_signal", "SIGTERM");
     if (stop_signal != "SIGTERM" && stop_signal != "SIGINT")
       throw std::invalid_argument("stop_signal must be SIGTERM or SIGINT, not '" + stop_signal + "'");
-    r.stop_signal = stop_signal == "SIGINT" ? 2 : 15;
+    r.stop_signal = stop_signal == "SIGINT" ? SIGINT : SIGTERM;
     r.stop_grace_ms = integer_or(j, "stop_grace_ms", r.stop_grace_ms, 0, 3'600'000);
     r.zero_downtime = j.value("zero_downtime", false);
     if (auto it = j.find("settings_schema"); it != j.end()) r.settings_schema = it->dump();

@@ -117,7 +117,12 @@ struct ProviderResponse {
   std::vector<EnvironmentListing> environments;
 
   const ServiceStatus* service(std::string_view name) const;
+  // describe: whether the provider implements `verb`.
+  bool can(ProviderVerb verb) const;
 };
+
+// "SIGTERM" or "SIGINT", the two stop signals a provider may declare.
+const char* stop_signal_name(int signal);
 
 std::string encode_request(const ProviderRequest& request);
 Result<ProviderRequest> decode_request(std::string_view text);

@@ -103,7 +103,7 @@ ProviderCall ProviderClient::call(const std::string& provider, const ProviderReq
   }
   call.log = outcome->stderr_data;
   call.elapsed = outcome->elapsed;
-  std::string how = std::string(described->stop_signal == SIGINT ? "SIGINT" : "SIGTERM") +
+  std::string how = std::string(stop_signal_name(described->stop_signal)) +
                     (outcome->killed_after_grace ? ", then SIGKILL after its " + format_duration(spec.stop_grace) + " grace"
                                                  : ", and it stopped");
   if (outcome->timed_out) {
