@@ -57,7 +57,9 @@ json env_json(const prevue::EnvironmentView& v) {
   json j{{"slug", e.slug},       {"repo", v.repo},          {"pr", e.pr},
          {"state", prevue::to_string(e.state)}, {"ref", e.ref}, {"commit", e.commit_sha},
          {"deployed_commit", e.deployed_sha}, {"url", e.url}, {"dir", e.dir},
-         {"provider", e.provider}, {"created_at_ms", e.created_at}, {"updated_at_ms", e.updated_at}};
+         {"created_at_ms", e.created_at}, {"updated_at_ms", e.updated_at}};
+  j["layers"] = json::array();
+  for (const auto& layer : e.layers) j["layers"].push_back({{"name", layer.name}, {"provider", layer.provider}});
   if (e.state == prevue::EnvState::kFailed || !e.error.empty()) {
     j["failed_step"] = e.failed_step;
     j["error"] = e.error;
@@ -493,7 +495,10 @@ int main(int argc, char** argv) {
     if (!logs_service.empty()) {
       // Service names are [a-z0-9_-]: anything else cannot name a log file of ours.
       bool plausible = logs_service.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") == std::string::npos;
-      auto text = prevue::read_file(w.engine->config().service_log(e.provider, e.slug, logs_service));
+      // The layer that ran the service kept its log.
+      prevue::Result<std::string> text = prevue::make_error(prevue::ErrorCode::kNotFound, "no log");
+      for (const auto& layer : e.layers)
+        if (plausible && !text.ok()) text = prevue::read_file(w.engine->config().service_log(layer.provider, e.slug, logs_service));
       if (!plausible || !text.ok()) {
         std::cerr << "prevue logs: no output recorded for service '" << logs_service << "' of " << e.slug << "\n";
         return kExitFailed;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace prevue {
@@ -15,6 +16,13 @@ enum class EnvState { kPending, kProvisioning, kReady, kSleeping, kFailed, kDest
 const char* to_string(EnvState state);
 std::optional<EnvState> env_state_from_string(std::string_view text);
 bool is_allowed_transition(EnvState from, EnvState to);
+// A layer of an environment as recorded: whose resources it holds.
+struct EnvironmentLayer {
+  std::string name;
+  std::string provider;
+  bool operator==(const EnvironmentLayer&) const = default;
+};
+
 // Whether resources may exist for an environment in this state.
 inline bool holds_resources(EnvState state) { return state != EnvState::kDestroyed; }
 

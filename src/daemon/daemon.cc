@@ -344,11 +344,18 @@ struct Daemon::Impl {
     if (!envs.ok()) return;
     for (auto e : *envs) {
       if (e.state != EnvState::kReady) continue;
-      ProviderRequest r = engine_config.provider_request(ProviderVerb::kStatus, e.provider, e.slug, e.pr, e.deployed_sha);
-      ProviderCall call = providers.call(e.provider, r, engine_config.provider_timeout);
-      bool all_running = call.response.ok() && call.response->ok && !call.response->services.empty();
-      if (all_running)
+      // Every layer answers, each service it lists runs, and some layer runs a service.
+      bool all_running = true;
+      size_t services = 0;
+      for (const auto& layer : e.layers) {
+        ProviderRequest r = engine_config.provider_request(ProviderVerb::kStatus, layer.provider, e.slug, e.pr, e.deployed_sha);
+        ProviderCall call = providers.call(layer.provider, r, engine_config.provider_timeout);
+        all_running = all_running && call.response.ok() && call.response->ok;
+        if (!all_running) break;
         for (const auto& s : call.response->services) all_running = all_running && s.running;
+        services += call.response->services.size();
+      }
+      all_running = all_running && services > 0;
       if (!all_running) {
         // Resumed by the reconciler: provisioning at the deployed commit.
         e.state = EnvState::kProvisioning;
@@ -1064,7 +1071,9 @@ struct Daemon::Impl {
   json env_json(const EnvironmentRecord& e) {
     json j{{"slug", e.slug},        {"pr", e.pr},       {"state", to_string(e.state)}, {"ref", e.ref},
            {"commit", e.commit_sha}, {"deployed_commit", e.deployed_sha}, {"url", e.url},
-           {"provider", e.provider}, {"created_at_ms", e.created_at},     {"updated_at_ms", e.updated_at}};
+           {"created_at_ms", e.created_at},     {"updated_at_ms", e.updated_at}};
+    j["layers"] = json::array();
+    for (const auto& layer : e.layers) j["layers"].push_back({{"name", layer.name}, {"provider", layer.provider}});
     if (auto repo = store->find_repository(e.repo_id); repo.ok() && repo->has_value()) j["repo"] = (*repo)->key;
     if (!e.error.empty()) {
       j["failed_step"] = e.failed_step;

@@ -296,27 +296,40 @@ ProviderRequest EngineConfig::provider_request(ProviderVerb verb, const std::str
 
 Status validate_with_provider(ProviderClient& providers, const EngineConfig& config, const Manifest& manifest,
                               const std::string& origin) {
-  auto described = providers.describe(manifest.provider);
-  if (!described.ok()) return described.error();
-  if (!described->can(ProviderVerb::kValidate)) return {};
-  ProviderRequest r = config.provider_request(ProviderVerb::kValidate, manifest.provider, "");
-  r.settings = manifest.provider_settings;
-  for (const auto& s : manifest.services) {
-    ProviderService svc;
-    svc.name = s.name;
-    svc.build = s.build;
-    svc.run = s.run;
-    svc.port_name = s.port;
-    svc.health_path = s.health.path;
-    r.services.push_back(std::move(svc));
+  for (const auto& layer : manifest.layers) {
+    auto described = providers.describe(layer.provider);
+    if (!described.ok()) return described.error();
+    if (!described->can(ProviderVerb::kValidate)) continue;
+    ProviderRequest r = config.provider_request(ProviderVerb::kValidate, layer.provider, "");
+    r.settings = layer.provider_settings;
+    for (const auto& name : layer.services) {
+      const ServiceSpec& s = *manifest.find_service(name);
+      ProviderService svc;
+      svc.name = s.name;
+      svc.build = s.build;
+      svc.run = s.run;
+      svc.port_name = s.port;
+      svc.health_path = s.health.path;
+      r.services.push_back(std::move(svc));
+    }
+    ProviderCall call = providers.call(layer.provider, r, Millis(60'000));
+    if (!call.response.ok()) return call.response.error();
+    if (call.response->ok) continue;
+    std::string message = origin + ": provider '" + layer.provider + "' refuses " +
+                          (manifest.short_form ? std::string("it") : "layer '" + layer.name + "'") + ":";
+    for (const auto& p : call.response->problems) {
+      // The provider names paths in its block ("$.local.update"); in a layer, that block is the layer's.
+      std::string path = p.path;
+      if (!manifest.short_form && path.rfind("$", 0) == 0) {
+        auto index = std::to_string(&layer - manifest.layers.data());
+        path = "$.layers[" + index + "]" + path.substr(1);
+      }
+      message += "\n  " + path + " " + p.message;
+    }
+    if (call.response->problems.empty()) message += " " + call.response->error_message;
+    return make_error(ErrorCode::kInvalidArgument, message);
   }
-  ProviderCall call = providers.call(manifest.provider, r, Millis(60'000));
-  if (!call.response.ok()) return call.response.error();
-  if (call.response->ok) return {};
-  std::string message = origin + ": provider '" + manifest.provider + "' refuses it:";
-  for (const auto& p : call.response->problems) message += "\n  " + p.path + " " + p.message;
-  if (call.response->problems.empty()) message += " " + call.response->error_message;
-  return make_error(ErrorCode::kInvalidArgument, message);
+  return {};
 }
 
 std::string EngineConfig::public_url(const std::string& host) const {
@@ -333,6 +346,42 @@ Result<RepositoryRecord> Engine::repository(const std::string& repo) {
   fs::path mirror = config_.state_dir / "mirrors" / (name + "-" + hex.substr(0, 8) + ".git");
   return store_.upsert_repository(*key, name, mirror.string());
 }
+
+// One `up`'s state: each step of the plan reads what the steps before it
+// wrote here, and nothing else passes between them.
+struct UpRun {
+  const UpRequest& request;
+  RepositoryRecord repo;
+  EnvironmentRecord env;
+  CurrentEnvironment current;  // as stored when the run began (reset by a retire)
+  UpResult& result;
+  Plan plan;                   // walked in order; the plan step appends to it
+
+  std::optional<GitMirror> git;
+  std::string commit;
+  std::string config_commit;  // where prevue.json, templates and seeds are read: the commit, or the base's for a fork
+  Manifest manifest;
+  std::map<std::string, std::string> revisions;
+  struct LayerState {
+    ProviderResponse allocated;
+    ProviderResponse applied;
+    std::vector<ProviderService> services;  // rendered, for apply
+  };
+  std::vector<LayerState> layers;  // as manifest.layers
+  RenderContext context;
+  std::map<std::string, std::string> shared_env;
+  std::string url;
+
+  // Where a service answers: what its layer's apply reported, else what allocate reserved.
+  Endpoint endpoint_of(const std::string& service) const {
+    const Layer* layer = manifest.layer_of_service(service);
+    if (layer == nullptr) return {};
+    const LayerState& state = layers[static_cast<size_t>(layer - manifest.layers.data())];
+    if (const ServiceStatus* s = state.applied.service(service); s && !s->endpoint.empty()) return s->endpoint;
+    if (const ServiceStatus* s = state.allocated.service(service)) return s->endpoint;
+    return {};
+  }
+};
 
 UpResult Engine::up(const UpRequest& request) {
   auto started = std::chrono::steady_clock::now();
@@ -389,312 +438,30 @@ UpResult Engine::up(const UpRequest& request) {
     if (auto s = store_.update_environment(env); !s.ok()) return fail_early(s.error().message);
   }
 
-  auto run = store_.begin_run(env.id, RunKind::kUp, request.sha);
-  if (!run.ok()) return fail_early(run.error().message);
+  auto run_record = store_.begin_run(env.id, RunKind::kUp, request.sha);
+  if (!run_record.ok()) return fail_early(run_record.error().message);
   (void)store_.append_timeline(env.id, "received",
                                "up requested at " + (request.sha.empty() ? request.ref : request.sha.substr(0, 12)), 0);
-  CurrentEnvironment current{env.state, env.deployed_sha, env.seeded, decode_revisions(env.service_revisions)};
+  CurrentEnvironment current{env.state, env.deployed_sha, env.seeded, decode_revisions(env.service_revisions), env.layers};
   env.state = EnvState::kProvisioning;
   env.ref = request.ref;
   env.failed_step.clear();
   env.error.clear();
   if (auto s = store_.update_environment(env); !s.ok()) return fail_early(s.error().message);
 
-  StepRecorder steps(store_, runner_, run->id, env.id, redact_, request.cancelled, &request);
-  std::optional<GitMirror> git;
-  std::string commit;
-  std::string config_commit;  // where prevue.json, templates and seeds are read: the commit, or the base's for a fork
-  Manifest manifest;
-  Plan plan;
-  std::map<std::string, std::string> revisions;
-  ProviderResponse allocated;
-  ProviderResponse applied;
-  RenderContext context;
-  std::map<std::string, std::string> shared_env;
-  std::vector<ProviderService> services;
-  const fs::path dir = env.dir;
-  std::string url;
-
-  auto provider_request = [&](ProviderVerb verb) {
-    ProviderRequest r = config_.provider_request(verb, manifest.provider, env.slug, env.pr, commit);
-    r.settings = manifest.provider_settings;
-    return r;
-  };
-  // Where a service answers: what apply reported, else what allocate reserved.
-  auto endpoint_of = [&](const std::string& service) -> Endpoint {
-    if (const ServiceStatus* s = applied.service(service); s && !s->endpoint.empty()) return s->endpoint;
-    if (const ServiceStatus* s = allocated.service(service)) return s->endpoint;
-    return {};
-  };
-  auto call_provider = [&](const ProviderRequest& r, std::string& log) -> Result<ProviderResponse> {
-    ProviderCall call = providers_.call(manifest.provider, r, config_.provider_timeout, request.cancelled);
-    log += call.log;
-    if (!call.response.ok()) return call.response.error();
-    if (!call.response->ok)
-      return make_error(ErrorCode::kProvider, call.response->error_message.empty() ? "provider failed" : call.response->error_message);
-    return std::move(call.response).value();
-  };
-
-  steps.run("fetch", [&](std::string& log) -> Status {
-    auto opened = GitMirror::open(repo->mirror_path, repo->key);
-    if (!opened.ok()) return opened.error();
-    git.emplace(std::move(opened).value());
-    PREVUE_TRY(git->fetch());
-    log += "fetched " + repo->key + " into " + repo->mirror_path + "\n";
-    return {};
-  });
-  steps.run("resolve", [&](std::string& log) -> Status {
-    auto resolved = request.sha.empty() ? git->resolve_ref(request.ref) : git->resolve_sha(request.sha);
-    if (!resolved.ok() && !request.sha.empty() && !request.ref.empty())
-      return make_error(resolved.error().code, resolved.error().message + " (ref " + request.ref + ")");
-    if (!resolved.ok()) return resolved.error();
-    commit = resolved->sha;
-    config_commit = commit;
-    env.commit_sha = commit;
-    log += (request.sha.empty() ? request.ref : request.sha) + " is commit " + commit + "\n";
-    if (!request.config_ref.empty()) {
-      auto base = git->resolve_ref(request.config_ref);
-      if (!base.ok()) return make_error(base.error().code, "untrusted pull request: its base " + base.error().message);
-      config_commit = base->sha;
-      log += "untrusted pull request (from a fork): prevue.json, templates and seeds come from " + request.config_ref + " at " +
-             config_commit + "; only the application code from " + short_sha(commit) + "\n";
-    }
-    return store_.update_environment(env);
-  });
-  steps.run("manifest", [&](std::string& log) -> Status {
-    auto parsed = read_manifest(*git, config_commit, request.ref.empty() ? request.sha : request.ref);
-    if (!parsed.ok()) return parsed.error();
-    manifest = std::move(parsed).value();
-    PREVUE_TRY(validate_with_provider(providers_, config_, manifest, "prevue.json at " + short_sha(config_commit)));
-    log += "read prevue.json: " + std::to_string(manifest.services.size()) + " service(s), provider " + manifest.provider + "\n";
-    if (env.provider == manifest.provider || !holds_resources(current.state) || current.state == EnvState::kPending) {
-      env.provider = manifest.provider;
-      return store_.update_environment(env);
-    }
-    return {};
-  });
-  // The manifest moved to another provider: what the old one runs goes first,
-  // and the new one starts from nothing (services, seeds, routes).
-  if (!steps.failed() && env.provider != manifest.provider) {
-    const std::string old_provider = env.provider;
-    steps.run("retire " + old_provider, [&](std::string& log) -> Status {
-      PREVUE_TRY(environment_verb(env, ProviderVerb::kDestroy, log));
-      log += "provider " + old_provider + " destroyed what it ran; provider " + manifest.provider + " takes over\n";
-      PREVUE_TRY(store_.replace_routes(env.id, {}));
-      env.provider = manifest.provider;
-      env.deployed_sha.clear();
-      env.seeded = false;
-      env.service_revisions.clear();
-      current = CurrentEnvironment{EnvState::kPending, "", false, {}};
-      return store_.update_environment(env);
-    });
+  UpRun run{request, *repo, env, current, result, Plan{}};
+  run.plan.steps = up_prelude();
+  StepRecorder steps(store_, runner_, run_record->id, env.id, redact_, request.cancelled, &request);
+  // The plan step appends to the plan while it is walked: index, and copy each step.
+  for (size_t i = 0; i < run.plan.steps.size(); ++i) {
+    const PlanStep step = run.plan.steps[i];
+    if (!steps.run(step.name, [&](std::string& log) { return up_step(run, step, log); })) break;
   }
-  steps.run("plan", [&](std::string& log) -> Status {
-    auto revs = service_revisions(*git, manifest, commit, config_commit);
-    if (!revs.ok()) return revs.error();
-    revisions = std::move(revs).value();
-    plan = make_plan(manifest, commit, &current, revisions);
-    result.plan = describe_plan(plan);
-    log += result.plan;
-    return store_.append_timeline(env.id, "planned", std::string(to_string(plan.action)) + " at " + short_sha(commit), 0);
-  });
-
-  for (const PlanStep& step : steps.failed() ? std::vector<PlanStep>{} : plan.steps) {
-    switch (step.kind) {
-      case StepKind::kAllocate:
-        steps.run(step.name, [&](std::string& log) -> Status {
-          ProviderRequest r = provider_request(ProviderVerb::kAllocate);
-          for (const auto& s : manifest.services) {
-            ProviderService svc{s.name, "", {}, 0, {}, {}, s.port};
-            svc.revision = revisions[s.name];  // a provider updating without downtime gives a changed service a new endpoint
-            r.services.push_back(std::move(svc));
-          }
-          auto response = call_provider(r, log);
-          if (!response.ok()) return response.error();
-          allocated = std::move(response).value();
-          for (const auto& s : manifest.services) {
-            Endpoint endpoint = endpoint_of(s.name);
-            log += s.name + ": " + (endpoint.empty() ? "no endpoint" : endpoint.text()) + "\n";
-          }
-          return {};
-        });
-        break;
-      case StepKind::kRender:
-        steps.run(step.name, [&](std::string& log) -> Status {
-          // Context first: templates and service commands see the same values.
-          ContextSource src{manifest, env.slug, env.dir, commit, config_.preview_domain, env.pr,
-                            [&](const ServiceSpec& s) {
-                              Endpoint endpoint = endpoint_of(s.name);
-                              return endpoint.empty() ? std::string() : std::to_string(endpoint.port);
-                            },
-                            [&](const RouteSpec& route, const std::string& host) {
-                              if (config_.public_url_template.empty()) return "http://" + endpoint_of(route.service).text() + "/";
-                              return config_.public_url(host);
-                            },
-                            // An untrusted pull request gets no secrets: the names render empty.
-                            [&](const std::string& value) { return request.config_ref.empty() ? value : std::string(); },
-                            config_.secrets};
-          std::tie(context, url) = make_context(src);
-          shared_env = {{"ENV_NAME", "preview"},     {"PREVUE_SLUG", env.slug},    {"PREVUE_PR", std::to_string(env.pr)},
-                        {"PREVUE_COMMIT", commit},   {"PREVUE_COMMIT_SHORT", short_sha(commit)},
-                        {"PREVUE_URL", url},         {"PREVUE_ENV_DIR", env.dir},  {"PREVUE_REF", request.ref}};
-
-          // The repository's files at the commit, then the rendered templates over them.
-          std::error_code ec;
-          const fs::path records = config_.records_dir(env.slug);
-          fs::create_directories(records, ec);
-          fs::create_directories(dir, ec);
-          // "<blob id> <path>" per line, from the previous deploy.
-          std::map<std::string, std::string> previous;
-          if (auto text = read_file(records / kExportedList); text.ok()) {
-            std::istringstream lines(*text);
-            for (std::string line; std::getline(lines, line);) {
-              auto space = line.find(' ');
-              if (space != std::string::npos) previous[line.substr(space + 1)] = line.substr(0, space);
-            }
-          }
-          std::map<std::string, std::string> exported;
-          for (const auto& path : manifest.export_paths) {
-            auto files = git->export_tree(commit, path, dir, &previous);
-            if (!files.ok()) return files.error();
-            for (const auto& f : *files) exported[f.path] = f.blob_sha;
-          }
-          // Files an earlier commit exported that this one no longer has.
-          for (const auto& [path, blob] : previous) {
-            if (!exported.count(path) && is_safe_relative_path(path)) fs::remove(dir / path, ec);
-          }
-          std::string listing;
-          for (const auto& [path, blob] : exported) listing += blob + " " + path + "\n";
-          PREVUE_TRY(write_file_atomic(records / kExportedList, listing, Durability::kAtomicOnly));
-          log += "exported " + std::to_string(exported.size()) + " file(s) at " + short_sha(commit) + "\n";
-
-          for (const auto& t : manifest.templates) {
-            auto rendered = render_template(*git, config_commit, t, context);
-            if (!rendered.ok()) return rendered.error();
-            auto target = path_inside(dir, t.target);
-            if (!target.ok()) return target.error();
-            if (auto on_disk = read_file(*target); on_disk.ok() && *on_disk == *rendered) {
-              log += "rendered " + t.source + " -> " + t.target + " (unchanged)\n";
-              continue;
-            }
-            PREVUE_TRY(write_file_atomic(*target, *rendered, Durability::kAtomicOnly));
-            log += "rendered " + t.source + " -> " + t.target + "\n";
-          }
-          for (const auto& s : manifest.services) {
-            ProviderService svc;
-            svc.name = s.name;
-            auto workdir = path_inside(dir, s.workdir == "." ? "./" : s.workdir + "/.");
-            if (!workdir.ok()) return workdir.error();
-            svc.workdir = (dir / s.workdir).lexically_normal().string();
-            auto run_argv = render_argv(s.run, context, "prevue.json $.services." + s.name + ".run");
-            if (!run_argv.ok()) return run_argv.error();
-            svc.run = std::move(run_argv).value();
-            auto build = render_argv(s.build, context, "prevue.json $.services." + s.name + ".build");
-            if (!build.ok()) return build.error();
-            svc.build = std::move(build).value();
-            auto service_env = render_service_env(s, context);
-            if (!service_env.ok()) return service_env.error();
-            svc.env = shared_env;
-            for (auto& [k, v] : *service_env) svc.env[k] = std::move(v);
-            svc.build_timeout_ms = s.build_timeout.count();
-            svc.port_name = s.port;
-            svc.health_path = s.health.path;
-            svc.ready_timeout_ms = s.health.timeout.count();
-            svc.revision = revisions[s.name];
-            services.push_back(std::move(svc));
-          }
-          return {};
-        });
-        break;
-      case StepKind::kApply:
-        steps.run(step.name, [&](std::string& log) -> Status {
-          ProviderRequest r = provider_request(ProviderVerb::kApply);
-          r.services = services;
-          auto response = call_provider(r, log);
-          if (!response.ok()) return response.error();
-          applied = std::move(response).value();
-          for (const auto& s : applied.services)
-            log += s.name + ": " + (s.restarted ? "started" : "unchanged") + (s.pid ? " pid " + std::to_string(s.pid) : "") +
-                   (s.endpoint.empty() ? "" : " at " + s.endpoint.text()) + "\n";
-          // Outputs are for the steps after apply (seeds); sensitive ones are hidden like secrets.
-          for (const auto& [name, output] : applied.outputs) {
-            context.set("output." + name, output.value);
-            if (output.sensitive) redact_.add("output " + name, output.value);
-            log += "output " + name + (output.sensitive ? " (sensitive)" : " = " + output.value) + "\n";
-          }
-          return {};
-        });
-        break;
-      case StepKind::kSeed:
-        steps.run(step.name, [&](std::string& log) -> Status {
-          SeedContext seed{*git, config_commit, dir, context, shared_env, runner_};
-          const SeedStep& spec = manifest.seed[static_cast<size_t>(step.seed_index)];
-          if (spec.kind != SeedKind::kCommand) PREVUE_TRY(path_inside(dir, spec.database));
-          return run_seed_step(spec, seed, log);
-        });
-        break;
-      case StepKind::kRoutes:
-        steps.run(step.name, [&](std::string& log) -> Status {
-          std::vector<RouteRecord> routes;
-          for (const auto& route : manifest.routes) {
-            Endpoint upstream = endpoint_of(route.service);
-            if (upstream.empty())
-              return make_error(ErrorCode::kProvider, "route " + route.name + ": provider " + manifest.provider +
-                                                          " gave service " + route.service + " no endpoint");
-            RouteRecord r{*context.find("host." + route.name), env.id, route.name, route.service, upstream.text()};
-            log += r.host + " -> " + r.upstream + " (" + route.service + ")\n";
-            routes.push_back(std::move(r));
-          }
-          PREVUE_TRY(store_.replace_routes(env.id, routes));
-          if (request.on_routes_changed) request.on_routes_changed(env.slug);
-          return {};
-        });
-        break;
-      case StepKind::kPrune:
-        steps.run(step.name, [&](std::string& log) -> Status {
-          auto described = providers_.describe(manifest.provider);
-          if (!described.ok()) return described.error();
-          if (!described->can(ProviderVerb::kPrune)) {
-            log += "provider " + manifest.provider + " replaces services in place: nothing to stop\n";
-            return {};
-          }
-          auto response = call_provider(provider_request(ProviderVerb::kPrune), log);
-          return response.ok() ? Status{} : Status(response.error());
-        });
-        break;
-      case StepKind::kReady:
-        steps.run(step.name, [&](std::string& log) -> Status {
-          env.state = EnvState::kReady;
-          env.deployed_sha = commit;
-          env.url = url;
-          env.seeded = true;
-          env.service_revisions = encode_revisions(revisions);
-          if (request.publish_ready) PREVUE_TRY(request.publish_ready([&] { return store_.update_environment(env); }));
-          else PREVUE_TRY(store_.update_environment(env));
-          // Every successful run renews the lease: a push is activity.
-          std::int64_t now = clock_.now_ms();
-          LeasePolicy policy = manifest.lease.over(config_.lease_defaults);
-          auto lease = store_.lease_of(env.id);
-          LeaseRecord record{env.id,
-                             policy.ttl.count(),
-                             policy.idle.count(),
-                             policy.end,
-                             policy.grace.count(),
-                             now + policy.ttl.count(),
-                             now,
-                             lease.ok() && lease->has_value() && (*lease)->pinned,
-                             0};
-          PREVUE_TRY(store_.upsert_lease(record));
-          log += "ready at " + url + "\n";
-          return store_.append_timeline(env.id, "ready", url, 0);
-        });
-        break;
-    }
-  }
+  env = run.env;
 
   if (steps.failed() && steps.superseded()) {
     // Left `provisioning`: the newer commit's run resumes from here.
-    (void)store_.finish_run(run->id, RunState::kFailed, steps.error());
+    (void)store_.finish_run(run_record->id, RunState::kFailed, steps.error());
     (void)store_.append_timeline(env.id, "superseded", steps.error(), 0);
     result.failed_step = steps.failed_step();
     result.error = steps.error();
@@ -703,17 +470,336 @@ UpResult Engine::up(const UpRequest& request) {
     env.failed_step = steps.failed_step();
     env.error = steps.error();
     (void)store_.update_environment(env);
-    (void)store_.finish_run(run->id, RunState::kFailed, steps.error());
+    (void)store_.finish_run(run_record->id, RunState::kFailed, steps.error());
     (void)store_.append_timeline(env.id, "failed", steps.failed_step() + ": " + steps.error(), 0);
     result.failed_step = steps.failed_step();
     result.error = steps.error();
     result.log_tail = tail_lines(steps.log(), kLogTailLines);
   } else {
-    (void)store_.finish_run(run->id, RunState::kSucceeded, "");
+    (void)store_.finish_run(run_record->id, RunState::kSucceeded, "");
     result.ok = true;
   }
   result.environment = env;
   return finish(result);
+}
+
+Status Engine::up_step(UpRun& run, const PlanStep& step, std::string& log) {
+  switch (step.kind) {
+    case StepKind::kFetch: return fetch_step(run, log);
+    case StepKind::kResolve: return resolve_step(run, log);
+    case StepKind::kManifest: return manifest_step(run, log);
+    case StepKind::kPlan: return plan_step(run, log);
+    case StepKind::kRetire: return retire_step(run, step, log);
+    case StepKind::kAllocate: return allocate_step(run, step, log);
+    case StepKind::kRender: return render_step(run, step, log);
+    case StepKind::kApply: return apply_step(run, step, log);
+    case StepKind::kSeed: return seed_step(run, step, log);
+    case StepKind::kRoutes: return routes_step(run, log);
+    case StepKind::kPrune: return prune_step(run, step, log);
+    case StepKind::kReady: return ready_step(run, log);
+    case StepKind::kDestroy:
+    case StepKind::kUnroute:
+    case StepKind::kSleep: break;
+  }
+  return make_error(ErrorCode::kInternal, std::string("step ") + to_string(step.kind) + " is not part of an up");
+}
+
+Result<ProviderResponse> Engine::call_layer(UpRun& run, size_t layer, ProviderVerb verb, std::vector<ProviderService> services,
+                                            std::string& log) {
+  const Layer& spec = run.manifest.layers[layer];
+  ProviderRequest r = config_.provider_request(verb, spec.provider, run.env.slug, run.env.pr, run.commit);
+  r.settings = spec.provider_settings;
+  r.services = std::move(services);
+  ProviderCall call = providers_.call(spec.provider, r, config_.provider_timeout, run.request.cancelled);
+  log += call.log;
+  if (!call.response.ok()) return call.response.error();
+  if (!call.response->ok)
+    return make_error(ErrorCode::kProvider, call.response->error_message.empty() ? "provider failed" : call.response->error_message);
+  return std::move(call.response).value();
+}
+
+Status Engine::fetch_step(UpRun& run, std::string& log) {
+  auto opened = GitMirror::open(run.repo.mirror_path, run.repo.key);
+  if (!opened.ok()) return opened.error();
+  run.git.emplace(std::move(opened).value());
+  PREVUE_TRY(run.git->fetch());
+  log += "fetched " + run.repo.key + " into " + run.repo.mirror_path + "\n";
+  return {};
+}
+
+Status Engine::resolve_step(UpRun& run, std::string& log) {
+  const UpRequest& request = run.request;
+  auto resolved = request.sha.empty() ? run.git->resolve_ref(request.ref) : run.git->resolve_sha(request.sha);
+  if (!resolved.ok() && !request.sha.empty() && !request.ref.empty())
+    return make_error(resolved.error().code, resolved.error().message + " (ref " + request.ref + ")");
+  if (!resolved.ok()) return resolved.error();
+  run.commit = resolved->sha;
+  run.config_commit = run.commit;
+  run.env.commit_sha = run.commit;
+  log += (request.sha.empty() ? request.ref : request.sha) + " is commit " + run.commit + "\n";
+  if (!request.config_ref.empty()) {
+    auto base = run.git->resolve_ref(request.config_ref);
+    if (!base.ok()) return make_error(base.error().code, "untrusted pull request: its base " + base.error().message);
+    run.config_commit = base->sha;
+    log += "untrusted pull request (from a fork): prevue.json, templates and seeds come from " + request.config_ref + " at " +
+           run.config_commit + "; only the application code from " + short_sha(run.commit) + "\n";
+  }
+  return store_.update_environment(run.env);
+}
+
+Status Engine::manifest_step(UpRun& run, std::string& log) {
+  auto parsed = read_manifest(*run.git, run.config_commit, run.request.ref.empty() ? run.request.sha : run.request.ref);
+  if (!parsed.ok()) return parsed.error();
+  run.manifest = std::move(parsed).value();
+  PREVUE_TRY(validate_with_provider(providers_, config_, run.manifest, "prevue.json at " + short_sha(run.config_commit)));
+  run.layers.assign(run.manifest.layers.size(), {});
+  log += "read prevue.json: " + std::to_string(run.manifest.services.size()) + " service(s)";
+  for (const auto& layer : run.manifest.layers)
+    log += (&layer == &run.manifest.layers.front() ? "; layers: " : ", ") + layer.name + " (" + layer.provider + ")";
+  log += "\n";
+  return {};
+}
+
+Status Engine::plan_step(UpRun& run, std::string& log) {
+  auto revs = service_revisions(*run.git, run.manifest, run.commit, run.config_commit);
+  if (!revs.ok()) return revs.error();
+  run.revisions = std::move(revs).value();
+  std::vector<int> template_layers;
+  for (const auto& t : run.manifest.templates) {
+    auto text = run.git->read_file(run.config_commit, t.source);
+    template_layers.push_back(text.ok() && text->has_value() ? run.manifest.last_output_layer(**text) : -1);
+  }
+  Plan plan = make_plan(run.manifest, run.commit, &run.current, run.revisions, template_layers);
+  run.result.plan = describe_plan(plan);
+  log += run.result.plan;
+  // Recorded before anything runs, so a teardown (or a crash) finds every
+  // provider that may hold something: the new layers, and the retiring
+  // ones until their retire step is done.
+  std::vector<EnvironmentLayer> layers;
+  for (const auto& step : plan.steps)
+    if (step.kind == StepKind::kRetire) layers.push_back(step.target);
+  for (auto& layer : recorded_layers(run.manifest)) layers.push_back(std::move(layer));
+  run.env.layers = std::move(layers);
+  PREVUE_TRY(store_.update_environment(run.env));
+  run.plan.action = plan.action;
+  run.plan.commit = plan.commit;
+  run.plan.unchanged_services = plan.unchanged_services;
+  for (auto& step : plan.steps) run.plan.steps.push_back(std::move(step));
+  return store_.append_timeline(run.env.id, "planned", std::string(to_string(plan.action)) + " at " + short_sha(run.commit), 0);
+}
+
+Status Engine::retire_step(UpRun& run, const PlanStep& step, std::string& log) {
+  EnvironmentRecord& env = run.env;
+  PREVUE_TRY(environment_verb(env, step.target, ProviderVerb::kDestroy, log));
+  log += "provider " + step.target.provider + " destroyed what it ran; the environment starts afresh\n";
+  PREVUE_TRY(store_.replace_routes(env.id, {}));
+  std::erase(env.layers, step.target);
+  env.deployed_sha.clear();
+  env.seeded = false;
+  env.service_revisions.clear();
+  return store_.update_environment(env);
+}
+
+Status Engine::allocate_step(UpRun& run, const PlanStep& step, std::string& log) {
+  const auto layer = static_cast<size_t>(step.layer);
+  std::vector<ProviderService> services;
+  for (const auto& name : run.manifest.layers[layer].services) {
+    const ServiceSpec& s = *run.manifest.find_service(name);
+    ProviderService svc{s.name, "", {}, 0, {}, {}, s.port};
+    svc.revision = run.revisions[s.name];  // a provider updating without downtime gives a changed service a new endpoint
+    services.push_back(std::move(svc));
+  }
+  auto response = call_layer(run, layer, ProviderVerb::kAllocate, std::move(services), log);
+  if (!response.ok()) return response.error();
+  run.layers[layer].allocated = std::move(response).value();
+  for (const auto& name : run.manifest.layers[layer].services) {
+    Endpoint endpoint = run.endpoint_of(name);
+    log += name + ": " + (endpoint.empty() ? "no endpoint" : endpoint.text()) + "\n";
+  }
+  return {};
+}
+
+Status Engine::export_files(UpRun& run, std::string& log) {
+  const fs::path dir = run.env.dir;
+  std::error_code ec;
+  const fs::path records = config_.records_dir(run.env.slug);
+  fs::create_directories(records, ec);
+  fs::create_directories(dir, ec);
+  // "<blob id> <path>" per line, from the previous deploy.
+  std::map<std::string, std::string> previous;
+  if (auto text = read_file(records / kExportedList); text.ok()) {
+    std::istringstream lines(*text);
+    for (std::string line; std::getline(lines, line);) {
+      auto space = line.find(' ');
+      if (space != std::string::npos) previous[line.substr(space + 1)] = line.substr(0, space);
+    }
+  }
+  std::map<std::string, std::string> exported;
+  for (const auto& path : run.manifest.export_paths) {
+    auto files = run.git->export_tree(run.commit, path, dir, &previous);
+    if (!files.ok()) return files.error();
+    for (const auto& f : *files) exported[f.path] = f.blob_sha;
+  }
+  // Files an earlier commit exported that this one no longer has.
+  for (const auto& [path, blob] : previous) {
+    if (!exported.count(path) && is_safe_relative_path(path)) fs::remove(dir / path, ec);
+  }
+  std::string listing;
+  for (const auto& [path, blob] : exported) listing += blob + " " + path + "\n";
+  PREVUE_TRY(write_file_atomic(records / kExportedList, listing, Durability::kAtomicOnly));
+  log += "exported " + std::to_string(exported.size()) + " file(s) at " + short_sha(run.commit) + "\n";
+  return {};
+}
+
+Status Engine::render_step(UpRun& run, const PlanStep& step, std::string& log) {
+  EnvironmentRecord& env = run.env;
+  const fs::path dir = env.dir;
+  if (step.layer == 0) {
+    // Context first: templates and service commands see the same values.
+    ContextSource src{run.manifest, env.slug, env.dir, run.commit, config_.preview_domain, env.pr,
+                      [&](const ServiceSpec& s) {
+                        Endpoint endpoint = run.endpoint_of(s.name);
+                        return endpoint.empty() ? std::string() : std::to_string(endpoint.port);
+                      },
+                      [&](const RouteSpec& route, const std::string& host) {
+                        if (config_.public_url_template.empty()) return "http://" + run.endpoint_of(route.service).text() + "/";
+                        return config_.public_url(host);
+                      },
+                      // An untrusted pull request gets no secrets: the names render empty.
+                      [&](const std::string& value) { return run.request.config_ref.empty() ? value : std::string(); },
+                      config_.secrets};
+    std::tie(run.context, run.url) = make_context(src);
+    run.shared_env = {{"ENV_NAME", "preview"},         {"PREVUE_SLUG", env.slug},   {"PREVUE_PR", std::to_string(env.pr)},
+                      {"PREVUE_COMMIT", run.commit},   {"PREVUE_COMMIT_SHORT", short_sha(run.commit)},
+                      {"PREVUE_URL", run.url},         {"PREVUE_ENV_DIR", env.dir}, {"PREVUE_REF", run.request.ref}};
+    // The repository's files at the commit, then the rendered templates over them.
+    PREVUE_TRY(export_files(run, log));
+  }
+  for (int index : step.templates) {
+    const TemplateFile& t = run.manifest.templates[static_cast<size_t>(index)];
+    auto rendered = render_template(*run.git, run.config_commit, t, run.context);
+    if (!rendered.ok()) return rendered.error();
+    auto target = path_inside(dir, t.target);
+    if (!target.ok()) return target.error();
+    if (auto on_disk = read_file(*target); on_disk.ok() && *on_disk == *rendered) {
+      log += "rendered " + t.source + " -> " + t.target + " (unchanged)\n";
+      continue;
+    }
+    PREVUE_TRY(write_file_atomic(*target, *rendered, Durability::kAtomicOnly));
+    log += "rendered " + t.source + " -> " + t.target + "\n";
+  }
+  if (step.layer < 0 || static_cast<size_t>(step.layer) >= run.manifest.layers.size()) return {};
+  auto& services = run.layers[static_cast<size_t>(step.layer)].services;
+  services.clear();
+  for (const auto& name : run.manifest.layers[static_cast<size_t>(step.layer)].services) {
+    const ServiceSpec& s = *run.manifest.find_service(name);
+    ProviderService svc;
+    svc.name = s.name;
+    auto workdir = path_inside(dir, s.workdir == "." ? "./" : s.workdir + "/.");
+    if (!workdir.ok()) return workdir.error();
+    svc.workdir = (dir / s.workdir).lexically_normal().string();
+    auto run_argv = render_argv(s.run, run.context, "prevue.json $.services." + s.name + ".run");
+    if (!run_argv.ok()) return run_argv.error();
+    svc.run = std::move(run_argv).value();
+    auto build = render_argv(s.build, run.context, "prevue.json $.services." + s.name + ".build");
+    if (!build.ok()) return build.error();
+    svc.build = std::move(build).value();
+    auto service_env = render_service_env(s, run.context);
+    if (!service_env.ok()) return service_env.error();
+    svc.env = run.shared_env;
+    for (auto& [k, v] : *service_env) svc.env[k] = std::move(v);
+    svc.build_timeout_ms = s.build_timeout.count();
+    svc.port_name = s.port;
+    svc.health_path = s.health.path;
+    svc.ready_timeout_ms = s.health.timeout.count();
+    svc.revision = run.revisions[s.name];
+    services.push_back(std::move(svc));
+  }
+  return {};
+}
+
+Status Engine::apply_step(UpRun& run, const PlanStep& step, std::string& log) {
+  const auto layer = static_cast<size_t>(step.layer);
+  auto response = call_layer(run, layer, ProviderVerb::kApply, run.layers[layer].services, log);
+  if (!response.ok()) return response.error();
+  ProviderResponse& applied = run.layers[layer].applied = std::move(response).value();
+  for (const auto& s : applied.services)
+    log += s.name + ": " + (s.restarted ? "started" : "unchanged") + (s.pid ? " pid " + std::to_string(s.pid) : "") +
+           (s.endpoint.empty() ? "" : " at " + s.endpoint.text()) + "\n";
+  // Outputs are for the layers, templates and seeds after this one; sensitive ones are hidden like secrets.
+  const std::string& layer_name = run.manifest.layers[layer].name;
+  for (const auto& [key, output] : applied.outputs) {
+    run.context.set("output." + layer_name + "." + key, output.value);
+    // The short form's one layer needs no qualifying: {{ output.NAME }}.
+    const std::string name = run.manifest.short_form ? key : layer_name + "." + key;
+    run.context.set("output." + name, output.value);
+    if (output.sensitive) redact_.add("output " + name, output.value);
+    log += "output " + name + (output.sensitive ? " (sensitive)" : " = " + output.value) + "\n";
+  }
+  return {};
+}
+
+Status Engine::seed_step(UpRun& run, const PlanStep& step, std::string& log) {
+  SeedContext seed{*run.git, run.config_commit, run.env.dir, run.context, run.shared_env, runner_};
+  const SeedStep& spec = run.manifest.seed[static_cast<size_t>(step.seed_index)];
+  if (spec.kind != SeedKind::kCommand) PREVUE_TRY(path_inside(run.env.dir, spec.database));
+  return run_seed_step(spec, seed, log);
+}
+
+Status Engine::routes_step(UpRun& run, std::string& log) {
+  std::vector<RouteRecord> routes;
+  for (const auto& route : run.manifest.routes) {
+    Endpoint upstream = run.endpoint_of(route.service);
+    if (upstream.empty())
+      return make_error(ErrorCode::kProvider, "route " + route.name + ": provider " +
+                                                  run.manifest.layer_of_service(route.service)->provider + " gave service " +
+                                                  route.service + " no endpoint");
+    RouteRecord r{*run.context.find("host." + route.name), run.env.id, route.name, route.service, upstream.text()};
+    log += r.host + " -> " + r.upstream + " (" + route.service + ")\n";
+    routes.push_back(std::move(r));
+  }
+  PREVUE_TRY(store_.replace_routes(run.env.id, routes));
+  if (run.request.on_routes_changed) run.request.on_routes_changed(run.env.slug);
+  return {};
+}
+
+Status Engine::prune_step(UpRun& run, const PlanStep& step, std::string& log) {
+  const Layer& layer = run.manifest.layers[static_cast<size_t>(step.layer)];
+  auto described = providers_.describe(layer.provider);
+  if (!described.ok()) return described.error();
+  if (!described->can(ProviderVerb::kPrune)) {
+    log += "provider " + layer.provider + " replaces services in place: nothing to stop\n";
+    return {};
+  }
+  auto response = call_layer(run, static_cast<size_t>(step.layer), ProviderVerb::kPrune, {}, log);
+  return response.ok() ? Status{} : Status(response.error());
+}
+
+Status Engine::ready_step(UpRun& run, std::string& log) {
+  EnvironmentRecord& env = run.env;
+  env.state = EnvState::kReady;
+  env.deployed_sha = run.commit;
+  env.url = run.url;
+  env.seeded = true;
+  env.service_revisions = encode_revisions(run.revisions);
+  if (run.request.publish_ready) PREVUE_TRY(run.request.publish_ready([&] { return store_.update_environment(env); }));
+  else PREVUE_TRY(store_.update_environment(env));
+  // Every successful run renews the lease: a push is activity.
+  std::int64_t now = clock_.now_ms();
+  LeasePolicy policy = run.manifest.lease.over(config_.lease_defaults);
+  auto lease = store_.lease_of(env.id);
+  LeaseRecord record{env.id,
+                     policy.ttl.count(),
+                     policy.idle.count(),
+                     policy.end,
+                     policy.grace.count(),
+                     now + policy.ttl.count(),
+                     now,
+                     lease.ok() && lease->has_value() && (*lease)->pinned,
+                     0};
+  PREVUE_TRY(store_.upsert_lease(record));
+  log += "ready at " + run.url + "\n";
+  return store_.append_timeline(env.id, "ready", run.url, 0);
 }
 
 DownResult Engine::down_by_slug(const std::string& slug) {
@@ -732,16 +818,17 @@ DownResult Engine::down_by_pr(const std::string& repo, long pr) {
   return down(**env);
 }
 
-Status Engine::environment_verb(const EnvironmentRecord& env, ProviderVerb verb, std::string& log,
+Status Engine::environment_verb(const EnvironmentRecord& env, const EnvironmentLayer& layer, ProviderVerb verb, std::string& log,
                                 std::vector<ReceiptItem>* removed) {
-  ProviderRequest r = config_.provider_request(verb, env.provider, env.slug, env.pr, env.deployed_sha);
-  ProviderCall call = providers_.call(env.provider, r, config_.provider_timeout);
+  ProviderRequest r = config_.provider_request(verb, layer.provider, env.slug, env.pr, env.deployed_sha);
+  ProviderCall call = providers_.call(layer.provider, r, config_.provider_timeout);
   log += call.log;
   if (!call.response.ok()) return call.response.error();
   if (!call.response->ok) return make_error(ErrorCode::kProvider, call.response->error_message);
   if (removed) {
     for (ReceiptItem item : call.response->removed) {
-      item.by = env.provider;
+      item.by = layer.provider;
+      item.layer = layer.name;
       log += item.kind + " " + item.name + ": " + item.outcome + "\n";
       removed->push_back(std::move(item));
     }
@@ -751,9 +838,27 @@ Status Engine::environment_verb(const EnvironmentRecord& env, ProviderVerb verb,
 
 std::string receipt_json(const std::vector<ReceiptItem>& receipt) {
   nlohmann::json items = nlohmann::json::array();
-  for (const auto& item : receipt)
-    items.push_back({{"by", item.by}, {"kind", item.kind}, {"name", item.name}, {"outcome", item.outcome}});
+  for (const auto& item : receipt) {
+    nlohmann::json one = {{"by", item.by}, {"kind", item.kind}, {"name", item.name}, {"outcome", item.outcome}};
+    if (!item.layer.empty()) one["layer"] = item.layer;
+    items.push_back(std::move(one));
+  }
   return items.dump();
+}
+
+Status Engine::unroute(const EnvironmentRecord& env, std::vector<ReceiptItem>& receipt, std::string& log) {
+  auto routes = store_.routes_of(env.id);
+  if (!routes.ok()) return routes.error();
+  PREVUE_TRY(store_.replace_routes(env.id, {}));
+  PREVUE_TRY(store_.delete_lease(env.id));
+  for (const auto& route : *routes) {
+    receipt.push_back({"route", route.host + " -> " + route.upstream, "removed", "prevue"});
+    // Published by the daemon (or `prevue gc`), which withdraws names no live route has.
+    receipt.push_back({"dns", route.host, "withdrawn at the next DNS publish", "prevue"});
+  }
+  receipt.push_back({"lease", env.slug, "removed", "prevue"});
+  log += "routes and lease removed\n";
+  return {};
 }
 
 DownResult Engine::down(EnvironmentRecord env) {
@@ -774,21 +879,16 @@ DownResult Engine::down(EnvironmentRecord env) {
 
   StepRecorder steps(store_, runner_, run->id, env.id, redact_);
   std::vector<ReceiptItem>& receipt = result.receipt;
-  steps.run("destroy", [&](std::string& log) { return environment_verb(env, ProviderVerb::kDestroy, log, &receipt); });
-  steps.run("routes", [&](std::string& log) -> Status {
-    auto routes = store_.routes_of(env.id);
-    if (!routes.ok()) return routes.error();
-    PREVUE_TRY(store_.replace_routes(env.id, {}));
-    PREVUE_TRY(store_.delete_lease(env.id));
-    for (const auto& route : *routes) {
-      receipt.push_back({"route", route.host + " -> " + route.upstream, "removed", "prevue"});
-      // Published by the daemon (or `prevue gc`), which withdraws names no live route has.
-      receipt.push_back({"dns", route.host, "withdrawn at the next DNS publish", "prevue"});
-    }
-    receipt.push_back({"lease", env.slug, "removed", "prevue"});
-    log += "routes and lease removed\n";
-    return {};
-  });
+  // Last layer first: nothing is left running against a layer that is gone.
+  for (const PlanStep& step : make_down_plan(env.layers).steps) {
+    bool ok = steps.run(step.name, [&](std::string& log) -> Status {
+      if (step.kind == StepKind::kUnroute) return unroute(env, receipt, log);
+      PREVUE_TRY(environment_verb(env, step.target, ProviderVerb::kDestroy, log, &receipt));
+      std::erase(env.layers, step.target);  // a retry resumes with the layers still standing
+      return store_.update_environment(env);
+    });
+    if (!ok) break;
+  }
   if (steps.failed()) {
     // Stays `destroying` with the error, so a retry (or gc) finishes the job.
     env.error = steps.error();
@@ -841,7 +941,19 @@ DownResult Engine::sleep(const std::string& slug) {
   auto run = store_.begin_run(env.id, RunKind::kDown, env.deployed_sha);
   if (!run.ok()) return DownResult{false, false, env, run.error().message};
   StepRecorder steps(store_, runner_, run->id, env.id, redact_);
-  steps.run("sleep", [&](std::string& log) { return environment_verb(env, ProviderVerb::kSleep, log); });
+  for (const PlanStep& step : make_sleep_plan(env.layers).steps) {
+    bool ok = steps.run(step.name, [&](std::string& log) -> Status {
+      auto described = providers_.describe(step.target.provider);
+      if (!described.ok()) return described.error();
+      // What cannot sleep (a database a provider made, say) is kept as it is.
+      if (!described->can(ProviderVerb::kSleep)) {
+        log += "provider " + step.target.provider + " cannot sleep: layer " + step.target.name + " kept as it is\n";
+        return {};
+      }
+      return environment_verb(env, step.target, ProviderVerb::kSleep, log);
+    });
+    if (!ok) break;
+  }
   if (steps.failed()) {
     (void)store_.finish_run(run->id, RunState::kFailed, steps.error());
     return DownResult{false, false, env, steps.error()};
@@ -886,8 +998,19 @@ Result<RenderReport> Engine::render(const std::string& repo_arg, const std::stri
                     [](const std::string& shown) { return shown; },
                     secret_names};
   RenderContext context = make_context(src).first;
+  // Outputs exist only once their layer has applied: they show by name.
+  auto name_outputs = [&](std::string_view text) {
+    for (const auto& name : placeholders_in(text))
+      if (name.rfind("output.", 0) == 0 && manifest->last_output_layer("{{" + name + "}}") >= 0)
+        context.set(name, "<" + name + ">");
+  };
+  for (const auto& s : manifest->services) {
+    for (const auto& arg : s.run) name_outputs(arg);
+    for (const auto& [k, v] : s.env) name_outputs(v);
+  }
 
   for (const auto& t : manifest->templates) {
+    if (auto text = git.read_file(commit, t.source); text.ok() && text->has_value()) name_outputs(**text);
     auto rendered = render_template(git, commit, t, context);
     if (!rendered.ok()) return rendered.error();
     report.files.push_back(RenderedFile{t.target, *rendered});

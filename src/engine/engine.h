@@ -134,6 +134,8 @@ struct EnvironmentView {
   std::vector<StepRecord> steps;
 };
 
+struct UpRun;  // one `up`'s state, walked by the steps of its plan (engine.cc)
+
 class Engine {
  public:
   Engine(EngineConfig config, Store& store, ProcessRunner& runner, const Clock& clock);
@@ -155,9 +157,31 @@ class Engine {
   Result<RepositoryRecord> repository(const std::string& repo);
 
  private:
+  // The steps of `up`, each a function of the run's state.
+  Status up_step(UpRun& run, const PlanStep& step, std::string& log);
+  Status fetch_step(UpRun& run, std::string& log);
+  Status resolve_step(UpRun& run, std::string& log);
+  Status manifest_step(UpRun& run, std::string& log);
+  Status plan_step(UpRun& run, std::string& log);
+  Status retire_step(UpRun& run, const PlanStep& step, std::string& log);
+  Status allocate_step(UpRun& run, const PlanStep& step, std::string& log);
+  Status render_step(UpRun& run, const PlanStep& step, std::string& log);
+  Status apply_step(UpRun& run, const PlanStep& step, std::string& log);
+  Status seed_step(UpRun& run, const PlanStep& step, std::string& log);
+  Status routes_step(UpRun& run, std::string& log);
+  Status prune_step(UpRun& run, const PlanStep& step, std::string& log);
+  Status ready_step(UpRun& run, std::string& log);
+  // The repository's files at the run's commit into the environment directory.
+  Status export_files(UpRun& run, std::string& log);
+  // One verb of the provider of the run's layer `layer`, with that layer's settings.
+  Result<ProviderResponse> call_layer(UpRun& run, size_t layer, ProviderVerb verb, std::vector<ProviderService> services,
+                                      std::string& log);
+
   DownResult down(EnvironmentRecord env);
-  // One provider verb on an existing environment (destroy, sleep), its log appended.
-  Status environment_verb(const EnvironmentRecord& env, ProviderVerb verb, std::string& log,
+  // prevue's routes and lease of an environment go (the end of a teardown).
+  Status unroute(const EnvironmentRecord& env, std::vector<ReceiptItem>& receipt, std::string& log);
+  // One provider verb on a layer of an existing environment (destroy, sleep), its log appended.
+  Status environment_verb(const EnvironmentRecord& env, const EnvironmentLayer& layer, ProviderVerb verb, std::string& log,
                           std::vector<ReceiptItem>* removed = nullptr);
 
   EngineConfig config_;

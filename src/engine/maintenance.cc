@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "engine/maintenance.h"
 
 #include <filesystem>
@@ -56,7 +58,7 @@ Result<std::vector<Orphan>> find_orphans(Store& store, ProviderClient& providers
   std::set<std::pair<std::string, std::string>> live;  // (provider, slug)
   std::set<std::string> live_slugs;
   for (const auto& e : *envs) {
-    live.insert({e.provider, e.slug});
+    for (const auto& layer : e.layers) live.insert({layer.provider, e.slug});
     live_slugs.insert(e.slug);
   }
   std::vector<Orphan> orphans;
@@ -233,7 +235,8 @@ GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const E
       // Re-check: the daemon may have created it with this provider between the listing and now.
       auto owner = store.find_environment_by_slug(orphan.slug);
       if (owner.ok() && owner->has_value() && (*owner)->state != EnvState::kDestroyed &&
-          (orphan.provider.empty() || (*owner)->provider == orphan.provider))
+          (orphan.provider.empty() || std::any_of((*owner)->layers.begin(), (*owner)->layers.end(),
+                                                  [&](const EnvironmentLayer& l) { return l.provider == orphan.provider; })))
         continue;
       Status s = destroy_orphan(providers, store, config, orphan);
       if (!s.ok()) report.failures.push_back("sweep orphan " + orphan.slug + ": " + s.error().message);

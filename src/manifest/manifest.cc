@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "manifest/json_reader.h"
+#include "manifest/render.h"
 
 #include <regex>
 
@@ -24,6 +25,34 @@ const ServiceSpec* Manifest::find_service(std::string_view name) const {
     if (service.name == name) return &service;
   }
   return nullptr;
+}
+
+const Layer* Manifest::layer_of_service(std::string_view name) const {
+  for (const auto& layer : layers)
+    for (const auto& service : layer.services)
+      if (service == name) return &layer;
+  return nullptr;
+}
+
+const Layer* Manifest::find_layer(std::string_view name) const {
+  for (const auto& layer : layers)
+    if (layer.name == name) return &layer;
+  return nullptr;
+}
+
+int Manifest::last_output_layer(std::string_view text) const {
+  int last = -1;
+  for (const auto& name : placeholders_in(text)) {
+    if (name.rfind("output.", 0) != 0) continue;
+    std::string_view rest = std::string_view(name).substr(7);
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const std::string& layer = layers[i].name;
+      bool names_it = rest.size() > layer.size() && rest.substr(0, layer.size()) == layer && rest[layer.size()] == '.';
+      // The short form's unqualified {{ output.NAME }} is its one layer's.
+      if (names_it || short_form) last = std::max(last, static_cast<int>(i));
+    }
+  }
+  return last;
 }
 
 bool is_safe_relative_path(std::string_view path) {
@@ -110,28 +139,98 @@ SeedStep read_seed(const Reader& r) {
   return step;
 }
 
+// Every field of the top level; a provider's settings block is named after it.
+constexpr std::string_view kTopLevelFields[] = {"$schema", "version", "name", "provider", "layers", "export", "params",
+                                                "services", "templates", "seed", "routes", "lease"};
+
+std::string read_provider_name(const Reader& r) {
+  std::string provider = r.string_or("provider", "local");
+  if (!is_name(provider)) r.at("provider").fail("must be a provider name of [a-z0-9_-]");
+  for (auto field : kTopLevelFields)
+    if (provider == field) r.at("provider").fail("'" + provider + "' is a manifest field, not a provider name");
+  return provider;
+}
+
+// A layer's provider, settings block and services (from `r`: the top level
+// in the short form, an item of $.layers otherwise); appends the services to `m`.
+Layer read_layer(const Reader& r, std::string name, std::string provider, Manifest& m, bool services_required) {
+  Layer layer;
+  layer.name = std::move(name);
+  layer.provider = std::move(provider);
+  if (r.has(layer.provider)) {
+    Reader settings = r.at(layer.provider);
+    if (!settings.value().is_object()) settings.fail("must be an object (the settings of provider '" + layer.provider + "')");
+    layer.provider_settings = settings.value().dump();
+  }
+  if (!r.has("services")) {
+    if (services_required) r.fail("missing required field 'services'");
+    return layer;
+  }
+  Reader services = r.at("services");
+  if (!services.value().is_object() || (services_required && services.value().empty()))
+    services.fail(services_required ? "must be an object with at least one service" : "must be an object");
+  for (const auto& item : services.value().items()) {
+    Reader s(item.value(), services.child_path(item.key()));
+    if (!is_name(item.key())) s.fail("service names are [a-z0-9_-], starting with a letter, at most 40 characters");
+    if (m.find_service(item.key())) s.fail("service '" + item.key() + "' is already declared by another layer");
+    m.services.push_back(read_service(s, item.key()));
+    layer.services.push_back(item.key());
+  }
+  return layer;
+}
+
+void read_layers(const Reader& root, Manifest& m) {
+  if (!root.has("layers")) {
+    root.expect_object({"$schema", "version", "name", "provider", "export", "params", "services", "templates", "seed", "routes",
+                        "lease", read_provider_name(root)});
+    m.layers.push_back(read_layer(root, std::string(kShortFormLayer), read_provider_name(root), m, true));
+    return;
+  }
+  m.short_form = false;
+  root.expect_object({"$schema", "version", "name", "layers", "export", "params", "templates", "seed", "routes", "lease"});
+  Reader layers = root.at("layers");
+  if (!layers.value().is_array() || layers.value().empty()) layers.fail("must be an array with at least one layer");
+  for (size_t i = 0; i < layers.value().size(); ++i) {
+    Reader item(layers.value()[i], layers.path() + "[" + std::to_string(i) + "]");
+    if (!item.value().is_object()) item.fail("must be an object");
+    std::string provider = read_provider_name(item);
+    item.expect_object({"name", "provider", "services", provider});
+    std::string name = item.required_string("name");
+    if (!is_name(name)) item.at("name").fail("layer names are [a-z0-9_-], starting with a letter");
+    if (m.find_layer(name)) item.at("name").fail("layer '" + name + "' is declared twice");
+    for (const auto& earlier : m.layers)
+      if (earlier.provider == provider)
+        (item.has("provider") ? item.at("provider") : item)
+            .fail("provider '" + provider + "' already runs layer '" + earlier.name + "' (a provider runs one layer of an environment)");
+    m.layers.push_back(read_layer(item, name, provider, m, false));
+  }
+  if (m.services.empty()) layers.fail("declare at least one service in some layer (a preview needs something to route to)");
+  // A service is rendered before its layer applies: it may name the outputs of earlier layers only.
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    for (const auto& name : m.layers[i].services) {
+      const ServiceSpec& s = *m.find_service(name);
+      std::string given;
+      for (const auto& arg : s.run) given += arg + "\n";
+      for (const auto& arg : s.build) given += arg + "\n";
+      for (const auto& [k, v] : s.env) given += v + "\n";
+      if (m.last_output_layer(given) >= static_cast<int>(i))
+        Reader(layers.value()[i], layers.path() + "[" + std::to_string(i) + "]")
+            .at("services")
+            .at(name)
+            .fail("names outputs of its own or a later layer; a service sees the outputs of the layers before its own");
+    }
+  }
+}
+
 Manifest read_manifest(const Reader& root) {
   Manifest m;
   if (!root.value().is_object()) root.fail("must be an object");
-  m.provider = root.string_or("provider", "local");
-  if (!is_name(m.provider)) root.at("provider").fail("must be a provider name of [a-z0-9_-]");
-  static constexpr std::string_view kFields[] = {"$schema", "version", "name", "provider", "export", "params", "services",
-                                                 "templates", "seed", "routes", "lease"};
-  for (auto field : kFields)
-    if (m.provider == field) root.at("provider").fail("'" + m.provider + "' is a manifest field, not a provider name");
-  // The provider's own settings sit in a block named after it; the provider validates them.
-  root.expect_object({"$schema", "version", "name", "provider", "export", "params", "services", "templates", "seed", "routes",
-                      "lease", m.provider});
-  if (root.has(m.provider)) {
-    Reader settings = root.at(m.provider);
-    if (!settings.value().is_object()) settings.fail("must be an object (the settings of provider '" + m.provider + "')");
-    m.provider_settings = settings.value().dump();
-  }
   if (!root.has("version")) root.fail("missing required field 'version'");
   m.version = static_cast<int>(root.at("version").integer(0, 1'000'000));
   if (m.version != kManifestVersion)
     root.at("version").fail("unsupported manifest version " + std::to_string(m.version) + " (this prevue reads version " +
                             std::to_string(kManifestVersion) + ")");
+  read_layers(root, m);
   m.name = root.string_or("name", "");
   if (root.has("export")) {
     m.export_paths = root.at("export").paths();
@@ -141,14 +240,6 @@ Manifest read_manifest(const Reader& root) {
     m.params = root.at("params").string_map();
     for (const auto& [key, value] : m.params)
       if (!is_name(key)) root.at("params").at(key).fail("parameter names are [a-z0-9_-], starting with a letter");
-  }
-  if (!root.has("services")) root.fail("missing required field 'services'");
-  Reader services = root.at("services");
-  if (!services.value().is_object() || services.value().empty()) services.fail("must be an object with at least one service");
-  for (const auto& item : services.value().items()) {
-    Reader s(item.value(), services.child_path(item.key()));
-    if (!is_name(item.key())) s.fail("service names are [a-z0-9_-], starting with a letter, at most 40 characters");
-    m.services.push_back(read_service(s, item.key()));
   }
   if (root.has("templates")) {
     Reader t = root.at("templates");

@@ -77,20 +77,40 @@ struct ManifestLease {
   }
 };
 
-struct Manifest {
-  int version = kManifestVersion;
+// One layer of an environment: a provider, its settings and the services it
+// runs. Layers are applied in order (each may read the outputs of those
+// before it) and torn down in reverse. A provider appears in one layer at
+// most: its resources are the environment's (provider, slug).
+struct Layer {
   std::string name;
   std::string provider = "local";
   std::string provider_settings = "{}";  // the block named after the provider: a JSON object, as text
+  std::vector<std::string> services;     // names, in $.services order
+};
+
+// The one layer of a manifest written in the short form (no "layers").
+inline constexpr std::string_view kShortFormLayer = "main";
+
+struct Manifest {
+  int version = kManifestVersion;
+  std::string name;
+  std::vector<Layer> layers;  // at least one
+  bool short_form = true;     // one layer, no "layers": outputs are also {{ output.NAME }}
   std::vector<std::string> export_paths = {"."};  // repository paths written into the environment
   std::map<std::string, std::string> params;
-  std::vector<ServiceSpec> services;
+  std::vector<ServiceSpec> services;  // every layer's, in layer order
   std::vector<TemplateFile> templates;
   std::vector<SeedStep> seed;
   std::vector<RouteSpec> routes;
   ManifestLease lease;
 
   const ServiceSpec* find_service(std::string_view name) const;
+  // The layer that runs service `name` (nullptr if none does).
+  const Layer* layer_of_service(std::string_view name) const;
+  const Layer* find_layer(std::string_view name) const;
+  // The layer after whose apply `text` can be rendered: the last one whose
+  // outputs it names, or -1 when it names none.
+  int last_output_layer(std::string_view text) const;
 };
 
 // Parses and validates. Errors name `origin` (e.g. "prevue.json at 1a2b3c4")

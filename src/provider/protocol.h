@@ -80,6 +80,7 @@ struct ReceiptItem {
   std::string name;     // what it was: "web (pid 5120)", "pr-42-x.prevue.localhost"
   std::string outcome;  // "stopped", "killed after its grace", "removed", "already gone"
   std::string by;       // filled in by prevue: the provider (or "prevue") that removed it; not on the wire
+  std::string layer;    // filled in by prevue: the environment's layer it belonged to; not on the wire
   bool operator==(const ReceiptItem&) const = default;
 };
 

@@ -221,6 +221,13 @@ DROP TABLE pull_requests;
 ALTER TABLE new_pull_requests RENAME TO pull_requests;
 CREATE INDEX pull_requests_by_branch ON pull_requests(repo_id, head_ref, pr);
 )sql"},
+    // An environment is a list of layers, each with its provider: the
+    // column holds "name provider" lines (the store's encoding; records
+    // carry them typed). Existing rows were the one layer of the short form.
+    {4, R"sql(
+ALTER TABLE environments RENAME COLUMN provider TO layers;
+UPDATE environments SET layers = 'main ' || layers WHERE layers <> '';
+)sql"},
 };
 
 }  // namespace prevue

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 
@@ -125,8 +126,25 @@ Error db_error(sqlite3* db, const std::string& what) {
 }
 
 constexpr const char* kEnvColumns =
-    "id, repo_id, pr, slug, state, ref, commit_sha, deployed_sha, dir, url, failed_step, error, provider, seeded, "
+    "id, repo_id, pr, slug, state, ref, commit_sha, deployed_sha, dir, url, failed_step, error, layers, seeded, "
     "created_at, updated_at, service_revisions";
+
+// Layers as the column holds them: one "name provider" line each.
+std::string encode_layers(const std::vector<EnvironmentLayer>& layers) {
+  std::string out;
+  for (const auto& layer : layers) out += layer.name + " " + layer.provider + "\n";
+  return out;
+}
+
+std::vector<EnvironmentLayer> decode_layers(const std::string& text) {
+  std::vector<EnvironmentLayer> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    auto space = line.find(' ');
+    if (space != std::string::npos) out.push_back(EnvironmentLayer{line.substr(0, space), line.substr(space + 1)});
+  }
+  return out;
+}
 
 EnvironmentRecord read_env(const Statement& s) {
   EnvironmentRecord r;
@@ -142,7 +160,7 @@ EnvironmentRecord read_env(const Statement& s) {
   r.url = s.text(9);
   r.failed_step = s.text(10);
   r.error = s.text(11);
-  r.provider = s.text(12);
+  r.layers = decode_layers(s.text(12));
   r.seeded = s.integer(13) != 0;
   r.created_at = s.integer(14);
   r.updated_at = s.integer(15);
@@ -227,11 +245,11 @@ class SqliteStore final : public Store {
   Result<EnvironmentRecord> insert_environment(EnvironmentRecord r) override {
     r.created_at = r.updated_at = clock_.now_ms();
     Statement s(db_, &cache_, "INSERT INTO environments(repo_id, pr, slug, state, ref, commit_sha, deployed_sha, dir, url, "
-                     "failed_step, error, provider, seeded, created_at, updated_at, service_revisions) "
+                     "failed_step, error, layers, seeded, created_at, updated_at, service_revisions) "
                      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     s.bind(1, r.repo_id).bind(2, static_cast<std::int64_t>(r.pr)).bind(3, r.slug).bind(4, std::string(to_string(r.state)));
     s.bind(5, r.ref).bind(6, r.commit_sha).bind(7, r.deployed_sha).bind(8, r.dir).bind(9, r.url);
-    s.bind(10, r.failed_step).bind(11, r.error).bind(12, r.provider).bind(13, std::int64_t(r.seeded));
+    s.bind(10, r.failed_step).bind(11, r.error).bind(12, encode_layers(r.layers)).bind(13, std::int64_t(r.seeded));
     s.bind(14, r.created_at).bind(15, r.updated_at).bind(16, r.service_revisions);
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot create environment " + r.slug);
     r.id = sqlite3_last_insert_rowid(db_);
@@ -691,9 +709,9 @@ class SqliteStore final : public Store {
                                                   to_string(r.state));
     r.updated_at = clock_.now_ms();
     Statement s(db_, &cache_, "UPDATE environments SET state=?, ref=?, commit_sha=?, deployed_sha=?, dir=?, url=?, failed_step=?, "
-                     "error=?, provider=?, seeded=?, updated_at=?, service_revisions=? WHERE id=?");
+                     "error=?, layers=?, seeded=?, updated_at=?, service_revisions=? WHERE id=?");
     s.bind(1, std::string(to_string(r.state))).bind(2, r.ref).bind(3, r.commit_sha).bind(4, r.deployed_sha).bind(5, r.dir);
-    s.bind(6, r.url).bind(7, r.failed_step).bind(8, r.error).bind(9, r.provider).bind(10, std::int64_t(r.seeded));
+    s.bind(6, r.url).bind(7, r.failed_step).bind(8, r.error).bind(9, encode_layers(r.layers)).bind(10, std::int64_t(r.seeded));
     s.bind(11, r.updated_at).bind(12, r.service_revisions).bind(13, r.id);
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot update environment " + r.slug);
     return {};

@@ -41,7 +41,7 @@ struct EnvironmentRecord {
   std::string url;
   std::string failed_step;   // set while failed
   std::string error;         // set while failed
-  std::string provider = "local";
+  std::vector<EnvironmentLayer> layers;  // as last planned, in apply order; empty before a manifest was read
   bool seeded = false;       // seed steps completed once for this environment
   std::string service_revisions;  // "name revision" lines, as last deployed
   std::int64_t created_at = 0;

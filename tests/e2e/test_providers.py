@@ -213,6 +213,66 @@ class Providers(PrevueTestCase):
         self.daemon.wait_for(lambda: not process_alive(old_pids["web"]), "the replaced web process stopped", 20)
         self.assertEqual(service_pids(self.env_dir(env))["api"], old_pids["api"], "an unchanged service keeps running")
 
+    def test_two_layers_the_second_reading_the_firsts_outputs(self):
+        secret = "layer-one-s3cr3t"
+        manifest = {
+            "version": 1,
+            "layers": [
+                {"name": "infra", "provider": "scripted",
+                 "scripted": {"mode": "infra", "outputs": {"greeting": {"value": "hello from infra"},
+                                                           "db_url": {"value": f"postgres://app:{secret}@db/app", "sensitive": True}}}},
+                {"name": "app", "provider": "local",
+                 "services": {"web": {"run": ["python3", "-m", "http.server", "{{ port.web }}", "--bind", "127.0.0.1"],
+                                      "workdir": "site", "env": {"DATABASE_URL": "{{ output.infra.db_url }}"}}}},
+            ],
+            "templates": [{"source": "site.tmpl/index.html", "target": "site/index.html"},
+                          {"source": "site.tmpl/about.html", "target": "site/about.html"}],
+            "seed": [{"type": "command", "name": "env", "workdir": "site",
+                      "run": ["sh", "-c", 'printf "%s" "$1" > db.txt', "seed", "{{ output.infra.db_url }}"]}],
+        }
+        self.branch("layers", json.dumps(manifest), {
+            "site.tmpl/index.html": "<h1>{{ output.infra.greeting }}</h1>\n",
+            "site.tmpl/about.html": "PR {{ pr.number }} at {{ url.web }}\n",
+        })
+        # The dry run shows what each layer's outputs will fill in, by name.
+        git(self.repo, "checkout", "-q", "layers")
+        render = self.prevue("render", "--repo", self.repo, "--ref", "layers")
+        git(self.repo, "checkout", "-q", "main")
+        self.assertIn("<h1><output.infra.greeting></h1>", render.stdout)
+        self.assertIn("apply: infra", render.stdout)
+
+        self.start_daemon()
+        env = self.wait_ref("layers", "ready")
+        self.assertEqual(env["layers"], [{"name": "infra", "provider": "scripted"}, {"name": "app", "provider": "local"}])
+        status, page, _ = self.daemon.get(primary_host(env))
+        self.assertEqual(status, 200, page)
+        self.assertIn("<h1>hello from infra</h1>", page)
+        with open(os.path.join(self.env_dir(env), "site", "db.txt")) as f:
+            self.assertEqual(f.read(), f"postgres://app:{secret}@db/app")
+        logs = self.logs(env["slug"])
+        for step in ("apply: infra", "render: app", "apply: app"):
+            self.assertIn(f"== {step} [succeeded", logs)
+        self.assertLess(logs.index("== apply: infra"), logs.index("== render: app"))
+        self.assertIn("output infra.db_url (sensitive)", logs)
+        self.assertNotIn(secret, logs)
+        pid = service_pids(self.env_dir(env))["web"]
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            self.assertIn(f"DATABASE_URL=postgres://app:{secret}@db/app".encode(), f.read().split(b"\0"))
+
+        state_dir = self.daemon.state_dir
+        self.daemon.stop()
+        self.daemon = None
+        down = json.loads(self.prevue("down", env["slug"], "--json", state_dir=state_dir).stdout)
+        self.assertTrue(down["ok"], down)
+        layers = [item.get("layer") for item in down["receipt"] if item.get("layer")]
+        # Last layer first: the app's processes, then the infrastructure they used.
+        self.assertEqual(layers, sorted(layers, key=["app", "infra"].index), down["receipt"])
+        self.assertIn({"by": "local", "layer": "app", "kind": "process", "name": f"web (pid {pid})", "outcome": "stopped"},
+                      down["receipt"])
+        self.assertIn({"by": "scripted", "layer": "infra", "kind": "workspace", "name": "prevue-" + env["slug"],
+                       "outcome": "removed"}, down["receipt"])
+        self.assertFalse(process_alive(pid))
+
     def test_down_prints_a_receipt_of_what_it_removed(self):
         result, out = self.up(self.repo, 1, "main")
         self.assertTrue(result["ok"], out.stdout + out.stderr)

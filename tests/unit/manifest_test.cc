@@ -25,7 +25,11 @@ std::string parse_error(const std::string& text) {
 TEST(Manifest, MinimalGetsDefaults) {
   Manifest m = parse_ok(kMinimal);
   ASSERT_EQ(m.services.size(), 1u);
-  EXPECT_EQ(m.provider, "local");
+  ASSERT_EQ(m.layers.size(), 1u);  // the short form is one layer
+  EXPECT_EQ(m.layers[0].provider, "local");
+  EXPECT_EQ(m.layers[0].name, "main");
+  EXPECT_EQ(m.layers[0].services, std::vector<std::string>{"web"});
+  EXPECT_TRUE(m.short_form);
   EXPECT_EQ(m.services[0].port, "http");
   EXPECT_EQ(m.services[0].health.path, "/");
   ASSERT_EQ(m.routes.size(), 1u);  // the one service answers the environment's host
@@ -120,5 +124,62 @@ TEST(Manifest, NumbersPastTheDoubleRangeAreErrors) {
   auto m = parse_manifest(R"({"version": 1e400})", "prevue.json");
   EXPECT_NE(m.error().message.find("too large"), std::string::npos) << m.error().message;
 }
+
+constexpr const char* kTwoLayers = R"({
+  "version": 1,
+  "layers": [
+    {"name": "infra", "provider": "scripted", "scripted": {"outputs": {"db_url": "x"}}},
+    {"name": "app", "provider": "local", "local": {"update": "in_place"},
+     "services": {"web": {"run": ["srv"], "env": {"DB": "{{ output.infra.db_url }}"}}}}
+  ],
+  "templates": [{"source": "a.tmpl", "target": "a.conf"}]
+})";
+
+TEST(ManifestLayers, ReadsLayersInOrderWithTheirSettingsAndServices) {
+  Manifest m = parse_ok(kTwoLayers);
+  EXPECT_FALSE(m.short_form);
+  ASSERT_EQ(m.layers.size(), 2u);
+  EXPECT_EQ(m.layers[0].name, "infra");
+  EXPECT_EQ(m.layers[0].provider, "scripted");
+  EXPECT_EQ(m.layers[0].provider_settings, R"({"outputs":{"db_url":"x"}})");
+  EXPECT_TRUE(m.layers[0].services.empty());
+  EXPECT_EQ(m.layers[1].provider_settings, R"({"update":"in_place"})");
+  EXPECT_EQ(m.layers[1].services, std::vector<std::string>{"web"});
+  EXPECT_EQ(m.layer_of_service("web"), &m.layers[1]);
+  ASSERT_EQ(m.routes.size(), 1u);
+  EXPECT_EQ(m.routes[0].service, "web");
+}
+
+TEST(ManifestLayers, KnowsWhichLayersOutputsATextNames) {
+  Manifest m = parse_ok(kTwoLayers);
+  EXPECT_EQ(m.last_output_layer("plain {{ pr.number }}"), -1);
+  EXPECT_EQ(m.last_output_layer("db={{ output.infra.db_url }}"), 0);
+  EXPECT_EQ(m.last_output_layer("{{output.infra.a}} {{ output.app.b }}"), 1);
+  EXPECT_EQ(m.last_output_layer("{{ output.infrastructure.a }}"), -1);  // a name boundary, not a prefix
+}
+
+TEST(ManifestLayers, RefusesWhatCannotWork) {
+  auto layers = [](const std::string& items) { return R"({"version": 1, "layers": [)" + items + "]}"; };
+  auto refused = [](const std::string& text, const std::string& expected) {
+    std::string message = parse_error(text);
+    EXPECT_NE(message.find(expected), std::string::npos) << message;
+  };
+  refused(R"({"version": 1, "layers": []})", "$.layers must be an array with at least one layer");
+  refused(layers(R"({"name": "a", "provider": "scripted"})"), "at least one service");
+  refused(layers(R"({"name": "a", "services": {"web": {"run": ["x"]}}}, {"name": "a", "provider": "scripted"})"),
+          "$.layers[1].name layer 'a' is declared twice");
+  refused(layers(R"({"name": "a", "services": {"web": {"run": ["x"]}}}, {"name": "b"})"),
+          "$.layers[1] provider 'local' already runs layer 'a'");
+  refused(layers(R"({"name": "a", "services": {"web": {"run": ["x"]}}}, {"name": "b", "provider": "scripted", "services": {"web": {}}})"),
+          "$.layers[1].services.web service 'web' is already declared by another layer");
+  // A service renders before its layer applies: its own layer's outputs do not exist yet.
+  refused(layers(R"({"name": "a", "services": {"web": {"run": ["x", "{{ output.a.url }}"]}}})"),
+          "$.layers[0].services.web names outputs of its own or a later layer");
+  // The short form's fields do not mix with layers.
+  refused(R"({"version": 1, "provider": "local", "layers": [{"name": "a", "services": {"web": {"run": ["x"]}}}]})",
+          "$.provider unknown field");
+  refused(layers(R"({"name": "a", "services": {"web": {"run": ["x"]}}, "compose": {}})"), "$.layers[0].compose unknown field");
+}
+
 }  // namespace
 }  // namespace prevue

@@ -11,6 +11,19 @@ Manifest two_services(bool with_seed = true) {
   m.services.push_back(ServiceSpec{.name = "api", .run = {"api"}});
   if (with_seed) m.seed.push_back(SeedStep{.kind = SeedKind::kSql, .name = "items", .database = "d.db", .files = {"a.sql"}});
   m.routes.push_back(RouteSpec{"web", "web"});
+  m.layers.push_back(Layer{"main", "local", "{}", {"web", "api"}});
+  return m;
+}
+
+// infra (no services, outputs) then app (web), the way a Terraform layer feeds an app.
+Manifest two_layers() {
+  Manifest m;
+  m.short_form = false;
+  m.services.push_back(ServiceSpec{.name = "web", .run = {"web"}});
+  m.routes.push_back(RouteSpec{"web", "web"});
+  m.templates = {TemplateFile{"plain.tmpl", "plain"}, TemplateFile{"db.tmpl", "db.conf"}, TemplateFile{"late.tmpl", "late"}};
+  m.layers.push_back(Layer{"infra", "scripted", "{}", {}});
+  m.layers.push_back(Layer{"app", "local", "{}", {"web"}});
   return m;
 }
 
@@ -63,6 +76,36 @@ TEST(Plan, DescribeMentionsEveryStep) {
   EXPECT_NE(text.find("update at abcdef123456"), std::string::npos) << text;
   EXPECT_NE(text.find("apply (start or restart: api)"), std::string::npos) << text;
   EXPECT_NE(text.find("unchanged, left running: web"), std::string::npos) << text;
+}
+
+TEST(Plan, LayersApplyInOrderAndTemplatesRenderOnceTheirOutputsExist) {
+  // plain.tmpl names no output, db.tmpl names infra's, late.tmpl app's.
+  Plan p = make_plan(two_layers(), "c1", nullptr, {{"web", "w1"}}, {-1, 0, 1});
+  EXPECT_EQ(step_names(p), (std::vector<std::string>{"allocate: app", "render", "apply: infra", "render: app", "apply: app",
+                                                     "render: after app", "routes", "prune: app", "prune: infra", "ready"}));
+  EXPECT_EQ(p.steps[1].templates, std::vector<int>{0});
+  EXPECT_EQ(p.steps[3].templates, std::vector<int>{1});
+  EXPECT_EQ(p.steps[5].templates, std::vector<int>{2});
+  EXPECT_EQ(p.steps[4].services, std::vector<std::string>{"web"});
+}
+
+TEST(Plan, AProviderNoLayerUsesIsRetiredFirstAndEverythingStartsAfresh) {
+  CurrentEnvironment current{EnvState::kReady, "c1", true, {{"web", "w1"}}, {{"main", "old"}, {"app", "local"}}};
+  Plan p = make_plan(two_layers(), "c2", &current, {{"web", "w1"}});
+  ASSERT_EQ(p.steps.front().kind, StepKind::kRetire);
+  EXPECT_EQ(p.steps.front().name, "retire old");
+  EXPECT_EQ(p.steps.front().target, (EnvironmentLayer{"main", "old"}));
+  EXPECT_EQ(p.action, PlanAction::kCreate);
+  EXPECT_EQ(apply_step(p).services.size(), 0u);  // infra's apply: no services; app's restarts web
+  EXPECT_EQ(p.steps[5].name, "apply: app");
+  EXPECT_EQ(p.steps[5].services, std::vector<std::string>{"web"});
+}
+
+TEST(Plan, TeardownAndSleepGoLastLayerFirst) {
+  std::vector<EnvironmentLayer> layers{{"infra", "scripted"}, {"app", "local"}};
+  EXPECT_EQ(step_names(make_down_plan(layers)), (std::vector<std::string>{"destroy: app", "destroy: infra", "routes"}));
+  EXPECT_EQ(step_names(make_sleep_plan(layers)), (std::vector<std::string>{"sleep: app", "sleep: infra"}));
+  EXPECT_EQ(step_names(make_down_plan({{"main", "local"}})), (std::vector<std::string>{"destroy", "routes"}));
 }
 
 }  // namespace

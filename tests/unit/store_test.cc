@@ -58,7 +58,7 @@ class StoreContract : public ::testing::TestWithParam<bool> {
   RepositoryRecord repo_;
 };
 
-TEST_P(StoreContract, MigratesToLatestVersion) { EXPECT_EQ(store_->schema_version(), 3); }
+TEST_P(StoreContract, MigratesToLatestVersion) { EXPECT_EQ(store_->schema_version(), 4); }
 
 TEST_P(StoreContract, UpsertRepositoryIsIdempotent) {
   auto again = store_->upsert_repository("/repos/app", "other", "/elsewhere");
@@ -92,6 +92,19 @@ TEST_P(StoreContract, EnvironmentUniquePerPrAndSlug) {
   dup.pr = 2;
   dup.slug = "pr-1-a";
   EXPECT_EQ(store_->insert_environment(dup).error().code, ErrorCode::kConflict);
+}
+
+TEST_P(StoreContract, LayersAreKeptInOrder) {
+  EnvironmentRecord e = new_env(1, "pr-1-a");
+  EXPECT_TRUE(e.layers.empty());
+  e.layers = {{"infra", "terraform"}, {"app", "compose"}};
+  ASSERT_TRUE(store_->update_environment(e).ok());
+  auto read = store_->find_environment_by_slug("pr-1-a");
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_EQ((*read)->layers, e.layers);
+  auto listed = store_->list_environments(false);
+  ASSERT_TRUE(listed.ok() && listed->size() == 1);
+  EXPECT_EQ(listed->front().layers, e.layers);
 }
 
 TEST_P(StoreContract, StateMachineIsEnforced) {
@@ -357,7 +370,7 @@ TEST_P(StoreContract, SurvivesReopen) {
   auto reopened = Store::open(path_, clock_);
   ASSERT_TRUE(reopened.ok());
   EXPECT_TRUE((*reopened)->find_environment_by_slug("pr-1")->has_value());
-  EXPECT_EQ((*reopened)->schema_version(), 3);
+  EXPECT_EQ((*reopened)->schema_version(), 4);
 }
 
 TEST_P(StoreContract, RefusesNewerSchema) {
@@ -400,11 +413,13 @@ TEST(StoreMigration, RebuiltTablesKeepRowsAndConstraints) {
   auto opened = Store::open(path, clock);
   ASSERT_TRUE(opened.ok()) << opened.error().message;
   Store& store = **opened;
-  EXPECT_EQ(store.schema_version(), 3);
+  EXPECT_EQ(store.schema_version(), 4);
   auto env = store.find_environment_by_slug("pr-42");
   ASSERT_TRUE(env.ok() && env->has_value());
   EXPECT_EQ((*env)->id, 7);
   EXPECT_EQ((*env)->state, EnvState::kReady);
+  // Migration 4: the provider it ran on is the one layer of the short form.
+  EXPECT_EQ((*env)->layers, (std::vector<EnvironmentLayer>{{"main", "local"}}));
   auto lease = store.lease_of(7);
   ASSERT_TRUE(lease.ok() && lease->has_value());
   EXPECT_EQ((*lease)->end_action, EndAction::kSleep);
