@@ -22,6 +22,12 @@ class SystemClock final : public Clock {
   }
 };
 
+// The process's one SystemClock.
+inline const Clock& system_clock() {
+  static const SystemClock clock;
+  return clock;
+}
+
 class FakeClock final : public Clock {
  public:
   explicit FakeClock(std::int64_t start_ms = 1'700'000'000'000) : now_(start_ms) {}

@@ -26,6 +26,7 @@
 #include "core/redact.h"
 #include "core/slug.h"
 #include "daemon/dns_publisher.h"
+#include "daemon/lease_keeper.h"
 #include "daemon/logger.h"
 #include "daemon/metrics.h"
 #include "dns/dns_backend.h"
@@ -68,18 +69,43 @@ HttpResponse error_response(int status, const std::string& message) { return jso
 
 }  // namespace
 
+// Timers on the daemon's io_context, read against its clock.
+class AsioTimers final : public Timers {
+ public:
+  AsioTimers(asio::io_context& io, const Clock& clock) : io_(io), clock_(clock) {}
+  void at(Id id, std::int64_t at_ms, std::function<void()> fire) override {
+    auto& timer = timers_[id];
+    if (!timer) timer = std::make_unique<asio::steady_timer>(io_);
+    // Setting the expiry aborts the wait it replaces.
+    timer->expires_after(std::chrono::milliseconds(std::max<std::int64_t>(0, at_ms - clock_.now_ms())));
+    timer->async_wait([fire = std::move(fire)](const boost::system::error_code& ec) {
+      if (!ec) fire();
+    });
+  }
+  void cancel(Id id) override {
+    if (auto it = timers_.find(id); it != timers_.end()) it->second->cancel();
+  }
+  void post(std::function<void()> work) override { asio::post(io_, std::move(work)); }
+
+ private:
+  asio::io_context& io_;
+  const Clock& clock_;
+  std::map<Id, std::unique_ptr<asio::steady_timer>> timers_;
+};
+
 struct Daemon::Impl {
   Config config;
   EngineConfig engine_config;
-  SystemClock clock;
+  const Clock& clock;
   SubprocessRunner runner;
   asio::io_context main;
   std::unique_ptr<asio::thread_pool> workers;
   std::unique_ptr<asio::thread_pool> git_pool;
   std::unique_ptr<Store> store;  // the main thread's connection
   RouteTable routes;
-  LeaseScheduler leases;
   Metrics metrics;
+  AsioTimers timers{main, clock};
+  std::unique_ptr<LeaseKeeper> leases;  // on the main thread's store connection
   std::unique_ptr<DnsPublisher> dns;
   // The last set handed to the publisher; none before the first, which is
   // always sent (the reconcile at start), even when it is empty.
@@ -93,8 +119,6 @@ struct Daemon::Impl {
   std::unique_ptr<HttpServer> api;
   std::unique_ptr<Proxy> proxy;
   std::unique_ptr<Reporter> reporter;
-  asio::steady_timer lease_timer{main};
-  asio::steady_timer flush_timer{main};
   asio::steady_timer reconcile_timer{main};
   std::vector<std::unique_ptr<asio::steady_timer>> poll_timers;
   std::map<PrKey, InFlight> in_flight;
@@ -136,7 +160,7 @@ struct Daemon::Impl {
   std::map<PrKey, FailedOp> failed_ops;
   asio::steady_timer retry_timer{main};
 
-  explicit Impl(Config c) : config(std::move(c)) {}
+  Impl(Config c, const Clock& clk) : config(std::move(c)), clock(clk) {}
   ~Impl() {
     if (state_lock >= 0) ::close(state_lock);
   }
@@ -201,6 +225,19 @@ struct Daemon::Impl {
       return 1;
     }
     store = std::move(opened).value();
+    LeaseRequests lease_requests;
+    lease_requests.sleep = [this](const EnvironmentRecord& e, const std::string& why) {
+      dispatch({e.repo_id, e.pr}, OpKind::kSleep, "", "", e.slug, why);
+    };
+    lease_requests.destroy = [this](const EnvironmentRecord& e, const std::string& why) {
+      dispatch({e.repo_id, e.pr}, OpKind::kDown, "", "", e.slug, why);
+    };
+    lease_requests.wake = [this](const EnvironmentRecord& e, const std::string& why) {
+      dispatch({e.repo_id, e.pr}, OpKind::kUp, e.deployed_sha, e.ref, e.slug, why);
+    };
+    leases = std::make_unique<LeaseKeeper>(*store, clock, timers,
+                                           LeaseKeeperSettings{static_cast<size_t>(config.expiry_batch), config.activity_flush},
+                                           std::move(lease_requests), metrics);
     auto inbox_store = Store::open((config.state_dir / "prevue.db").string(), clock);
     if (!inbox_store.ok()) {
       std::cerr << "prevue serve: " << inbox_store.error().message << "\n";
@@ -230,8 +267,8 @@ struct Daemon::Impl {
       po.redirect_to_https = config.redirect_http;
     }
     ProxyHooks hooks;
-    hooks.on_hit = [this](std::int64_t env_id) { leases.touch(env_id, clock.now_ms()); };
-    hooks.wake = [this](std::int64_t env_id) { asio::post(main, [this, env_id] { wake(env_id); }); };
+    hooks.on_hit = [this](std::int64_t env_id) { leases->touch(env_id); };
+    hooks.wake = [this](std::int64_t env_id) { asio::post(main, [this, env_id] { leases->wake(env_id); }); };
     hooks.on_status = [this](int status) { metrics.count_proxy_status(status); };
     auto started_proxy = Proxy::start(po, routes, hooks);
     if (!started_proxy.ok()) {
@@ -293,8 +330,7 @@ struct Daemon::Impl {
     git_pool = std::make_unique<asio::thread_pool>(1);
 
     recover_from_providers();
-    if (auto all = store->all_leases(); all.ok())
-      for (const auto& lease : *all) schedule_lease(lease);
+    if (Status s = leases->start(); !s.ok()) log_event("serve.leases_unread", "error=" + json_quoted(s.error().message));
 
     json state{{"pid", ::getpid()},
                {"api", "http://" + config.api.host + ":" + std::to_string(api->port())},
@@ -317,9 +353,7 @@ struct Daemon::Impl {
       poll_timers.push_back(std::make_unique<asio::steady_timer>(main));
       schedule_poll(id, *poll_timers.back(), std::chrono::milliseconds(0));
     }
-    arm_flush_timer();
     arm_reconcile_timer();
-    arm_lease_timer();
     return 0;
   }
 
@@ -429,7 +463,7 @@ struct Daemon::Impl {
       case ReconcileAction::kNone:
         break;
       case ReconcileAction::kWait:
-        if (lease) schedule_lease(*lease);
+        if (lease) leases->schedule(*lease);
         break;
       case ReconcileAction::kUp:
         dispatch(key, OpKind::kUp, d.sha, d.ref, env->has_value() ? (*env)->slug : "", d.reason);
@@ -547,7 +581,7 @@ struct Daemon::Impl {
     if (ok && kind == OpKind::kUp) {
       metrics.time_to_preview.observe(seconds);
       if (auto env = store->find_environment_by_slug(slug); env.ok() && env->has_value())
-        if (auto lease = store->lease_of((*env)->id); lease.ok() && lease->has_value()) schedule_lease(**lease);
+        if (auto lease = store->lease_of((*env)->id); lease.ok() && lease->has_value()) leases->schedule(**lease);
     }
     if (ok && kind == OpKind::kDown) {
       metrics.teardown_latency.observe(seconds);
@@ -685,24 +719,6 @@ struct Daemon::Impl {
     return false;
   }
 
-  void wake(std::int64_t env_id) {
-    auto env = store->find_environment_by_id(env_id);
-    if (!env.ok() || !env->has_value() || (*env)->state != EnvState::kSleeping) return;
-    const EnvironmentRecord& e = **env;
-    log_event("lease.wake", "slug=" + e.slug);
-    // A visit is activity: renew before waking so the lease does not end again at once.
-    if (auto lease = store->lease_of(env_id); lease.ok() && lease->has_value()) {
-      LeaseRecord l = **lease;
-      std::int64_t now = clock.now_ms();
-      l.last_active = now;
-      l.expires_at = std::max(l.expires_at, now + l.ttl_ms);
-      (void)store->upsert_lease(l);
-      schedule_lease(l);
-      metrics.lease_renewals++;
-    }
-    dispatch({e.repo_id, e.pr}, OpKind::kUp, e.deployed_sha, e.ref, e.slug, "a request woke it");
-  }
-
   // ---- routes and DNS -----------------------------------------------------------
 
   // One refresh for however many first builds a pass starts.
@@ -824,96 +840,6 @@ struct Daemon::Impl {
                                      (reconciled ? " reconciled=true" : ""));
     else
       log_event("dns.failed", "backend=" + dns->backend_name() + " error=" + json_quoted(status.error().message) + " retry=backoff");
-  }
-
-  // ---- leases -------------------------------------------------------------------
-
-  // The deadline as the lease says. (A sleeping environment's ended lease
-  // surfaces once more and is dropped: lease_end_action has nothing for it.)
-  void schedule_lease(const LeaseRecord& lease) {
-    auto before = leases.next_deadline();
-    leases.schedule(lease.env_id, lease.deadline());
-    if (leases.next_deadline() != before) arm_lease_timer();
-  }
-
-  void arm_lease_timer() {
-    auto next = leases.next_deadline();
-    if (!next) {
-      lease_timer.cancel();
-      return;
-    }
-    std::int64_t delay = std::max<std::int64_t>(0, *next - clock.now_ms());
-    lease_timer.expires_after(std::chrono::milliseconds(delay));
-    lease_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (!ec && !stopping) expiry_pass();
-    });
-  }
-
-  // Bounded: at most `expiry_batch` leases a pass, most overdue first; the
-  // truth is re-read from the store before acting. Re-arms itself.
-  void expiry_pass() {
-    flush_activity();
-    std::int64_t now = clock.now_ms();
-    auto due = leases.take_due(now, static_cast<size_t>(config.expiry_batch));
-    for (std::int64_t env_id : due) {
-      auto lease = store->lease_of(env_id);
-      auto env = store->find_environment_by_id(env_id);
-      if (!lease.ok() || !lease->has_value() || !env.ok() || !env->has_value()) continue;
-      const LeaseRecord& l = **lease;
-      const EnvironmentRecord& e = **env;
-      if (l.deadline() > now) {
-        schedule_lease(l);  // renewed meanwhile (an extend, a hit flushed by gc)
-        continue;
-      }
-      PrKey key{e.repo_id, e.pr};
-      switch (lease_end_action(l, e)) {
-        case LeaseEnd::kNothing:
-          break;
-        case LeaseEnd::kSleep:
-          metrics.lease_expiries++;
-          (void)store->append_timeline(e.id, "expired", "idle or TTL limit reached: going to sleep", 0);
-          log_event("lease.expired", "slug=" + e.slug + " end=sleep");
-          dispatch(key, OpKind::kSleep, "", "", e.slug, "lease ran out");
-          break;
-        case LeaseEnd::kDestroy:
-          if (l.revoked_at == 0) {
-            metrics.lease_expiries++;
-            (void)store->append_timeline(e.id, "expired", "idle or TTL limit reached", 0);
-            log_event("lease.expired", "slug=" + e.slug + " end=destroy");
-          }
-          dispatch(key, OpKind::kDown, "", "", e.slug, l.revoked_at ? "pull request closed, grace over" : "lease ran out");
-          break;
-      }
-    }
-    if (due.size() == static_cast<size_t>(config.expiry_batch)) {
-      asio::post(main, [this] { expiry_pass(); });  // more are due: continue without starving the loop
-      return;
-    }
-    arm_lease_timer();
-  }
-
-  // Proxy hits, coalesced in memory, written once per environment per flush.
-  void flush_activity() {
-    for (auto [env_id, at] : leases.take_activity()) {
-      auto lease = store->lease_of(env_id);
-      if (!lease.ok() || !lease->has_value() || (*lease)->last_active >= at) continue;
-      LeaseRecord l = **lease;
-      // The timeline notes a renewal at most once a minute, not every flush.
-      if (at - l.last_active > 60'000) (void)store->append_timeline(env_id, "renewed", "visited through the proxy", 0);
-      l.last_active = at;
-      (void)store->upsert_lease(l);
-      schedule_lease(l);
-      metrics.lease_renewals++;
-    }
-  }
-
-  void arm_flush_timer() {
-    flush_timer.expires_after(config.activity_flush);
-    flush_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || stopping) return;
-      flush_activity();
-      arm_flush_timer();
-    });
   }
 
   void arm_reconcile_timer() {
@@ -1181,7 +1107,7 @@ struct Daemon::Impl {
           if (!by.ok()) return error_response(400, by.error().message);
           auto lease = extend_lease(*store, e.slug, *by, clock.now_ms());
           if (!lease.ok()) return error_response(lease.error().code == ErrorCode::kNotFound ? 404 : 400, lease.error().message);
-          schedule_lease(*lease);
+          leases->schedule(*lease);
           metrics.lease_renewals++;
           report({e.repo_id, e.pr});  // the comment says when the lease ends
           return json_response(200, env_json(e));
@@ -1191,7 +1117,7 @@ struct Daemon::Impl {
           if (!body.contains("pinned") || !body["pinned"].is_boolean()) return error_response(400, "body must be {\"pinned\": true|false}");
           auto lease = pin_lease(*store, e.slug, body["pinned"].get<bool>());
           if (!lease.ok()) return error_response(lease.error().code == ErrorCode::kNotFound ? 404 : 400, lease.error().message);
-          schedule_lease(*lease);
+          leases->schedule(*lease);
           report({e.repo_id, e.pr});
           return json_response(200, env_json(e));
         }
@@ -1388,19 +1314,17 @@ struct Daemon::Impl {
     stopping = true;
     log_event("serve.stopping", "in_flight=" + std::to_string(in_flight.size()));
     for (auto& [key, op] : in_flight) op.cancelled->store(true);  // each stops before its next step
-    lease_timer.cancel();
-    flush_timer.cancel();
     reconcile_timer.cancel();
     retry_timer.cancel();
     delivery_timer.cancel();
     for (auto& t : poll_timers) t->cancel();
     if (api) api->stop();
     if (proxy) proxy->stop();
-    flush_activity();
+    if (leases) leases->stop();
   }
 };
 
-Daemon::Daemon(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Daemon::Daemon(Config config, const Clock& clock) : impl_(std::make_unique<Impl>(std::move(config), clock)) {}
 Daemon::~Daemon() = default;
 
 int Daemon::run() {

@@ -6,13 +6,15 @@
 
 #include <memory>
 
+#include "core/clock.h"
 #include "daemon/config.h"
 
 namespace prevue {
 
 class Daemon {
  public:
-  explicit Daemon(Config config);
+  // Time comes from `clock` (tests hand in a FakeClock).
+  explicit Daemon(Config config, const Clock& clock = system_clock());
   ~Daemon();
   // Runs until SIGTERM or SIGINT; returns the process exit code.
   int run();

@@ -74,13 +74,13 @@ class Gc(PrevueTestCase):
     def test_two_gcs_at_once_without_the_daemon(self):
         repo = make_template_repo(self.scratch)
         git(repo, "checkout", "-q", "-b", "feature")
-        set_lease(repo, {"ttl": "2s", "idle": "1h", "end": "destroy", "grace": "0s"})
+        # Ended the moment each is ready: gc has something to do, with no wait.
+        set_lease(repo, {"ttl": "1ms", "idle": "1h", "end": "destroy", "grace": "0s"})
         git(repo, "checkout", "-q", "main")
         for pr in (1, 2, 3):
             env, out = self.up(repo, pr, "feature")
             self.assertTrue(env["ok"], out.stderr)
         slugs = set(self.environments())
-        time.sleep(2.2)
         cmd = [PREVUE, "--state-dir", self.state_dir, "gc"] + (["--provider-dir", PROVIDER_DIR] if PROVIDER_DIR else [])
         runs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
         outputs = [r.communicate(timeout=120) for r in runs]
