@@ -702,22 +702,7 @@ struct Daemon::Impl {
       }
   }
 
-  // A fork's pull request is untrusted unless a maintainer vouched for it.
-  bool trusted(const PullRequestRecord& pr) const {
-    if (!pr.fork) return true;
-    for (const auto& author : config.trusted_authors)
-      if (author == pr.author) return true;
-    size_t start = 0;
-    while (start <= pr.labels.size()) {
-      size_t end = pr.labels.find(',', start);
-      if (end == std::string::npos) end = pr.labels.size();
-      std::string label = pr.labels.substr(start, end - start);
-      for (const auto& trusted_label : config.trusted_labels)
-        if (!label.empty() && label == trusted_label) return true;
-      start = end + 1;
-    }
-    return false;
-  }
+  bool trusted(const PullRequestRecord& pr) const { return is_trusted(pr, config.trusted_authors, config.trusted_labels); }
 
   // ---- routes and DNS -----------------------------------------------------------
 
@@ -1206,7 +1191,7 @@ struct Daemon::Impl {
     e.base_ref = w.base_ref;
     e.author = w.author;
     e.fork = w.fork;
-    for (const auto& label : w.labels) e.labels += (e.labels.empty() ? "" : ",") + label;
+    e.labels = w.labels;
     std::string report_host = w.bitbucket_datacenter ? "bitbucket-datacenter" : to_string(*host);
     bool report_target = settings.report && !w.host_repository.empty();
     std::int64_t now = clock.now_ms();

@@ -1,5 +1,7 @@
 #include "engine/reconcile.h"
 
+#include <algorithm>
+
 namespace prevue {
 
 const char* to_string(ReconcileAction action) {
@@ -55,6 +57,16 @@ ReconcileDecision decide(const PullRequestRecord& pr, const std::optional<Enviro
       break;
   }
   return up;
+}
+
+bool is_trusted(const PullRequestRecord& pr, const std::vector<std::string>& trusted_authors,
+                const std::vector<std::string>& trusted_labels) {
+  if (!pr.fork) return true;
+  auto listed = [](const std::vector<std::string>& list, const std::string& item) {
+    return std::find(list.begin(), list.end(), item) != list.end();
+  };
+  if (listed(trusted_authors, pr.author)) return true;
+  return std::any_of(pr.labels.begin(), pr.labels.end(), [&](const std::string& label) { return listed(trusted_labels, label); });
 }
 
 }  // namespace prevue

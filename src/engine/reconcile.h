@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "store/store.h"
 
@@ -24,6 +25,11 @@ struct ReconcileDecision {
   std::string ref;
   std::string reason;
 };
+
+// A fork's pull request is untrusted unless a maintainer vouched for it: its
+// author is listed, or it carries one of the trusted labels (docs/security.md).
+bool is_trusted(const PullRequestRecord& pr, const std::vector<std::string>& trusted_authors,
+                const std::vector<std::string>& trusted_labels);
 
 ReconcileDecision decide(const PullRequestRecord& pr, const std::optional<EnvironmentRecord>& env,
                          const std::optional<LeaseRecord>& lease, std::int64_t now_ms);

@@ -228,6 +228,11 @@ CREATE INDEX pull_requests_by_branch ON pull_requests(repo_id, head_ref, pr);
 ALTER TABLE environments RENAME COLUMN provider TO layers;
 UPDATE environments SET layers = 'main ' || layers WHERE layers <> '';
 )sql"},
+    // Labels are one per line (they may hold commas), read into lists.
+    {5, R"sql(
+UPDATE pull_requests SET labels = replace(labels, ',', char(10)) || char(10) WHERE labels <> '';
+UPDATE events SET labels = replace(labels, ',', char(10)) || char(10) WHERE labels <> '';
+)sql"},
 };
 
 }  // namespace prevue

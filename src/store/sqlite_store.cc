@@ -129,6 +129,22 @@ constexpr const char* kEnvColumns =
     "id, repo_id, pr, slug, state, ref, commit_sha, deployed_sha, dir, url, failed_step, error, layers, seeded, "
     "created_at, updated_at, service_revisions";
 
+// A list of names as a column holds it: one per line (a label may hold a
+// comma; no name holds a line break: the webhook normaliser drops such).
+std::string encode_lines(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += item + "\n";
+  return out;
+}
+
+std::vector<std::string> decode_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
 // Layers as the column holds them: one "name provider" line each.
 std::string encode_layers(const std::vector<EnvironmentLayer>& layers) {
   std::string out;
@@ -435,7 +451,7 @@ class SqliteStore final : public Store {
                      "ON CONFLICT(delivery_id) DO NOTHING");
     s.bind(1, e.delivery_id).bind(2, e.source).bind(3, e.repo_id).bind(4, std::int64_t(e.pr)).bind(5, e.action);
     s.bind(6, e.head_sha).bind(7, e.base_sha).bind(8, e.head_ref).bind(9, e.base_ref).bind(10, e.author);
-    s.bind(11, std::int64_t(e.fork)).bind(12, e.labels).bind(13, e.received_at).bind(14, e.status).bind(15, e.note);
+    s.bind(11, std::int64_t(e.fork)).bind(12, encode_lines(e.labels)).bind(13, e.received_at).bind(14, e.status).bind(15, e.note);
     s.bind(16, e.processed_at);
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot record event");
     if (sqlite3_changes(db_) == 0) return false;
@@ -472,7 +488,7 @@ class SqliteStore final : public Store {
                      "base_ref = excluded.base_ref, author = excluded.author, fork = excluded.fork, labels = excluded.labels, "
                      "expired_sha = excluded.expired_sha, updated_at = excluded.updated_at, closed_at = excluded.closed_at");
     s.bind(1, p.repo_id).bind(2, std::int64_t(p.pr)).bind(3, std::string(to_string(p.status))).bind(4, p.head_sha);
-    s.bind(5, p.head_ref).bind(6, p.base_ref).bind(7, p.author).bind(8, std::int64_t(p.fork)).bind(9, p.labels);
+    s.bind(5, p.head_ref).bind(6, p.base_ref).bind(7, p.author).bind(8, std::int64_t(p.fork)).bind(9, encode_lines(p.labels));
     s.bind(10, p.expired_sha).bind(11, p.updated_at ? p.updated_at : clock_.now_ms()).bind(12, p.closed_at);
     if (s.step() != SQLITE_DONE) return db_error(db_, "cannot record pull request");
     return {};
@@ -606,7 +622,7 @@ class SqliteStore final : public Store {
   }
   static PullRequestRecord read_pr(const Statement& s) {
     return PullRequestRecord{s.integer(0), static_cast<long>(s.integer(1)), pr_status_from(s.text(2)), s.text(3), s.text(4),
-                             s.text(5), s.text(6), s.integer(7) != 0, s.text(8), s.text(9), s.integer(10), s.integer(11)};
+                             s.text(5), s.text(6), s.integer(7) != 0, decode_lines(s.text(8)), s.text(9), s.integer(10), s.integer(11)};
   }
   static EventRecord read_event(const Statement& s) {
     EventRecord e;
@@ -622,7 +638,7 @@ class SqliteStore final : public Store {
     e.base_ref = s.text(9);
     e.author = s.text(10);
     e.fork = s.integer(11) != 0;
-    e.labels = s.text(12);
+    e.labels = decode_lines(s.text(12));
     e.received_at = s.integer(13);
     e.processed_at = s.integer(14);
     e.status = s.text(15);

@@ -118,7 +118,7 @@ struct PullRequestRecord {
   std::string base_ref;
   std::string author;
   bool fork = false;
-  std::string labels;       // comma-separated
+  std::vector<std::string> labels;
   std::string expired_sha;  // the head whose lease ran out: no new environment until a new push
   std::int64_t updated_at = 0;
   std::int64_t closed_at = 0;
@@ -134,7 +134,7 @@ struct EventRecord {
   std::string action;       // opened, updated, closed, merged
   std::string head_sha, base_sha, head_ref, base_ref, author;
   bool fork = false;
-  std::string labels;
+  std::vector<std::string> labels;
   std::int64_t received_at = 0;
   std::int64_t processed_at = 0;
   std::string status = "received";

@@ -79,7 +79,9 @@ std::vector<std::string> label_names(const json& doc, const char* pointer, const
   if (doc.at_pointer(pointer).get_array().get(labels)) return out;
   for (json label : labels) {
     std::string_view name;
-    if (!label[field].get_string().get(name)) out.emplace_back(name);
+    // A name with a line break is no host's label (and would not survive the store's one-per-line list).
+    if (!label[field].get_string().get(name) && !name.empty() && name.find_first_of("\r\n") == std::string_view::npos)
+      out.emplace_back(name);
   }
   return out;
 }

@@ -80,7 +80,7 @@ TEST(LeaseLife, ExpiryRenewalAndRevocationWithAFakeClock) {
   lease.revoked_at = clock.now_ms();
   s.schedule(1, lease.deadline());
   EXPECT_EQ(*s.next_deadline(), clock.now_ms() + 120'000);
-  PullRequestRecord pr{1, 1, PrStatus::kMerged, "abc", "f", "main", "", false, "", "", 0, lease.revoked_at};
+  PullRequestRecord pr{1, 1, PrStatus::kMerged, "abc", "f", "main", "", false, {}, "", 0, lease.revoked_at};
   EnvironmentRecord env;
   env.state = EnvState::kReady;
   EXPECT_EQ(decide(pr, env, lease, clock.now_ms()).action, ReconcileAction::kWait);

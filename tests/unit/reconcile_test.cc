@@ -6,7 +6,7 @@ namespace prevue {
 namespace {
 
 PullRequestRecord open_pr(const std::string& head) {
-  return PullRequestRecord{1, 5, PrStatus::kOpen, head, "feature", "main", "", false, "", "", 0, 0};
+  return PullRequestRecord{1, 5, PrStatus::kOpen, head, "feature", "main", "", false, {}, "", 0, 0};
 }
 
 EnvironmentRecord env_in(EnvState state, const std::string& deployed, const std::string& commit = "") {
@@ -62,6 +62,21 @@ TEST(Reconcile, ClosedOrMergedIsTornDownAfterGrace) {
   EXPECT_EQ(decide(pr, env_in(EnvState::kDestroyed, ""), std::nullopt, 0).action, ReconcileAction::kNone);
   pr.status = PrStatus::kClosed;
   EXPECT_EQ(decide(pr, env_in(EnvState::kSleeping, "a1"), std::nullopt, 0).action, ReconcileAction::kDown);
+}
+
+TEST(Trust, AForkIsTrustedOnlyByAListedAuthorOrAWholeTrustedLabel) {
+  PullRequestRecord pr;
+  pr.author = "mallory";
+  EXPECT_TRUE(is_trusted(pr, {}, {}));  // not a fork
+  pr.fork = true;
+  EXPECT_FALSE(is_trusted(pr, {"alice"}, {"ok-to-test"}));
+  EXPECT_TRUE(is_trusted(pr, {"mallory"}, {}));
+  pr.labels = {"bug", "ok-to-test"};
+  EXPECT_TRUE(is_trusted(pr, {}, {"ok-to-test"}));
+  // A label is one name, commas and all: "ok-to-test,x" is not "ok-to-test".
+  pr.labels = {"ok-to-test,x", "x,ok-to-test"};
+  EXPECT_FALSE(is_trusted(pr, {}, {"ok-to-test"}));
+  EXPECT_TRUE(is_trusted(pr, {}, {"ok-to-test,x"}));
 }
 
 }  // namespace

@@ -58,7 +58,7 @@ class StoreContract : public ::testing::TestWithParam<bool> {
   RepositoryRecord repo_;
 };
 
-TEST_P(StoreContract, MigratesToLatestVersion) { EXPECT_EQ(store_->schema_version(), 4); }
+TEST_P(StoreContract, MigratesToLatestVersion) { EXPECT_EQ(store_->schema_version(), 5); }
 
 TEST_P(StoreContract, UpsertRepositoryIsIdempotent) {
   auto again = store_->upsert_repository("/repos/app", "other", "/elsewhere");
@@ -105,6 +105,21 @@ TEST_P(StoreContract, LayersAreKeptInOrder) {
   auto listed = store_->list_environments(false);
   ASSERT_TRUE(listed.ok() && listed->size() == 1);
   EXPECT_EQ(listed->front().layers, e.layers);
+}
+
+TEST_P(StoreContract, LabelsAreKeptWholeCommasIncluded) {
+  PullRequestRecord pr;
+  pr.repo_id = repo_.id;
+  pr.pr = 5;
+  pr.labels = {"ok-to-test", "needs review, urgent"};
+  pr.updated_at = 1;
+  ASSERT_TRUE(store_->upsert_pull_request(pr).ok());
+  auto read = store_->find_pull_request(repo_.id, 5);
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_EQ((*read)->labels, pr.labels);
+  pr.labels.clear();
+  ASSERT_TRUE(store_->upsert_pull_request(pr).ok());
+  EXPECT_TRUE((*store_->find_pull_request(repo_.id, 5))->labels.empty());
 }
 
 TEST_P(StoreContract, StateMachineIsEnforced) {
@@ -289,13 +304,13 @@ TEST_P(StoreContract, EventsAreRecordedOncePerDeliveryId) {
 
 TEST_P(StoreContract, PullRequestsByNumberAndBranch) {
   EXPECT_EQ(*store_->next_pr_number(repo_.id), 1);
-  PullRequestRecord p{repo_.id, 1, PrStatus::kOpen, "abc", "feature/x", "main", "", false, "", "", 0, 0};
+  PullRequestRecord p{repo_.id, 1, PrStatus::kOpen, "abc", "feature/x", "main", "", false, {}, "", 0, 0};
   ASSERT_TRUE(store_->upsert_pull_request(p).ok());
   EXPECT_EQ(*store_->next_pr_number(repo_.id), 2);
   EXPECT_EQ((*store_->find_pull_request_by_branch(repo_.id, "feature/x"))->pr, 1);
   p.status = PrStatus::kMerged;
   ASSERT_TRUE(store_->upsert_pull_request(p).ok());
-  PullRequestRecord again{repo_.id, 2, PrStatus::kOpen, "def", "feature/x", "main", "", false, "", "", 0, 0};
+  PullRequestRecord again{repo_.id, 2, PrStatus::kOpen, "def", "feature/x", "main", "", false, {}, "", 0, 0};
   ASSERT_TRUE(store_->upsert_pull_request(again).ok());
   EXPECT_EQ((*store_->find_pull_request_by_branch(repo_.id, "feature/x"))->pr, 2);  // the newest
   EXPECT_FALSE(store_->find_pull_request_by_branch(repo_.id, "other")->has_value());
@@ -370,7 +385,7 @@ TEST_P(StoreContract, SurvivesReopen) {
   auto reopened = Store::open(path_, clock_);
   ASSERT_TRUE(reopened.ok());
   EXPECT_TRUE((*reopened)->find_environment_by_slug("pr-1")->has_value());
-  EXPECT_EQ((*reopened)->schema_version(), 4);
+  EXPECT_EQ((*reopened)->schema_version(), 5);
 }
 
 TEST_P(StoreContract, RefusesNewerSchema) {
@@ -403,7 +418,7 @@ TEST(StoreMigration, RebuiltTablesKeepRowsAndConstraints) {
       "INSERT INTO repositories VALUES(1, '/repos/app', 'app', '/m', 1);"
       "INSERT INTO environments(id, repo_id, pr, slug, state, dir, created_at, updated_at) VALUES(7, 1, 42, 'pr-42', 'ready', '/e', 1, 2);"
       "INSERT INTO leases VALUES(7, 100, 50, 'sleep', 10, 500, 400, 1, 0, 450);"
-      "INSERT INTO pull_requests(repo_id, pr, status, head_sha, head_ref, updated_at) VALUES(1, 42, 'open', 'abc', 'feature/x', 3);"
+      "INSERT INTO pull_requests(repo_id, pr, status, head_sha, head_ref, labels, updated_at) VALUES(1, 42, 'open', 'abc', 'feature/x', 'bug,ok-to-test', 3);"
       "INSERT INTO runs(id, env_id, kind, state, started_at) VALUES(3, 7, 'create', 'done', 1);"
       "INSERT INTO timeline(env_id, at, kind, detail) VALUES(7, 5, 'ready', 'up');";
   ASSERT_EQ(sqlite3_exec(db, rows, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
@@ -413,7 +428,7 @@ TEST(StoreMigration, RebuiltTablesKeepRowsAndConstraints) {
   auto opened = Store::open(path, clock);
   ASSERT_TRUE(opened.ok()) << opened.error().message;
   Store& store = **opened;
-  EXPECT_EQ(store.schema_version(), 4);
+  EXPECT_EQ(store.schema_version(), 5);
   auto env = store.find_environment_by_slug("pr-42");
   ASSERT_TRUE(env.ok() && env->has_value());
   EXPECT_EQ((*env)->id, 7);
@@ -427,6 +442,7 @@ TEST(StoreMigration, RebuiltTablesKeepRowsAndConstraints) {
   auto pr = store.find_pull_request(1, 42);
   ASSERT_TRUE(pr.ok() && pr->has_value());
   EXPECT_EQ((*pr)->head_ref, "feature/x");
+  EXPECT_EQ((*pr)->labels, (std::vector<std::string>{"bug", "ok-to-test"}));  // migration 5: one per line
   EXPECT_EQ(store.timeline_of(7)->size(), 1u);
   opened->reset();
 
