@@ -764,10 +764,8 @@ struct Daemon::Impl {
           if (!e.deployed_sha.empty() && e.commit_sha != e.deployed_sha) route.updating_to = e.commit_sha.substr(0, 12);
           break;
       }
-      std::optional<Endpoint> upstream = live.route ? Endpoint::parse(live.route->upstream) : std::nullopt;
-      if (upstream) {
-        route.upstream_host = upstream->host;
-        route.upstream_port = upstream->port;
+      if (live.route && !live.route->upstream.empty()) {
+        route.upstream = live.route->upstream;
       } else if (route.kind == ProxyRoute::Kind::kReady) {
         route.kind = ProxyRoute::Kind::kBuilding;
       }
@@ -1002,7 +1000,7 @@ struct Daemon::Impl {
       j["dns"] = json{{"state", "pending"}};
     if (auto routes_of = store->routes_of(e.id); routes_of.ok()) {
       json hosts = json::array();
-      for (const auto& r : *routes_of) hosts.push_back({{"host", r.host}, {"service", r.service}, {"upstream", r.upstream}});
+      for (const auto& r : *routes_of) hosts.push_back({{"host", r.host}, {"service", r.service}, {"upstream", r.upstream.text()}});
       j["routes"] = hosts;
     }
     return j;

@@ -754,8 +754,8 @@ Status Engine::routes_step(UpRun& run, std::string& log) {
       return make_error(ErrorCode::kProvider, "route " + route.name + ": provider " +
                                                   run.manifest.layer_of_service(route.service)->provider + " gave service " +
                                                   route.service + " no endpoint");
-    RouteRecord r{*run.context.find("host." + route.name), run.env.id, route.name, route.service, upstream.text()};
-    log += r.host + " -> " + r.upstream + " (" + route.service + ")\n";
+    RouteRecord r{*run.context.find("host." + route.name), run.env.id, route.name, route.service, upstream};
+    log += r.host + " -> " + upstream.text() + " (" + route.service + ")\n";
     routes.push_back(std::move(r));
   }
   PREVUE_TRY(store_.replace_routes(run.env.id, routes));
@@ -852,7 +852,7 @@ Status Engine::unroute(const EnvironmentRecord& env, std::vector<ReceiptItem>& r
   PREVUE_TRY(store_.replace_routes(env.id, {}));
   PREVUE_TRY(store_.delete_lease(env.id));
   for (const auto& route : *routes) {
-    receipt.push_back({"route", route.host + " -> " + route.upstream, "removed", "prevue"});
+    receipt.push_back({"route", route.host + " -> " + route.upstream.text(), "removed", "prevue"});
     // Published by the daemon (or `prevue gc`), which withdraws names no live route has.
     receipt.push_back({"dns", route.host, "withdrawn at the next DNS publish", "prevue"});
   }

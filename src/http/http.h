@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/endpoint.h"
 #include "core/duration.h"
 #include "core/result.h"
 
@@ -74,8 +75,7 @@ struct ProxyRoute {
   Kind kind = Kind::kBuilding;
   std::int64_t env_id = 0;
   std::string slug;
-  std::string upstream_host = "127.0.0.1";
-  unsigned short upstream_port = 0;
+  Endpoint upstream;  // ready: where the environment answers
   std::string detail;  // failed: "step: error" (no server paths); building: what it is doing
   std::string updating_to;  // ready, and being redeployed to this commit (short): shown if the upstream does not answer meanwhile
 };

@@ -733,20 +733,20 @@ class ProxyServer final : public Proxy {
     thread_local ResolvedUpstreams resolved;
     return resolved;
   }
-  static std::string upstream_key(const ProxyRoute& route) { return route.upstream_host + ":" + std::to_string(route.upstream_port); }
+  static std::string upstream_key(const ProxyRoute& route) { return route.upstream.text(); }
   void forget_resolved(const ProxyRoute& route) { resolved_upstreams().erase(upstream_key(route)); }
 
   // By value: another session on this thread may change the cache while this one connects.
   asio::awaitable<std::vector<tcp::endpoint>> upstream_endpoints(const ProxyRoute& route) {
     beast::error_code ec;
-    auto address = asio::ip::make_address(route.upstream_host, ec);
-    if (!ec) co_return std::vector<tcp::endpoint>{tcp::endpoint(address, route.upstream_port)};
+    auto address = asio::ip::make_address(route.upstream.host, ec);
+    if (!ec) co_return std::vector<tcp::endpoint>{tcp::endpoint(address, route.upstream.port)};
     const std::uint64_t version = routes_.version();
     std::string key = upstream_key(route);
     auto& resolved = resolved_upstreams();
     if (auto it = resolved.find(key); it != resolved.end() && it->second.first == version) co_return it->second.second;
     tcp::resolver resolver(co_await asio::this_coro::executor);
-    auto [rec, results] = co_await resolver.async_resolve(route.upstream_host, std::to_string(route.upstream_port), nothrow);
+    auto [rec, results] = co_await resolver.async_resolve(route.upstream.host, std::to_string(route.upstream.port), nothrow);
     std::vector<tcp::endpoint> endpoints;
     if (!rec)
       for (const auto& r : results) endpoints.push_back(r.endpoint());
@@ -928,11 +928,11 @@ class ProxyServer final : public Proxy {
       }
 
       hit(route->env_id);
-      if (!upstream || upstream_port != route->upstream_port || upstream_host != route->upstream_host || !upstream->is_open()) {
+      if (!upstream || upstream_port != route->upstream.port || upstream_host != route->upstream.host || !upstream->is_open()) {
         upstream.emplace(client.get_executor());
         upstream_buffer.clear();
-        upstream_host = route->upstream_host;
-        upstream_port = route->upstream_port;
+        upstream_host = route->upstream.host;
+        upstream_port = route->upstream.port;
         session.touch();
         std::vector<tcp::endpoint> candidates = co_await upstream_endpoints(*route);
         auto [cec, connected] = co_await asio::async_connect(*upstream, candidates, nothrow);

@@ -373,7 +373,7 @@ class SqliteStore final : public Store {
       if (del.step() != SQLITE_DONE) return db_error(db_, "cannot replace routes");
       for (const auto& route : routes) {
         Statement ins(db_, &cache_, "INSERT INTO routes(host, env_id, route, service, upstream) VALUES(?,?,?,?,?)");
-        ins.bind(1, route.host).bind(2, env_id).bind(3, route.route).bind(4, route.service).bind(5, route.upstream);
+        ins.bind(1, route.host).bind(2, env_id).bind(3, route.route).bind(4, route.service).bind(5, route.upstream.text());
         if (ins.step() != SQLITE_DONE) return db_error(db_, "host " + route.host + " is taken");
       }
       return {};
@@ -614,7 +614,10 @@ class SqliteStore final : public Store {
                         s.text(6),    s.text(7),                       s.text(8), s.text(9), s.integer(10)};
   }
   static RepositoryRecord read_repository(const Statement& s) { return {s.integer(0), s.text(1), s.text(2), s.text(3)}; }
-  static RouteRecord read_route(const Statement& s) { return {s.text(0), s.integer(1), s.text(2), s.text(3), s.text(4)}; }
+  // An endpoint the store cannot read back (only prevue writes them) is an empty one: no upstream.
+  static RouteRecord read_route(const Statement& s) {
+    return {s.text(0), s.integer(1), s.text(2), s.text(3), Endpoint::parse(s.text(4)).value_or(Endpoint{})};
+  }
   static LeaseRecord read_lease(const Statement& s) {
     // The schema's CHECK admits only 'destroy' and 'sleep'.
     return LeaseRecord{s.integer(0), s.integer(1), s.integer(2), end_action_from_string(s.text(3)).value_or(EndAction::kDestroy), s.integer(4),

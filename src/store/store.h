@@ -16,6 +16,7 @@
 
 #include "core/clock.h"
 #include "core/end_action.h"
+#include "core/endpoint.h"
 #include "core/env_state.h"
 #include "core/result.h"
 
@@ -81,7 +82,7 @@ struct RouteRecord {
   std::int64_t env_id = 0;
   std::string route;     // route name in the manifest
   std::string service;
-  std::string upstream;  // "127.0.0.1:port"
+  Endpoint upstream;     // where the service answers
 };
 
 struct LeaseRecord {

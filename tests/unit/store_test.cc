@@ -207,10 +207,10 @@ TEST_P(StoreContract, RunsAndStepsInOrder) {
 TEST_P(StoreContract, RoutesReplaceAtomicallyAndHostsAreUnique) {
   EnvironmentRecord a = new_env(1, "pr-1");
   EnvironmentRecord b = new_env(2, "pr-2");
-  ASSERT_TRUE(store_->replace_routes(a.id, {{"pr-1.x", a.id, "web", "web", "127.0.0.1:1"}, {"api-pr-1.x", a.id, "api", "api", "127.0.0.1:2"}}).ok());
+  ASSERT_TRUE(store_->replace_routes(a.id, {{"pr-1.x", a.id, "web", "web", Endpoint{"127.0.0.1", 1}}, {"api-pr-1.x", a.id, "api", "api", Endpoint{"127.0.0.1", 2}}}).ok());
   // b may not take a's host; the failed replace leaves b's routes untouched.
-  ASSERT_TRUE(store_->replace_routes(b.id, {{"pr-2.x", b.id, "web", "web", "127.0.0.1:3"}}).ok());
-  auto clash = store_->replace_routes(b.id, {{"pr-2b.x", b.id, "web", "web", "127.0.0.1:3"}, {"pr-1.x", b.id, "web", "web", "127.0.0.1:3"}});
+  ASSERT_TRUE(store_->replace_routes(b.id, {{"pr-2.x", b.id, "web", "web", Endpoint{"127.0.0.1", 3}}}).ok());
+  auto clash = store_->replace_routes(b.id, {{"pr-2b.x", b.id, "web", "web", Endpoint{"127.0.0.1", 3}}, {"pr-1.x", b.id, "web", "web", Endpoint{"127.0.0.1", 3}}});
   ASSERT_FALSE(clash.ok());
   EXPECT_EQ(clash.error().code, ErrorCode::kConflict);
   auto routes_b = store_->routes_of(b.id);
@@ -226,7 +226,7 @@ TEST_P(StoreContract, RoutesReplaceAtomicallyAndHostsAreUnique) {
   EXPECT_EQ((*all)[2].env_id, b.id);
   auto found = store_->find_route("pr-1.x");
   ASSERT_TRUE(found.ok() && found->has_value());
-  EXPECT_EQ((*found)->upstream, "127.0.0.1:1");
+  EXPECT_EQ((*found)->upstream, (Endpoint{"127.0.0.1", 1}));  // typed, as written
   ASSERT_TRUE(store_->replace_routes(a.id, {}).ok());
   EXPECT_FALSE(store_->find_route("pr-1.x")->has_value());
 }
