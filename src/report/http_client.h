@@ -1,6 +1,8 @@
 // An outgoing HTTP/1.1 client (Beast, OpenSSL for https://) for the git
 // hosts' REST APIs: one deadline per attempt, retries with exponential
-// backoff on transport errors, 429 and 5xx. Plain interface: no Asio here.
+// backoff on transport errors, 429 and 5xx; connections are kept alive and
+// reused per origin (one TLS context per trust store for the process).
+// Plain interface: no Asio here.
 #pragma once
 
 #include <atomic>

@@ -6,13 +6,19 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <mutex>
+#include <set>
 #include <thread>
+
+#include <sys/socket.h>
 
 #include "http/http.h"
 
@@ -335,6 +341,99 @@ TEST(HttpClient, ClientErrorsAreNotRetried) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 422);
   EXPECT_EQ(calls.load(), 1);
+}
+
+// A keep-alive HTTP/1.1 server on loopback that counts the connections it
+// accepts; with `close_after_each` it drops each connection after one
+// answer without saying so (as a host whose idle timeout is short would).
+class CountingServer {
+ public:
+  explicit CountingServer(bool close_after_each = false) : close_after_each_(close_after_each) {
+    thread_ = std::thread([this] {
+      for (;;) {
+        boost::asio::ip::tcp::socket socket(io_);
+        boost::system::error_code ec;
+        acceptor_.accept(socket, ec);
+        if (ec || stopping_) return;
+        ++connections;
+        std::lock_guard lock(mutex_);
+        sockets_.insert(socket.native_handle());
+        workers_.emplace_back([this, socket = std::move(socket)]() mutable { serve(std::move(socket)); });
+      }
+    });
+  }
+  ~CountingServer() {
+    stopping_ = true;
+    boost::system::error_code ec;
+    boost::asio::ip::tcp::socket poke(io_);
+    poke.connect(acceptor_.local_endpoint(), ec);  // wakes the blocking accept
+    thread_.join();
+    // The client keeps connections alive: end them, or their readers wait for good.
+    {
+      std::lock_guard lock(mutex_);
+      for (int fd : sockets_) ::shutdown(fd, SHUT_RDWR);
+    }
+    for (auto& t : workers_) t.join();
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + path; }
+  std::atomic<int> connections{0};
+  std::atomic<int> requests{0};
+
+ private:
+  void serve(boost::asio::ip::tcp::socket socket) {
+    struct Forget {  // closed with the socket: not shut down again by number
+      CountingServer* server;
+      int fd;
+      ~Forget() {
+        std::lock_guard lock(server->mutex_);
+        server->sockets_.erase(fd);
+      }
+    } forget{this, socket.native_handle()};
+    namespace http = boost::beast::http;
+    boost::beast::flat_buffer buffer;
+    for (;;) {
+      http::request<http::string_body> req;
+      boost::system::error_code ec;
+      http::read(socket, buffer, req, ec);
+      if (ec) return;
+      ++requests;
+      http::response<http::string_body> res{http::status::ok, 11};
+      res.body() = "{\"n\": " + std::to_string(requests.load()) + "}";
+      res.keep_alive(true);
+      res.prepare_payload();
+      http::write(socket, res, ec);
+      if (ec || close_after_each_) return;
+    }
+  }
+  bool close_after_each_;
+  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;
+  std::set<int> sockets_;  // open connections
+  std::vector<std::thread> workers_;
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_{io_, {boost::asio::ip::make_address("127.0.0.1"), 0}};
+  std::thread thread_;
+};
+
+TEST(HttpClient, CallsToOneHostReuseOneConnection) {
+  CountingServer server;
+  for (int i = 1; i <= 5; ++i) {
+    auto r = http_call({i % 2 ? "GET" : "POST", server.url("/repos/o/r/statuses"), {}, i % 2 ? "" : "{}"}, ClientOptions{});
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->body, "{\"n\": " + std::to_string(i) + "}");
+  }
+  EXPECT_EQ(server.requests.load(), 5);
+  EXPECT_EQ(server.connections.load(), 1);
+}
+
+TEST(HttpClient, AConnectionTheServerDroppedIsReplacedNotAnError) {
+  CountingServer server(/*close_after_each=*/true);
+  for (int i = 1; i <= 4; ++i) {
+    auto r = http_call({"GET", server.url("/x"), {}, ""}, ClientOptions{});
+    ASSERT_TRUE(r.ok()) << "call " << i << ": " << r.error().message;
+  }
+  EXPECT_EQ(server.requests.load(), 4) << "each request reached the server once";
+  EXPECT_EQ(server.connections.load(), 4);
 }
 
 TEST(HttpClient, AServerThatNeverAnswersTimesOut) {
