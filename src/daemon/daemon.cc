@@ -27,6 +27,7 @@
 #include "core/slug.h"
 #include "daemon/dns_publisher.h"
 #include "daemon/lease_keeper.h"
+#include "daemon/route_view.h"
 #include "daemon/logger.h"
 #include "daemon/metrics.h"
 #include "dns/dns_backend.h"
@@ -48,8 +49,6 @@ using json = nlohmann::json;
 
 namespace {
 
-
-using PrKey = std::pair<std::int64_t, long>;  // (repository, PR number)
 
 enum class OpKind { kUp, kDown, kSleep };
 const char* to_string(OpKind k) { return k == OpKind::kUp ? "up" : k == OpKind::kDown ? "down" : "sleep"; }
@@ -736,62 +735,14 @@ struct Daemon::Impl {
     auto envs = store->list_environments(false);
     auto all = store->all_routes();  // one query, not one per environment
     if (!envs.ok() || !all.ok()) return;
-    std::map<std::int64_t, const EnvironmentRecord*> by_id;
-    for (const auto& e : *envs) by_id[e.id] = &e;
-    RouteTable::Map map;
-    DnsPublisher::HostMap hosts;
-    for (const LiveHost& live : live_hosts(*envs, *all, config.domain)) {
-      const EnvironmentRecord& e = *by_id.at(live.env_id);
-      ProxyRoute route;
-      route.env_id = e.id;
-      route.slug = e.slug;
-      switch (e.state) {
-        case EnvState::kReady: route.kind = ProxyRoute::Kind::kReady; break;
-        case EnvState::kSleeping: route.kind = ProxyRoute::Kind::kSleeping; break;
-        case EnvState::kFailed:
-          route.kind = ProxyRoute::Kind::kFailed;
-          // Shown to anyone who opens the link: no paths of this server.
-          route.detail = without_server_paths(e.failed_step + ": " + e.error, e.dir);
-          break;
-        default:
-          if (auto running = in_flight.find({e.repo_id, e.pr}); running != in_flight.end() && running->second.from_sleep) {
-            // Waking: nothing answers on the old upstream yet, so requests wait as they do while it sleeps.
-            route.kind = ProxyRoute::Kind::kSleeping;
-            break;
-          }
-          // An update keeps serving the running version; a first build shows the building page.
-          route.kind = e.deployed_sha.empty() ? ProxyRoute::Kind::kBuilding : ProxyRoute::Kind::kReady;
-          if (!e.deployed_sha.empty() && e.commit_sha != e.deployed_sha) route.updating_to = e.commit_sha.substr(0, 12);
-          break;
-      }
-      if (live.route && !live.route->upstream.empty()) {
-        route.upstream = live.route->upstream;
-      } else if (route.kind == ProxyRoute::Kind::kReady) {
-        route.kind = ProxyRoute::Kind::kBuilding;
-      }
-      map[live.host] = route;
-      hosts[live.host] = e.id;
-    }
-    // First builds whose environment the engine has not recorded yet.
-    std::set<PrKey> recorded;
-    for (const auto& e : *envs)
-      if (e.state != EnvState::kDestroyed) recorded.insert({e.repo_id, e.pr});
-    for (const auto& [key, op] : in_flight) {
-      if (op.kind != OpKind::kUp || recorded.count(key)) continue;
-      std::string slug = predicted_slug(key, op.ref);
-      std::string host = slug + "." + config.domain;
-      if (map.count(host)) continue;
-      ProxyRoute route;
-      route.kind = ProxyRoute::Kind::kBuilding;
-      route.slug = slug;
-      route.detail = "building commit " + op.sha.substr(0, 12);
-      map[host] = route;
-      hosts[host] = 0;  // no environment id yet
-    }
-    routes.replace(std::move(map));
-    if (hosts != dns_requested) {
-      dns_requested = hosts;
-      dns->publish(std::move(hosts));
+    std::map<PrKey, RunningOperation> running;
+    for (const auto& [key, op] : in_flight) running[key] = RunningOperation{op.kind == OpKind::kUp, op.from_sleep, op.ref, op.sha};
+    RouteView view = route_view(*envs, *all, running, [this](PrKey key, const std::string& ref) { return predicted_slug(key, ref); },
+                                config.domain);
+    routes.replace(std::move(view.routes));
+    if (view.hosts != dns_requested) {
+      dns_requested = view.hosts;
+      dns->publish(std::move(view.hosts));
     }
   }
 
