@@ -38,6 +38,7 @@
 #include "git/git_mirror.h"
 #include "http/http.h"
 #include "lease/lease_scheduler.h"
+#include "report/preview_state.h"
 #include "report/reporter.h"
 #include "webhook/normalize.h"
 #include "webhook/signature.h"
@@ -629,58 +630,17 @@ struct Daemon::Impl {
     auto pr = store->find_pull_request(key.first, key.second);
     auto env = store->find_environment(key.first, key.second);
     if (!pr.ok() || !pr->has_value() || !env.ok()) return;
-    PreviewReport r;
-    auto running = in_flight.find(key);
-    bool building = running != in_flight.end() && running->second.kind == OpKind::kUp &&
-                    !(env->has_value() && (*env)->deployed_sha == running->second.sha);  // a wake is no new build
-    if (building) {
-      r.state = ReportState::kPending;
-      r.sha = running->second.sha;
-    } else if (!env->has_value()) {
-      return;
-    } else {
-      const EnvironmentRecord& e = **env;
-      r.sha = e.commit_sha;
-      switch (e.state) {
-        case EnvState::kReady: r.state = ReportState::kSuccess; break;
-        case EnvState::kSleeping:
-          r.state = ReportState::kSuccess;
-          r.sleeping = true;
-          break;
-        case EnvState::kFailed:
-          r.state = ReportState::kFailure;
-          r.reason = e.failed_step.empty() ? e.error : e.failed_step + ": " + e.error;
-          break;
-        case EnvState::kDestroyed:
-          r.state = ReportState::kInactive;
-          r.sha = e.deployed_sha.empty() ? e.commit_sha : e.deployed_sha;
-          r.reason = (*pr)->status == PrStatus::kMerged   ? "pull request merged"
-                     : (*pr)->status == PrStatus::kClosed ? "pull request closed"
-                                                          : "its lease ran out; the next push brings it back";
-          break;
-        case EnvState::kPending:
-        case EnvState::kProvisioning: r.state = ReportState::kPending; break;
-        case EnvState::kDestroying: return;
-      }
-    }
-    if (env->has_value()) {
-      const EnvironmentRecord& e = **env;
-      r.slug = e.slug;
-      r.url = e.url;
-      if (auto lease = store->lease_of(e.id); lease.ok() && lease->has_value()) {
-        const LeaseRecord& l = **lease;
-        r.lease_expires_at_ms = l.expires_at == LeaseScheduler::kNever ? 0 : l.expires_at;
-        r.idle_ms = l.idle_ms;
-        r.pinned = l.pinned;
-        r.lease_end = to_string(l.end_action);
-      }
-    }
-    if (r.slug.empty()) r.slug = predicted_slug(key, (*pr)->head_ref);
-    // Before the first build the link is already known: it shows the building page.
-    if (r.url.empty()) r.url = engine_config.public_url(r.slug + "." + config.domain);
-    r.extend_hint = "prevue extend " + r.slug + " 1d";
-    if (r.sha.empty()) r.sha = (*pr)->head_sha;
-    reporter->post(key.first, key.second, std::move(r));
+    std::optional<LeaseRecord> lease;
+    if (env->has_value())
+      if (auto l = store->lease_of((*env)->id); l.ok()) lease = *l;
+    std::string building;
+    if (auto running = in_flight.find(key); running != in_flight.end() && running->second.kind == OpKind::kUp &&
+                                            !(env->has_value() && (*env)->deployed_sha == running->second.sha))  // a wake is no new build
+      building = running->second.sha;
+    std::string slug = predicted_slug(key, (*pr)->head_ref);
+    auto r = preview_report({**pr, *env, lease, building, slug, engine_config.public_url(slug + "." + config.domain)});
+    if (!r) return;
+    reporter->post(key.first, key.second, std::move(*r));
   }
 
   // A host that was down or hanging gets the preview's state once it answers again.

@@ -3,6 +3,7 @@
 // servers (retries, a server that never answers).
 #include "report/host_api.h"
 #include "report/http_client.h"
+#include "report/preview_state.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -470,6 +471,76 @@ TEST(HttpClient, RefusedConnectionsAndBadUrlsAreErrors) {
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << bad;
   }
+}
+
+// What the host is told, from what the store says (preview_report).
+struct Facts {
+  PullRequestRecord pr;
+  std::optional<EnvironmentRecord> env;
+  std::optional<LeaseRecord> lease;
+  std::string building;
+  std::optional<PreviewReport> report() const {
+    return preview_report({pr, env, lease, building, "pr-42-feature-abc123", "http://pr-42-feature-abc123.prevue.test/"});
+  }
+};
+
+Facts facts(EnvState state) {
+  Facts f;
+  f.pr.repo_id = 1;
+  f.pr.pr = 42;
+  f.pr.head_sha = kSha2;
+  EnvironmentRecord e;
+  e.id = 3;
+  e.slug = "pr-42-feature-abc123";
+  e.state = state;
+  e.commit_sha = kSha2;
+  e.deployed_sha = kSha1;
+  e.url = "http://pr-42-feature-abc123.prevue.test/";
+  f.env = e;
+  return f;
+}
+
+TEST(PreviewState, ABuildInFlightIsPendingForItsCommitWithTheLinkAlreadyKnown) {
+  Facts f;
+  f.pr.head_sha = kSha2;
+  f.building = kSha2;
+  auto r = f.report();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->state, ReportState::kPending);
+  EXPECT_EQ(r->sha, kSha2);
+  EXPECT_EQ(r->url, "http://pr-42-feature-abc123.prevue.test/");  // shows the building page meanwhile
+  EXPECT_EQ(r->extend_hint, "prevue extend pr-42-feature-abc123 1d");
+  f.building.clear();
+  EXPECT_FALSE(f.report()) << "nothing built, nothing building: nothing to say";
+}
+
+TEST(PreviewState, ReadySleepingAndFailedSayWhatTheyAre) {
+  Facts ready = facts(EnvState::kReady);
+  ready.lease = LeaseRecord{3, 3'600'000, 600'000, EndAction::kSleep, 0, 1'900'000'000'000, 0, true, 0};
+  auto r = ready.report();
+  EXPECT_EQ(r->state, ReportState::kSuccess);
+  EXPECT_FALSE(r->sleeping);
+  EXPECT_EQ(r->lease_expires_at_ms, 1'900'000'000'000);
+  EXPECT_EQ(r->idle_ms, 600'000);
+  EXPECT_TRUE(r->pinned);
+  EXPECT_EQ(r->lease_end, "sleep");
+  EXPECT_TRUE(facts(EnvState::kSleeping).report()->sleeping);
+  Facts failed = facts(EnvState::kFailed);
+  failed.env->failed_step = "apply";
+  failed.env->error = "web exited 1";
+  EXPECT_EQ(failed.report()->state, ReportState::kFailure);
+  EXPECT_EQ(failed.report()->reason, "apply: web exited 1");
+}
+
+TEST(PreviewState, ARemovedPreviewSaysWhyForTheCommitThatRan) {
+  Facts gone = facts(EnvState::kDestroyed);
+  gone.pr.status = PrStatus::kMerged;
+  EXPECT_EQ(gone.report()->state, ReportState::kInactive);
+  EXPECT_EQ(gone.report()->reason, "pull request merged");
+  EXPECT_EQ(gone.report()->sha, kSha1);  // the deployed commit, not the newest
+  gone.pr.status = PrStatus::kOpen;
+  EXPECT_EQ(gone.report()->reason, "its lease ran out; the next push brings it back");
+  EXPECT_FALSE(facts(EnvState::kDestroying).report()) << "mid-teardown: the outcome is reported, not the step";
 }
 
 }  // namespace
