@@ -29,6 +29,8 @@
 #include "daemon/lease_keeper.h"
 #include "daemon/poller.h"
 #include "daemon/route_view.h"
+#include "daemon/webhook_intake.h"
+#include "daemon/json_responses.h"
 #include "daemon/logger.h"
 #include "daemon/metrics.h"
 #include "dns/dns_backend.h"
@@ -65,8 +67,6 @@ struct InFlight {
 
 constexpr size_t kApiMaxBody = 1 << 20;  // the JSON API's own requests are small
 
-HttpResponse json_response(int status, const json& body) { return HttpResponse{status, "application/json", body.dump(2) + "\n", {}}; }
-HttpResponse error_response(int status, const std::string& message) { return json_response(status, json{{"error", message}}); }
 
 }  // namespace
 
@@ -127,7 +127,7 @@ struct Daemon::Impl {
   std::set<std::int64_t> polls_running;
   std::map<std::int64_t, RepositoryRecord> repos;  // watched, by id
   std::map<std::int64_t, WatchedRepository> watched;
-  std::vector<std::pair<std::int64_t, std::vector<std::string>>> webhook_names;  // repository id -> comparable names; fixed after start
+  std::unique_ptr<WebhookIntake> webhooks;  // on the webhook threads; fixed after start
   std::unique_ptr<InboxWriter> inbox;  // group commit for the webhook threads
   bool stopping = false;
   std::mutex delivered_mutex;
@@ -293,6 +293,7 @@ struct Daemon::Impl {
 
     // Watched repositories.
     Engine engine(engine_config, *store, runner, clock);
+    std::vector<WebhookIntake::Repository> webhook_repositories;
     for (const auto& w : config.repositories) {
       auto repo = engine.repository(w.url);
       if (!repo.ok()) {
@@ -301,18 +302,20 @@ struct Daemon::Impl {
       }
       repos[repo->id] = *repo;
       watched[repo->id] = w;
-      // How webhooks may name it, ready to compare; fixed from here on, so
-      // the webhook threads read it without a lock.
-      std::vector<std::string> names;
-      for (const auto& name : w.names) names.push_back(comparable_repository_name(name));
-      names.push_back(comparable_repository_name(repo->key));
-      names.push_back(comparable_repository_name(w.url));
-      webhook_names.emplace_back(repo->id, std::move(names));
+      // How webhooks may name it.
+      WebhookIntake::Repository named{repo->id, w.names};
+      named.names.push_back(repo->key);
+      named.names.push_back(w.url);
+      webhook_repositories.push_back(std::move(named));
     }
+    webhooks = std::make_unique<WebhookIntake>(config.webhooks, webhook_repositories, *inbox, clock, metrics,
+                                               [this](std::int64_t repo_id, long pr, bool labels_changed) {
+                                                 note_delivery(PrKey{repo_id, pr}, labels_changed);
+                                               });
 
     // The API after the repositories: a webhook never finds them missing.
     // Webhooks are verified and recorded on threads of their own.
-    OffloadedRoutes hooks_route{"/hooks/", [this](const HttpRequest& r) { return webhook_request(r); }, 4, config.webhook_max_body_bytes};
+    OffloadedRoutes hooks_route{"/hooks/", [this](const HttpRequest& r) { return webhooks->handle(r); }, 4, config.webhook_max_body_bytes};
     auto started_api = HttpServer::start(main, config.api.host, config.api.port, [this](const HttpRequest& r) { return handle(r); },
                                          kApiMaxBody, std::move(hooks_route));
     if (!started_api.ok()) {
@@ -924,124 +927,6 @@ struct Daemon::Impl {
       return error_response(400, std::string("malformed JSON body: ") + e.what());
     }
     return error_response(404, "no such endpoint: " + r.method + " " + path);
-  }
-
-  // POST /hooks/{github,gitlab,gitea,bitbucket}, on the webhook threads (so
-  // only immutable state, atomics, the inbox and note_delivery): verified on
-  // the raw body before anything parses it; in the inbox before any 2xx goes out.
-  HttpResponse webhook_request(const HttpRequest& r) {
-    std::string path = r.target.substr(0, r.target.find('?'));
-    if (r.method != "POST") return error_response(405, "webhooks are POSTed");
-    std::string host_name = path.substr(std::string("/hooks/").size());
-    auto host = webhook_host_from(host_name);
-    if (!host) return error_response(404, "no webhook endpoint for '" + host_name + "' (github, gitlab, gitea, bitbucket)");
-    auto settings_it = config.webhooks.find(to_string(*host));
-    if (settings_it == config.webhooks.end()) return error_response(404, std::string("webhooks from ") + to_string(*host) + " are not configured");
-    const WebhookSettings& settings = settings_it->second;
-    bool verified = false;
-    switch (*host) {
-      case WebhookHost::kGitHub:
-        verified = verify_prefixed_hmac(r.header("x-hub-signature-256"), settings.secret, r.body);
-        break;
-      case WebhookHost::kGitea: {
-        std::string sig = r.header("x-forgejo-signature");
-        if (sig.empty()) sig = r.header("x-gitea-signature");
-        verified = verify_hex_hmac(sig, settings.secret, r.body);
-        break;
-      }
-      case WebhookHost::kBitbucket:
-        verified = verify_prefixed_hmac(r.header("x-hub-signature"), settings.secret, r.body);
-        break;
-      case WebhookHost::kGitLab:
-        verified = settings.signing_secret.empty()
-                       ? verify_token(r.header("x-gitlab-token"), settings.secret)
-                       : verify_standard_webhook(r.header("webhook-id"), r.header("webhook-timestamp"), r.header("webhook-signature"),
-                                                 settings.signing_secret, r.body);
-        break;
-    }
-    if (!verified) {
-      log_event("webhook.rejected", std::string("host=") + to_string(*host) + " reason=signature remote=" + r.remote);
-      return error_response(401, "missing or wrong webhook signature");
-    }
-    auto normalized = normalize_webhook(*host, r.headers, r.body);
-    if (!normalized.ok()) return error_response(400, normalized.error().message);
-    const NormalizedWebhook& w = *normalized;
-    if (w.kind == NormalizedWebhook::Kind::kPing) return json_response(200, json{{"status", "pong"}});
-
-    EventRecord e;
-    e.delivery_id = w.delivery_id;
-    e.source = to_string(*host);
-    std::string ignored_reason = w.reason;
-    std::optional<std::int64_t> repo_id;
-    if (w.kind == NormalizedWebhook::Kind::kPullRequest) {
-      repo_id = watched_repository(w.repository_names);
-      if (!repo_id)
-        ignored_reason = "no watched repository is named " + (w.repository_names.empty() ? std::string("(none)") : w.repository_names.front());
-    }
-    if (!repo_id) {
-      // Kept too, so `prevue events` shows every delivery and what became of it.
-      e.action = "ignored";
-      e.status = "ignored";
-      e.note = ignored_reason;
-      e.processed_at = clock.now_ms();
-      auto kept = inbox->write([&](Store& st) -> Result<IngestResult> {
-        auto inserted = st.insert_event(e);
-        if (!inserted.ok()) return inserted.error();
-        return IngestResult{!*inserted, ignored_reason};
-      });
-      if (!kept.ok()) return error_response(503, "could not record the delivery: " + kept.error().message);
-      if (kept->duplicate) return json_response(200, json{{"status", "duplicate"}, {"delivery", w.delivery_id}});
-      return json_response(202, json{{"status", "ignored"}, {"reason", ignored_reason}});
-    }
-
-    e.repo_id = *repo_id;
-    e.pr = w.pr;
-    // A label change re-evaluates the PR at the head it already has.
-    e.action = w.action == "labels" ? kEventUpdated : w.action;
-    e.head_sha = w.head_sha;
-    e.base_sha = w.base_sha;
-    e.head_ref = w.head_ref;
-    e.base_ref = w.base_ref;
-    e.author = w.author;
-    e.fork = w.fork;
-    e.labels = w.labels;
-    std::string report_host = w.bitbucket_datacenter ? "bitbucket-datacenter" : to_string(*host);
-    bool report_target = settings.report && !w.host_repository.empty();
-    std::int64_t now = clock.now_ms();
-    // The event, its effect on the pull request and where to report it: one commit, shared with concurrent deliveries.
-    auto ingested = inbox->write([&](Store& st) -> Result<IngestResult> {
-      auto applied = apply_event(st, e, now);
-      if (applied.ok() && !applied->duplicate && report_target) PREVUE_TRY(st.set_report_target(e.repo_id, e.pr, report_host, w.host_repository));
-      return applied;
-    });
-    if (!ingested.ok()) return error_response(503, "could not record the delivery: " + ingested.error().message);
-    if (ingested->duplicate) {
-      metrics.events_duplicate++;
-      return json_response(200, json{{"status", "duplicate"}, {"delivery", w.delivery_id}});
-    }
-    metrics.events_received++;
-    log_event("event.ingested", std::string("source=") + to_string(*host) + " delivery=" + json_quoted(w.delivery_id) +
-                                    " note=" + json_quoted(ingested->note));
-    note_delivery(PrKey{e.repo_id, e.pr}, w.action == "labels" && report_target);
-    return json_response(202, json{{"status", "accepted"}, {"delivery", w.delivery_id}, {"note", ingested->note}});
-  }
-
-  // The watched repository a webhook names (by "owner/name", clone or web URL).
-  std::optional<std::int64_t> watched_repository(const std::vector<std::string>& names) const {
-    for (const auto& theirs : names) {
-      if (theirs.empty()) continue;
-      std::string name = comparable_repository_name(theirs);
-      for (const auto& [id, ours] : webhook_names)
-        if (std::find(ours.begin(), ours.end(), name) != ours.end()) return id;
-    }
-    return std::nullopt;
-  }
-
-  // "https://host/owner/name.git/" and "https://host/owner/name" are one repository.
-  static std::string comparable_repository_name(std::string text) {
-    while (!text.empty() && text.back() == '/') text.pop_back();
-    if (text.size() > 4 && text.compare(text.size() - 4, 4, ".git") == 0) text.resize(text.size() - 4);
-    return text;
   }
 
   // POST /api/v1/environments {"repo", "pr", "ref" | "sha"}: an event from the API.
