@@ -28,6 +28,7 @@
 #include "daemon/dns_publisher.h"
 #include "daemon/lease_keeper.h"
 #include "daemon/poller.h"
+#include "daemon/retry_backoff.h"
 #include "daemon/route_view.h"
 #include "daemon/webhook_intake.h"
 #include "daemon/json_responses.h"
@@ -150,15 +151,7 @@ struct Daemon::Impl {
   CoalescedPost reconcile_soon;
   std::uint64_t api_requests = 0;  // makes each API request's event id unique
   const ClaimOwner owner = ClaimOwner::self("daemon");
-  // An operation that failed is not started again for the same target at
-  // once: 1 s, doubling up to 5 min. A new target (a push) starts at once.
-  struct FailedOp {
-    OpKind kind;
-    std::string sha;
-    int failures = 0;
-    std::int64_t not_before_ms = 0;
-  };
-  std::map<PrKey, FailedOp> failed_ops;
+  RetryBackoff backoff;  // failed operations wait before the same target is tried again
   asio::steady_timer retry_timer{main};
 
   Impl(Config c, const Clock& clk) : config(std::move(c)), clock(clk) {}
@@ -490,9 +483,7 @@ struct Daemon::Impl {
       }
       return;
     }
-    if (auto f = failed_ops.find(key);
-        f != failed_ops.end() && f->second.kind == kind && f->second.sha == sha && clock.now_ms() < f->second.not_before_ms)
-      return;  // backing off; retry_timer reconciles it when the wait is over
+    if (backoff.waiting(key, op_target(kind, sha), clock.now_ms())) return;  // retry_timer reconciles it when the wait is over
     InFlight op{kind, sha, ref};
     if (kind == OpKind::kUp && !slug.empty())
       if (auto env = store->find_environment_by_slug(slug); env.ok() && env->has_value())
@@ -577,7 +568,8 @@ struct Daemon::Impl {
   void op_done(PrKey key, OpKind kind, const std::string& sha, bool ok, const std::string& error, const std::string& slug,
                std::int64_t requested_at) {
     in_flight.erase(key);
-    note_outcome(key, kind, sha, ok);
+    backoff.record(key, op_target(kind, sha), ok, clock.now_ms());
+    if (!ok) arm_retry_timer();
     double seconds = static_cast<double>(clock.now_ms() - requested_at) / 1000.0;
     log_event("op.done", std::string("op=") + to_string(kind) + " pr=" + std::to_string(key.second) + " slug=" + slug +
                              " ok=" + (ok ? "true" : "false") + (error.empty() ? "" : " error=" + json_quoted(error)));
@@ -595,26 +587,12 @@ struct Daemon::Impl {
     if (!stopping) reconcile();  // level-triggered: whatever changed meanwhile is picked up now
   }
 
-  void note_outcome(PrKey key, OpKind kind, const std::string& sha, bool ok) {
-    if (ok) {
-      failed_ops.erase(key);
-      return;
-    }
-    FailedOp& f = failed_ops[key];
-    if (f.kind != kind || f.sha != sha || f.failures == 0) f = FailedOp{kind, sha, 0, 0};
-    ++f.failures;
-    std::int64_t wait = std::min<std::int64_t>(1000LL << std::min(f.failures - 1, 20), 5 * 60'000);
-    f.not_before_ms = clock.now_ms() + wait;
-    arm_retry_timer();
-  }
+  static std::string op_target(OpKind kind, const std::string& sha) { return std::string(to_string(kind)) + "@" + sha; }
 
   void arm_retry_timer() {
-    // The earliest wait not yet over (those over were retried by the pass that armed this).
-    std::int64_t now = clock.now_ms(), next = 0;
-    for (const auto& [key, f] : failed_ops)
-      if (f.not_before_ms > now) next = next == 0 ? f.not_before_ms : std::min(next, f.not_before_ms);
-    if (next == 0) return;
-    retry_timer.expires_after(std::chrono::milliseconds(next - now));
+    auto next = backoff.next_retry(clock.now_ms());
+    if (!next) return;
+    retry_timer.expires_after(std::chrono::milliseconds(*next - clock.now_ms()));
     retry_timer.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopping) return;
       reconcile();

@@ -13,12 +13,11 @@
 #include <vector>
 
 #include "daemon/dns_publisher.h"
+#include "daemon/pr_key.h"
 #include "http/http.h"
 #include "store/store.h"
 
 namespace prevue {
-
-using PrKey = std::pair<std::int64_t, long>;  // (repository, PR number)
 
 // An operation running for a pull request, as the routes need to know it.
 struct RunningOperation {
