@@ -6,7 +6,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <nlohmann/json.hpp>
-#include <openssl/crypto.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -25,13 +24,13 @@
 #include "core/files.h"
 #include "core/redact.h"
 #include "core/slug.h"
+#include "daemon/api.h"
 #include "daemon/dns_publisher.h"
 #include "daemon/lease_keeper.h"
 #include "daemon/poller.h"
 #include "daemon/retry_backoff.h"
 #include "daemon/route_view.h"
 #include "daemon/webhook_intake.h"
-#include "daemon/json_responses.h"
 #include "daemon/logger.h"
 #include "daemon/metrics.h"
 #include "dns/dns_backend.h"
@@ -219,6 +218,7 @@ struct Daemon::Impl {
       return 1;
     }
     store = std::move(opened).value();
+    api_handler = std::make_unique<Api>(*store, clock, config.api_token, api_bridge);
     LeaseRequests lease_requests;
     lease_requests.sleep = [this](const EnvironmentRecord& e, const std::string& why) {
       dispatch({e.repo_id, e.pr}, OpKind::kSleep, "", "", e.slug, why);
@@ -309,7 +309,7 @@ struct Daemon::Impl {
     // The API after the repositories: a webhook never finds them missing.
     // Webhooks are verified and recorded on threads of their own.
     OffloadedRoutes hooks_route{"/hooks/", [this](const HttpRequest& r) { return webhooks->handle(r); }, 4, config.webhook_max_body_bytes};
-    auto started_api = HttpServer::start(main, config.api.host, config.api.port, [this](const HttpRequest& r) { return handle(r); },
+    auto started_api = HttpServer::start(main, config.api.host, config.api.port, [this](const HttpRequest& r) { return api_handler->handle(r); },
                                          kApiMaxBody, std::move(hooks_route));
     if (!started_api.ok()) {
       std::cerr << "prevue serve: api: " << started_api.error().message << "\n";
@@ -766,159 +766,66 @@ struct Daemon::Impl {
 
   // ---- API ----------------------------------------------------------------------
 
-  bool authorized(const HttpRequest& r) const {
-    if (config.api_token.empty()) return false;
-    std::string expected = "Bearer " + config.api_token;
-    std::string given = r.header("authorization");
-    return given.size() == expected.size() && CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0;
+  // What only the running daemon can do for its API (ApiDaemon).
+  struct ApiBridge final : ApiDaemon {
+    Impl& d;
+    explicit ApiBridge(Impl& daemon) : d(daemon) {}
+    size_t operations_in_flight() const override { return d.in_flight.size(); }
+    std::string metrics_text() override { return d.metrics_text(); }
+    json dns_of(const EnvironmentRecord& e) const override {
+      if (auto s = d.dns_state.find(e.id); s != d.dns_state.end())
+        return s->second.published ? json{{"state", "published"}} : json{{"state", "failed"}, {"error", s->second.error}};
+      return e.state != EnvState::kDestroyed ? json{{"state", "pending"}} : json(nullptr);
+    }
+    void destroy(const EnvironmentRecord& e, const std::string& why) override {
+      d.dispatch({e.repo_id, e.pr}, OpKind::kDown, "", "", e.slug, why);
+    }
+    void lease_changed(const EnvironmentRecord& e, const LeaseRecord& lease, bool renewed) override {
+      d.leases->schedule(lease);
+      if (renewed) d.metrics.lease_renewals++;
+      d.report({e.repo_id, e.pr});
+    }
+    int poll(const std::string& wanted) override { return d.poll_matching(wanted); }
+    Result<Accepted> create(const std::string& repo, long pr, const std::string& ref, const std::string& sha) override {
+      return d.create_from_api(repo, pr, ref, sha);
+    }
+  };
+  ApiBridge api_bridge{*this};
+  std::unique_ptr<Api> api_handler;  // on the main thread's store connection
+
+  std::string metrics_text() {
+    std::map<std::string, std::int64_t> by_state;
+    for (EnvState s : {EnvState::kPending, EnvState::kProvisioning, EnvState::kReady, EnvState::kSleeping, EnvState::kFailed,
+                       EnvState::kDestroying, EnvState::kDestroyed})
+      by_state[to_string(s)] = 0;
+    if (auto all = store->list_environments(true); all.ok())
+      for (const auto& e : *all) by_state[to_string(e.state)]++;
+    std::int64_t depth = store->inbox_depth().value_or(-1);
+    if (reporter) {
+      metrics.reports_sent = reporter->sent.load();
+      metrics.reports_failed = reporter->failed.load();
+    }
+    return metrics.render(by_state, depth);
   }
 
-  json env_json(const EnvironmentRecord& e) {
-    json j{{"slug", e.slug},        {"pr", e.pr},       {"state", to_string(e.state)}, {"ref", e.ref},
-           {"commit", e.commit_sha}, {"deployed_commit", e.deployed_sha}, {"url", e.url},
-           {"created_at_ms", e.created_at},     {"updated_at_ms", e.updated_at}};
-    j["layers"] = json::array();
-    for (const auto& layer : e.layers) j["layers"].push_back({{"name", layer.name}, {"provider", layer.provider}});
-    if (auto repo = store->find_repository(e.repo_id); repo.ok() && repo->has_value()) j["repo"] = (*repo)->key;
-    if (!e.error.empty()) {
-      j["failed_step"] = e.failed_step;
-      j["error"] = e.error;
+  int poll_matching(const std::string& wanted) {
+    int polled = 0;
+    for (const auto& [id, repo] : repos) {
+      auto key = Engine::repository_key(wanted);
+      if (wanted.empty() || repo.key == wanted || (key.ok() && repo.key == *key) || repo.name == wanted) {
+        poll_now(id);
+        ++polled;
+      }
     }
-    if (auto lease = store->lease_of(e.id); lease.ok() && lease->has_value()) {
-      const LeaseRecord& l = **lease;
-      j["lease"] = {{"expires_at_ms", l.expires_at}, {"last_active_ms", l.last_active}, {"idle_ms", l.idle_ms},
-                    {"end", to_string(l.end_action)},          {"pinned", l.pinned},              {"revoked_at_ms", l.revoked_at},
-                    {"deadline_ms", l.deadline() == LeaseScheduler::kNever ? json(nullptr) : json(l.deadline())}};
-    }
-    if (auto d = dns_state.find(e.id); d != dns_state.end())
-      j["dns"] = d->second.published ? json{{"state", "published"}} : json{{"state", "failed"}, {"error", d->second.error}};
-    else if (e.state != EnvState::kDestroyed)
-      j["dns"] = json{{"state", "pending"}};
-    if (auto routes_of = store->routes_of(e.id); routes_of.ok()) {
-      json hosts = json::array();
-      for (const auto& r : *routes_of) hosts.push_back({{"host", r.host}, {"service", r.service}, {"upstream", r.upstream.text()}});
-      j["routes"] = hosts;
-    }
-    return j;
+    return polled;
   }
 
-  HttpResponse handle(const HttpRequest& r) {
-    std::string path = r.target.substr(0, r.target.find('?'));
-    const std::string prefix = "/api/v1/environments";
-    bool mutating = r.method != "GET" && r.method != "HEAD";
-    if (path == "/healthz") return json_response(200, json{{"ok", true}, {"in_flight", in_flight.size()}});
-    if (path == "/metrics" && r.method == "GET") {
-      std::map<std::string, std::int64_t> by_state;
-      for (EnvState s : {EnvState::kPending, EnvState::kProvisioning, EnvState::kReady, EnvState::kSleeping, EnvState::kFailed,
-                         EnvState::kDestroying, EnvState::kDestroyed})
-        by_state[to_string(s)] = 0;
-      if (auto all = store->list_environments(true); all.ok())
-        for (const auto& e : *all) by_state[to_string(e.state)]++;
-      std::int64_t depth = store->inbox_depth().value_or(-1);
-      if (reporter) {
-        metrics.reports_sent = reporter->sent.load();
-        metrics.reports_failed = reporter->failed.load();
-      }
-      return HttpResponse{200, "text/plain; version=0.0.4", metrics.render(by_state, depth), {}};
-    }
-    if (mutating && !authorized(r)) {
-      return config.api_token.empty()
-                 ? error_response(403, "changes through the API are disabled: set api.token or api.token_file in the config")
-                 : HttpResponse{401, "application/json", "{\"error\": \"missing or wrong bearer token\"}\n",
-                                {{"WWW-Authenticate", "Bearer"}}};
-    }
-    try {
-      if (path == "/api/v1/events" && r.method == "GET") {
-        json out = json::array();
-        if (auto events = store->recent_events(100); events.ok())
-          for (const auto& e : *events)
-            out.push_back({{"id", e.id}, {"delivery_id", e.delivery_id}, {"source", e.source}, {"pr", e.pr}, {"action", e.action},
-                           {"head_sha", e.head_sha}, {"status", e.status}, {"note", e.note}, {"received_at_ms", e.received_at}});
-        return json_response(200, out);
-      }
-      if (path == "/api/v1/repositories/poll" && r.method == "POST") {
-        json body = r.body.empty() ? json::object() : json::parse(r.body);
-        std::string wanted = body.value("repo", "");
-        int polled = 0;
-        for (const auto& [id, repo] : repos) {
-          auto key = Engine::repository_key(wanted);
-          if (wanted.empty() || repo.key == wanted || (key.ok() && repo.key == *key) || repo.name == wanted) {
-            poll_now(id);
-            ++polled;
-          }
-        }
-        if (!polled) return error_response(404, "no watched repository matches '" + wanted + "'");
-        return json_response(202, json{{"polling", polled}});
-      }
-      if (path == prefix && r.method == "GET") {
-        json out = json::array();
-        if (auto envs = store->list_environments(false); envs.ok())
-          for (const auto& e : *envs) out.push_back(env_json(e));
-        return json_response(200, out);
-      }
-      if (path == prefix && r.method == "POST") return api_create(json::parse(r.body.empty() ? "{}" : r.body));
-      if (path.rfind(prefix + "/", 0) == 0) {
-        std::string rest = path.substr(prefix.size() + 1);
-        std::string slug = rest.substr(0, rest.find('/'));
-        std::string sub = rest.size() > slug.size() ? rest.substr(slug.size() + 1) : "";
-        auto found = store->find_environment_by_slug(slug);
-        if (!found.ok()) return error_response(500, found.error().message);
-        if (!found->has_value()) return error_response(404, "no environment called '" + slug + "'");
-        const EnvironmentRecord& e = **found;
-        if (sub.empty() && r.method == "GET") return json_response(200, env_json(e));
-        if (sub == "timeline" && r.method == "GET") {
-          json out = json::array();
-          if (auto t = store->timeline_of(e.id); t.ok())
-            for (const auto& entry : *t)
-              out.push_back({{"at_ms", entry.at}, {"kind", entry.kind}, {"detail", entry.detail}, {"duration_ms", entry.duration_ms}});
-          return json_response(200, out);
-        }
-        if (sub.empty() && r.method == "DELETE") {
-          if (e.state == EnvState::kDestroyed) return json_response(200, json{{"slug", e.slug}, {"state", "destroyed"}});
-          // Like an expired lease: gone until the next push (Engine::down sees to that).
-          (void)store->append_timeline(e.id, "received", "delete through the API", 0);
-          dispatch({e.repo_id, e.pr}, OpKind::kDown, "", "", e.slug, "deleted through the API");
-          return json_response(202, json{{"slug", e.slug}, {"state", "destroying"}});
-        }
-        if (sub == "extend" && r.method == "POST") {
-          json body = json::parse(r.body.empty() ? "{}" : r.body);
-          auto by = parse_duration(body.value("duration", ""));
-          if (!by.ok()) return error_response(400, by.error().message);
-          auto lease = extend_lease(*store, e.slug, *by, clock.now_ms());
-          if (!lease.ok()) return error_response(lease.error().code == ErrorCode::kNotFound ? 404 : 400, lease.error().message);
-          leases->schedule(*lease);
-          metrics.lease_renewals++;
-          report({e.repo_id, e.pr});  // the comment says when the lease ends
-          return json_response(200, env_json(e));
-        }
-        if (sub == "pin" && r.method == "POST") {
-          json body = json::parse(r.body.empty() ? "{}" : r.body);
-          if (!body.contains("pinned") || !body["pinned"].is_boolean()) return error_response(400, "body must be {\"pinned\": true|false}");
-          auto lease = pin_lease(*store, e.slug, body["pinned"].get<bool>());
-          if (!lease.ok()) return error_response(lease.error().code == ErrorCode::kNotFound ? 404 : 400, lease.error().message);
-          leases->schedule(*lease);
-          report({e.repo_id, e.pr});
-          return json_response(200, env_json(e));
-        }
-      }
-    } catch (const json::exception& e) {
-      return error_response(400, std::string("malformed JSON body: ") + e.what());
-    }
-    return error_response(404, "no such endpoint: " + r.method + " " + path);
-  }
-
-  // POST /api/v1/environments {"repo", "pr", "ref" | "sha"}: an event from the API.
-  HttpResponse api_create(const json& body) {
-    if (!body.is_object() || !body.contains("repo") || !body["repo"].is_string() || !body.contains("pr") ||
-        !body["pr"].is_number_integer() || body["pr"].get<long>() <= 0)
-      return error_response(400, "body must be {\"repo\": PATH_OR_URL, \"pr\": N, \"ref\": BRANCH} (or \"sha\")");
-    std::string ref = body.value("ref", ""), sha = body.value("sha", "");
-    if (ref.empty() == sha.empty()) return error_response(400, "give exactly one of \"ref\" or \"sha\"");
+  // A preview asked for through the API (POST /api/v1/environments).
+  Result<ApiDaemon::Accepted> create_from_api(const std::string& repo_arg, long pr, const std::string& ref, const std::string& sha) {
     Engine engine(engine_config, *store, runner, clock);
-    auto repo = engine.repository(body["repo"].get<std::string>());
-    if (!repo.ok()) return error_response(400, repo.error().message);
+    auto repo = engine.repository(repo_arg);
+    if (!repo.ok()) return repo.error();
     repos[repo->id] = *repo;
-    long pr = body["pr"].get<long>();
     // The request's event id is known now: whatever becomes of it (an
     // unknown ref, a fetch that fails) is recorded under it, in the API's
     // and `prevue events`' list, not only in the daemon's log.
@@ -964,8 +871,7 @@ struct Daemon::Impl {
         reconcile();
       });
     });
-    return json_response(202, json{{"repo", repo->key}, {"pr", pr}, {"status", "accepted"}, {"delivery_id", delivery_id},
-                                   {"see", "/api/v1/events"}});
+    return ApiDaemon::Accepted{repo->key, delivery_id};
   }
 
   // ---- stop ---------------------------------------------------------------------
