@@ -28,7 +28,7 @@
 #include "daemon/dns_publisher.h"
 #include "daemon/lease_keeper.h"
 #include "daemon/poller.h"
-#include "daemon/retry_backoff.h"
+#include "daemon/dispatcher.h"
 #include "daemon/route_view.h"
 #include "daemon/webhook_intake.h"
 #include "daemon/logger.h"
@@ -54,16 +54,6 @@ using json = nlohmann::json;
 namespace {
 
 
-enum class OpKind { kUp, kDown, kSleep };
-const char* to_string(OpKind k) { return k == OpKind::kUp ? "up" : k == OpKind::kDown ? "down" : "sleep"; }
-
-struct InFlight {
-  OpKind kind;
-  std::string sha;
-  std::string ref;
-  bool from_sleep = false;  // its environment's processes are stopped until this op finishes
-  std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
-};
 
 constexpr size_t kApiMaxBody = 1 << 20;  // the JSON API's own requests are small
 
@@ -105,7 +95,7 @@ struct Daemon::Impl {
   std::unique_ptr<Store> store;  // the main thread's connection
   RouteTable routes;
   Metrics metrics;
-  AsioTimers timers{main, clock};
+  AsioTimers lease_timers{main, clock};
   std::unique_ptr<LeaseKeeper> leases;  // on the main thread's store connection
   std::unique_ptr<DnsPublisher> dns;
   // The last set handed to the publisher; none before the first, which is
@@ -122,7 +112,11 @@ struct Daemon::Impl {
   std::unique_ptr<Reporter> reporter;
   asio::steady_timer reconcile_timer{main};
   std::vector<std::unique_ptr<asio::steady_timer>> poll_timers;
-  std::map<PrKey, InFlight> in_flight;
+  AsioTimers dispatch_timers{main, clock};
+  Dispatcher dispatcher{clock, dispatch_timers, [this](const Operation& op) { run_operation(op); },
+                        [this] {
+                          if (!stopping) reconcile();
+                        }};
   std::map<std::int64_t, std::int64_t> wake_requested;  // env -> when
   std::set<std::int64_t> polls_running;
   std::map<std::int64_t, RepositoryRecord> repos;  // watched, by id
@@ -150,8 +144,6 @@ struct Daemon::Impl {
   CoalescedPost reconcile_soon;
   std::uint64_t api_requests = 0;  // makes each API request's event id unique
   const ClaimOwner owner = ClaimOwner::self("daemon");
-  RetryBackoff backoff;  // failed operations wait before the same target is tried again
-  asio::steady_timer retry_timer{main};
 
   Impl(Config c, const Clock& clk) : config(std::move(c)), clock(clk) {}
   ~Impl() {
@@ -229,7 +221,7 @@ struct Daemon::Impl {
     lease_requests.wake = [this](const EnvironmentRecord& e, const std::string& why) {
       dispatch({e.repo_id, e.pr}, OpKind::kUp, e.deployed_sha, e.ref, e.slug, why);
     };
-    leases = std::make_unique<LeaseKeeper>(*store, clock, timers,
+    leases = std::make_unique<LeaseKeeper>(*store, clock, lease_timers,
                                            LeaseKeeperSettings{static_cast<size_t>(config.expiry_batch), config.activity_flush},
                                            std::move(lease_requests), metrics);
     auto inbox_store = Store::open((config.state_dir / "prevue.db").string(), clock);
@@ -473,23 +465,19 @@ struct Daemon::Impl {
 
   void dispatch(PrKey key, OpKind kind, const std::string& sha, const std::string& ref, const std::string& slug,
                 const std::string& reason) {
-    auto it = in_flight.find(key);
-    if (it != in_flight.end()) {
-      // One operation per environment; a newer target supersedes the running one.
-      if (it->second.kind != kind || it->second.sha != sha) {
-        if (!it->second.cancelled->exchange(true))
-          log_event("reconcile.supersede", "pr=" + std::to_string(key.second) + " running=" + to_string(it->second.kind) + "@" +
-                                               it->second.sha.substr(0, 12) + " wanted=" + to_string(kind) + "@" + sha.substr(0, 12));
-      }
-      return;
-    }
-    if (backoff.waiting(key, op_target(kind, sha), clock.now_ms())) return;  // retry_timer reconciles it when the wait is over
-    InFlight op{kind, sha, ref};
+    Operation op{key, kind, sha, ref, slug, reason};
     if (kind == OpKind::kUp && !slug.empty())
       if (auto env = store->find_environment_by_slug(slug); env.ok() && env->has_value())
         op.from_sleep = (*env)->state == EnvState::kSleeping;
+    dispatcher.dispatch(std::move(op));  // a running one is superseded; a failed one may be waiting
+  }
+
+  // Runs an operation the dispatcher started, on the worker pool.
+  void run_operation(const Operation& op) {
+    const PrKey key = op.key;
+    const OpKind kind = op.kind;
+    const std::string sha = op.sha, ref = op.ref, slug = op.slug, reason = op.reason;
     auto cancelled = op.cancelled;
-    in_flight.emplace(key, op);
     // A first build has no environment yet: its name resolves and shows the
     // building page from now on, not from when the build finishes.
     if (kind == OpKind::kUp && slug.empty()) request_routes_refresh();
@@ -559,17 +547,12 @@ struct Daemon::Impl {
       } catch (const std::exception& e) {
         error = std::string("internal error: ") + e.what();
       }
-      asio::post(main, [this, key, kind, sha, ok, error, result_slug, requested_at] {
-        op_done(key, kind, sha, ok, error, result_slug, requested_at);
-      });
+      asio::post(main, [this, key, ok, error, result_slug, requested_at] { op_done(key, ok, error, result_slug, requested_at); });
     });
   }
 
-  void op_done(PrKey key, OpKind kind, const std::string& sha, bool ok, const std::string& error, const std::string& slug,
-               std::int64_t requested_at) {
-    in_flight.erase(key);
-    backoff.record(key, op_target(kind, sha), ok, clock.now_ms());
-    if (!ok) arm_retry_timer();
+  void op_done(PrKey key, bool ok, const std::string& error, const std::string& slug, std::int64_t requested_at) {
+    const OpKind kind = dispatcher.finished(key, ok).kind;
     double seconds = static_cast<double>(clock.now_ms() - requested_at) / 1000.0;
     log_event("op.done", std::string("op=") + to_string(kind) + " pr=" + std::to_string(key.second) + " slug=" + slug +
                              " ok=" + (ok ? "true" : "false") + (error.empty() ? "" : " error=" + json_quoted(error)));
@@ -585,19 +568,6 @@ struct Daemon::Impl {
     if (ok && kind != OpKind::kUp) metrics.gc_actions++;
     report(key);
     if (!stopping) reconcile();  // level-triggered: whatever changed meanwhile is picked up now
-  }
-
-  static std::string op_target(OpKind kind, const std::string& sha) { return std::string(to_string(kind)) + "@" + sha; }
-
-  void arm_retry_timer() {
-    auto next = backoff.next_retry(clock.now_ms());
-    if (!next) return;
-    retry_timer.expires_after(std::chrono::milliseconds(*next - clock.now_ms()));
-    retry_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || stopping) return;
-      reconcile();
-      arm_retry_timer();
-    });
   }
 
   // ---- reporting back to the git host ---------------------------------------------
@@ -616,7 +586,7 @@ struct Daemon::Impl {
     if (env->has_value())
       if (auto l = store->lease_of((*env)->id); l.ok()) lease = *l;
     std::string building;
-    if (auto running = in_flight.find(key); running != in_flight.end() && running->second.kind == OpKind::kUp &&
+    if (auto running = dispatcher.in_flight().find(key); running != dispatcher.in_flight().end() && running->second.kind == OpKind::kUp &&
                                             !(env->has_value() && (*env)->deployed_sha == running->second.sha))  // a wake is no new build
       building = running->second.sha;
     std::string slug = predicted_slug(key, (*pr)->head_ref);
@@ -678,7 +648,7 @@ struct Daemon::Impl {
     auto all = store->all_routes();  // one query, not one per environment
     if (!envs.ok() || !all.ok()) return;
     std::map<PrKey, RunningOperation> running;
-    for (const auto& [key, op] : in_flight) running[key] = RunningOperation{op.kind == OpKind::kUp, op.from_sleep, op.ref, op.sha};
+    for (const auto& [key, op] : dispatcher.in_flight()) running[key] = RunningOperation{op.kind == OpKind::kUp, op.from_sleep, op.ref, op.sha};
     RouteView view = route_view(*envs, *all, running, [this](PrKey key, const std::string& ref) { return predicted_slug(key, ref); },
                                 config.domain);
     routes.replace(std::move(view.routes));
@@ -770,7 +740,7 @@ struct Daemon::Impl {
   struct ApiBridge final : ApiDaemon {
     Impl& d;
     explicit ApiBridge(Impl& daemon) : d(daemon) {}
-    size_t operations_in_flight() const override { return d.in_flight.size(); }
+    size_t operations_in_flight() const override { return d.dispatcher.in_flight().size(); }
     std::string metrics_text() override { return d.metrics_text(); }
     json dns_of(const EnvironmentRecord& e) const override {
       if (auto s = d.dns_state.find(e.id); s != d.dns_state.end())
@@ -879,10 +849,9 @@ struct Daemon::Impl {
   void stop() {
     if (stopping) return;
     stopping = true;
-    log_event("serve.stopping", "in_flight=" + std::to_string(in_flight.size()));
-    for (auto& [key, op] : in_flight) op.cancelled->store(true);  // each stops before its next step
+    log_event("serve.stopping", "in_flight=" + std::to_string(dispatcher.in_flight().size()));
+    dispatcher.cancel_all();  // each stops before its next step
     reconcile_timer.cancel();
-    retry_timer.cancel();
     delivery_timer.cancel();
     for (auto& t : poll_timers) t->cancel();
     if (api) api->stop();
@@ -917,7 +886,7 @@ int Daemon::run() {
   // in-flight operations have posted their completions.
   while (!d.main.stopped()) {
     d.main.run_one();
-    if (d.stopping && d.in_flight.empty() && d.polls_running.empty()) break;
+    if (d.stopping && d.dispatcher.in_flight().empty() && d.polls_running.empty()) break;
   }
   d.api.reset();  // joins the webhook threads while what they use still exists
   d.workers->join();
