@@ -353,7 +353,7 @@ struct UpRun {
   const UpRequest& request;
   RepositoryRecord repo;
   EnvironmentRecord env;
-  CurrentEnvironment current;  // as stored when the run began (reset by a retire)
+  CurrentEnvironment current;  // as stored when the run began: what the plan step plans from
   UpResult& result;
   Plan plan;                   // walked in order; the plan step appends to it
 
