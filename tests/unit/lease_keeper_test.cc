@@ -75,7 +75,8 @@ class LeaseKeeperTest : public ::testing::Test {
 
   std::vector<std::string> timeline_kinds(const EnvironmentRecord& e) {
     std::vector<std::string> kinds;
-    for (const auto& t : store_->timeline_of(e.id).value()) kinds.push_back(t.kind);
+    auto timeline = store_->timeline_of(e.id);  // kept: the loop reads into it
+    for (const auto& t : timeline.value()) kinds.push_back(t.kind);
     return kinds;
   }
 
