@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/setup-images.sh  # base images for the container tests (skipped without a Docker Engine)
 scripts/build.sh
 ctest --test-dir build --output-on-failure -j 2 --timeout 900
 

@@ -759,6 +759,9 @@ Status Engine::routes_step(UpRun& run, std::string& log) {
     routes.push_back(std::move(r));
   }
   PREVUE_TRY(store_.replace_routes(run.env.id, routes));
+  // A link straight at the service (no proxy) is known for sure only now: a
+  // provider may pick its port at apply (Docker does).
+  if (config_.public_url_template.empty()) run.url = "http://" + run.endpoint_of(primary_route(run.manifest).service).text() + "/";
   if (run.request.on_routes_changed) run.request.on_routes_changed(run.env.slug);
   return {};
 }

@@ -49,13 +49,30 @@ def make_handler(args):
     return Handler
 
 
+def init_database(db_path, sql_files):
+    """Creates the database from SQL files when it does not exist yet (in a
+    container, its volume starts empty); an existing one is kept."""
+    if not sql_files or os.path.exists(db_path):
+        return
+    os.makedirs(os.path.dirname(db_path) or ".", exist_ok=True)
+    partial = db_path + ".partial"
+    with sqlite3.connect(partial) as conn:
+        for path in sql_files:
+            with open(path, encoding="utf-8") as f:
+                conn.executescript(f.read())
+    os.replace(partial, db_path)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--db", required=True)
+    parser.add_argument("--bind", default="127.0.0.1", help="0.0.0.0 in a container")
+    parser.add_argument("--init-sql", nargs="*", default=[], help="SQL files that create the database when it is missing")
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args))
-    print(f"api: listening on 127.0.0.1:{args.port}", flush=True)
+    init_database(args.db, args.init_sql)
+    server = ThreadingHTTPServer((args.bind, args.port), make_handler(args))
+    print(f"api: listening on {args.bind}:{args.port}", flush=True)
     server.serve_forever()
 
 

@@ -88,11 +88,16 @@ def main():
     parser.add_argument("--db", required=True)
     parser.add_argument("--config", default="config.json")
     parser.add_argument("--api", default="")
+    parser.add_argument("--bind", default="127.0.0.1", help="0.0.0.0 in a container")
     args = parser.parse_args()
-    with open(args.config, encoding="utf-8") as f:
-        config = json.load(f)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args, config))
-    print(f"web: listening on 127.0.0.1:{args.port} for PR {config.get('pr')}", flush=True)
+    # The rendered config of the `local` manifest; in a container the page
+    # takes what it shows from the environment (PREVUE_*, APP_TITLE) instead.
+    config = {}
+    if os.path.exists(args.config):
+        with open(args.config, encoding="utf-8") as f:
+            config = json.load(f)
+    server = ThreadingHTTPServer((args.bind, args.port), make_handler(args, config))
+    print(f"web: listening on {args.bind}:{args.port} for PR {config.get('pr', os.environ.get('PREVUE_PR'))}", flush=True)
     server.serve_forever()
 
 

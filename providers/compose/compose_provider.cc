@@ -1,0 +1,714 @@
+#include "compose_provider.h"
+
+#include <openssl/evp.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <csignal>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "core/files.h"
+#include "core/slug.h"
+#include "manifest/manifest.h"
+#include "provider/process_runner.h"
+
+namespace prevue::compose {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kRecordFile = "compose.json";     // in the environment's records directory
+constexpr const char* kProjectFile = "compose.prevue.yaml";  // the file prevue runs: the repository's, merged and made safe
+constexpr const char* kImageRepository = "prevue-build";     // built images: prevue-build/<service>:<content hash>
+constexpr const char* kEnvironmentLabel = "dev.prevue.environment";
+
+// ---- running commands -------------------------------------------------------
+
+struct Command {
+  int exit_code = -1;
+  std::string out, err;
+  bool ok() const { return exit_code == 0; }
+  std::string why() const {
+    std::string text = err.empty() ? out : err;
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    return text.empty() ? "exit code " + std::to_string(exit_code) : tail_lines(text, 20);
+  }
+};
+
+Command run(const std::vector<std::string>& argv, Millis timeout = Millis(120'000), const fs::path& cwd = {},
+            std::map<std::string, std::string> env = {}) {
+  static SubprocessRunner runner;
+  std::cerr << "$ " << describe_argv(argv) << "\n";
+  ProcessSpec spec;
+  spec.argv = argv;
+  spec.cwd = cwd;
+  spec.env = std::move(env);
+  spec.timeout = timeout;
+  spec.stop_signal = SIGTERM;
+  spec.stop_grace = Millis(10'000);
+  Command c;
+  auto outcome = runner.run(spec);
+  if (!outcome.ok()) {
+    c.err = outcome.error().message;
+    return c;
+  }
+  c.exit_code = outcome->timed_out ? -1 : outcome->exit_code;
+  c.out = std::move(outcome->stdout_data);
+  c.err = std::move(outcome->stderr_data);
+  if (outcome->timed_out) c.err += "\n(timed out after " + std::to_string(timeout.count() / 1000) + " s)";
+  return c;
+}
+
+// `docker compose` (v2) where the plugin answers, else `docker-compose` (v1).
+const std::vector<std::string>& compose_binary() {
+  static const std::vector<std::string> binary = [] {
+    if (run({"docker", "compose", "version"}, Millis(20'000)).ok()) return std::vector<std::string>{"docker", "compose"};
+    return std::vector<std::string>{"docker-compose"};
+  }();
+  return binary;
+}
+
+// BuildKit (and its layer cache) where the engine has the buildx component;
+// the classic builder, with its own layer cache, where it does not.
+bool buildkit_available() {
+  static const bool available = run({"docker", "buildx", "version"}, Millis(20'000)).ok();
+  return available;
+}
+
+std::vector<std::string> compose(const std::string& project, const std::vector<std::string>& files,
+                                 std::initializer_list<std::string> args) {
+  std::vector<std::string> argv = compose_binary();
+  argv.insert(argv.end(), {"--project-name", project});
+  for (const auto& f : files) argv.insert(argv.end(), {"--file", f});
+  argv.insert(argv.end(), args);
+  return argv;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+// ---- settings -----------------------------------------------------------------
+
+struct Settings {
+  std::vector<std::string> files{"compose.yaml"};
+  std::map<std::string, int> ports;  // routed service -> container port
+  std::vector<std::string> profiles;
+};
+
+// Reads the settings block; each problem is added at its JSON path.
+Settings read_settings(const std::string& text, std::vector<SettingsProblem>& problems) {
+  Settings s;
+  json block = json::parse(text, nullptr, false);
+  if (!block.is_object()) {
+    problems.push_back({"$.compose", "must be an object"});
+    return s;
+  }
+  for (const auto& [key, value] : block.items())
+    if (key != "files" && key != "ports" && key != "profiles") problems.push_back({"$.compose." + key, "unknown field"});
+  if (block.contains("files")) {
+    s.files.clear();
+    const json& files = block["files"];
+    if (!files.is_array() || files.empty()) problems.push_back({"$.compose.files", "must be a non-empty array of paths"});
+    for (size_t i = 0; files.is_array() && i < files.size(); ++i) {
+      std::string path = files[i].is_string() ? files[i].get<std::string>() : "";
+      if (!is_safe_relative_path(path))
+        problems.push_back({"$.compose.files[" + std::to_string(i) + "]", "must be a relative path in the repository, without '..'"});
+      else s.files.push_back(path);
+    }
+  }
+  if (block.contains("ports")) {
+    const json& ports = block["ports"];
+    if (!ports.is_object()) problems.push_back({"$.compose.ports", "must map routed services to their container port"});
+    else
+      for (const auto& [service, port] : ports.items()) {
+        if (!port.is_number_integer() || port.get<long>() < 1 || port.get<long>() > 65535)
+          problems.push_back({"$.compose.ports." + service, "must be a port number 1-65535"});
+        else s.ports[service] = port.get<int>();
+      }
+  }
+  if (block.contains("profiles")) {
+    const json& profiles = block["profiles"];
+    if (!profiles.is_array()) problems.push_back({"$.compose.profiles", "must be an array of names"});
+    for (size_t i = 0; profiles.is_array() && i < profiles.size(); ++i) {
+      if (!profiles[i].is_string()) problems.push_back({"$.compose.profiles[" + std::to_string(i) + "]", "must be a string"});
+      else s.profiles.push_back(profiles[i].get<std::string>());
+    }
+  }
+  return s;
+}
+
+// ---- the project -------------------------------------------------------------
+
+// What the provider keeps of an environment (records_dir/compose.json).
+struct Record {
+  std::vector<std::string> images;           // built for it
+  std::map<std::string, std::string> endpoints;  // routed service -> "127.0.0.1:port"
+  // Each service as last started: the identity of its configuration (image
+  // and spec, without the per-commit values) and the commit it started at.
+  // A service whose identity is unchanged keeps that commit in its
+  // PREVUE_COMMIT and label, so compose leaves its container running.
+  std::map<std::string, std::pair<std::string, std::string>> started;
+};
+
+Record load_record(const fs::path& records) {
+  Record r;
+  auto text = read_file(records / kRecordFile);
+  if (!text.ok()) return r;
+  json doc = json::parse(*text, nullptr, false);
+  if (!doc.is_object()) return r;
+  // Each part kept in a local: iterating a temporary's items() would dangle.
+  const json images = doc.value("images", json::array()), endpoints = doc.value("endpoints", json::object()),
+             started = doc.value("started", json::object());
+  for (const auto& image : images) r.images.push_back(image.get<std::string>());
+  for (const auto& [k, v] : endpoints.items()) r.endpoints[k] = v.get<std::string>();
+  for (const auto& [k, v] : started.items()) r.started[k] = {v.value("identity", ""), v.value("commit", "")};
+  return r;
+}
+
+Status save_record(const fs::path& records, const Record& r) {
+  std::error_code ec;
+  fs::create_directories(records, ec);
+  json started = json::object();
+  for (const auto& [service, s] : r.started) started[service] = {{"identity", s.first}, {"commit", s.second}};
+  json doc{{"images", r.images}, {"endpoints", r.endpoints}, {"started", started}};
+  return write_file_atomic(records / kRecordFile, doc.dump(2) + "\n", Durability::kAtomicOnly);
+}
+
+std::string sha256_hex(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(data.data(), data.size(), digest, &size, EVP_sha256(), nullptr);
+  return to_hex(std::string_view(reinterpret_cast<const char*>(digest), size));
+}
+
+// The identity of what an image is built from: every file of the build
+// context (path, executable bit, content; as git's tree id would say),
+// the Dockerfile's path and the build arguments. Two environments at the
+// same tree get the same tag, and so share the image.
+std::string build_identity(const fs::path& context, const std::string& dockerfile, const std::map<std::string, std::string>& args) {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(context, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->path().filename() == ".git") {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file(ec)) files.push_back(it->path());
+  }
+  std::sort(files.begin(), files.end());
+  std::string material = "dockerfile " + dockerfile + "\n";
+  for (const auto& [k, v] : args) material += "arg " + k + "=" + v + "\n";
+  for (const auto& f : files) {
+    auto content = read_file(f);
+    bool executable = (fs::status(f, ec).permissions() & fs::perms::owner_exec) != fs::perms::none;
+    material += "file " + f.lexically_relative(context).string() + (executable ? " x " : " - ") +
+                sha256_hex(content.ok() ? *content : std::string()) + "\n";
+  }
+  return sha256_hex(material).substr(0, 20);
+}
+
+// Writes a YAML node back out, strings quoted as they were read.
+void emit(YAML::Emitter& out, const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      out << YAML::BeginMap;
+      for (const auto& item : node) {
+        out << YAML::Key;
+        emit(out, item.first);
+        out << YAML::Value;
+        emit(out, item.second);
+      }
+      out << YAML::EndMap;
+      break;
+    case YAML::NodeType::Sequence:
+      out << YAML::BeginSeq;
+      for (const auto& item : node) emit(out, item);
+      out << YAML::EndSeq;
+      break;
+    case YAML::NodeType::Scalar:
+      if (node.Tag() == "!") out << YAML::DoubleQuoted << node.Scalar();
+      else out << node.Scalar();
+      break;
+    default:
+      out << YAML::Null;
+  }
+}
+
+struct Project {
+  std::string name;            // the slug
+  fs::path dir;                // the environment directory (the repository's files)
+  fs::path records;            // this provider's records of it
+  std::vector<std::string> files;  // the repository's compose files, absolute
+  fs::path project_file() const { return records / kProjectFile; }
+};
+
+Result<Project> project_of(const ProviderRequest& request, const Settings& settings) {
+  const ProviderEnvironment& env = request.environment;
+  if (env.slug.empty() || !is_valid_dns_label(env.slug)) return make_error(ErrorCode::kInvalidArgument, "no valid environment slug in the request");
+  Project p{env.slug, env.dir, env.records_dir, {}};
+  for (const auto& f : settings.files) {
+    fs::path path = p.dir / f;
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec))
+      return make_error(ErrorCode::kNotFound, "compose file " + f + " is not in the repository at this commit");
+    p.files.push_back(path.string());
+  }
+  return p;
+}
+
+// The environment every container gets (docs/manifest.md), but for the
+// commit (PREVUE_COMMIT, PREVUE_COMMIT_SHORT), which is each service's own.
+std::map<std::string, std::string> preview_environment(const ProviderRequest& request) {
+  std::map<std::string, std::string> env{{"ENV_NAME", "preview"},
+                                         {"PREVUE_SLUG", request.environment.slug},
+                                         {"PREVUE_PR", std::to_string(request.environment.pr)}};
+  for (const auto& s : request.services)
+    for (const auto& [k, v] : s.env)
+      if (k == "PREVUE_URL" || k == "PREVUE_REF") env[k] = v;
+  return env;
+}
+
+struct Prepared {
+  std::vector<std::string> images;     // built or reused for this commit
+  std::set<std::string> services;      // every compose service
+  std::set<std::string> healthchecked; // those with their own healthcheck
+};
+
+// `config` merges the repository's files (as compose itself reads them),
+// then each service's image is built once per build identity, and the
+// project file prevue runs is written: no fixed host ports (routed services
+// publish their container port on a loopback port Docker picks), no fixed
+// container names, prevue's labels and the preview's environment on every
+// service, network and volume.
+Result<Prepared> prepare(const ProviderRequest& request, const Settings& settings, const Project& p, Record& record,
+                         std::string& log) {
+  std::vector<std::string> argv = compose(p.name, p.files, {"config"});
+  for (const auto& profile : settings.profiles) argv.insert(argv.end() - 1, {"--profile", profile});
+  Command config = run(argv, Millis(60'000), p.dir);
+  if (!config.ok()) return make_error(ErrorCode::kInvalidArgument, "the compose files do not load: " + config.why());
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(config.out);
+  } catch (const YAML::Exception& e) {
+    return make_error(ErrorCode::kInvalidArgument, std::string("compose config printed YAML that does not parse: ") + e.what());
+  }
+  if (!doc["services"] || !doc["services"].IsMap()) return make_error(ErrorCode::kInvalidArgument, "the compose files declare no services");
+
+  std::map<std::string, std::string> labels{{kEnvironmentLabel, p.name}, {"dev.prevue.pr", std::to_string(request.environment.pr)}};
+  auto add_labels = [&](YAML::Node node, const std::string& commit) {
+    // Labels may be a list ("k=v") or a map; a map is what prevue writes.
+    YAML::Node merged(YAML::NodeType::Map);
+    if (node["labels"] && node["labels"].IsMap())
+      for (const auto& item : node["labels"]) merged[item.first.Scalar()] = item.second;
+    else if (node["labels"] && node["labels"].IsSequence())
+      for (const auto& item : node["labels"]) {
+        std::string kv = item.Scalar();
+        auto eq = kv.find('=');
+        merged[kv.substr(0, eq)] = eq == std::string::npos ? std::string() : kv.substr(eq + 1);
+      }
+    for (const auto& [k, v] : labels) merged[k] = v;
+    if (!commit.empty()) merged["dev.prevue.commit"] = commit;
+    node["labels"] = merged;
+  };
+
+  Prepared prepared;
+  const auto environment = preview_environment(request);
+  for (auto item : doc["services"]) {
+    const std::string service = item.first.Scalar();
+    YAML::Node spec = item.second;
+    prepared.services.insert(service);
+    if (spec["healthcheck"] && !(spec["healthcheck"]["disable"] && spec["healthcheck"]["disable"].as<bool>(false)))
+      prepared.healthchecked.insert(service);
+    if (spec["build"]) {
+      YAML::Node build = spec["build"];
+      fs::path context = build.IsScalar() ? build.Scalar() : build["context"].as<std::string>(".");
+      if (context.is_relative()) context = p.dir / context;
+      std::string dockerfile = build.IsMap() && build["dockerfile"] ? build["dockerfile"].as<std::string>() : "Dockerfile";
+      std::map<std::string, std::string> args;
+      if (build.IsMap() && build["args"] && build["args"].IsMap())
+        for (const auto& a : build["args"]) args[a.first.Scalar()] = a.second.IsNull() ? "" : a.second.Scalar();
+      std::string tag = std::string(kImageRepository) + "/" + dns_words(service, 60) + ":" + build_identity(context, dockerfile, args);
+      if (run({"docker", "image", "inspect", "--format", "{{.Id}}", tag}, Millis(30'000)).ok()) {
+        log += service + ": image " + tag + " (reused: its build context is unchanged)\n";
+      } else {
+        std::vector<std::string> docker_build{"docker", "build", "--tag", tag, "--file", (context / dockerfile).string()};
+        for (const auto& [k, v] : args) docker_build.insert(docker_build.end(), {"--build-arg", k + "=" + v});
+        // Shared by every environment at this tree: labelled as prevue's, not as one environment's.
+        docker_build.insert(docker_build.end(), {"--label", "dev.prevue.build=" + tag});
+        docker_build.push_back(context.string());
+        Command built = run(docker_build, Millis(1'800'000), {}, {{"DOCKER_BUILDKIT", buildkit_available() ? "1" : "0"}});
+        if (!built.ok()) return make_error(ErrorCode::kProvider, "building the image of " + service + " failed:\n" + built.why());
+        log += service + ": image " + tag + " (built)\n";
+      }
+      prepared.images.push_back(tag);
+      spec.remove("build");
+      spec["image"] = tag;
+    }
+    spec.remove("container_name");
+    spec.remove("ports");
+    if (auto routed = settings.ports.find(service); routed != settings.ports.end()) {
+      YAML::Node ports(YAML::NodeType::Sequence);
+      ports.push_back("127.0.0.1::" + std::to_string(routed->second));
+      spec["ports"] = ports;
+    }
+    YAML::Node env = spec["environment"] && spec["environment"].IsMap() ? spec["environment"] : YAML::Node(YAML::NodeType::Map);
+    for (const auto& [k, v] : environment) env[k] = v;
+    spec["environment"] = env;
+    // Unchanged since it last started: the commit it started at, so nothing about it changes.
+    YAML::Emitter identity_text;
+    emit(identity_text, spec);
+    std::string identity = sha256_hex(identity_text.c_str());
+    auto& started = record.started[service];
+    if (started.first != identity) started = {identity, request.environment.commit};
+    spec["environment"]["PREVUE_COMMIT"] = started.second;
+    spec["environment"]["PREVUE_COMMIT_SHORT"] = started.second.substr(0, 7);
+    add_labels(spec, started.second);
+  }
+  for (const char* kind : {"networks", "volumes"}) {
+    if (!doc[kind] || !doc[kind].IsMap()) continue;
+    for (auto item : doc[kind]) {
+      if (item.second.IsMap() && !(item.second["external"] && item.second["external"].as<bool>(false))) {
+        add_labels(item.second, "");
+      } else if (item.second.IsNull()) {
+        YAML::Node fresh(YAML::NodeType::Map);
+        add_labels(fresh, "");
+        doc[kind][item.first.Scalar()] = fresh;
+      }
+    }
+  }
+  YAML::Emitter out;
+  emit(out, doc);
+  std::error_code ec;
+  fs::create_directories(p.records, ec);
+  PREVUE_TRY(write_file_atomic(p.project_file(), std::string(out.c_str()) + "\n", Durability::kAtomicOnly));
+  return prepared;
+}
+
+// The container of `service` in the project (empty when none).
+std::string container_of(const Project& p, const std::string& service) {
+  Command ps = run({"docker", "ps", "--all", "--quiet", "--filter", "label=com.docker.compose.project=" + p.name, "--filter",
+                    "label=com.docker.compose.service=" + service});
+  auto ids = lines_of(ps.out);
+  return ids.empty() ? "" : ids.front();
+}
+
+std::string container_state(const std::string& id, const std::string& format) {
+  Command inspect = run({"docker", "inspect", "--format", format, id}, Millis(30'000));
+  std::string text = inspect.out;
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return inspect.ok() ? text : "";
+}
+
+// GET `path` on 127.0.0.1:`port`: whether it answered 2xx or 3xx.
+bool http_healthy(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  timeval timeout{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = false;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: prevue-health\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+      char buffer[64] = {};
+      ssize_t n = ::recv(fd, buffer, sizeof buffer - 1, 0);
+      std::string status(buffer, n > 0 ? static_cast<size_t>(n) : 0);
+      ok = status.rfind("HTTP/1.", 0) == 0 && status.size() >= 12 && (status[9] == '2' || status[9] == '3');
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+std::string logs_tail(const Project& p, const std::string& service) {
+  Command logs = run(compose(p.name, {p.project_file().string()}, {"logs", "--no-color", "--tail", "30", service}), Millis(30'000));
+  return tail_lines(logs.out + logs.err, 30);
+}
+
+// Waits until every service runs, each with a healthcheck healthy and each
+// routed one answering its health path; the first that exits or stays
+// unhealthy fails the call with its last log lines.
+Status wait_healthy(const ProviderRequest& request, const Project& p, const Prepared& prepared, const Record& record) {
+  std::int64_t timeout_ms = 60'000;
+  for (const auto& s : request.services) timeout_ms = std::max(timeout_ms, s.ready_timeout_ms);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::set<std::string> waiting = prepared.services;
+  std::string last_problem;
+  while (!waiting.empty()) {
+    for (auto it = waiting.begin(); it != waiting.end();) {
+      const std::string& service = *it;
+      std::string id = container_of(p, service);
+      std::string state = id.empty() ? "" : container_state(id, "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}");
+      if (state.rfind("exited", 0) == 0 || state.rfind("dead", 0) == 0)
+        return make_error(ErrorCode::kProvider, "service " + service + " exited:\n" + logs_tail(p, service));
+      bool healthy = state.rfind("running", 0) == 0;
+      if (healthy && prepared.healthchecked.count(service)) healthy = state == "running healthy";
+      if (healthy) {
+        for (const auto& s : request.services)
+          if (s.name == service)
+            if (auto e = record.endpoints.find(service); e != record.endpoints.end()) {
+              auto endpoint = Endpoint::parse(e->second);
+              healthy = endpoint && http_healthy(endpoint->port, s.health_path);
+            }
+      }
+      if (!healthy) last_problem = service + " (" + (state.empty() ? "no container" : state) + ")";
+      it = healthy ? waiting.erase(it) : std::next(it);
+    }
+    if (waiting.empty()) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::string service = *waiting.begin();
+      return make_error(ErrorCode::kProvider, "not healthy within " + std::to_string(timeout_ms / 1000) + " s: " + last_problem + "\n" +
+                                                  logs_tail(p, service));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return {};
+}
+
+// ---- verbs --------------------------------------------------------------------
+
+void fail(ProviderResponse& response, const std::string& message) {
+  response.ok = false;
+  response.error_code = "failed";
+  response.error_message = message;
+}
+
+int apply(const ProviderRequest& request, ProviderResponse& response) {
+  std::vector<SettingsProblem> problems;
+  Settings settings = read_settings(request.settings, problems);
+  if (!problems.empty()) {
+    fail(response, problems.front().path + " " + problems.front().message);
+    return kProviderExitFailed;
+  }
+  auto project = project_of(request, settings);
+  if (!project.ok()) {
+    fail(response, project.error().message);
+    return kProviderExitFailed;
+  }
+  std::string log;
+  Record record = load_record(project->records);
+  auto prepared = prepare(request, settings, *project, record, log);
+  std::cerr << log;
+  if (!prepared.ok()) {
+    fail(response, prepared.error().message);
+    return kProviderExitFailed;
+  }
+  // Recorded before `up`: a teardown after a crash here still finds the images.
+  for (const auto& image : prepared->images)
+    if (std::find(record.images.begin(), record.images.end(), image) == record.images.end()) record.images.push_back(image);
+  (void)save_record(project->records, record);
+
+  // Compose recreates only the services whose configuration or image changed.
+  Command up = run(compose(project->name, {project->project_file().string()}, {"up", "--detach", "--no-build", "--remove-orphans"}),
+                   Millis(900'000), project->dir);
+  std::cerr << up.err;
+  if (!up.ok()) {
+    fail(response, "compose up failed: " + up.why());
+    return kProviderExitFailed;
+  }
+  for (const auto& [service, port] : settings.ports) {
+    Command published = run(compose(project->name, {project->project_file().string()}, {"port", service, std::to_string(port)}),
+                            Millis(30'000));
+    auto endpoint = Endpoint::parse(lines_of(published.out).empty() ? "" : lines_of(published.out).front());
+    if (!published.ok() || !endpoint) {
+      fail(response, "service " + service + " publishes no port " + std::to_string(port) + ": " + published.why());
+      return kProviderExitFailed;
+    }
+    // Docker answers 0.0.0.0 for a port bound to every address; prevue bound it to loopback.
+    record.endpoints[service] = "127.0.0.1:" + std::to_string(endpoint->port);
+  }
+  (void)save_record(project->records, record);
+  if (Status healthy = wait_healthy(request, *project, *prepared, record); !healthy.ok()) {
+    fail(response, healthy.error().message);
+    return kProviderExitFailed;
+  }
+  for (const auto& s : request.services) {
+    ServiceStatus status;
+    status.name = s.name;
+    status.running = true;
+    if (auto e = record.endpoints.find(s.name); e != record.endpoints.end()) status.endpoint = *Endpoint::parse(e->second);
+    status.restarted = up.err.find(s.name) != std::string::npos;
+    response.services.push_back(std::move(status));
+  }
+  response.ok = true;
+  return kProviderExitOk;
+}
+
+// Everything of the project, found by compose's own label: what a crash
+// left half-made is found too, and no compose file is needed.
+std::vector<std::string> labelled(const std::vector<std::string>& list_argv, const std::string& project) {
+  std::vector<std::string> argv = list_argv;
+  argv.insert(argv.end(), {"--quiet", "--filter", "label=com.docker.compose.project=" + project});
+  return lines_of(run(argv).out);
+}
+
+int destroy(const ProviderRequest& request, ProviderResponse& response) {
+  const std::string project = request.environment.slug;
+  if (!is_valid_dns_label(project)) {
+    fail(response, "no valid environment slug in the request");
+    return kProviderExitFailed;
+  }
+  const fs::path records = request.environment.records_dir;
+  Record record = load_record(records);
+  for (const auto& id : labelled({"docker", "ps", "--all"}, project)) {
+    std::string name = container_state(id, "{{.Name}}");
+    Command rm = run({"docker", "rm", "--force", "--volumes", id});
+    response.removed.push_back({"container", (name.empty() ? id : name.substr(name.front() == '/' ? 1 : 0)), rm.ok() ? "removed" : "not removed: " + rm.why()});
+  }
+  for (const auto& id : labelled({"docker", "network", "ls"}, project)) {
+    std::string name = lines_of(run({"docker", "network", "inspect", "--format", "{{.Name}}", id}).out).front();
+    Command rm = run({"docker", "network", "rm", id});
+    response.removed.push_back({"network", name, rm.ok() ? "removed" : "not removed: " + rm.why()});
+  }
+  for (const auto& name : labelled({"docker", "volume", "ls"}, project)) {
+    Command rm = run({"docker", "volume", "rm", "--force", name});
+    response.removed.push_back({"volume", name, rm.ok() ? "removed" : "not removed: " + rm.why()});
+  }
+  // Images this environment built that no other environment's record names.
+  std::set<std::string> shared;
+  std::error_code ec;
+  for (const auto& other : fs::directory_iterator(request.records_root, ec))
+    if (other.path().filename() != project)
+      for (const auto& image : load_record(other.path()).images) shared.insert(image);
+  for (const auto& image : record.images) {
+    if (shared.count(image)) {
+      response.removed.push_back({"image", image, "kept: another preview uses it"});
+      continue;
+    }
+    Command rmi = run({"docker", "image", "rm", image});
+    response.removed.push_back({"image", image, rmi.ok() ? "removed" : "already gone"});
+  }
+  fs::remove_all(records, ec);
+  response.ok = true;
+  return kProviderExitOk;
+}
+
+int sleep_project(const ProviderRequest& request, ProviderResponse& response) {
+  for (const auto& id : labelled({"docker", "ps"}, request.environment.slug)) {
+    Command stop = run({"docker", "stop", id});
+    if (!stop.ok()) {
+      fail(response, "cannot stop container " + id + ": " + stop.why());
+      return kProviderExitFailed;
+    }
+  }
+  response.ok = true;
+  return kProviderExitOk;
+}
+
+int status(const ProviderRequest& request, ProviderResponse& response) {
+  const std::string project = request.environment.slug;
+  Record record = load_record(request.environment.records_dir);
+  Command ps = run({"docker", "ps", "--all", "--filter", "label=com.docker.compose.project=" + project, "--format",
+                    "{{.Label \"com.docker.compose.service\"}} {{.State}}"});
+  std::map<std::string, bool> running;
+  for (const auto& line : lines_of(ps.out)) {
+    auto space = line.find(' ');
+    if (space != std::string::npos) running[line.substr(0, space)] = running[line.substr(0, space)] || line.substr(space + 1) == "running";
+  }
+  for (const auto& [service, up] : running) {
+    ServiceStatus s;
+    s.name = service;
+    s.running = up;
+    if (auto e = record.endpoints.find(service); e != record.endpoints.end())
+      if (auto endpoint = Endpoint::parse(e->second)) s.endpoint = *endpoint;
+    response.services.push_back(std::move(s));
+  }
+  response.ok = ps.ok();
+  if (!ps.ok()) fail(response, "docker ps: " + ps.why());
+  return response.ok ? kProviderExitOk : kProviderExitFailed;
+}
+
+// Every prevue-labelled project on the engine, and every environment this
+// provider keeps records of: what no live environment owns is an orphan.
+int list(const ProviderRequest& request, ProviderResponse& response) {
+  std::set<std::string> slugs;
+  Command ps = run({"docker", "ps", "--all", "--filter", std::string("label=") + kEnvironmentLabel, "--format",
+                    std::string("{{.Label \"") + kEnvironmentLabel + "\"}}"});
+  if (!ps.ok()) {
+    fail(response, "docker ps: " + ps.why());
+    return kProviderExitFailed;
+  }
+  for (const auto& slug : lines_of(ps.out)) slugs.insert(slug);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(request.records_root, ec))
+    if (fs::exists(entry.path() / kRecordFile, ec)) slugs.insert(entry.path().filename().string());
+  for (const auto& slug : slugs)
+    if (is_valid_dns_label(slug)) response.environments.push_back({slug, (fs::path(request.records_root) / slug).string(), {}});
+  response.ok = true;
+  return kProviderExitOk;
+}
+
+}  // namespace
+
+int handle(const ProviderRequest& request, ProviderResponse& response) {
+  try {
+    switch (request.verb) {
+      case ProviderVerb::kDescribe:
+        response.ok = true;
+        response.name = "compose";
+        response.protocol = kProviderProtocolVersion;
+        response.capabilities = {"validate", "allocate", "apply", "sleep", "destroy", "status", "list"};
+        response.stop_signal = SIGTERM;
+        response.stop_grace_ms = 20'000;
+        response.settings_schema = R"({"type": "object", "additionalProperties": false, "properties": {
+          "files": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+          "ports": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 65535}},
+          "profiles": {"type": "array", "items": {"type": "string"}}}})";
+        return kProviderExitOk;
+      case ProviderVerb::kValidate: {
+        Settings settings = read_settings(request.settings, response.problems);
+        for (const auto& s : request.services) {
+          if (!settings.ports.count(s.name))
+            response.problems.push_back({"$.compose.ports." + s.name, "the container port of service " + s.name + " is needed to route to it"});
+          if (!s.run.empty() || !s.build.empty())
+            response.problems.push_back({"$.services." + s.name, "a compose service runs what its compose file says: no run or build here"});
+        }
+        response.ok = response.problems.empty();
+        if (!response.ok) response.error_message = "invalid compose settings";
+        return response.ok ? kProviderExitOk : kProviderExitFailed;
+      }
+      case ProviderVerb::kAllocate: {
+        // Docker picks the host ports at `up`; apply reports them.
+        for (const auto& s : request.services) response.services.push_back(ServiceStatus{s.name, {}, 0, false, false});
+        response.ok = true;
+        return kProviderExitOk;
+      }
+      case ProviderVerb::kApply: return apply(request, response);
+      case ProviderVerb::kSleep: return sleep_project(request, response);
+      case ProviderVerb::kDestroy: return destroy(request, response);
+      case ProviderVerb::kStatus: return status(request, response);
+      case ProviderVerb::kList: return list(request, response);
+      case ProviderVerb::kPrune: break;
+    }
+    fail(response, std::string("verb ") + to_string(request.verb) + " is not implemented by the compose provider");
+    return kProviderExitBadRequest;
+  } catch (const std::exception& e) {
+    fail(response, std::string("internal error: ") + e.what());
+    return kProviderExitFailed;
+  }
+}
+
+}  // namespace prevue::compose

@@ -1,0 +1,178 @@
+"""The compose provider end to end, on the machine's real Docker Engine:
+the reference app's own compose.yaml previewed per pull request through
+the daemon and its proxy, images built once per tree, only what changed
+recreated, everything (containers, networks, volumes, unshared images)
+gone after a merge or a deleted branch, and an orphaned project swept.
+
+Needs `docker info` to answer and the base image scripts/setup-images.sh
+makes (scripts/test.sh runs it); without them the tests say so and skip."""
+
+import json
+import os
+import subprocess
+import unittest
+
+from prevue_e2e import (TEMPLATE_DIR, Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host, set_banner)
+
+COMPOSE_MANIFEST = os.path.join(TEMPLATE_DIR, "..", "reference-compose", "prevue.json")
+BASE_IMAGE = "prevue/base:bookworm"
+
+
+def docker(*args, check=True):
+    out = subprocess.run(["docker", *args], capture_output=True, text=True, check=False, timeout=300)
+    if check and out.returncode != 0:
+        raise AssertionError(f"docker {args} failed: {out.stderr}")
+    return out.stdout.split()
+
+
+def docker_ready():
+    try:
+        if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
+            return "no Docker Engine answers `docker info`"
+        if subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True, timeout=30).returncode != 0:
+            return f"the base image {BASE_IMAGE} is missing (scripts/setup-images.sh makes it)"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"docker: {e}"
+    return None
+
+
+def project_objects(slug):
+    label = f"label=com.docker.compose.project={slug}"
+    return {"containers": docker("ps", "--all", "--quiet", "--filter", label),
+            "networks": docker("network", "ls", "--quiet", "--filter", label),
+            "volumes": docker("volume", "ls", "--quiet", "--filter", label)}
+
+
+def container_id(slug, service):
+    ids = docker("ps", "--quiet", "--filter", f"label=com.docker.compose.project={slug}", "--filter",
+                 f"label=com.docker.compose.service={service}")
+    return ids[0] if ids else None
+
+
+def built_images():
+    return set(docker("images", "--format", "{{.Repository}}:{{.Tag}}", "prevue-build/*"))
+
+
+@unittest.skipIf(docker_ready() is not None, docker_ready() or "")
+class Compose(PrevueTestCase):
+    def setUp(self):
+        super().setUp()
+        self.repo = make_template_repo(self.scratch)
+        with open(COMPOSE_MANIFEST, encoding="utf-8") as f:
+            manifest = json.load(f)
+        manifest["lease"]["grace"] = "0s"  # a merged preview goes at once
+        with open(os.path.join(self.repo, "prevue.json"), "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2)
+        commit_all(self.repo, "preview with compose")
+        self.images_before = built_images()
+        self.daemon = None
+
+    def tearDown(self):
+        try:
+            if self.daemon:
+                self.daemon.stop()
+        finally:
+            super().tearDown()
+            # Images the test built and no preview holds any more.
+            for image in built_images() - self.images_before:
+                docker("image", "rm", image, check=False)
+
+    def branch(self, name, start="main"):
+        git(self.repo, "checkout", "-q", "-b", name, start)
+        git(self.repo, "checkout", "-q", "main")
+
+    def apply_log(self, slug):
+        return self.prevue("logs", slug, state_dir=self.daemon.state_dir).stdout
+
+    def test_a_pull_request_as_containers_from_push_to_merge(self):
+        git(self.repo, "checkout", "-q", "-b", "feature")
+        set_banner(self.repo, "Compose preview one")
+        first = commit_all(self.repo, "banner one")
+        git(self.repo, "checkout", "-q", "main")
+        self.daemon = Daemon(self.scratch, [self.repo]).start()
+        env = self.daemon.wait_env(1, "ready", first, timeout=300)
+        slug = env["slug"]
+        status, page, _ = self.daemon.get(primary_host(env))
+        self.assertEqual(status, 200, page)
+        self.assertIn("Compose preview one", page)
+        self.assertIn(first, page)  # PREVUE_COMMIT reached the container
+        self.assertIn("Snapshot row: Ada", page)  # the seeded rows, through the api's volume
+        self.assertTrue(env["routes"][0]["upstream"].startswith("127.0.0.1:"), env["routes"])
+        labels = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .Config.Labels}}", container_id(slug, "web")],
+                                           capture_output=True, text=True, check=True).stdout)
+        self.assertEqual(labels["dev.prevue.environment"], slug)
+        self.assertEqual(labels["dev.prevue.commit"], first)
+        api_container = container_id(slug, "api")
+
+        # A push that changes only web: web's image is built, api's reused, api's container kept.
+        git(self.repo, "checkout", "-q", "feature")
+        set_banner(self.repo, "Compose preview two")
+        second = commit_all(self.repo, "banner two")
+        git(self.repo, "checkout", "-q", "main")
+        env = self.daemon.wait_env(1, "ready", second, timeout=300)
+        status, page, _ = self.daemon.get(primary_host(env))
+        self.assertIn("Compose preview two", page)
+        self.assertEqual(container_id(slug, "api"), api_container, "api was not recreated")
+        log = self.apply_log(slug)
+        self.assertRegex(log, r"api: image prevue-build/api:\S+ \(reused")
+        self.assertRegex(log, r"web: image prevue-build/web:\S+ \(built\)")
+
+        # A second pull request at the same tree (another commit): nothing built at all.
+        git(self.repo, "checkout", "-q", "-b", "feature-copy", "feature")
+        git(self.repo, "commit", "-q", "--allow-empty", "-m", "same tree, another commit")
+        twin_commit = git(self.repo, "rev-parse", "HEAD")
+        git(self.repo, "checkout", "-q", "main")
+        twin = self.daemon.wait_env(2, "ready", twin_commit, timeout=300)
+        twin_log = self.apply_log(twin["slug"])
+        self.assertNotIn("(built)", twin_log)
+        self.assertEqual(len(set(p for p in twin_log.split() if p.startswith("prevue-build/"))), 2, twin_log)
+
+        # Merged: its containers, networks and volumes go; the images the twin uses stay.
+        git(self.repo, "merge", "-q", "--no-ff", "-m", "merge feature", "feature")
+        self.daemon.wait_gone(slug, timeout=120)
+        self.assertEqual(project_objects(slug), {"containers": [], "networks": [], "volumes": []})
+        self.assertEqual(self.daemon.get(primary_host(env))[0], 404)
+        timeline = self.daemon.api_call("GET", f"/api/v1/environments/{slug}/timeline")[1]
+        receipt = json.loads(next(t["detail"] for t in timeline if t["kind"] == "receipt"))
+        twin_images = set(p.strip("()") for p in twin_log.split() if p.startswith("prevue-build/"))
+        images = {item["name"]: item["outcome"] for item in receipt if item["kind"] == "image"}
+        for image in twin_images:
+            self.assertEqual(images.get(image), "kept: another preview uses it", receipt)
+        only_ours = [name for name in images if name not in twin_images]  # the first push's web image
+        self.assertTrue(only_ours and all(images[name] == "removed" for name in only_ours), receipt)
+        self.assertTrue(any(item["kind"] == "container" and item["outcome"] == "removed" for item in receipt), receipt)
+
+        # The twin's branch deleted: it goes too, and now its images with it.
+        git(self.repo, "branch", "-q", "-D", "feature-copy")
+        self.daemon.wait_gone(twin["slug"], timeout=120)
+        self.assertEqual(project_objects(twin["slug"]), {"containers": [], "networks": [], "volumes": []})
+        self.assertFalse(twin_images & built_images(), "the last preview using an image removes it")
+
+    def test_an_orphaned_project_is_swept_by_gc(self):
+        self.branch("orphan")
+        env, out = self.up(self.repo, 9, "orphan")
+        self.assertTrue(env["ok"], out.stdout + out.stderr)
+        slug = env["slug"]
+        self.assertTrue(project_objects(slug)["containers"])
+        # The store forgets it (a lost state directory); the containers stay, labelled.
+        os.remove(os.path.join(self.state_dir, "prevue.db"))
+        gc = self.prevue("gc")
+        self.assertIn(f"swept orphan {slug} (compose)", gc.stdout)
+        self.assertEqual(project_objects(slug), {"containers": [], "networks": [], "volumes": []})
+
+    def test_a_compose_file_that_does_not_load_fails_the_step_and_leaves_nothing(self):
+        git(self.repo, "checkout", "-q", "-b", "broken")
+        with open(os.path.join(self.repo, "compose.yaml"), "a", encoding="utf-8") as f:
+            f.write("  web: [this is: not valid\n")
+        commit_all(self.repo, "broken compose file")
+        git(self.repo, "checkout", "-q", "main")
+        env, out = self.up(self.repo, 3, "broken")
+        self.assertFalse(env["ok"])
+        self.assertEqual(env["failed_step"], "apply")
+        self.assertIn("the compose files do not load", env["error"])
+        self.prevue("down", env["slug"])
+        self.assertEqual(project_objects(env["slug"]), {"containers": [], "networks": [], "volumes": []})
+
+
+if __name__ == "__main__":
+    unittest.main()
