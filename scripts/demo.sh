@@ -6,7 +6,11 @@
 # the preview's link. The service keeps running after this script ends.
 # The links use fixed ports (API 7400, proxy 8080; PREVUE_DEMO_API_PORT and
 # PREVUE_DEMO_PROXY_PORT change them), so they stay the same across restarts.
+# `scripts/demo.sh --compose`: the same app as containers, from its own
+# compose.yaml, with the `compose` provider (needs a running Docker Engine).
 set -euo pipefail
+compose=0
+[[ ${1:-} == --compose ]] && compose=1
 cd "$(dirname "$0")/.."
 root=$(pwd)
 api_port=${PREVUE_DEMO_API_PORT:-7400}
@@ -15,9 +19,15 @@ scripts/setup.sh
 if [[ ! -x build/prevue || ! -x build/providers/local ]]; then
   echo "prevue demo: building prevue and its local provider (a few minutes on 2 cores the first time; later runs rebuild only what changed)"
 fi
-scripts/build.sh prevue prevue_provider_local
+targets=(prevue prevue_provider_local)
+if ((compose)); then
+  docker info >/dev/null 2>&1 || { echo "prevue demo: --compose needs a running Docker Engine (docker info)" >&2; exit 1; }
+  scripts/setup-images.sh
+  targets+=(prevue_provider_compose)
+fi
+scripts/build.sh "${targets[@]}"
 
-demo=${PREVUE_DEMO_DIR:-$HOME/prevue-demo}
+demo=${PREVUE_DEMO_DIR:-$HOME/prevue-demo$( ((compose)) && echo -compose)}
 state=$demo/state
 repo=$demo/app
 prevue=$root/build/prevue
@@ -43,6 +53,7 @@ done
 
 if [[ ! -d $repo/.git ]]; then
   cp -r "$root/templates/reference-app" "$repo"
+  ((compose)) && cp "$root/templates/reference-compose/prevue.json" "$repo/prevue.json"
   git_demo init -q -b main
   git_demo add -A
   git_demo commit -q -m "Reference application"
@@ -103,7 +114,7 @@ cat <<MSG
   Try it:
     cd $repo
     git checkout feature/hello && sed -i 's/Hello from/Hi again from/' web/server.py && git commit -qam again
-        -> within seconds the page shows the new commit (only the web service restarts)
+        -> the page shows the new commit (only the web service restarts; with --compose, only its image is built)
     git checkout main && git merge -q --no-ff feature/hello -m merge
         -> the preview is torn down after its grace period (10m in the reference manifest)
     git checkout -b another main && echo '# x' >> api/server.py && git commit -qam another
