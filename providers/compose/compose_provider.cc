@@ -670,7 +670,7 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
         response.ok = true;
         response.name = "compose";
         response.protocol = kProviderProtocolVersion;
-        response.capabilities = {"validate", "allocate", "apply", "sleep", "destroy", "status", "list"};
+        response.capabilities = {"validate", "allocate", "apply", "sleep", "destroy", "status", "list", "logs"};
         response.stop_signal = SIGTERM;
         response.stop_grace_ms = 20'000;
         response.settings_schema = R"({"type": "object", "additionalProperties": false, "properties": {
@@ -701,6 +701,21 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
       case ProviderVerb::kDestroy: return destroy(request, response);
       case ProviderVerb::kStatus: return status(request, response);
       case ProviderVerb::kList: return list(request, response);
+      case ProviderVerb::kLogs: {
+        // The container's output, as `docker logs` has it.
+        std::string id = request.services.size() == 1 && is_valid_dns_label(request.environment.slug)
+                             ? container_of(Project{request.environment.slug, {}, {}, {}}, request.services.front().name)
+                             : "";
+        if (id.empty()) {
+          fail(response, "no container for that service");
+          return kProviderExitFailed;
+        }
+        Command logs = run({"docker", "logs", "--tail", std::to_string(request.log_lines), id}, Millis(30'000));
+        response.log = logs.out + logs.err;
+        response.ok = logs.ok();
+        if (!logs.ok()) fail(response, "docker logs: " + logs.why());
+        return response.ok ? kProviderExitOk : kProviderExitFailed;
+      }
       case ProviderVerb::kPrune: break;
     }
     fail(response, std::string("verb ") + to_string(request.verb) + " is not implemented by the compose provider");

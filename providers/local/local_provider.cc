@@ -666,7 +666,7 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
     switch (request.verb) {
       case ProviderVerb::kDescribe:
         response.name = "local";
-        response.capabilities = {"validate", "allocate", "apply", "prune", "sleep", "destroy", "status", "list"};
+        response.capabilities = {"validate", "allocate", "apply", "prune", "sleep", "destroy", "status", "list", "logs"};
         response.zero_downtime = true;
         response.stop_signal = SIGTERM;
         response.stop_grace_ms = 10'000;  // it stops its services within the request's stop grace
@@ -679,6 +679,17 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
       case ProviderVerb::kList:
         list(request, response);
         break;
+      case ProviderVerb::kLogs: {
+        // What the service printed, from the file its processes write.
+        // A service name is [a-z0-9_-]: anything else cannot name a log file of ours.
+        bool named = request.services.size() == 1 && !request.services.front().name.empty() &&
+                     request.services.front().name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") == std::string::npos;
+        auto text = named ? read_file(fs::path(request.environment.records_dir) / "logs" / (request.services.front().name + ".log"))
+                          : Result<std::string>(make_error(ErrorCode::kInvalidArgument, "name one service"));
+        if (!text.ok()) result = make_error(ErrorCode::kNotFound, "no output recorded for that service");
+        else response.log = tail_lines(*text, static_cast<size_t>(request.log_lines));
+        break;
+      }
       case ProviderVerb::kAllocate:
       case ProviderVerb::kApply:
       case ProviderVerb::kPrune:

@@ -493,14 +493,10 @@ int main(int argc, char** argv) {
     }
     const auto& e = v->record;
     if (!logs_service.empty()) {
-      // Service names are [a-z0-9_-]: anything else cannot name a log file of ours.
-      bool plausible = logs_service.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") == std::string::npos;
-      // The layer that ran the service kept its log.
-      prevue::Result<std::string> text = prevue::make_error(prevue::ErrorCode::kNotFound, "no log");
-      for (const auto& layer : e.layers)
-        if (plausible && !text.ok()) text = prevue::read_file(w.engine->config().service_log(layer.provider, e.slug, logs_service));
-      if (!plausible || !text.ok()) {
-        std::cerr << "prevue logs: no output recorded for service '" << logs_service << "' of " << e.slug << "\n";
+      // The provider of the layer that runs the service tells (a process's log file, a container's output).
+      auto text = w.engine->service_logs(e, logs_service, logs_lines);
+      if (!text.ok()) {
+        std::cerr << "prevue logs: " << text.error().message << "\n";
         return kExitFailed;
       }
       std::cout << prevue::tail_lines(*text, logs_lines);

@@ -1044,6 +1044,19 @@ Result<std::vector<EnvironmentView>> Engine::list(bool include_destroyed) {
   return out;
 }
 
+Result<std::string> Engine::service_logs(const EnvironmentRecord& env, const std::string& service, size_t lines) {
+  for (const auto& layer : env.layers) {
+    auto described = providers_.describe(layer.provider);
+    if (!described.ok() || !described->can(ProviderVerb::kLogs)) continue;
+    ProviderRequest r = config_.provider_request(ProviderVerb::kLogs, layer.provider, env.slug, env.pr, env.deployed_sha);
+    r.services.push_back(ProviderService{.name = service});
+    r.log_lines = static_cast<std::int64_t>(lines);
+    ProviderCall call = providers_.call(layer.provider, r, Millis(60'000));
+    if (call.response.ok() && call.response->ok) return call.response->log;
+  }
+  return make_error(ErrorCode::kNotFound, "no output recorded for service '" + service + "' of " + env.slug);
+}
+
 Result<EnvironmentView> Engine::view(const std::string& slug) {
   auto env = store_.find_environment_by_slug(slug);
   if (!env.ok()) return env.error();

@@ -49,10 +49,6 @@ struct EngineConfig {
   std::filesystem::path records_root() const { return state_dir / "records"; }
   std::filesystem::path records_dir(const std::string& slug) const { return records_root() / slug; }
   std::filesystem::path provider_records_root(const std::string& provider) const { return state_dir / "providers" / provider; }
-  // Where a provider that runs processes keeps a service's output (docs/providers.md).
-  std::filesystem::path service_log(const std::string& provider, const std::string& slug, const std::string& service) const {
-    return provider_records_root(provider) / slug / "logs" / (service + ".log");
-  }
   // A request for `verb` on environment `slug`, with the paths and stop grace every verb gets.
   ProviderRequest provider_request(ProviderVerb verb, const std::string& provider, const std::string& slug, long pr = 0,
                                    const std::string& commit = "") const;
@@ -149,6 +145,9 @@ class Engine {
   DownResult down_by_pr(const std::string& repo, long pr);
   Result<RenderReport> render(const std::string& repo, const std::string& ref, const std::string& sha, long pr);
   Result<std::vector<EnvironmentView>> list(bool include_destroyed);
+  // The last `lines` lines a service of the environment printed, asked of
+  // the provider of the layer that runs it (`logs`).
+  Result<std::string> service_logs(const EnvironmentRecord& environment, const std::string& service, size_t lines);
   Result<EnvironmentView> view(const std::string& slug);
 
   // "/abs/path" for an existing local repository, the URL otherwise.

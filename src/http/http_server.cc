@@ -592,6 +592,7 @@ class ProxyServer final : public Proxy {
   struct RelayFailure {
     beast::error_code ec;
     bool reading = false;
+    bool forwarded = false;  // something (the head at least) already went to the receiver
     explicit operator bool() const { return static_cast<bool>(ec); }
   };
 
@@ -603,6 +604,7 @@ class ProxyServer final : public Proxy {
                                            http::parser<isRequest, http::buffer_body>& parser,
                                            http::serializer<isRequest, http::buffer_body>& serializer) {
     auto& chunk = session.chunk;
+    bool forwarded = false;
     do {
       if (!parser.is_done()) {
         parser.get().body().data = chunk.data();
@@ -612,7 +614,7 @@ class ProxyServer final : public Proxy {
         auto [ec, n] = co_await http::async_read(in, in_buffer, parser, nothrow);
         if constexpr (isRequest) session.read_deadline = std::chrono::steady_clock::time_point::max();
         if (ec == http::error::need_buffer) ec = {};
-        if (ec) co_return RelayFailure{ec, true};
+        if (ec) co_return RelayFailure{ec, true, forwarded};
         parser.get().body().size = chunk.size() - parser.get().body().size;
         if constexpr (isRequest) session.body_received += parser.get().body().size;
         parser.get().body().data = chunk.data();
@@ -625,7 +627,8 @@ class ProxyServer final : public Proxy {
       session.touch();
       auto [ec, n] = co_await http::async_write(out, serializer, nothrow);
       if (ec == http::error::need_buffer) ec = {};
-      if (ec) co_return RelayFailure{ec, false};
+      if (ec) co_return RelayFailure{ec, false, true};
+      forwarded = true;
     } while (!parser.is_done() && !serializer.is_done());
     co_return RelayFailure{};
   }
@@ -671,7 +674,7 @@ class ProxyServer final : public Proxy {
         auto [ec, read] = co_await http::async_read(in, in_buffer, parser, nothrow);
         if constexpr (isRequest) session.read_deadline = std::chrono::steady_clock::time_point::max();
         if (ec == http::error::need_buffer) ec = {};
-        if (ec) co_return RelayFailure{ec, true};
+        if (ec) co_return RelayFailure{ec, true, head_sent};
         n = chunk.size() - parser.get().body().size;
         if constexpr (isRequest) session.body_received += n;
       }
@@ -679,7 +682,7 @@ class ProxyServer final : public Proxy {
       head_sent = true;
       session.touch();
       auto [ec, written] = co_await asio::async_write(out, buffers, nothrow);
-      if (ec) co_return RelayFailure{ec, false};
+      if (ec) co_return RelayFailure{ec, false, true};
       if (parser.is_done()) co_return RelayFailure{};
     }
   }
@@ -1032,6 +1035,14 @@ class ProxyServer final : public Proxy {
         response_failure = co_await relay_body<false>(session, client, *upstream, upstream_buffer, response_parser, response_serializer);
       } else {
         response_failure = co_await relay_plain<false>(session, client, *upstream, upstream_buffer, response_parser);
+      }
+      if (response_failure && response_failure.reading && !response_failure.forwarded) {
+        // The upstream went away after its head, before anything reached the
+        // client (a process killed mid-answer): an answer, not a dropped connection.
+        upstream.reset();
+        if (!route->updating_to.empty()) co_await answer_updating(session, version, false, *route);
+        else co_await answer(session, version, false, 502, page("Preview " + route->slug + " did not answer", "", true), 3);
+        break;
       }
       count(status);
       if (response_failure) break;  // the client's connection is cut: a truncated body never looks whole

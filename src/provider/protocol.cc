@@ -27,6 +27,7 @@ const char* to_string(ProviderVerb verb) {
     case ProviderVerb::kDestroy: return "destroy";
     case ProviderVerb::kStatus: return "status";
     case ProviderVerb::kList: return "list";
+    case ProviderVerb::kLogs: return "logs";
   }
   return "unknown";
 }
@@ -47,7 +48,8 @@ namespace {
 
 constexpr ProviderVerb kAllVerbs[] = {ProviderVerb::kDescribe, ProviderVerb::kValidate, ProviderVerb::kAllocate,
                                       ProviderVerb::kApply,    ProviderVerb::kPrune,    ProviderVerb::kSleep,
-                                      ProviderVerb::kDestroy,  ProviderVerb::kStatus,   ProviderVerb::kList};
+                                      ProviderVerb::kDestroy,  ProviderVerb::kStatus,   ProviderVerb::kList,
+                                      ProviderVerb::kLogs};
 
 // An integer field within [low, high]; absent gives `fallback`. A float or a
 // number out of range is refused (converting it would be undefined).
@@ -108,6 +110,7 @@ std::string encode_request(const ProviderRequest& r) {
          {"settings", settings_object(r.settings)},
          {"services", services},
          {"stop_grace_ms", r.stop_grace_ms}};
+  if (r.verb == ProviderVerb::kLogs) j["log_lines"] = r.log_lines;
   return j.dump();
 }
 
@@ -143,6 +146,7 @@ Result<ProviderRequest> decode_request(std::string_view text) {
       r.settings = it->dump();
     }
     r.stop_grace_ms = integer_or(j, "stop_grace_ms", 5000, 0, kMaxMs);
+    r.log_lines = integer_or(j, "log_lines", 100, 1, 100'000);
     for (const auto& s : j.value("services", json::array())) {
       ProviderService svc;
       svc.name = s.at("name").get<std::string>();
@@ -197,6 +201,7 @@ std::string encode_response(const ProviderResponse& r) {
     environments.push_back(json{{"slug", e.slug}, {"dir", e.dir}, {"services", svc}});
   }
   j["environments"] = environments;
+  if (!r.log.empty()) j["log"] = r.log;
   return j.dump();
 }
 
@@ -245,6 +250,7 @@ Result<ProviderResponse> decode_response(std::string_view text, int exit_code) {
       for (const auto& s : e.value("services", json::array())) listing.services.push_back(service_status_from(s));
       r.environments.push_back(std::move(listing));
     }
+    r.log = j.value("log", "");
     return r;
   } catch (const std::exception& e) {  // the JSON library's errors and integer_or's
     std::string shown(text.substr(0, 200));

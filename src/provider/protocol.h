@@ -16,7 +16,7 @@ namespace prevue {
 
 inline constexpr int kProviderProtocolVersion = 2;
 
-enum class ProviderVerb { kDescribe, kValidate, kAllocate, kApply, kPrune, kSleep, kDestroy, kStatus, kList };
+enum class ProviderVerb { kDescribe, kValidate, kAllocate, kApply, kPrune, kSleep, kDestroy, kStatus, kList, kLogs };
 const char* to_string(ProviderVerb verb);
 
 // Exit codes a provider uses (anything else is a crash).
@@ -57,6 +57,7 @@ struct ProviderRequest {
   std::string settings = "{}";  // the manifest's block for this provider: a JSON object, as text
   std::vector<ProviderService> services;       // allocate, apply
   std::int64_t stop_grace_ms = 5'000;          // destroy, apply (restart)
+  std::int64_t log_lines = 100;                // logs: how many of the last lines
 };
 
 struct ServiceStatus {
@@ -116,6 +117,8 @@ struct ProviderResponse {
   std::vector<ReceiptItem> removed;                // destroy (and prune): what it removed
   // list
   std::vector<EnvironmentListing> environments;
+  // logs: the service's last lines of output
+  std::string log;
 
   const ServiceStatus* service(std::string_view name) const;
   // describe: whether the provider implements `verb`.

@@ -103,6 +103,8 @@ class Compose(PrevueTestCase):
         self.assertEqual(labels["dev.prevue.environment"], slug)
         self.assertEqual(labels["dev.prevue.commit"], first)
         api_container = container_id(slug, "api")
+        logs = self.prevue("logs", slug, "--service", "web", state_dir=self.daemon.state_dir).stdout
+        self.assertIn("web: listening on 0.0.0.0:8000", logs)  # the container's own output
 
         # A push that changes only web: web's image is built, api's reused, api's container kept.
         git(self.repo, "checkout", "-q", "feature")

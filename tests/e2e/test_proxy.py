@@ -134,6 +134,11 @@ class ProxyEdges(PrevueTestCase):
         data, closed = self.raw(b"GET /raw/bad-chunk HTTP/1.1\r\nHost: " + self.host.encode() + b"\r\n\r\n")
         self.assertTrue(closed)
         self.assertFalse(data.endswith(b"0\r\n\r\n") and b"hello" in data, data)
+        # The head alone, then the upstream gone (killed mid-answer): nothing was
+        # forwarded yet, so the reviewer gets a 502 page, not a dropped connection.
+        data, closed = self.raw(b"GET /raw/head-only HTTP/1.1\r\nHost: " + self.host.encode() + b"\r\n\r\n")
+        self.assertTrue(data.startswith(b"HTTP/1.1 502 "), data[:300])
+        self.assertTrue(closed)
         # The proxy still serves.
         conn = self.connection()
         conn.request("GET", "/after", headers={"Host": self.host})

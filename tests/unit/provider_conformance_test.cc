@@ -241,6 +241,22 @@ TEST_P(ProviderConformance, ServiceThatExitsAtOnceFailsWithItsLog) {
   EXPECT_NE(c.response->error_message.find("boom: missing configuration"), std::string::npos) << c.response->error_message;
 }
 
+TEST_P(ProviderConformance, LogsShowWhatAServicePrinted) {
+  ProviderRequest apply = request(ProviderVerb::kApply);
+  ProviderService s = web_service(0);
+  s.run = {"python3", "-c", "import sys; print('line one'); print('line two'); sys.exit(4)"};
+  apply.services = {s};
+  (void)client_.call(GetParam(), apply, std::chrono::seconds(60));  // fails: it exits at once, but it printed
+  ProviderRequest logs = request(ProviderVerb::kLogs);
+  logs.services = {ProviderService{.name = "web"}};
+  logs.log_lines = 1;
+  EXPECT_EQ(call_ok(logs).log, "line two\n") << "the last lines, as many as asked";
+  logs.services = {ProviderService{.name = "../web"}};
+  ProviderCall refused = client_.call(GetParam(), logs, std::chrono::seconds(60));
+  ASSERT_TRUE(refused.response.ok());
+  EXPECT_FALSE(refused.response->ok) << "a name that is no service's names no file";
+}
+
 TEST_P(ProviderConformance, BadRequestsGetExitCodeTwo) {
   ProcessSpec spec;
   spec.argv = {std::string(PREVUE_PROVIDER_DIR) + "/" + GetParam(), "apply"};

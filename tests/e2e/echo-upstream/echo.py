@@ -16,6 +16,8 @@ RAW_REPLIES = {
     "/raw/both": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     # A chunk size that is not hexadecimal.
     "/raw/bad-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    # The head, then the connection closes: a process killed between its header and its body.
+    "/raw/head-only": b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100\r\n\r\n",
 }
 
 

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""The compose provider against Compose by hand, in the same run, on the
+reference app's own compose.yaml (templates/reference-compose):
+
+  1. time to preview: a new pull request (web changed since the last build)
+     from the event to the first 200 through prevue's proxy, against
+     `up -d --build` of the same tree by hand, then polling the page until
+     it answers 200 (Compose v1 has no --wait; the same poll either way);
+  2. a push that changes one of the two services: prevue's update (event to
+     the new page) against `up -d --build` of the whole file by hand;
+  3. a second pull request at an already-built tree: time to preview and
+     how many images prevue built (target: none).
+
+Bounded: --rounds rounds of 1 and 2, each wait at most 300 s. Needs a
+Docker Engine and prevue/base:bookworm (scripts/setup-images.sh).
+
+Usage: bench/bench_compose.py [--rounds 2]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from bench_common import GIT, PREVUE, PROVIDERS, ROOT, Serve, git, make_repo, until
+
+COMPOSE = ["docker", "compose"] if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0 \
+    else ["docker-compose"]
+
+
+def get(port, host="127.0.0.1"):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+    except OSError:
+        return 0, ""
+
+
+def head(repo):
+    return subprocess.run(GIT + ["-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def change(repo, path, round_name):
+    with open(os.path.join(repo, path), "a") as f:
+        f.write(f"# {round_name}\n")
+
+
+class ByHand:
+    """Compose run by hand on a checkout of the same commit: `up -d --build`,
+    then the page polled until it answers 200 with the commit's change."""
+
+    def __init__(self, scratch, repo):
+        self.dir = os.path.join(scratch, "by-hand")
+        self.repo = repo
+        self.project = "bench-by-hand"
+
+    def up(self, sha, marker):
+        shutil.rmtree(self.dir, ignore_errors=True)
+        subprocess.run(GIT + ["clone", "-q", self.repo, self.dir], check=True)
+        subprocess.run(GIT + ["-C", self.dir, "checkout", "-q", sha], check=True)
+        # The by-hand file publishes web on a port Docker picks, like prevue's (no clash with anything).
+        with open(os.path.join(self.dir, "compose.yaml")) as f:
+            text = f.read().replace('"8000:8000"', '"127.0.0.1::8000"')
+        with open(os.path.join(self.dir, "compose.yaml"), "w") as f:
+            f.write(text)
+        started = time.monotonic()
+        subprocess.run(COMPOSE + ["-p", self.project, "up", "-d", "--build"], cwd=self.dir, check=True, capture_output=True)
+        port = subprocess.run(COMPOSE + ["-p", self.project, "port", "web", "8000"], cwd=self.dir, capture_output=True,
+                              text=True, check=True).stdout.strip().rsplit(":", 1)[1]
+        until(lambda: (lambda s, p: s == 200 and marker in p)(*get(port)), "the page by hand", timeout=300, poll=0.05)
+        return (time.monotonic() - started) * 1000
+
+    def down(self):
+        if os.path.isdir(self.dir):
+            subprocess.run(COMPOSE + ["-p", self.project, "down", "-v", "--rmi", "local"], cwd=self.dir, capture_output=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    if subprocess.run(["docker", "image", "inspect", "prevue/base:bookworm"], capture_output=True).returncode != 0:
+        raise SystemExit("bench_compose: run scripts/setup-images.sh first (no Docker Engine, or no base image)")
+    scratch = tempfile.mkdtemp(prefix="prevue-bench-compose-")
+    daemon, by_hand = None, None
+    try:
+        repo = make_repo(os.path.join(scratch, "repo"), os.path.join("templates", "reference-app"))
+        with open(os.path.join(ROOT, "templates", "reference-compose", "prevue.json")) as f:
+            manifest = json.load(f)
+        manifest["lease"]["grace"] = "0s"
+        with open(os.path.join(repo, "prevue.json"), "w") as f:
+            json.dump(manifest, f)
+        git(repo, "commit", "-q", "-am", "compose manifest")
+        state = os.path.join(scratch, "state")
+        token = "bench"
+        daemon = Serve(scratch, {"state_dir": state, "api": {"listen": "127.0.0.1:0", "token": token},
+                                 "proxy": {"listen": "127.0.0.1:0"},
+                                 "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"}]})
+        serve = daemon.info
+        by_hand = ByHand(scratch, repo)
+
+        def announce():
+            request = urllib.request.Request(serve["api"] + "/api/v1/repositories/poll", data=b"{}", method="POST",
+                                             headers={"Authorization": "Bearer " + token})
+            urllib.request.urlopen(request, timeout=5).read()
+
+        def preview(branch, marker):
+            def ready():
+                with urllib.request.urlopen(serve["api"] + "/api/v1/environments", timeout=5) as r:
+                    for env in json.load(r):
+                        if env["ref"] == branch and env["routes"]:
+                            status, page = get(serve["proxy_port"], env["routes"][0]["host"])
+                            if status == 200 and marker in page:
+                                return env
+                return None
+            return until(ready, f"the preview of {branch}", timeout=300, poll=0.05)
+
+        def built(slug):
+            logs = subprocess.run([PREVUE, "--state-dir", state, "logs", slug], capture_output=True, text=True).stdout
+            return logs.count("(built)")
+
+        new_prevue, new_hand, update_prevue, update_hand = [], [], [], []
+        for i in range(args.rounds):
+            branch = f"feature-{i}"
+            git(repo, "checkout", "-q", "-b", branch, "main")
+            subprocess.run(["sed", "-i", f's/VERSION_BANNER = "[^"]*"/VERSION_BANNER = "round {i} open"/',
+                            os.path.join(repo, "web", "server.py")], check=True)
+            git(repo, "commit", "-q", "-am", f"round {i}")
+            sha = head(repo)
+            git(repo, "checkout", "-q", "main")
+            started = time.monotonic()
+            announce()
+            env = preview(branch, f"round {i} open")
+            new_prevue.append((time.monotonic() - started) * 1000)
+            new_hand.append(by_hand.up(sha, f"round {i} open"))
+
+            # A push that changes web only.
+            git(repo, "checkout", "-q", branch)
+            subprocess.run(["sed", "-i", f's/VERSION_BANNER = "[^"]*"/VERSION_BANNER = "round {i} push"/',
+                            os.path.join(repo, "web", "server.py")], check=True)
+            git(repo, "commit", "-q", "-am", f"round {i} push")
+            sha = head(repo)
+            git(repo, "checkout", "-q", "main")
+            started = time.monotonic()
+            announce()
+            preview(branch, f"round {i} push")
+            update_prevue.append((time.monotonic() - started) * 1000)
+            update_hand.append(by_hand.up(sha, f"round {i} push"))
+
+        # A second pull request at the last round's tree (another commit, same files).
+        git(repo, "checkout", "-q", "-b", "twin", f"feature-{args.rounds - 1}")
+        git(repo, "commit", "-q", "--allow-empty", "-m", "same tree")
+        git(repo, "checkout", "-q", "main")
+        started = time.monotonic()
+        announce()
+        twin = preview("twin", f"round {args.rounds - 1} push")
+        twin_ms = (time.monotonic() - started) * 1000
+        twin_builds = built(twin["slug"])
+
+        n, nh = statistics.median(new_prevue), statistics.median(new_hand)
+        u, uh = statistics.median(update_prevue), statistics.median(update_hand)
+        print(f"compose reference app ({' '.join(COMPOSE)}), median of {args.rounds} rounds")
+        print(f"  new PR: prevue {[round(x) for x in new_prevue]} ms, by hand {[round(x) for x in new_hand]} ms")
+        print(f"  push to web: prevue {[round(x) for x in update_prevue]} ms, by hand {[round(x) for x in update_hand]} ms")
+        print(f"{'time to preview, new PR':44s} prevue {n:10.0f} ms   | {'compose up --build by hand':28s} {nh:10.0f} ms   | ratio {n / nh:.2f}x (target < 1.1)")
+        print(f"{'update, a push to one of two services':44s} prevue {u:10.0f} ms   | {'compose up --build by hand':28s} {uh:10.0f} ms   | ratio {uh / u:.2f}x faster (target >= 2)")
+        print(f"{'second PR at a built tree':44s} prevue {twin_ms:10.0f} ms   | images built {twin_builds} (target 0)")
+    finally:
+        if by_hand:
+            by_hand.down()
+        if daemon:
+            daemon.stop()
+        state = os.path.join(scratch, "state")
+        for env in json.loads(subprocess.run([PREVUE, "--state-dir", state, "ls", "--json"], capture_output=True,
+                                             text=True).stdout or "[]"):
+            subprocess.run([PREVUE, "--state-dir", state, "--provider-dir", PROVIDERS, "down", env["slug"]], capture_output=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
