@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("PREVUE_BUILD_DIR", os.path.join(ROOT, "build"))
@@ -72,3 +74,55 @@ class Serve:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=60)
+
+
+def get(port, host="127.0.0.1"):
+    """GET / on a loopback port with that Host: (status, body); status 0 when nothing answers."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+    except OSError:
+        return 0, ""
+
+
+def clean_up(daemon, scratch):
+    """A benchmark leaves nothing: its daemon stopped, every environment in
+    <scratch>/state torn down, the scratch directory removed."""
+    if daemon:
+        daemon.stop()
+    state = os.path.join(scratch, "state")
+    listing = subprocess.run([PREVUE, "--state-dir", state, "ls", "--json"], capture_output=True, text=True).stdout
+    for env in json.loads(listing or "[]"):
+        subprocess.run([PREVUE, "--state-dir", state, "--provider-dir", PROVIDERS, "down", env["slug"]], capture_output=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def no_grace(repo, manifest_path=None):
+    """The repository's prevue.json (or `manifest_path`'s) with grace 0s, committed: a merge tears down at once."""
+    with open(manifest_path or os.path.join(repo, "prevue.json")) as f:
+        manifest = json.load(f)
+    manifest["lease"]["grace"] = "0s"
+    with open(os.path.join(repo, "prevue.json"), "w") as f:
+        json.dump(manifest, f)
+    git(repo, "commit", "-q", "-am", "no grace")
+
+
+class WatchingServe(Serve):
+    """`prevue serve` watching `repo` (polled only when told: announce())."""
+
+    TOKEN = "bench"
+
+    def __init__(self, scratch, repo):
+        self.state_dir = os.path.join(scratch, "state")
+        super().__init__(scratch, {"state_dir": self.state_dir, "api": {"listen": "127.0.0.1:0", "token": self.TOKEN},
+                                   "proxy": {"listen": "127.0.0.1:0"},
+                                   "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"}]})
+
+    def announce(self):
+        """What a push hook does: poll now."""
+        request = urllib.request.Request(self.info["api"] + "/api/v1/repositories/poll", data=b"{}", method="POST",
+                                         headers={"Authorization": "Bearer " + self.TOKEN})
+        urllib.request.urlopen(request, timeout=5).read()

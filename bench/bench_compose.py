@@ -25,33 +25,27 @@ import statistics
 import subprocess
 import tempfile
 import time
-import urllib.error
 import urllib.request
 
-from bench_common import GIT, PREVUE, PROVIDERS, ROOT, Serve, git, make_repo, until
+from bench_common import GIT, PREVUE, ROOT, WatchingServe, clean_up, get, git, make_repo, no_grace, until
 
 COMPOSE = ["docker", "compose"] if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0 \
     else ["docker-compose"]
-
-
-def get(port, host="127.0.0.1"):
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, ""
-    except OSError:
-        return 0, ""
 
 
 def head(repo):
     return subprocess.run(GIT + ["-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
 
 
-def change(repo, path, round_name):
-    with open(os.path.join(repo, path), "a") as f:
-        f.write(f"# {round_name}\n")
+def commit_banner(repo, branch, banner, start=None):
+    """A commit on `branch` (made from `start` when given) that changes only web's banner; its id."""
+    git(repo, "checkout", "-q", *(["-b", branch, start] if start else [branch]))
+    subprocess.run(["sed", "-i", f's/VERSION_BANNER = "[^"]*"/VERSION_BANNER = "{banner}"/', os.path.join(repo, "web", "server.py")],
+                   check=True)
+    git(repo, "commit", "-q", "-am", banner)
+    sha = head(repo)
+    git(repo, "checkout", "-q", "main")
+    return sha
 
 
 class ByHand:
@@ -94,24 +88,10 @@ def main():
     daemon, by_hand = None, None
     try:
         repo = make_repo(os.path.join(scratch, "repo"), os.path.join("templates", "reference-app"))
-        with open(os.path.join(ROOT, "templates", "reference-compose", "prevue.json")) as f:
-            manifest = json.load(f)
-        manifest["lease"]["grace"] = "0s"
-        with open(os.path.join(repo, "prevue.json"), "w") as f:
-            json.dump(manifest, f)
-        git(repo, "commit", "-q", "-am", "compose manifest")
-        state = os.path.join(scratch, "state")
-        token = "bench"
-        daemon = Serve(scratch, {"state_dir": state, "api": {"listen": "127.0.0.1:0", "token": token},
-                                 "proxy": {"listen": "127.0.0.1:0"},
-                                 "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"}]})
-        serve = daemon.info
+        no_grace(repo, os.path.join(ROOT, "templates", "reference-compose", "prevue.json"))
+        daemon = WatchingServe(scratch, repo)
+        serve, state, announce = daemon.info, daemon.state_dir, daemon.announce
         by_hand = ByHand(scratch, repo)
-
-        def announce():
-            request = urllib.request.Request(serve["api"] + "/api/v1/repositories/poll", data=b"{}", method="POST",
-                                             headers={"Authorization": "Bearer " + token})
-            urllib.request.urlopen(request, timeout=5).read()
 
         def preview(branch, marker):
             def ready():
@@ -131,12 +111,7 @@ def main():
         new_prevue, new_hand, update_prevue, update_hand = [], [], [], []
         for i in range(args.rounds):
             branch = f"feature-{i}"
-            git(repo, "checkout", "-q", "-b", branch, "main")
-            subprocess.run(["sed", "-i", f's/VERSION_BANNER = "[^"]*"/VERSION_BANNER = "round {i} open"/',
-                            os.path.join(repo, "web", "server.py")], check=True)
-            git(repo, "commit", "-q", "-am", f"round {i}")
-            sha = head(repo)
-            git(repo, "checkout", "-q", "main")
+            sha = commit_banner(repo, branch, f"round {i} open", start="main")
             started = time.monotonic()
             announce()
             env = preview(branch, f"round {i} open")
@@ -144,12 +119,7 @@ def main():
             new_hand.append(by_hand.up(sha, f"round {i} open"))
 
             # A push that changes web only.
-            git(repo, "checkout", "-q", branch)
-            subprocess.run(["sed", "-i", f's/VERSION_BANNER = "[^"]*"/VERSION_BANNER = "round {i} push"/',
-                            os.path.join(repo, "web", "server.py")], check=True)
-            git(repo, "commit", "-q", "-am", f"round {i} push")
-            sha = head(repo)
-            git(repo, "checkout", "-q", "main")
+            sha = commit_banner(repo, branch, f"round {i} push")
             started = time.monotonic()
             announce()
             preview(branch, f"round {i} push")
@@ -177,13 +147,7 @@ def main():
     finally:
         if by_hand:
             by_hand.down()
-        if daemon:
-            daemon.stop()
-        state = os.path.join(scratch, "state")
-        for env in json.loads(subprocess.run([PREVUE, "--state-dir", state, "ls", "--json"], capture_output=True,
-                                             text=True).stdout or "[]"):
-            subprocess.run([PREVUE, "--state-dir", state, "--provider-dir", PROVIDERS, "down", env["slug"]], capture_output=True)
-        shutil.rmtree(scratch, ignore_errors=True)
+        clean_up(daemon, scratch)
 
 
 if __name__ == "__main__":

@@ -13,27 +13,14 @@ Usage: bench/bench_time_to_preview.py [--rounds 5]
 import argparse
 import json
 import os
-import shutil
 import sqlite3
 import statistics
 import subprocess
 import tempfile
 import time
-import urllib.error
 import urllib.request
 
-from bench_common import GIT, PREVUE, PROVIDERS, Serve, git, make_repo, until
-
-
-def get(port, host):
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, ""
-    except OSError:
-        return 0, ""
+from bench_common import GIT, WatchingServe, clean_up, get, git, make_repo, no_grace, until
 
 
 def main():
@@ -44,23 +31,9 @@ def main():
     daemon = None
     try:
         repo = make_repo(os.path.join(scratch, "repo"), os.path.join("templates", "reference-app"))
-        with open(os.path.join(repo, "prevue.json")) as f:
-            manifest = json.load(f)
-        manifest["lease"]["grace"] = "0s"  # a merge tears down at once: that is what is timed
-        with open(os.path.join(repo, "prevue.json"), "w") as f:
-            json.dump(manifest, f)
-        git(repo, "commit", "-q", "-am", "no grace")
-        state = os.path.join(scratch, "state")
-        token = "bench"
-        daemon = Serve(scratch, {"state_dir": state, "api": {"listen": "127.0.0.1:0", "token": token},
-                                 "proxy": {"listen": "127.0.0.1:0"},
-                                 "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"}]})
-        serve = daemon.info
-
-        def announce():
-            request = urllib.request.Request(serve["api"] + "/api/v1/repositories/poll", data=b"{}", method="POST",
-                                             headers={"Authorization": "Bearer " + token})
-            urllib.request.urlopen(request, timeout=5).read()
+        no_grace(repo)  # a merge tears down at once: that is what is timed
+        daemon = WatchingServe(scratch, repo)
+        serve, state, announce = daemon.info, daemon.state_dir, daemon.announce
 
         def child_ms(slug, kind):
             db = sqlite3.connect(os.path.join(state, "prevue.db"))
@@ -113,13 +86,7 @@ def main():
         print(f"{'time to preview':44s} prevue {p:10.0f} ms   | {'provider work alone':28s} {pc:10.0f} ms   | ratio {p / pc:.2f}x of it")
         print(f"{'teardown latency':44s} prevue {t:10.0f} ms   | {'provider work alone':28s} {tc:10.0f} ms   | ratio {t / max(tc, 1):.2f}x of it")
     finally:
-        if daemon:
-            daemon.stop()
-        state = os.path.join(scratch, "state")
-        for env in json.loads(subprocess.run([PREVUE, "--state-dir", state, "ls", "--json"], capture_output=True,
-                                             text=True).stdout or "[]"):
-            subprocess.run([PREVUE, "--state-dir", state, "--provider-dir", PROVIDERS, "down", env["slug"]], capture_output=True)
-        shutil.rmtree(scratch, ignore_errors=True)
+        clean_up(daemon, scratch)
 
 
 if __name__ == "__main__":
