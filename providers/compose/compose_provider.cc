@@ -35,6 +35,9 @@ constexpr const char* kRecordFile = "compose.json";     // in the environment's 
 constexpr const char* kProjectFile = "compose.prevue.yaml";  // the file prevue runs: the repository's, merged and made safe
 constexpr const char* kImageRepository = "prevue-build";     // built images: prevue-build/<service>:<content hash>
 constexpr const char* kEnvironmentLabel = "dev.prevue.environment";
+// Which prevue (state root) a project belongs to: one Docker Engine may serve
+// several prevue instances, and each sweeps only its own orphans.
+constexpr const char* kInstanceLabel = "dev.prevue.instance";
 
 // ---- running commands -------------------------------------------------------
 
@@ -200,6 +203,9 @@ std::string sha256_hex(const std::string& data) {
   return to_hex(std::string_view(reinterpret_cast<const char*>(digest), size));
 }
 
+// This prevue instance, as its projects are labelled: its records root.
+std::string instance_of(const ProviderRequest& request) { return sha256_hex(request.records_root).substr(0, 16); }
+
 // The identity of what an image is built from: every file of the build
 // context (path, executable bit, content; as git's tree id would say),
 // the Dockerfile's path and the build arguments. Two environments at the
@@ -313,7 +319,9 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
   }
   if (!doc["services"] || !doc["services"].IsMap()) return make_error(ErrorCode::kInvalidArgument, "the compose files declare no services");
 
-  std::map<std::string, std::string> labels{{kEnvironmentLabel, p.name}, {"dev.prevue.pr", std::to_string(request.environment.pr)}};
+  std::map<std::string, std::string> labels{{kEnvironmentLabel, p.name},
+                                            {kInstanceLabel, instance_of(request)},
+                                            {"dev.prevue.pr", std::to_string(request.environment.pr)}};
   auto add_labels = [&](YAML::Node node, const std::string& commit) {
     // Labels may be a list ("k=v") or a map; a map is what prevue writes.
     YAML::Node merged(YAML::NodeType::Map);
@@ -534,7 +542,8 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
                             Millis(30'000));
     auto endpoint = Endpoint::parse(lines_of(published.out).empty() ? "" : lines_of(published.out).front());
     if (!published.ok() || !endpoint) {
-      fail(response, "service " + service + " publishes no port " + std::to_string(port) + ": " + published.why());
+      fail(response, "service " + service + " publishes no port " + std::to_string(port) + ": " + published.why() + "\n" +
+                         logs_tail(*project, service));
       return kProviderExitFailed;
     }
     // Docker answers 0.0.0.0 for a port bound to every address; prevue bound it to loopback.
@@ -641,11 +650,12 @@ int status(const ProviderRequest& request, ProviderResponse& response) {
   return response.ok ? kProviderExitOk : kProviderExitFailed;
 }
 
-// Every prevue-labelled project on the engine, and every environment this
-// provider keeps records of: what no live environment owns is an orphan.
+// Every project this prevue instance labelled on the engine (another
+// instance's are not ours to sweep), and every environment this provider
+// keeps records of: what no live environment owns is an orphan.
 int list(const ProviderRequest& request, ProviderResponse& response) {
   std::set<std::string> slugs;
-  Command ps = run({"docker", "ps", "--all", "--filter", std::string("label=") + kEnvironmentLabel, "--format",
+  Command ps = run({"docker", "ps", "--all", "--filter", std::string("label=") + kInstanceLabel + "=" + instance_of(request), "--format",
                     std::string("{{.Label \"") + kEnvironmentLabel + "\"}}"});
   if (!ps.ok()) {
     fail(response, "docker ps: " + ps.why());
@@ -670,7 +680,7 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
         response.ok = true;
         response.name = "compose";
         response.protocol = kProviderProtocolVersion;
-        response.capabilities = {"validate", "allocate", "apply", "sleep", "destroy", "status", "list", "logs"};
+        response.capabilities = {"validate", "allocate", "apply", "sleep", "destroy", "status", "list", "logs", "exec"};
         response.stop_signal = SIGTERM;
         response.stop_grace_ms = 20'000;
         response.settings_schema = R"({"type": "object", "additionalProperties": false, "properties": {
@@ -701,6 +711,28 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
       case ProviderVerb::kDestroy: return destroy(request, response);
       case ProviderVerb::kStatus: return status(request, response);
       case ProviderVerb::kList: return list(request, response);
+      case ProviderVerb::kExec: {
+        // A seed command inside the service's running container.
+        std::string id = request.services.size() == 1 && is_valid_dns_label(request.environment.slug)
+                             ? container_of(Project{request.environment.slug, {}, {}, {}}, request.services.front().name)
+                             : "";
+        if (id.empty() || request.services.front().run.empty()) {
+          fail(response, "no running container for that service, or no command");
+          return kProviderExitFailed;
+        }
+        std::vector<std::string> argv{"docker", "exec", "--interactive"};
+        for (const auto& [k, v] : request.services.front().env) argv.insert(argv.end(), {"--env", k + "=" + v});
+        argv.push_back(id);
+        for (const auto& arg : request.services.front().run) argv.push_back(arg);
+        Command exec = run(argv, Millis(request.exec_timeout_ms));
+        response.log = exec.out + exec.err;
+        if (!exec.ok()) {
+          fail(response, "the command failed in " + request.services.front().name + ": " + exec.why());
+          return kProviderExitFailed;
+        }
+        response.ok = true;
+        return kProviderExitOk;
+      }
       case ProviderVerb::kLogs: {
         // The container's output, as `docker logs` has it.
         std::string id = request.services.size() == 1 && is_valid_dns_label(request.environment.slug)

@@ -679,6 +679,10 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
       case ProviderVerb::kList:
         list(request, response);
         break;
+      case ProviderVerb::kExec:
+        // Its services are processes on this host: a seed command runs beside them, not inside.
+        result = make_error(ErrorCode::kInvalidArgument, "the local provider runs no command inside a service");
+        break;
       case ProviderVerb::kLogs: {
         // What the service printed, from the file its processes write.
         // A service name is [a-z0-9_-]: anything else cannot name a log file of ours.

@@ -742,8 +742,36 @@ Status Engine::apply_step(UpRun& run, const PlanStep& step, std::string& log) {
 Status Engine::seed_step(UpRun& run, const PlanStep& step, std::string& log) {
   SeedContext seed{*run.git, run.config_commit, run.env.dir, run.context, run.shared_env, runner_};
   const SeedStep& spec = run.manifest.seed[static_cast<size_t>(step.seed_index)];
+  if (!spec.service.empty()) return seed_in_service(run, spec, log);
   if (spec.kind != SeedKind::kCommand) PREVUE_TRY(path_inside(run.env.dir, spec.database));
   return run_seed_step(spec, seed, log);
+}
+
+// A command seed that runs inside a service (its container): the provider
+// of the service's layer runs it (`exec`), with the environment's variables.
+Status Engine::seed_in_service(UpRun& run, const SeedStep& spec, std::string& log) {
+  const Layer* layer = run.manifest.seed_layer(spec);
+  auto described = providers_.describe(layer->provider);
+  if (!described.ok()) return described.error();
+  if (!described->can(ProviderVerb::kExec))
+    return make_error(ErrorCode::kInvalidArgument, "seed " + spec.name + ": provider " + layer->provider +
+                                                       " cannot run a command inside service " + spec.service + " (drop \"service\")");
+  ProviderService target;
+  target.name = spec.service;
+  auto argv = render_argv(spec.run, run.context, "prevue.json seed " + spec.name + " run");
+  if (!argv.ok()) return argv.error();
+  target.run = std::move(argv).value();
+  target.env = run.shared_env;
+  ProviderRequest r = config_.provider_request(ProviderVerb::kExec, layer->provider, run.env.slug, run.env.pr, run.commit);
+  r.settings = layer->provider_settings;
+  r.services.push_back(std::move(target));
+  r.exec_timeout_ms = spec.timeout.count();
+  log += "$ (in " + spec.service + ") " + describe_argv(r.services.front().run) + "\n";
+  ProviderCall call = providers_.call(layer->provider, r, spec.timeout + config_.stop_grace + Millis(30'000), run.request.cancelled);
+  if (!call.response.ok()) return call.response.error();
+  log += call.response->log;
+  if (!call.response->ok) return make_error(ErrorCode::kProvider, "seed " + spec.name + ": " + call.response->error_message);
+  return {};
 }
 
 Status Engine::routes_step(UpRun& run, std::string& log) {

@@ -167,6 +167,7 @@ class Engine {
   Status render_step(UpRun& run, const PlanStep& step, std::string& log);
   Status apply_step(UpRun& run, const PlanStep& step, std::string& log);
   Status seed_step(UpRun& run, const PlanStep& step, std::string& log);
+  Status seed_in_service(UpRun& run, const SeedStep& spec, std::string& log);
   Status routes_step(UpRun& run, std::string& log);
   Status prune_step(UpRun& run, const PlanStep& step, std::string& log);
   Status ready_step(UpRun& run, std::string& log);

@@ -34,6 +34,12 @@ const Layer* Manifest::layer_of_service(std::string_view name) const {
   return nullptr;
 }
 
+const Layer* Manifest::seed_layer(const SeedStep& step) const {
+  if (step.service.empty()) return layers.empty() ? nullptr : &layers.front();
+  if (const Layer* declared = layer_of_service(step.service)) return declared;
+  return layers.size() == 1 ? &layers.front() : nullptr;
+}
+
 const Layer* Manifest::find_layer(std::string_view name) const {
   for (const auto& layer : layers)
     if (layer.name == name) return &layer;
@@ -117,7 +123,7 @@ SeedStep read_seed(const Reader& r) {
     r.expect_object({"type", "name", "database", "files", "timeout"});
     step.kind = SeedKind::kSql;
   } else if (type == "command") {
-    r.expect_object({"type", "name", "run", "workdir", "timeout"});
+    r.expect_object({"type", "name", "run", "workdir", "timeout", "service"});
     step.kind = SeedKind::kCommand;
   } else {
     r.at("type").fail("unknown seed type '" + type + "' (expected sqlite, sql or command)");
@@ -126,6 +132,7 @@ SeedStep read_seed(const Reader& r) {
     if (!r.has("run")) r.fail("missing required field 'run'");
     step.run = r.at("run").argv();
     if (r.has("workdir")) step.workdir = r.at("workdir").path_value();
+    if (r.has("service")) step.service = r.at("service").string();
   } else {
     if (!r.has("database")) r.fail("missing required field 'database'");
     step.database = r.at("database").path_value();
@@ -257,7 +264,9 @@ Manifest read_manifest(const Reader& root) {
     Reader s = root.at("seed");
     if (!s.value().is_array()) s.fail("must be an array");
     for (size_t i = 0; i < s.value().size(); ++i) {
-      SeedStep step = read_seed(Reader(s.value()[i], s.path() + "[" + std::to_string(i) + "]"));
+      Reader item(s.value()[i], s.path() + "[" + std::to_string(i) + "]");
+      SeedStep step = read_seed(item);
+      if (!m.seed_layer(step)) item.at("service").fail("names no service declared in a layer's services (with one layer, any service its provider runs)");
       if (step.name.empty()) step.name = "seed-" + std::to_string(i + 1) + "-" + to_string(step.kind);
       m.seed.push_back(step);
     }

@@ -50,6 +50,7 @@ struct SeedStep {
   std::vector<std::string> files;  // sqlite/sql: SQL files in the repository, run in order
   std::vector<std::string> run;    // command: argv
   std::string workdir = ".";       // command
+  std::string service;             // command: run inside this service (its container), by its provider's `exec`
   Millis timeout = Millis(300'000);
 };
 
@@ -108,6 +109,11 @@ struct Manifest {
   // The layer that runs service `name` (nullptr if none does).
   const Layer* layer_of_service(std::string_view name) const;
   const Layer* find_layer(std::string_view name) const;
+  // The layer a command seed with `service` runs in: the one declaring the
+  // service, else the only layer (whose provider may run services the
+  // manifest does not route, a compose file's database); nullptr when
+  // neither. A seed without `service` runs on prevue's host: the first layer.
+  const Layer* seed_layer(const SeedStep& step) const;
   // The layer after whose apply `text` can be rendered: the last one whose
   // outputs it names, or -1 when it names none.
   int last_output_layer(std::string_view text) const;

@@ -16,7 +16,7 @@ namespace prevue {
 
 inline constexpr int kProviderProtocolVersion = 2;
 
-enum class ProviderVerb { kDescribe, kValidate, kAllocate, kApply, kPrune, kSleep, kDestroy, kStatus, kList, kLogs };
+enum class ProviderVerb { kDescribe, kValidate, kAllocate, kApply, kPrune, kSleep, kDestroy, kStatus, kList, kLogs, kExec };
 const char* to_string(ProviderVerb verb);
 
 // Exit codes a provider uses (anything else is a crash).
@@ -58,6 +58,7 @@ struct ProviderRequest {
   std::vector<ProviderService> services;       // allocate, apply
   std::int64_t stop_grace_ms = 5'000;          // destroy, apply (restart)
   std::int64_t log_lines = 100;                // logs: how many of the last lines
+  std::int64_t exec_timeout_ms = 300'000;      // exec: how long the command may run
 };
 
 struct ServiceStatus {
@@ -117,7 +118,7 @@ struct ProviderResponse {
   std::vector<ReceiptItem> removed;                // destroy (and prune): what it removed
   // list
   std::vector<EnvironmentListing> environments;
-  // logs: the service's last lines of output
+  // logs: the service's last lines of output; exec: the command's output
   std::string log;
 
   const ServiceStatus* service(std::string_view name) const;

@@ -97,6 +97,7 @@ class Compose(PrevueTestCase):
         self.assertIn("Compose preview one", page)
         self.assertIn(first, page)  # PREVUE_COMMIT reached the container
         self.assertIn("Snapshot row: Ada", page)  # the seeded rows, through the api's volume
+        self.assertIn("Seeded inside the api container for PR 1", page)  # a seed step run in the api's container
         self.assertTrue(env["routes"][0]["upstream"].startswith("127.0.0.1:"), env["routes"])
         labels = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .Config.Labels}}", container_id(slug, "web")],
                                            capture_output=True, text=True, check=True).stdout)
@@ -155,7 +156,12 @@ class Compose(PrevueTestCase):
         env, out = self.up(self.repo, 9, "orphan")
         self.assertTrue(env["ok"], out.stdout + out.stderr)
         slug = env["slug"]
-        self.assertTrue(project_objects(slug)["containers"])
+        containers = project_objects(slug)["containers"]
+        self.assertTrue(containers)
+        # Another prevue on the same engine (its own state directory) sweeps only its own orphans.
+        other = self.prevue("gc", state_dir=os.path.join(self.scratch, "another-prevue"))
+        self.assertNotIn(slug, other.stdout)
+        self.assertEqual(project_objects(slug)["containers"], containers)
         # The store forgets it (a lost state directory); the containers stay, labelled.
         os.remove(os.path.join(self.state_dir, "prevue.db"))
         gc = self.prevue("gc")

@@ -158,6 +158,20 @@ TEST(ManifestLayers, KnowsWhichLayersOutputsATextNames) {
   EXPECT_EQ(m.last_output_layer("{{ output.infrastructure.a }}"), -1);  // a name boundary, not a prefix
 }
 
+TEST(Manifest, ACommandSeedMayRunInADeclaredServiceOnly) {
+  Manifest m = parse_ok(R"({"version": 1, "services": {"web": {"run": ["x"]}},
+                            "seed": [{"type": "command", "name": "s", "service": "web", "run": ["true"]}]})");
+  EXPECT_EQ(m.seed[0].service, "web");
+  // With one layer, a service its provider runs that the manifest does not route (a compose file's database).
+  EXPECT_EQ(parse_ok(R"({"version": 1, "services": {"web": {"run": ["x"]}},
+                         "seed": [{"type": "command", "run": ["true"], "service": "db"}]})").seed[0].service, "db");
+  EXPECT_NE(parse_error(R"({"version": 1, "layers": [{"name": "a", "services": {"web": {"run": ["x"]}}},
+                                                     {"name": "b", "provider": "scripted"}],
+                            "seed": [{"type": "command", "run": ["true"], "service": "db"}]})")
+                .find("$.seed[0].service names no service declared in a layer's services"),
+            std::string::npos);
+}
+
 TEST(ManifestLayers, RefusesWhatCannotWork) {
   auto layers = [](const std::string& items) { return R"({"version": 1, "layers": [)" + items + "]}"; };
   auto refused = [](const std::string& text, const std::string& expected) {
