@@ -62,6 +62,10 @@ class ByHand:
         subprocess.run(GIT + ["clone", "-q", self.repo, self.dir], check=True)
         subprocess.run(GIT + ["-C", self.dir, "checkout", "-q", sha], check=True)
         # The by-hand file publishes web on a port Docker picks, like prevue's (no clash with anything).
+        # Its own banner: the by-hand build is a build of its own, not a hit in
+        # the layer cache prevue's build of the same files just filled.
+        subprocess.run(["sed", "-i", f's/VERSION_BANNER = "\\([^"]*\\)"/VERSION_BANNER = "\\1 by hand"/',
+                        os.path.join(self.dir, "web", "server.py")], check=True)
         with open(os.path.join(self.dir, "compose.yaml")) as f:
             text = f.read().replace('"8000:8000"', '"127.0.0.1::8000"')
         with open(os.path.join(self.dir, "compose.yaml"), "w") as f:

@@ -69,6 +69,7 @@ Command run(const std::vector<std::string>& argv, Millis timeout = Millis(120'00
     c.err = outcome.error().message;
     return c;
   }
+  if (outcome->elapsed > Millis(1'000)) std::cerr << "  (" << outcome->elapsed.count() << " ms)\n";  // where the time goes
   c.exit_code = outcome->timed_out ? -1 : outcome->exit_code;
   c.out = std::move(outcome->stdout_data);
   c.err = std::move(outcome->stderr_data);

@@ -4,6 +4,8 @@ page calls, so the app has two services that can change independently."""
 import argparse
 import json
 import os
+import signal
+import sys
 import sqlite3
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -73,6 +75,9 @@ def main():
     init_database(args.db, args.init_sql)
     server = ThreadingHTTPServer((args.bind, args.port), make_handler(args))
     print(f"api: listening on {args.bind}:{args.port}", flush=True)
+    # As a container's first process it has no default SIGTERM handling: exit
+    # on it, or every stop waits out Docker's 10 s grace and is killed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server.serve_forever()
 
 

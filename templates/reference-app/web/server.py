@@ -7,6 +7,8 @@ import argparse
 import html
 import json
 import os
+import signal
+import sys
 import sqlite3
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -98,6 +100,9 @@ def main():
             config = json.load(f)
     server = ThreadingHTTPServer((args.bind, args.port), make_handler(args, config))
     print(f"web: listening on {args.bind}:{args.port} for PR {config.get('pr', os.environ.get('PREVUE_PR'))}", flush=True)
+    # As a container's first process it has no default SIGTERM handling: exit
+    # on it, or every stop waits out Docker's 10 s grace and is killed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server.serve_forever()
 
 
