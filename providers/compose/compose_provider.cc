@@ -14,7 +14,6 @@
 #include <fstream>
 #include <iostream>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -100,14 +99,6 @@ std::vector<std::string> compose(const std::string& project, const std::vector<s
   for (const auto& f : files) argv.insert(argv.end(), {"--file", f});
   argv.insert(argv.end(), args);
   return argv;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(line);
-  return out;
 }
 
 // ---- settings -----------------------------------------------------------------
@@ -298,6 +289,7 @@ struct Prepared {
   std::vector<std::string> images;     // built or reused for this commit
   std::set<std::string> services;      // every compose service
   std::set<std::string> healthchecked; // those with their own healthcheck
+  std::set<std::string> changed;       // whose configuration changed: compose (re)creates them
 };
 
 // `config` merges the repository's files (as compose itself reads them),
@@ -387,7 +379,10 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
     emit(identity_text, spec);
     std::string identity = sha256_hex(identity_text.c_str());
     auto& started = record.started[service];
-    if (started.first != identity) started = {identity, request.environment.commit};
+    if (started.first != identity) {
+      started = {identity, request.environment.commit};
+      prepared.changed.insert(service);
+    }
     spec["environment"]["PREVUE_COMMIT"] = started.second;
     spec["environment"]["PREVUE_COMMIT_SHORT"] = started.second.substr(0, 7);
     add_labels(spec, started.second);
@@ -416,7 +411,7 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
 std::string container_of(const Project& p, const std::string& service) {
   Command ps = run({"docker", "ps", "--all", "--quiet", "--filter", "label=com.docker.compose.project=" + p.name, "--filter",
                     "label=com.docker.compose.service=" + service});
-  auto ids = lines_of(ps.out);
+  auto ids = nonempty_lines(ps.out);
   return ids.empty() ? "" : ids.front();
 }
 
@@ -465,23 +460,25 @@ Status wait_healthy(const ProviderRequest& request, const Project& p, const Prep
   for (const auto& s : request.services) timeout_ms = std::max(timeout_ms, s.ready_timeout_ms);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   std::set<std::string> waiting = prepared.services;
+  std::map<std::string, std::string> ids;
   std::string last_problem;
   while (!waiting.empty()) {
     for (auto it = waiting.begin(); it != waiting.end();) {
       const std::string& service = *it;
-      std::string id = container_of(p, service);
+      std::string& id = ids[service];  // a container keeps its id while it starts: looked up until found
+      if (id.empty()) id = container_of(p, service);
       std::string state = id.empty() ? "" : container_state(id, "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}");
       if (state.rfind("exited", 0) == 0 || state.rfind("dead", 0) == 0)
         return make_error(ErrorCode::kProvider, "service " + service + " exited:\n" + logs_tail(p, service));
       bool healthy = state.rfind("running", 0) == 0;
       if (healthy && prepared.healthchecked.count(service)) healthy = state == "running healthy";
-      if (healthy) {
-        for (const auto& s : request.services)
-          if (s.name == service)
-            if (auto e = record.endpoints.find(service); e != record.endpoints.end()) {
-              auto endpoint = Endpoint::parse(e->second);
-              healthy = endpoint && http_healthy(endpoint->port, s.health_path);
-            }
+      const ProviderService* routed = nullptr;
+      for (const auto& s : request.services)
+        if (s.name == service) routed = &s;
+      if (healthy && routed) {
+        auto e = record.endpoints.find(service);
+        auto endpoint = e == record.endpoints.end() ? std::nullopt : Endpoint::parse(e->second);
+        healthy = endpoint && http_healthy(endpoint->port, routed->health_path);
       }
       if (!healthy) last_problem = service + " (" + (state.empty() ? "no container" : state) + ")";
       it = healthy ? waiting.erase(it) : std::next(it);
@@ -541,7 +538,7 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
   for (const auto& [service, port] : settings.ports) {
     Command published = run(compose(project->name, {project->project_file().string()}, {"port", service, std::to_string(port)}),
                             Millis(30'000));
-    auto endpoint = Endpoint::parse(lines_of(published.out).empty() ? "" : lines_of(published.out).front());
+    auto endpoint = Endpoint::parse(nonempty_lines(published.out).empty() ? "" : nonempty_lines(published.out).front());
     if (!published.ok() || !endpoint) {
       fail(response, "service " + service + " publishes no port " + std::to_string(port) + ": " + published.why() + "\n" +
                          logs_tail(*project, service));
@@ -560,7 +557,7 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
     status.name = s.name;
     status.running = true;
     if (auto e = record.endpoints.find(s.name); e != record.endpoints.end()) status.endpoint = *Endpoint::parse(e->second);
-    status.restarted = up.err.find(s.name) != std::string::npos;
+    status.restarted = prepared->changed.count(s.name) != 0;
     response.services.push_back(std::move(status));
   }
   response.ok = true;
@@ -572,7 +569,7 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
 std::vector<std::string> labelled(const std::vector<std::string>& list_argv, const std::string& project) {
   std::vector<std::string> argv = list_argv;
   argv.insert(argv.end(), {"--quiet", "--filter", "label=com.docker.compose.project=" + project});
-  return lines_of(run(argv).out);
+  return nonempty_lines(run(argv).out);
 }
 
 int destroy(const ProviderRequest& request, ProviderResponse& response) {
@@ -589,7 +586,7 @@ int destroy(const ProviderRequest& request, ProviderResponse& response) {
     response.removed.push_back({"container", (name.empty() ? id : name.substr(name.front() == '/' ? 1 : 0)), rm.ok() ? "removed" : "not removed: " + rm.why()});
   }
   for (const auto& id : labelled({"docker", "network", "ls"}, project)) {
-    std::string name = lines_of(run({"docker", "network", "inspect", "--format", "{{.Name}}", id}).out).front();
+    std::string name = nonempty_lines(run({"docker", "network", "inspect", "--format", "{{.Name}}", id}).out).front();
     Command rm = run({"docker", "network", "rm", id});
     response.removed.push_back({"network", name, rm.ok() ? "removed" : "not removed: " + rm.why()});
   }
@@ -634,7 +631,7 @@ int status(const ProviderRequest& request, ProviderResponse& response) {
   Command ps = run({"docker", "ps", "--all", "--filter", "label=com.docker.compose.project=" + project, "--format",
                     "{{.Label \"com.docker.compose.service\"}} {{.State}}"});
   std::map<std::string, bool> running;
-  for (const auto& line : lines_of(ps.out)) {
+  for (const auto& line : nonempty_lines(ps.out)) {
     auto space = line.find(' ');
     if (space != std::string::npos) running[line.substr(0, space)] = running[line.substr(0, space)] || line.substr(space + 1) == "running";
   }
@@ -662,7 +659,7 @@ int list(const ProviderRequest& request, ProviderResponse& response) {
     fail(response, "docker ps: " + ps.why());
     return kProviderExitFailed;
   }
-  for (const auto& slug : lines_of(ps.out)) slugs.insert(slug);
+  for (const auto& slug : nonempty_lines(ps.out)) slugs.insert(slug);
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(request.records_root, ec))
     if (fs::exists(entry.path() / kRecordFile, ec)) slugs.insert(entry.path().filename().string());

@@ -96,4 +96,16 @@ std::string tail_lines(std::string_view text, size_t max_lines) {
   return std::string(text.substr(pos));
 }
 
+std::vector<std::string> nonempty_lines(std::string_view text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > start) out.emplace_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 }  // namespace prevue

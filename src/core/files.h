@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/result.h"
 
@@ -38,5 +39,7 @@ class FileLock {
 
 // The last `max_lines` lines of `text` (for error messages quoting a log).
 std::string tail_lines(std::string_view text, size_t max_lines);
+// The lines of `text` that are not empty (a list as a text column or a command prints it).
+std::vector<std::string> nonempty_lines(std::string_view text);
 
 }  // namespace prevue

@@ -195,9 +195,11 @@ Result<std::map<std::string, std::string>> render_service_env(const ServiceSpec&
   return out;
 }
 
-Result<std::string> render_template(const GitMirror& git, const std::string& commit, const TemplateFile& t,
+// A template's source as read from git at `commit`.
+using TemplateSource = Result<std::optional<std::string>>;
+
+Result<std::string> render_template(const TemplateSource& source, const std::string& commit, const TemplateFile& t,
                                     const RenderContext& context) {
-  auto source = git.read_file(commit, t.source);
   if (!source.ok()) return source.error();
   if (!source->has_value())
     return make_error(ErrorCode::kNotFound, "template " + t.source + " does not exist at commit " + short_sha(commit));
@@ -355,12 +357,13 @@ struct UpRun {
   EnvironmentRecord env;
   CurrentEnvironment current;  // as stored when the run began: what the plan step plans from
   UpResult& result;
-  Plan plan;                   // walked in order; the plan step appends to it
+  std::vector<PlanStep> steps;  // walked in order; the plan step appends to them
 
   std::optional<GitMirror> git;
   std::string commit;
   std::string config_commit;  // where prevue.json, templates and seeds are read: the commit, or the base's for a fork
   Manifest manifest;
+  std::vector<TemplateSource> template_sources;  // as manifest.templates, read once (the plan step)
   std::map<std::string, std::string> revisions;
   struct LayerState {
     ProviderResponse allocated;
@@ -449,12 +452,11 @@ UpResult Engine::up(const UpRequest& request) {
   env.error.clear();
   if (auto s = store_.update_environment(env); !s.ok()) return fail_early(s.error().message);
 
-  UpRun run{request, *repo, env, current, result, Plan{}};
-  run.plan.steps = up_prelude();
+  UpRun run{request, *repo, env, current, result, up_prelude()};
   StepRecorder steps(store_, runner_, run_record->id, env.id, redact_, request.cancelled, &request);
   // The plan step appends to the plan while it is walked: index, and copy each step.
-  for (size_t i = 0; i < run.plan.steps.size(); ++i) {
-    const PlanStep step = run.plan.steps[i];
+  for (size_t i = 0; i < run.steps.size(); ++i) {
+    const PlanStep step = run.steps[i];
     if (!steps.run(step.name, [&](std::string& log) { return up_step(run, step, log); })) break;
   }
   env = run.env;
@@ -565,8 +567,9 @@ Status Engine::plan_step(UpRun& run, std::string& log) {
   if (!revs.ok()) return revs.error();
   run.revisions = std::move(revs).value();
   std::vector<int> template_layers;
+  run.template_sources.clear();
   for (const auto& t : run.manifest.templates) {
-    auto text = run.git->read_file(run.config_commit, t.source);
+    const TemplateSource& text = run.template_sources.emplace_back(run.git->read_file(run.config_commit, t.source));
     template_layers.push_back(text.ok() && text->has_value() ? run.manifest.last_output_layer(**text) : -1);
   }
   Plan plan = make_plan(run.manifest, run.commit, &run.current, run.revisions, template_layers);
@@ -581,10 +584,7 @@ Status Engine::plan_step(UpRun& run, std::string& log) {
   for (auto& layer : recorded_layers(run.manifest)) layers.push_back(std::move(layer));
   run.env.layers = std::move(layers);
   PREVUE_TRY(store_.update_environment(run.env));
-  run.plan.action = plan.action;
-  run.plan.commit = plan.commit;
-  run.plan.unchanged_services = plan.unchanged_services;
-  for (auto& step : plan.steps) run.plan.steps.push_back(std::move(step));
+  for (auto& step : plan.steps) run.steps.push_back(std::move(step));
   return store_.append_timeline(run.env.id, "planned", std::string(to_string(plan.action)) + " at " + short_sha(run.commit), 0);
 }
 
@@ -677,7 +677,7 @@ Status Engine::render_step(UpRun& run, const PlanStep& step, std::string& log) {
   }
   for (int index : step.templates) {
     const TemplateFile& t = run.manifest.templates[static_cast<size_t>(index)];
-    auto rendered = render_template(*run.git, run.config_commit, t, run.context);
+    auto rendered = render_template(run.template_sources[static_cast<size_t>(index)], run.config_commit, t, run.context);
     if (!rendered.ok()) return rendered.error();
     auto target = path_inside(dir, t.target);
     if (!target.ok()) return target.error();
@@ -1041,8 +1041,9 @@ Result<RenderReport> Engine::render(const std::string& repo_arg, const std::stri
   }
 
   for (const auto& t : manifest->templates) {
-    if (auto text = git.read_file(commit, t.source); text.ok() && text->has_value()) name_outputs(**text);
-    auto rendered = render_template(git, commit, t, context);
+    TemplateSource source = git.read_file(commit, t.source);
+    if (source.ok() && source->has_value()) name_outputs(**source);
+    auto rendered = render_template(source, commit, t, context);
     if (!rendered.ok()) return rendered.error();
     report.files.push_back(RenderedFile{t.target, *rendered});
   }

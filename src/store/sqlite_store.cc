@@ -4,12 +4,12 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
-#include <sstream>
 #include <thread>
 #include <unordered_map>
 
 #include "store/migrations.h"
 #include "store/store.h"
+#include "core/files.h"
 
 namespace prevue {
 
@@ -137,14 +137,6 @@ std::string encode_lines(const std::vector<std::string>& items) {
   return out;
 }
 
-std::vector<std::string> decode_lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(line);
-  return out;
-}
-
 // Layers as the column holds them: one "name provider" line each.
 std::string encode_layers(const std::vector<EnvironmentLayer>& layers) {
   std::string out;
@@ -154,8 +146,7 @@ std::string encode_layers(const std::vector<EnvironmentLayer>& layers) {
 
 std::vector<EnvironmentLayer> decode_layers(const std::string& text) {
   std::vector<EnvironmentLayer> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
+  for (const auto& line : nonempty_lines(text)) {
     auto space = line.find(' ');
     if (space != std::string::npos) out.push_back(EnvironmentLayer{line.substr(0, space), line.substr(space + 1)});
   }
@@ -625,7 +616,7 @@ class SqliteStore final : public Store {
   }
   static PullRequestRecord read_pr(const Statement& s) {
     return PullRequestRecord{s.integer(0), static_cast<long>(s.integer(1)), pr_status_from(s.text(2)), s.text(3), s.text(4),
-                             s.text(5), s.text(6), s.integer(7) != 0, decode_lines(s.text(8)), s.text(9), s.integer(10), s.integer(11)};
+                             s.text(5), s.text(6), s.integer(7) != 0, nonempty_lines(s.text(8)), s.text(9), s.integer(10), s.integer(11)};
   }
   static EventRecord read_event(const Statement& s) {
     EventRecord e;
@@ -641,7 +632,7 @@ class SqliteStore final : public Store {
     e.base_ref = s.text(9);
     e.author = s.text(10);
     e.fork = s.integer(11) != 0;
-    e.labels = decode_lines(s.text(12));
+    e.labels = nonempty_lines(s.text(12));
     e.received_at = s.integer(13);
     e.processed_at = s.integer(14);
     e.status = s.text(15);
