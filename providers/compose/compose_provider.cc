@@ -1,9 +1,9 @@
 #include "compose_provider.h"
+#include "docker_cli.h"
+#include "swarm.h"
 
-#include <openssl/evp.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
+#include <netdb.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -12,6 +12,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <iostream>
 #include <set>
 #include <thread>
@@ -38,60 +40,6 @@ constexpr const char* kEnvironmentLabel = "dev.prevue.environment";
 // several prevue instances, and each sweeps only its own orphans.
 constexpr const char* kInstanceLabel = "dev.prevue.instance";
 
-// ---- running commands -------------------------------------------------------
-
-struct Command {
-  int exit_code = -1;
-  std::string out, err;
-  bool ok() const { return exit_code == 0; }
-  std::string why() const {
-    std::string text = err.empty() ? out : err;
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    return text.empty() ? "exit code " + std::to_string(exit_code) : tail_lines(text, 20);
-  }
-};
-
-Command run(const std::vector<std::string>& argv, Millis timeout = Millis(120'000), const fs::path& cwd = {},
-            std::map<std::string, std::string> env = {}) {
-  static SubprocessRunner runner;
-  std::cerr << "$ " << describe_argv(argv) << "\n";
-  ProcessSpec spec;
-  spec.argv = argv;
-  spec.cwd = cwd;
-  spec.env = std::move(env);
-  spec.timeout = timeout;
-  spec.stop_signal = SIGTERM;
-  spec.stop_grace = Millis(10'000);
-  Command c;
-  auto outcome = runner.run(spec);
-  if (!outcome.ok()) {
-    c.err = outcome.error().message;
-    return c;
-  }
-  if (outcome->elapsed > Millis(1'000)) std::cerr << "  (" << outcome->elapsed.count() << " ms)\n";  // where the time goes
-  c.exit_code = outcome->timed_out ? -1 : outcome->exit_code;
-  c.out = std::move(outcome->stdout_data);
-  c.err = std::move(outcome->stderr_data);
-  if (outcome->timed_out) c.err += "\n(timed out after " + std::to_string(timeout.count() / 1000) + " s)";
-  return c;
-}
-
-// `docker compose` (v2) where the plugin answers, else `docker-compose` (v1).
-const std::vector<std::string>& compose_binary() {
-  static const std::vector<std::string> binary = [] {
-    if (run({"docker", "compose", "version"}, Millis(20'000)).ok()) return std::vector<std::string>{"docker", "compose"};
-    return std::vector<std::string>{"docker-compose"};
-  }();
-  return binary;
-}
-
-// BuildKit (and its layer cache) where the engine has the buildx component;
-// the classic builder, with its own layer cache, where it does not.
-bool buildkit_available() {
-  static const bool available = run({"docker", "buildx", "version"}, Millis(20'000)).ok();
-  return available;
-}
-
 std::vector<std::string> compose(const std::string& project, const std::vector<std::string>& files,
                                  std::initializer_list<std::string> args) {
   std::vector<std::string> argv = compose_binary();
@@ -107,7 +55,27 @@ struct Settings {
   std::vector<std::string> files{"compose.yaml"};
   std::map<std::string, int> ports;  // routed service -> container port
   std::vector<std::string> profiles;
+  bool swarm = false;                // "mode": "swarm": a stack on the engine's swarm
 };
+
+// What the operator set in prevue's config ("providers": {"compose": {…}}).
+struct OperatorSettings {
+  std::string registry;  // "host:port[/path]": swarm images are pushed there, for every node to pull
+};
+
+Result<OperatorSettings> read_operator_settings(const std::string& text) {
+  OperatorSettings o;
+  json block = json::parse(text, nullptr, false);
+  if (!block.is_object()) return make_error(ErrorCode::kInvalidArgument, "providers.compose in prevue's config must be an object");
+  for (const auto& [key, value] : block.items()) {
+    if (key != "registry") return make_error(ErrorCode::kInvalidArgument, "providers.compose." + key + " in prevue's config: unknown field");
+    if (!value.is_string() || value.get<std::string>().empty() || value.get<std::string>().find_first_of(" \t\n") != std::string::npos)
+      return make_error(ErrorCode::kInvalidArgument, "providers.compose.registry in prevue's config must be a registry address (host:port)");
+    o.registry = value.get<std::string>();
+    while (!o.registry.empty() && o.registry.back() == '/') o.registry.pop_back();
+  }
+  return o;
+}
 
 // Reads the settings block; each problem is added at its JSON path.
 Settings read_settings(const std::string& text, std::vector<SettingsProblem>& problems) {
@@ -118,7 +86,12 @@ Settings read_settings(const std::string& text, std::vector<SettingsProblem>& pr
     return s;
   }
   for (const auto& [key, value] : block.items())
-    if (key != "files" && key != "ports" && key != "profiles") problems.push_back({"$.compose." + key, "unknown field"});
+    if (key != "files" && key != "ports" && key != "profiles" && key != "mode") problems.push_back({"$.compose." + key, "unknown field"});
+  if (block.contains("mode")) {
+    const json& mode = block["mode"];
+    if (mode != "compose" && mode != "swarm") problems.push_back({"$.compose.mode", "must be \"compose\" (the default) or \"swarm\""});
+    s.swarm = mode == "swarm";
+  }
   if (block.contains("files")) {
     s.files.clear();
     const json& files = block["files"];
@@ -162,6 +135,7 @@ struct Record {
   // A service whose identity is unchanged keeps that commit in its
   // PREVUE_COMMIT and label, so compose leaves its container running.
   std::map<std::string, std::pair<std::string, std::string>> started;
+  std::string mode;  // "compose" or "swarm": how it last ran
 };
 
 Record load_record(const fs::path& records) {
@@ -173,6 +147,7 @@ Record load_record(const fs::path& records) {
   // Each part kept in a local: iterating a temporary's items() would dangle.
   const json images = doc.value("images", json::array()), endpoints = doc.value("endpoints", json::object()),
              started = doc.value("started", json::object());
+  r.mode = doc.value("mode", "");
   for (const auto& image : images) r.images.push_back(image.get<std::string>());
   for (const auto& [k, v] : endpoints.items()) r.endpoints[k] = v.get<std::string>();
   for (const auto& [k, v] : started.items()) r.started[k] = {v.value("identity", ""), v.value("commit", "")};
@@ -184,15 +159,8 @@ Status save_record(const fs::path& records, const Record& r) {
   fs::create_directories(records, ec);
   json started = json::object();
   for (const auto& [service, s] : r.started) started[service] = {{"identity", s.first}, {"commit", s.second}};
-  json doc{{"images", r.images}, {"endpoints", r.endpoints}, {"started", started}};
+  json doc{{"images", r.images}, {"endpoints", r.endpoints}, {"started", started}, {"mode", r.mode}};
   return write_file_atomic(records / kRecordFile, doc.dump(2) + "\n", Durability::kAtomicOnly);
-}
-
-std::string sha256_hex(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_Digest(data.data(), data.size(), digest, &size, EVP_sha256(), nullptr);
-  return to_hex(std::string_view(reinterpret_cast<const char*>(digest), size));
 }
 
 // This prevue instance, as its projects are labelled: its records root.
@@ -256,13 +224,14 @@ struct Project {
   fs::path dir;                // the environment directory (the repository's files)
   fs::path records;            // this provider's records of it
   std::vector<std::string> files;  // the repository's compose files, absolute
+  bool swarm = false;              // a stack, not a compose project
   fs::path project_file() const { return records / kProjectFile; }
 };
 
 Result<Project> project_of(const ProviderRequest& request, const Settings& settings) {
   const ProviderEnvironment& env = request.environment;
   if (env.slug.empty() || !is_valid_dns_label(env.slug)) return make_error(ErrorCode::kInvalidArgument, "no valid environment slug in the request");
-  Project p{env.slug, env.dir, env.records_dir, {}};
+  Project p{env.slug, env.dir, env.records_dir, {}, settings.swarm};
   for (const auto& f : settings.files) {
     fs::path path = p.dir / f;
     std::error_code ec;
@@ -298,8 +267,8 @@ struct Prepared {
 // publish their container port on a loopback port Docker picks), no fixed
 // container names, prevue's labels and the preview's environment on every
 // service, network and volume.
-Result<Prepared> prepare(const ProviderRequest& request, const Settings& settings, const Project& p, Record& record,
-                         std::string& log) {
+Result<Prepared> prepare(const ProviderRequest& request, const Settings& settings, const OperatorSettings& operator_settings,
+                         const Project& p, Record& record, std::string& log) {
   std::vector<std::string> argv = compose(p.name, p.files, {"config"});
   for (const auto& profile : settings.profiles) argv.insert(argv.end() - 1, {"--profile", profile});
   Command config = run(argv, Millis(60'000), p.dir);
@@ -329,6 +298,14 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
     for (const auto& [k, v] : labels) merged[k] = v;
     if (!commit.empty()) merged["dev.prevue.commit"] = commit;
     node["labels"] = merged;
+  };
+  // A swarm service carries labels of its own (deploy.labels) beside its containers'.
+  auto add_service_labels = [&](YAML::Node spec, const std::string& commit) {
+    add_labels(spec, commit);
+    if (!settings.swarm) return;
+    if (!spec["deploy"] || !spec["deploy"].IsMap()) spec["deploy"] = YAML::Node(YAML::NodeType::Map);
+    YAML::Node deploy = spec["deploy"];
+    add_labels(deploy, commit);
   };
 
   Prepared prepared;
@@ -361,14 +338,37 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
         log += service + ": image " + tag + " (built)\n";
       }
       prepared.images.push_back(tag);
+      if (settings.swarm && !operator_settings.registry.empty()) {
+        // Every node of the swarm pulls it from the operator's registry.
+        std::string pushed = operator_settings.registry + "/" + tag;
+        if (Command tagged = run({"docker", "tag", tag, pushed}, Millis(30'000)); !tagged.ok())
+          return make_error(ErrorCode::kProvider, "tagging " + tag + " for the registry failed: " + tagged.why());
+        Command push = run({"docker", "push", pushed}, Millis(1'800'000));
+        if (!push.ok()) return make_error(ErrorCode::kProvider, "pushing " + pushed + " failed:\n" + push.why());
+        log += service + ": pushed " + pushed + "\n";
+        prepared.images.push_back(pushed);
+        tag = pushed;
+      }
       spec.remove("build");
       spec["image"] = tag;
     }
     spec.remove("container_name");
+    // Swarm starts a stack's services in no order (and Compose v1 writes a
+    // form of depends_on that stack deploy refuses): services wait for theirs themselves.
+    if (settings.swarm) spec.remove("depends_on");
     spec.remove("ports");
     if (auto routed = settings.ports.find(service); routed != settings.ports.end()) {
       YAML::Node ports(YAML::NodeType::Sequence);
-      ports.push_back("127.0.0.1::" + std::to_string(routed->second));
+      if (settings.swarm) {
+        // Published by the node that runs the task, on a port Docker picks (swarm::endpoint_of).
+        YAML::Node port(YAML::NodeType::Map);
+        port["target"] = routed->second;
+        port["protocol"] = "tcp";
+        port["mode"] = "host";
+        ports.push_back(port);
+      } else {
+        ports.push_back("127.0.0.1::" + std::to_string(routed->second));
+      }
       spec["ports"] = ports;
     }
     YAML::Node env = spec["environment"] && spec["environment"].IsMap() ? spec["environment"] : YAML::Node(YAML::NodeType::Map);
@@ -385,7 +385,7 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
     }
     spec["environment"]["PREVUE_COMMIT"] = started.second;
     spec["environment"]["PREVUE_COMMIT_SHORT"] = started.second.substr(0, 7);
-    add_labels(spec, started.second);
+    add_service_labels(spec, started.second);
   }
   for (const char* kind : {"networks", "volumes"}) {
     if (!doc[kind] || !doc[kind].IsMap()) continue;
@@ -422,65 +422,75 @@ std::string container_state(const std::string& id, const std::string& format) {
   return inspect.ok() ? text : "";
 }
 
-// GET `path` on 127.0.0.1:`port`: whether it answered 2xx or 3xx.
-bool http_healthy(int port, const std::string& path) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  timeval timeout{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+// GET `path` at `endpoint`: whether it answered 2xx or 3xx.
+bool http_healthy(const Endpoint& endpoint, const std::string& path) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(endpoint.host.c_str(), std::to_string(endpoint.port).c_str(), &hints, &found) != 0 || !found) return false;
   bool ok = false;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: prevue-health\r\n\r\n";
-    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
-      char buffer[64] = {};
-      ssize_t n = ::recv(fd, buffer, sizeof buffer - 1, 0);
-      std::string status(buffer, n > 0 ? static_cast<size_t>(n) : 0);
-      ok = status.rfind("HTTP/1.", 0) == 0 && status.size() >= 12 && (status[9] == '2' || status[9] == '3');
+  int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    timeval timeout{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    if (::connect(fd, found->ai_addr, found->ai_addrlen) == 0) {
+      std::string request = "GET " + path + " HTTP/1.0\r\nHost: " + endpoint.text() + "\r\nUser-Agent: prevue-health\r\n\r\n";
+      if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+        char buffer[64] = {};
+        ssize_t n = ::recv(fd, buffer, sizeof buffer - 1, 0);
+        std::string status(buffer, n > 0 ? static_cast<size_t>(n) : 0);
+        ok = status.rfind("HTTP/1.", 0) == 0 && status.size() >= 12 && (status[9] == '2' || status[9] == '3');
+      }
     }
+    ::close(fd);
   }
-  ::close(fd);
+  ::freeaddrinfo(found);
   return ok;
 }
 
 std::string logs_tail(const Project& p, const std::string& service) {
+  if (p.swarm) return swarm::logs_tail(p.name, service, 30);
   Command logs = run(compose(p.name, {p.project_file().string()}, {"logs", "--no-color", "--tail", "30", service}), Millis(30'000));
   return tail_lines(logs.out + logs.err, 30);
 }
 
+// One service as a wait sees it.
+struct ServiceProbe {
+  bool ready = false;    // running (and healthy, where it has a healthcheck)
+  std::string failure;   // it exited, or its task failed: why
+  std::string state;     // for a message
+};
+
 // Waits until every service runs, each with a healthcheck healthy and each
-// routed one answering its health path; the first that exits or stays
-// unhealthy fails the call with its last log lines.
-Status wait_healthy(const ProviderRequest& request, const Project& p, const Prepared& prepared, const Record& record) {
+// routed one answering its health path at its endpoint (which `endpoint_of`
+// finds, once the service runs); the first that exits or fails fails the
+// call with its last log lines.
+Status wait_healthy(const ProviderRequest& request, const Project& p, const Prepared& prepared, Record& record,
+                    const std::function<ServiceProbe(const std::string&)>& probe,
+                    const std::function<std::string(const std::string&)>& endpoint_of) {
   std::int64_t timeout_ms = 60'000;
   for (const auto& s : request.services) timeout_ms = std::max(timeout_ms, s.ready_timeout_ms);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   std::set<std::string> waiting = prepared.services;
-  std::map<std::string, std::string> ids;
   std::string last_problem;
   while (!waiting.empty()) {
     for (auto it = waiting.begin(); it != waiting.end();) {
       const std::string& service = *it;
-      std::string& id = ids[service];  // a container keeps its id while it starts: looked up until found
-      if (id.empty()) id = container_of(p, service);
-      std::string state = id.empty() ? "" : container_state(id, "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}");
-      if (state.rfind("exited", 0) == 0 || state.rfind("dead", 0) == 0)
-        return make_error(ErrorCode::kProvider, "service " + service + " exited:\n" + logs_tail(p, service));
-      bool healthy = state.rfind("running", 0) == 0;
-      if (healthy && prepared.healthchecked.count(service)) healthy = state == "running healthy";
+      ServiceProbe state = probe(service);
+      if (!state.failure.empty()) return make_error(ErrorCode::kProvider, state.failure + ":\n" + logs_tail(p, service));
+      bool healthy = state.ready;
       const ProviderService* routed = nullptr;
       for (const auto& s : request.services)
         if (s.name == service) routed = &s;
       if (healthy && routed) {
-        auto e = record.endpoints.find(service);
-        auto endpoint = e == record.endpoints.end() ? std::nullopt : Endpoint::parse(e->second);
-        healthy = endpoint && http_healthy(endpoint->port, routed->health_path);
+        std::string& known = record.endpoints[service];
+        if (known.empty()) known = endpoint_of(service);
+        auto endpoint = Endpoint::parse(known);
+        healthy = endpoint && http_healthy(*endpoint, routed->health_path);
+        if (!endpoint) state.state += ", no published port yet";
       }
-      if (!healthy) last_problem = service + " (" + (state.empty() ? "no container" : state) + ")";
+      if (!healthy) last_problem = service + " (" + state.state + ")";
       it = healthy ? waiting.erase(it) : std::next(it);
     }
     if (waiting.empty()) break;
@@ -492,6 +502,56 @@ Status wait_healthy(const ProviderRequest& request, const Project& p, const Prep
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   return {};
+}
+
+// A compose project's services: each one's container, as Docker reports it.
+std::function<ServiceProbe(const std::string&)> compose_probe(const Project& p, const Prepared& prepared) {
+  auto ids = std::make_shared<std::map<std::string, std::string>>();
+  return [&p, &prepared, ids](const std::string& service) {
+    ServiceProbe probe;
+    std::string& id = (*ids)[service];  // a container keeps its id while it starts: looked up until found
+    if (id.empty()) id = container_of(p, service);
+    std::string state = id.empty() ? "" : container_state(id, "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}");
+    if (state.rfind("exited", 0) == 0 || state.rfind("dead", 0) == 0) probe.failure = "service " + service + " exited";
+    probe.ready = state.rfind("running", 0) == 0 && (!prepared.healthchecked.count(service) || state == "running healthy");
+    probe.state = state.empty() ? "no container" : state;
+    return probe;
+  };
+}
+
+// Everything of the project, found by compose's own label: what a crash
+// left half-made is found too, and no compose file is needed.
+std::vector<std::string> labelled(const std::vector<std::string>& list_argv, const std::string& project) {
+  std::vector<std::string> argv = list_argv;
+  argv.insert(argv.end(), {"--quiet", "--filter", "label=com.docker.compose.project=" + project});
+  return nonempty_lines(run(argv).out);
+}
+
+// Removes a compose project's containers (with their anonymous volumes),
+// networks and volumes; each one a line of the receipt.
+std::vector<ReceiptItem> remove_compose_project(const std::string& project) {
+  std::vector<ReceiptItem> receipt;
+  for (const auto& id : labelled({"docker", "ps", "--all"}, project)) {
+    std::string name = container_state(id, "{{.Name}}");
+    Command rm = run({"docker", "rm", "--force", "--volumes", id});
+    receipt.push_back({"container", (name.empty() ? id : name.substr(name.front() == '/' ? 1 : 0)), rm.ok() ? "removed" : "not removed: " + rm.why()});
+  }
+  for (const auto& id : labelled({"docker", "network", "ls"}, project)) {
+    std::string name = run({"docker", "network", "inspect", "--format", "{{.Name}}", id}).first_line();
+    Command rm = run({"docker", "network", "rm", id});
+    receipt.push_back({"network", name.empty() ? id : name, rm.ok() ? "removed" : "not removed: " + rm.why()});
+  }
+  for (const auto& name : labelled({"docker", "volume", "ls"}, project)) {
+    Command rm = run({"docker", "volume", "rm", "--force", name});
+    receipt.push_back({"volume", name, rm.ok() ? "removed" : "not removed: " + rm.why()});
+  }
+  return receipt;
+}
+
+// Whether this engine can hold stacks (asked once per call of the provider).
+bool swarm_manager() {
+  static const bool manager = swarm::why_not_a_manager().empty();
+  return manager;
 }
 
 // ---- verbs --------------------------------------------------------------------
@@ -514,9 +574,19 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
     fail(response, project.error().message);
     return kProviderExitFailed;
   }
+  auto operator_settings = read_operator_settings(request.operator_settings);
+  if (!operator_settings.ok()) {
+    fail(response, operator_settings.error().message);
+    return kProviderExitFailed;
+  }
+  if (settings.swarm)
+    if (std::string why = swarm::why_not_a_manager(); !why.empty()) {
+      fail(response, why);
+      return kProviderExitFailed;
+    }
   std::string log;
   Record record = load_record(project->records);
-  auto prepared = prepare(request, settings, *project, record, log);
+  auto prepared = prepare(request, settings, *operator_settings, *project, record, log);
   std::cerr << log;
   if (!prepared.ok()) {
     fail(response, prepared.error().message);
@@ -525,30 +595,61 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
   // Recorded before `up`: a teardown after a crash here still finds the images.
   for (const auto& image : prepared->images)
     if (std::find(record.images.begin(), record.images.end(), image) == record.images.end()) record.images.push_back(image);
+  const std::string mode = settings.swarm ? "swarm" : "compose";
+  if (!record.mode.empty() && record.mode != mode) {
+    // The manifest moved between a compose project and a stack: the old one goes first.
+    for (const auto& item : settings.swarm ? remove_compose_project(project->name) : swarm::remove(project->name))
+      std::cerr << "switching to " << mode << ": " << item.kind << " " << item.name << " " << item.outcome << "\n";
+    record.endpoints.clear();
+  }
+  record.mode = mode;
   (void)save_record(project->records, record);
 
-  // Compose recreates only the services whose configuration or image changed.
-  Command up = run(compose(project->name, {project->project_file().string()}, {"up", "--detach", "--no-build", "--remove-orphans"}),
-                   Millis(900'000), project->dir);
-  std::cerr << up.err;
-  if (!up.ok()) {
-    fail(response, "compose up failed: " + up.why());
-    return kProviderExitFailed;
-  }
-  for (const auto& [service, port] : settings.ports) {
-    Command published = run(compose(project->name, {project->project_file().string()}, {"port", service, std::to_string(port)}),
-                            Millis(30'000));
-    auto endpoint = Endpoint::parse(nonempty_lines(published.out).empty() ? "" : nonempty_lines(published.out).front());
-    if (!published.ok() || !endpoint) {
-      fail(response, "service " + service + " publishes no port " + std::to_string(port) + ": " + published.why() + "\n" +
-                         logs_tail(*project, service));
+  Status healthy;
+  if (settings.swarm) {
+    // Swarm updates only the services whose spec changed; routed ones
+    // publish on the node that runs their task, so each endpoint is read
+    // once its task runs.
+    std::set<std::string> earlier_tasks = swarm::task_ids(project->name);
+    Command deployed = swarm::deploy(project->name, project->project_file().string(), !operator_settings->registry.empty());
+    std::cerr << deployed.out << deployed.err;
+    if (!deployed.ok()) {
+      fail(response, "docker stack deploy failed: " + deployed.why());
       return kProviderExitFailed;
     }
-    // Docker answers 0.0.0.0 for a port bound to every address; prevue bound it to loopback.
-    record.endpoints[service] = "127.0.0.1:" + std::to_string(endpoint->port);
+    for (const auto& service : prepared->changed) record.endpoints.erase(service);
+    auto probe = [&](const std::string& service) {
+      swarm::ServiceProbe task = swarm::probe(project->name, service, earlier_tasks);
+      return ServiceProbe{task.ready, task.failure, task.state};
+    };
+    auto endpoint_of = [&](const std::string& service) { return swarm::endpoint_of(project->name, service, settings.ports.at(service)); };
+    healthy = wait_healthy(request, *project, *prepared, record, probe, endpoint_of);
+  } else {
+    // Compose recreates only the services whose configuration or image changed.
+    Command up = run(compose(project->name, {project->project_file().string()}, {"up", "--detach", "--no-build", "--remove-orphans"}),
+                     Millis(900'000), project->dir);
+    std::cerr << up.err;
+    if (!up.ok()) {
+      fail(response, "compose up failed: " + up.why());
+      return kProviderExitFailed;
+    }
+    for (const auto& [service, port] : settings.ports) {
+      Command published = run(compose(project->name, {project->project_file().string()}, {"port", service, std::to_string(port)}),
+                              Millis(30'000));
+      auto endpoint = Endpoint::parse(published.first_line());
+      if (!published.ok() || !endpoint) {
+        fail(response, "service " + service + " publishes no port " + std::to_string(port) + ": " + published.why() + "\n" +
+                           logs_tail(*project, service));
+        return kProviderExitFailed;
+      }
+      // Docker answers 0.0.0.0 for a port bound to every address; prevue bound it to loopback.
+      record.endpoints[service] = "127.0.0.1:" + std::to_string(endpoint->port);
+    }
+    healthy = wait_healthy(request, *project, *prepared, record, compose_probe(*project, *prepared),
+                           [](const std::string&) { return std::string(); });
   }
   (void)save_record(project->records, record);
-  if (Status healthy = wait_healthy(request, *project, *prepared, record); !healthy.ok()) {
+  if (!healthy.ok()) {
     fail(response, healthy.error().message);
     return kProviderExitFailed;
   }
@@ -564,14 +665,6 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
   return kProviderExitOk;
 }
 
-// Everything of the project, found by compose's own label: what a crash
-// left half-made is found too, and no compose file is needed.
-std::vector<std::string> labelled(const std::vector<std::string>& list_argv, const std::string& project) {
-  std::vector<std::string> argv = list_argv;
-  argv.insert(argv.end(), {"--quiet", "--filter", "label=com.docker.compose.project=" + project});
-  return nonempty_lines(run(argv).out);
-}
-
 int destroy(const ProviderRequest& request, ProviderResponse& response) {
   const std::string project = request.environment.slug;
   if (!is_valid_dns_label(project)) {
@@ -580,20 +673,11 @@ int destroy(const ProviderRequest& request, ProviderResponse& response) {
   }
   const fs::path records = request.environment.records_dir;
   Record record = load_record(records);
-  for (const auto& id : labelled({"docker", "ps", "--all"}, project)) {
-    std::string name = container_state(id, "{{.Name}}");
-    Command rm = run({"docker", "rm", "--force", "--volumes", id});
-    response.removed.push_back({"container", (name.empty() ? id : name.substr(name.front() == '/' ? 1 : 0)), rm.ok() ? "removed" : "not removed: " + rm.why()});
-  }
-  for (const auto& id : labelled({"docker", "network", "ls"}, project)) {
-    std::string name = nonempty_lines(run({"docker", "network", "inspect", "--format", "{{.Name}}", id}).out).front();
-    Command rm = run({"docker", "network", "rm", id});
-    response.removed.push_back({"network", name, rm.ok() ? "removed" : "not removed: " + rm.why()});
-  }
-  for (const auto& name : labelled({"docker", "volume", "ls"}, project)) {
-    Command rm = run({"docker", "volume", "rm", "--force", name});
-    response.removed.push_back({"volume", name, rm.ok() ? "removed" : "not removed: " + rm.why()});
-  }
+  // Both kinds are looked for, whatever the manifest says now: a crash
+  // while switching modes, or a record lost, leaves nothing behind.
+  response.removed = remove_compose_project(project);
+  if (swarm_manager())
+    for (auto& item : swarm::remove(project)) response.removed.push_back(std::move(item));
   // Images this environment built that no other environment's record names.
   std::set<std::string> shared;
   std::error_code ec;
@@ -613,7 +697,18 @@ int destroy(const ProviderRequest& request, ProviderResponse& response) {
   return kProviderExitOk;
 }
 
+// How the environment last ran, by its record.
+bool runs_as_stack(const ProviderRequest& request) { return load_record(request.environment.records_dir).mode == "swarm"; }
+
 int sleep_project(const ProviderRequest& request, ProviderResponse& response) {
+  if (runs_as_stack(request)) {
+    if (Status scaled = swarm::scale_to_zero(request.environment.slug); !scaled.ok()) {
+      fail(response, scaled.error().message);
+      return kProviderExitFailed;
+    }
+    response.ok = true;
+    return kProviderExitOk;
+  }
   for (const auto& id : labelled({"docker", "ps"}, request.environment.slug)) {
     Command stop = run({"docker", "stop", id});
     if (!stop.ok()) {
@@ -628,6 +723,16 @@ int sleep_project(const ProviderRequest& request, ProviderResponse& response) {
 int status(const ProviderRequest& request, ProviderResponse& response) {
   const std::string project = request.environment.slug;
   Record record = load_record(request.environment.records_dir);
+  if (record.mode == "swarm") {
+    for (const auto& [service, up] : swarm::service_states(project)) {
+      ServiceStatus s{service, {}, 0, up, false};
+      if (auto e = record.endpoints.find(service); e != record.endpoints.end())
+        if (auto endpoint = Endpoint::parse(e->second)) s.endpoint = *endpoint;
+      response.services.push_back(std::move(s));
+    }
+    response.ok = true;
+    return kProviderExitOk;
+  }
   Command ps = run({"docker", "ps", "--all", "--filter", "label=com.docker.compose.project=" + project, "--format",
                     "{{.Label \"com.docker.compose.service\"}} {{.State}}"});
   std::map<std::string, bool> running;
@@ -660,6 +765,9 @@ int list(const ProviderRequest& request, ProviderResponse& response) {
     return kProviderExitFailed;
   }
   for (const auto& slug : nonempty_lines(ps.out)) slugs.insert(slug);
+  // A sleeping stack has no containers; its services still carry the label.
+  if (swarm_manager())
+    for (const auto& stack : swarm::stacks_labelled(std::string(kInstanceLabel) + "=" + instance_of(request))) slugs.insert(stack);
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(request.records_root, ec))
     if (fs::exists(entry.path() / kRecordFile, ec)) slugs.insert(entry.path().filename().string());
@@ -667,6 +775,15 @@ int list(const ProviderRequest& request, ProviderResponse& response) {
     if (is_valid_dns_label(slug)) response.environments.push_back({slug, (fs::path(request.records_root) / slug).string(), {}});
   response.ok = true;
   return kProviderExitOk;
+}
+
+// The container of the request's one service (empty when none): the
+// project's, or a running task's of the stack.
+std::string service_container(const ProviderRequest& request) {
+  if (request.services.size() != 1 || !is_valid_dns_label(request.environment.slug)) return "";
+  const std::string& service = request.services.front().name;
+  if (runs_as_stack(request)) return swarm::running_container(request.environment.slug, service);
+  return container_of(Project{request.environment.slug, {}, {}, {}}, service);
 }
 
 }  // namespace
@@ -684,7 +801,8 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
         response.settings_schema = R"({"type": "object", "additionalProperties": false, "properties": {
           "files": {"type": "array", "minItems": 1, "items": {"type": "string"}},
           "ports": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 65535}},
-          "profiles": {"type": "array", "items": {"type": "string"}}}})";
+          "profiles": {"type": "array", "items": {"type": "string"}},
+          "mode": {"enum": ["compose", "swarm"]}}})";
         return kProviderExitOk;
       case ProviderVerb::kValidate: {
         Settings settings = read_settings(request.settings, response.problems);
@@ -711,9 +829,7 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
       case ProviderVerb::kList: return list(request, response);
       case ProviderVerb::kExec: {
         // A seed command inside the service's running container.
-        std::string id = request.services.size() == 1 && is_valid_dns_label(request.environment.slug)
-                             ? container_of(Project{request.environment.slug, {}, {}, {}}, request.services.front().name)
-                             : "";
+        std::string id = service_container(request);
         if (id.empty() || request.services.front().run.empty()) {
           fail(response, "no running container for that service, or no command");
           return kProviderExitFailed;
@@ -733,9 +849,7 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
       }
       case ProviderVerb::kLogs: {
         // The container's output, as `docker logs` has it.
-        std::string id = request.services.size() == 1 && is_valid_dns_label(request.environment.slug)
-                             ? container_of(Project{request.environment.slug, {}, {}, {}}, request.services.front().name)
-                             : "";
+        std::string id = service_container(request);
         if (id.empty()) {
           fail(response, "no container for that service");
           return kProviderExitFailed;

@@ -55,7 +55,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
   try {
     Reader root(doc, "$");
     root.expect_object({"state_dir", "provider_dir", "provider_timeout", "api", "proxy", "repositories", "dns", "lease", "concurrency", "scheduler",
-                        "webhooks", "trust", "secrets"});
+                        "webhooks", "trust", "secrets", "providers"});
     Config c;
     if (!root.has("state_dir")) root.fail("missing required field 'state_dir'");
     c = default_config(resolve(base, root.at("state_dir").string()));
@@ -177,6 +177,18 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
     }
     if (root.has("lease")) c.lease = json_reader::read_lease(root.at("lease")).over(c.lease);
     if (root.has("concurrency")) c.concurrency = read_int(root.at("concurrency"), 1, 64);
+    if (root.has("providers")) {
+      // Each provider's operator settings (a registry, a kubeconfig, a
+      // state backend): handed to that provider with every request, never
+      // taken from a repository.
+      Reader providers = root.at("providers");
+      if (!providers.value().is_object()) providers.fail("must be an object of PROVIDER: {settings}");
+      for (const auto& item : providers.value().items()) {
+        Reader one(item.value(), providers.child_path(item.key()));
+        if (!item.value().is_object()) one.fail("must be an object (the provider's operator settings)");
+        c.provider_settings[item.key()] = item.value().dump();
+      }
+    }
     if (root.has("secrets")) {
       Reader secrets = root.at("secrets");
       if (!secrets.value().is_object()) secrets.fail("must be an object of NAME: {\"file\" | \"env\" | \"value\"}");

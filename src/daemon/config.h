@@ -87,6 +87,8 @@ struct Config {
   std::vector<std::string> trusted_authors;
   // {{ secret.NAME }}: values from the config, a file or an environment variable.
   std::map<std::string, std::string> secrets;
+  // "providers": {"compose": {...}}: each provider's operator settings, as JSON text.
+  std::map<std::string, std::string> provider_settings;
   size_t webhook_max_body_bytes = 25 * 1024 * 1024;
 };
 

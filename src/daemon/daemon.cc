@@ -275,6 +275,7 @@ struct Daemon::Impl {
     engine_config.public_url_template = config.public_url.empty() ? default_url : config.public_url;
     engine_config.lease_defaults = config.lease;
     engine_config.secrets = config.secrets;
+    engine_config.provider_settings = config.provider_settings;
 
     // Watched repositories.
     Engine engine(engine_config, *store, runner, clock);

@@ -293,6 +293,7 @@ ProviderRequest EngineConfig::provider_request(ProviderVerb verb, const std::str
   if (!slug.empty())
     r.environment = ProviderEnvironment{slug, env_dir(slug).string(), (provider_records_root(provider) / slug).string(), pr, commit};
   r.stop_grace_ms = stop_grace.count();
+  if (auto it = provider_settings.find(provider); it != provider_settings.end()) r.operator_settings = it->second;
   return r;
 }
 

@@ -36,6 +36,9 @@ struct EngineConfig {
   // {{ secret.NAME }} values for trusted pull requests; untrusted ones
   // render them empty. Redacted from every step log and stored error.
   std::map<std::string, std::string> secrets;
+  // Each provider's operator settings from prevue's config (JSON text),
+  // sent with every request to it as `operator`.
+  std::map<std::string, std::string> provider_settings;
 
   // The link a reviewer gets for `host` through the proxy (public_url_template
   // with {host} filled in); empty when links go straight to the upstream.

@@ -109,6 +109,7 @@ std::string encode_request(const ProviderRequest& r) {
          {"environment", {{"slug", r.environment.slug}, {"dir", r.environment.dir}, {"records_dir", r.environment.records_dir},
                           {"pr", r.environment.pr}, {"commit", r.environment.commit}}},
          {"settings", settings_object(r.settings)},
+         {"operator", settings_object(r.operator_settings)},
          {"services", services},
          {"stop_grace_ms", r.stop_grace_ms}};
   if (r.verb == ProviderVerb::kLogs) j["log_lines"] = r.log_lines;
@@ -146,6 +147,10 @@ Result<ProviderRequest> decode_request(std::string_view text) {
     if (auto it = j.find("settings"); it != j.end()) {
       if (!it->is_object()) return make_error(ErrorCode::kInvalidArgument, "malformed provider request: 'settings' must be an object");
       r.settings = it->dump();
+    }
+    if (auto it = j.find("operator"); it != j.end()) {
+      if (!it->is_object()) return make_error(ErrorCode::kInvalidArgument, "malformed provider request: 'operator' must be an object");
+      r.operator_settings = it->dump();
     }
     r.stop_grace_ms = integer_or(j, "stop_grace_ms", 5000, 0, kMaxMs);
     r.log_lines = integer_or(j, "log_lines", 100, 1, 100'000);

@@ -55,6 +55,9 @@ struct ProviderRequest {
   std::string records_root;  // this provider's records, one directory per environment (list finds orphans here)
   ProviderEnvironment environment;
   std::string settings = "{}";  // the manifest's block for this provider: a JSON object, as text
+  // The operator's settings for this provider (prevue's config, "providers"):
+  // a JSON object, as text. Trusted, unlike `settings`, which a PR can change.
+  std::string operator_settings = "{}";
   std::vector<ProviderService> services;       // allocate, apply
   std::int64_t stop_grace_ms = 5'000;          // destroy, apply (restart)
   std::int64_t log_lines = 100;                // logs: how many of the last lines

@@ -307,11 +307,15 @@ class Daemon:
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {what}; last={last!r}\n--- daemon log ---\n{self.read_log()[-4000:]}")
 
-    def wait_env(self, pr, state, commit=None, timeout=60):
+    def wait_env(self, pr, state, commit=None, timeout=60, fail_fast=False):
+        """With fail_fast, a build of `commit` that failed ends the wait at
+        once (for slow builds, where waiting out the timeout tells nothing)."""
         def check():
             for env in self.environments():
                 if env["pr"] == pr and env["state"] == state and (commit is None or env["deployed_commit"] == commit):
                     return env
+                if fail_fast and env["pr"] == pr and env["state"] == "failed" and env["commit"] == commit:
+                    raise AssertionError(f"PR {pr} failed at {commit}: {env.get('failed_step')}: {env.get('error')}")
             return None
         return self.wait_for(check, f"PR {pr} {state} at {commit}", timeout)
 

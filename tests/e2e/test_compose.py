@@ -90,7 +90,7 @@ class Compose(PrevueTestCase):
         first = commit_all(self.repo, "banner one")
         git(self.repo, "checkout", "-q", "main")
         self.daemon = Daemon(self.scratch, [self.repo]).start()
-        env = self.daemon.wait_env(1, "ready", first, timeout=300)
+        env = self.daemon.wait_env(1, "ready", first, timeout=300, fail_fast=True)
         slug = env["slug"]
         status, page, _ = self.daemon.get(primary_host(env))
         self.assertEqual(status, 200, page)
@@ -112,7 +112,7 @@ class Compose(PrevueTestCase):
         set_banner(self.repo, "Compose preview two")
         second = commit_all(self.repo, "banner two")
         git(self.repo, "checkout", "-q", "main")
-        env = self.daemon.wait_env(1, "ready", second, timeout=300)
+        env = self.daemon.wait_env(1, "ready", second, timeout=300, fail_fast=True)
         status, page, _ = self.daemon.get(primary_host(env))
         self.assertIn("Compose preview two", page)
         self.assertEqual(container_id(slug, "api"), api_container, "api was not recreated")
@@ -125,7 +125,7 @@ class Compose(PrevueTestCase):
         git(self.repo, "commit", "-q", "--allow-empty", "-m", "same tree, another commit")
         twin_commit = git(self.repo, "rev-parse", "HEAD")
         git(self.repo, "checkout", "-q", "main")
-        twin = self.daemon.wait_env(2, "ready", twin_commit, timeout=300)
+        twin = self.daemon.wait_env(2, "ready", twin_commit, timeout=300, fail_fast=True)
         twin_log = self.apply_log(twin["slug"])
         self.assertNotIn("(built)", twin_log)
         self.assertEqual(len(set(p for p in twin_log.split() if p.startswith("prevue-build/"))), 2, twin_log)
@@ -180,6 +180,103 @@ class Compose(PrevueTestCase):
         self.assertIn("the compose files do not load", env["error"])
         self.prevue("down", env["slug"])
         self.assertEqual(project_objects(env["slug"]), {"containers": [], "networks": [], "volumes": []})
+
+
+def swarm_state():
+    return subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True, text=True,
+                          timeout=30).stdout.strip()
+
+
+def stack_objects(slug):
+    label = f"label=com.docker.stack.namespace={slug}"
+    return {"services": docker("service", "ls", "--quiet", "--filter", label),
+            "containers": docker("ps", "--all", "--quiet", "--filter", label),
+            "networks": docker("network", "ls", "--quiet", "--filter", label),
+            "volumes": docker("volume", "ls", "--quiet", "--filter", label)}
+
+
+@unittest.skipIf(docker_ready() is not None, docker_ready() or "")
+class Swarm(PrevueTestCase):
+    """The same compose file as a stack on a single-node swarm the test makes
+    (on loopback) and leaves again."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.made_swarm = swarm_state() != "active"
+        if cls.made_swarm:
+            subprocess.run(["docker", "swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377"],
+                           capture_output=True, text=True, check=True, timeout=120)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.made_swarm:
+            subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True, timeout=120, check=False)
+
+    def setUp(self):
+        super().setUp()
+        self.repo = make_template_repo(self.scratch)
+        with open(COMPOSE_MANIFEST, encoding="utf-8") as f:
+            manifest = json.load(f)
+        manifest["compose"]["mode"] = "swarm"
+        manifest["lease"]["grace"] = "0s"
+        with open(os.path.join(self.repo, "prevue.json"), "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2)
+        commit_all(self.repo, "preview as a swarm stack")
+        self.images_before = built_images()
+        self.daemon = None
+
+    def tearDown(self):
+        try:
+            if self.daemon:
+                self.daemon.stop()
+        finally:
+            super().tearDown()
+            for image in built_images() - self.images_before:
+                docker("image", "rm", image, check=False)
+
+    def test_a_pull_request_as_a_stack_from_push_to_merge(self):
+        git(self.repo, "checkout", "-q", "-b", "stacked")
+        set_banner(self.repo, "Stack preview one")
+        first = commit_all(self.repo, "banner one")
+        git(self.repo, "checkout", "-q", "main")
+        self.daemon = Daemon(self.scratch, [self.repo]).start()
+        env = self.daemon.wait_env(1, "ready", first, timeout=300, fail_fast=True)
+        slug = env["slug"]
+        status, page, _ = self.daemon.get(primary_host(env))
+        self.assertEqual(status, 200, page)
+        self.assertIn("Stack preview one", page)
+        self.assertIn(first, page)
+        self.assertIn("Seeded inside the api container for PR 1", page)  # exec into the stack's task
+        services = docker("service", "ls", "--format", "{{.Name}}", "--filter", f"label=com.docker.stack.namespace={slug}")
+        self.assertEqual(sorted(services), [f"{slug}_api", f"{slug}_web"])
+        labels = json.loads(subprocess.run(["docker", "service", "inspect", "--format", "{{json .Spec.Labels}}", f"{slug}_web"],
+                                           capture_output=True, text=True, check=True).stdout)
+        self.assertEqual(labels["dev.prevue.environment"], slug)
+        api_service_version = docker("service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", f"{slug}_api")
+
+        # A push to web only: the api service keeps its spec (no new task).
+        api_tasks = docker("service", "ps", "--quiet", f"{slug}_api")
+        git(self.repo, "checkout", "-q", "stacked")
+        set_banner(self.repo, "Stack preview two")
+        second = commit_all(self.repo, "banner two")
+        git(self.repo, "checkout", "-q", "main")
+        env = self.daemon.wait_env(1, "ready", second, timeout=300, fail_fast=True)
+        status, page, _ = self.daemon.get(primary_host(env))
+        self.assertIn("Stack preview two", page)
+        self.assertEqual(docker("service", "ps", "--quiet", f"{slug}_api"), api_tasks, "api was not updated")
+        self.assertEqual(docker("service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", f"{slug}_api"),
+                         api_service_version)
+
+        # Merged: the stack, its networks and its volumes go.
+        git(self.repo, "merge", "-q", "--no-ff", "-m", "merge stacked", "stacked")
+        self.daemon.wait_gone(slug, timeout=180)
+        self.assertEqual(stack_objects(slug), {"services": [], "containers": [], "networks": [], "volumes": []})
+        self.assertEqual(self.daemon.get(primary_host(env))[0], 404)
+        timeline = self.daemon.api_call("GET", f"/api/v1/environments/{slug}/timeline")[1]
+        receipt = json.loads(next(t["detail"] for t in timeline if t["kind"] == "receipt"))
+        removed = {(item["kind"], item["name"]) for item in receipt if item["outcome"] == "removed"}
+        self.assertIn(("service", f"{slug}_web"), removed, receipt)
+        self.assertIn(("volume", f"{slug}_data"), removed, receipt)
 
 
 if __name__ == "__main__":

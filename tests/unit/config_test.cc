@@ -187,6 +187,15 @@ TEST(Secrets, ComeFromTheConfig) {
   EXPECT_NE(bad.error().message.find("$.secrets.B.env"), std::string::npos);
 }
 
+TEST(Config, ProvidersOperatorSettingsAreKeptPerProvider) {
+  auto c = parse_config(R"({"state_dir": "/s", "providers": {"compose": {"registry": "127.0.0.1:5000"}}})", "/c/config.json");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->provider_settings.at("compose"), R"({"registry":"127.0.0.1:5000"})");
+  auto bad = parse_config(R"({"state_dir": "/s", "providers": {"compose": "registry"}})", "/c/config.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("$.providers.compose"), std::string::npos);
+}
+
 TEST(Config, NumbersPastTheirRangeAreErrors) {
   for (const char* text : {R"({"state_dir": "s", "concurrency": 1e400})", R"({"state_dir": "s", "concurrency": 1e300})",
                            R"({"state_dir": "s", "concurrency": 18446744073709551615})",

@@ -12,6 +12,7 @@ TEST(Protocol, RequestRoundTrips) {
   r.records_root = "/state/providers/local";
   r.environment = ProviderEnvironment{"pr-1-x", "/state/envs/pr-1-x", "/state/providers/local/pr-1-x", 1, "abc"};
   r.settings = R"({"files": ["compose.yaml"], "profiles": {"dev": true}})";
+  r.operator_settings = R"({"registry": "127.0.0.1:5000"})";
   ProviderService s;
   s.name = "web";
   s.workdir = "/state/envs/pr-1-x/web";
@@ -26,6 +27,7 @@ TEST(Protocol, RequestRoundTrips) {
   EXPECT_EQ(back->environment.records_dir, "/state/providers/local/pr-1-x");
   EXPECT_EQ(back->records_root, "/state/providers/local");
   EXPECT_EQ(back->settings, R"({"files":["compose.yaml"],"profiles":{"dev":true}})");
+  EXPECT_EQ(back->operator_settings, R"({"registry":"127.0.0.1:5000"})");
   ASSERT_EQ(back->services.size(), 1u);
   EXPECT_EQ(back->services[0].run, s.run);
   EXPECT_EQ(back->services[0].env.at("ENV_NAME"), "preview");
@@ -36,6 +38,7 @@ TEST(Protocol, RequestRejectsUnknownVerbAndVersion) {
   EXPECT_FALSE(decode_request(R"({"protocol": 2, "verb": "explode"})").ok());
   EXPECT_FALSE(decode_request(R"({"protocol": 1, "verb": "list"})").ok());
   EXPECT_FALSE(decode_request(R"({"protocol": 2, "verb": "list", "settings": [1]})").ok());
+  EXPECT_FALSE(decode_request(R"({"protocol": 2, "verb": "list", "operator": "registry"})").ok());
   EXPECT_FALSE(decode_request(R"({"protocol": 9, "verb": "list"})").ok());
   EXPECT_FALSE(decode_request("not json").ok());
   EXPECT_FALSE(decode_request(R"({"verb": "list"})").ok());
