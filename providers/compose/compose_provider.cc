@@ -786,6 +786,35 @@ std::string service_container(const ProviderRequest& request) {
   return container_of(Project{request.environment.slug, {}, {}, {}}, service);
 }
 
+// Copies a file into the service's container (into whatever is mounted at
+// the target: a volume), beside the target first, then renames it over the
+// target, so the service sees the old file or the whole new one. SQLite's
+// journal files of the old one go first: they would corrupt the new one.
+int put(const ProviderRequest& request, ProviderResponse& response) {
+  const std::string id = service_container(request);
+  const std::string& target = request.put_target;
+  if (id.empty() || target.empty() || target.front() != '/' || request.put_source.empty()) {
+    fail(response, "no running container for that service, or no file to put");
+    return kProviderExitFailed;
+  }
+  const std::string incoming = target + ".prevue-incoming";
+  Command copied = run({"docker", "cp", request.put_source, id + ":" + incoming}, Millis(request.exec_timeout_ms));
+  if (!copied.ok()) {
+    fail(response, "cannot copy into " + request.services.front().name + " at " + target + ": " + copied.why());
+    return kProviderExitFailed;
+  }
+  Command cleared = run({"docker", "exec", id, "rm", "-f", "--", target + "-wal", target + "-shm", target + "-journal"}, Millis(60'000));
+  Command renamed = cleared.ok() ? run({"docker", "exec", id, "mv", "-f", "--", incoming, target}, Millis(60'000)) : cleared;
+  if (!renamed.ok()) {
+    (void)run({"docker", "exec", id, "rm", "-f", "--", incoming}, Millis(60'000));
+    fail(response, "cannot replace " + target + " in " + request.services.front().name + " (its image needs rm and mv): " + renamed.why());
+    return kProviderExitFailed;
+  }
+  response.log = "put " + target + " into " + request.services.front().name + "\n";
+  response.ok = true;
+  return kProviderExitOk;
+}
+
 }  // namespace
 
 int handle(const ProviderRequest& request, ProviderResponse& response) {
@@ -795,7 +824,7 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
         response.ok = true;
         response.name = "compose";
         response.protocol = kProviderProtocolVersion;
-        response.capabilities = {"validate", "allocate", "apply", "sleep", "destroy", "status", "list", "logs", "exec"};
+        response.capabilities = {"validate", "allocate", "apply", "sleep", "destroy", "status", "list", "logs", "exec", "put"};
         response.stop_signal = SIGTERM;
         response.stop_grace_ms = 20'000;
         response.settings_schema = R"({"type": "object", "additionalProperties": false, "properties": {
@@ -860,6 +889,7 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
         if (!logs.ok()) fail(response, "docker logs: " + logs.why());
         return response.ok ? kProviderExitOk : kProviderExitFailed;
       }
+      case ProviderVerb::kPut: return put(request, response);
       case ProviderVerb::kPrune: break;
     }
     fail(response, std::string("verb ") + to_string(request.verb) + " is not implemented by the compose provider");

@@ -680,8 +680,9 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
         list(request, response);
         break;
       case ProviderVerb::kExec:
-        // Its services are processes on this host: a seed command runs beside them, not inside.
-        result = make_error(ErrorCode::kInvalidArgument, "the local provider runs no command inside a service");
+      case ProviderVerb::kPut:
+        // Its services are processes on this host: a seed runs beside them, not inside.
+        result = make_error(ErrorCode::kInvalidArgument, "the local provider runs nothing inside a service, nor puts files there");
         break;
       case ProviderVerb::kLogs: {
         // What the service printed, from the file its processes write.

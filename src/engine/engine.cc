@@ -748,27 +748,56 @@ Status Engine::seed_step(UpRun& run, const PlanStep& step, std::string& log) {
   return run_seed_step(spec, seed, log);
 }
 
-// A command seed that runs inside a service (its container): the provider
-// of the service's layer runs it (`exec`), with the environment's variables.
+// A seed that targets a service: the provider of the service's layer runs
+// a command inside it (`exec`, with the environment's variables), or takes
+// a SQLite database built here from the repository and puts it in whole
+// (`put`: the service sees the old file or the finished one, never a half).
 Status Engine::seed_in_service(UpRun& run, const SeedStep& spec, std::string& log) {
   const Layer* layer = run.manifest.seed_layer(spec);
   auto described = providers_.describe(layer->provider);
   if (!described.ok()) return described.error();
-  if (!described->can(ProviderVerb::kExec))
-    return make_error(ErrorCode::kInvalidArgument, "seed " + spec.name + ": provider " + layer->provider +
-                                                       " cannot run a command inside service " + spec.service + " (drop \"service\")");
+  const bool command = spec.kind == SeedKind::kCommand;
+  if (!described->can(command ? ProviderVerb::kExec : ProviderVerb::kPut))
+    return make_error(ErrorCode::kInvalidArgument, "seed " + spec.name + ": provider " + layer->provider + " cannot " +
+                                                       (command ? "run a command" : "put a database") + " inside service " +
+                                                       spec.service + " (drop \"service\")");
+  ProviderRequest r = config_.provider_request(command ? ProviderVerb::kExec : ProviderVerb::kPut, layer->provider, run.env.slug,
+                                               run.env.pr, run.commit);
+  r.settings = layer->provider_settings;
   ProviderService target;
   target.name = spec.service;
-  auto argv = render_argv(spec.run, run.context, "prevue.json seed " + spec.name + " run");
-  if (!argv.ok()) return argv.error();
-  target.run = std::move(argv).value();
-  target.env = run.shared_env;
-  ProviderRequest r = config_.provider_request(ProviderVerb::kExec, layer->provider, run.env.slug, run.env.pr, run.commit);
-  r.settings = layer->provider_settings;
+  std::filesystem::path built;  // the database made here, removed once put
+  if (command) {
+    auto argv = render_argv(spec.run, run.context, "prevue.json seed " + spec.name + " run");
+    if (!argv.ok()) return argv.error();
+    target.run = std::move(argv).value();
+    target.env = run.shared_env;
+    r.exec_timeout_ms = spec.timeout.count();
+    log += "$ (in " + spec.service + ") " + describe_argv(target.run) + "\n";
+  } else {
+    const std::filesystem::path scratch = config_.records_dir(run.env.slug);
+    std::error_code ec;
+    std::filesystem::create_directories(scratch, ec);
+    SeedStep here = spec;
+    here.database = "seed-" + dns_words(spec.name, 40) + ".db";
+    built = scratch / here.database;
+    std::filesystem::remove(built, ec);  // from an interrupted run: the database is made from scratch
+    SeedContext context{*run.git, run.config_commit, scratch, run.context, run.shared_env, runner_};
+    Status made = run_seed_step(here, context, log);
+    if (!made.ok()) {
+      std::filesystem::remove(built, ec);
+      return made;
+    }
+    r.put_source = built.string();
+    r.put_target = spec.database;
+    log += "putting it into " + spec.service + " at " + spec.database + "\n";
+  }
   r.services.push_back(std::move(target));
-  r.exec_timeout_ms = spec.timeout.count();
-  log += "$ (in " + spec.service + ") " + describe_argv(r.services.front().run) + "\n";
   ProviderCall call = providers_.call(layer->provider, r, spec.timeout + config_.stop_grace + Millis(30'000), run.request.cancelled);
+  if (!built.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(built, ec);
+  }
   if (!call.response.ok()) return call.response.error();
   log += call.response->log;
   if (!call.response->ok) return make_error(ErrorCode::kProvider, "seed " + spec.name + ": " + call.response->error_message);

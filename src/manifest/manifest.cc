@@ -116,10 +116,13 @@ SeedStep read_seed(const Reader& r) {
   std::string type = r.required_string("type");
   SeedStep step;
   if (type == "sqlite") {
-    r.expect_object({"type", "name", "database", "snapshot", "files", "timeout"});
+    r.expect_object({"type", "name", "database", "snapshot", "files", "timeout", "service"});
     step.kind = SeedKind::kSqlite;
     step.snapshot = r.has("snapshot") ? r.at("snapshot").path_value() : "";
   } else if (type == "sql") {
+    if (r.has("service"))
+      r.at("service").fail("an sql step runs against a database file here; for one in a service, use a sqlite step (built here, "
+                           "then copied in whole) or a command step");
     r.expect_object({"type", "name", "database", "files", "timeout"});
     step.kind = SeedKind::kSql;
   } else if (type == "command") {
@@ -135,7 +138,15 @@ SeedStep read_seed(const Reader& r) {
     if (r.has("service")) step.service = r.at("service").string();
   } else {
     if (!r.has("database")) r.fail("missing required field 'database'");
-    step.database = r.at("database").path_value();
+    if (r.has("service")) {
+      // A path inside the service (its container), where its volume is mounted.
+      step.service = r.at("service").string();
+      step.database = r.at("database").string();
+      if (step.database.empty() || step.database.front() != '/' || !is_safe_relative_path(step.database.substr(1)))
+        r.at("database").fail("with 'service', must be an absolute path inside the service, without '..' (got '" + step.database + "')");
+    } else {
+      step.database = r.at("database").path_value();
+    }
     if (r.has("files")) step.files = r.at("files").paths();
     if (step.kind == SeedKind::kSql && step.files.empty()) r.fail("an sql step needs at least one file in 'files'");
     if (step.kind == SeedKind::kSqlite && step.snapshot.empty() && step.files.empty())

@@ -45,12 +45,14 @@ const char* to_string(SeedKind kind);
 struct SeedStep {
   SeedKind kind = SeedKind::kSql;
   std::string name;
-  std::string database;            // sqlite/sql: file in the environment directory
+  std::string database;            // sqlite/sql: file in the environment directory (with `service`: an absolute path in it)
   std::string snapshot;            // sqlite: file in the repository
   std::vector<std::string> files;  // sqlite/sql: SQL files in the repository, run in order
   std::vector<std::string> run;    // command: argv
   std::string workdir = ".";       // command
-  std::string service;             // command: run inside this service (its container), by its provider's `exec`
+  // command: run inside this service (its container), by its provider's `exec`;
+  // sqlite: the database is built here, then put in whole into the service (`put`)
+  std::string service;
   Millis timeout = Millis(300'000);
 };
 

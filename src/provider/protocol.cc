@@ -29,6 +29,7 @@ const char* to_string(ProviderVerb verb) {
     case ProviderVerb::kList: return "list";
     case ProviderVerb::kLogs: return "logs";
     case ProviderVerb::kExec: return "exec";
+    case ProviderVerb::kPut: return "put";
   }
   return "unknown";
 }
@@ -50,7 +51,7 @@ namespace {
 constexpr ProviderVerb kAllVerbs[] = {ProviderVerb::kDescribe, ProviderVerb::kValidate, ProviderVerb::kAllocate,
                                       ProviderVerb::kApply,    ProviderVerb::kPrune,    ProviderVerb::kSleep,
                                       ProviderVerb::kDestroy,  ProviderVerb::kStatus,   ProviderVerb::kList,
-                                      ProviderVerb::kLogs,     ProviderVerb::kExec};
+                                      ProviderVerb::kLogs,     ProviderVerb::kExec,     ProviderVerb::kPut};
 
 // An integer field within [low, high]; absent gives `fallback`. A float or a
 // number out of range is refused (converting it would be undefined).
@@ -114,6 +115,7 @@ std::string encode_request(const ProviderRequest& r) {
          {"stop_grace_ms", r.stop_grace_ms}};
   if (r.verb == ProviderVerb::kLogs) j["log_lines"] = r.log_lines;
   if (r.verb == ProviderVerb::kExec) j["exec_timeout_ms"] = r.exec_timeout_ms;
+  if (r.verb == ProviderVerb::kPut) j["put"] = {{"source", r.put_source}, {"target", r.put_target}};
   return j.dump();
 }
 
@@ -155,6 +157,10 @@ Result<ProviderRequest> decode_request(std::string_view text) {
     r.stop_grace_ms = integer_or(j, "stop_grace_ms", 5000, 0, kMaxMs);
     r.log_lines = integer_or(j, "log_lines", 100, 1, 100'000);
     r.exec_timeout_ms = integer_or(j, "exec_timeout_ms", 300'000, 1, kMaxMs);
+    if (auto put = j.find("put"); put != j.end()) {
+      r.put_source = put->value("source", "");
+      r.put_target = put->value("target", "");
+    }
     for (const auto& s : j.value("services", json::array())) {
       ProviderService svc;
       svc.name = s.at("name").get<std::string>();

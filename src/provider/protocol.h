@@ -16,7 +16,7 @@ namespace prevue {
 
 inline constexpr int kProviderProtocolVersion = 2;
 
-enum class ProviderVerb { kDescribe, kValidate, kAllocate, kApply, kPrune, kSleep, kDestroy, kStatus, kList, kLogs, kExec };
+enum class ProviderVerb { kDescribe, kValidate, kAllocate, kApply, kPrune, kSleep, kDestroy, kStatus, kList, kLogs, kExec, kPut };
 const char* to_string(ProviderVerb verb);
 
 // Exit codes a provider uses (anything else is a crash).
@@ -62,6 +62,8 @@ struct ProviderRequest {
   std::int64_t stop_grace_ms = 5'000;          // destroy, apply (restart)
   std::int64_t log_lines = 100;                // logs: how many of the last lines
   std::int64_t exec_timeout_ms = 300'000;      // exec: how long the command may run
+  std::string put_source;  // put: a file on prevue's host (absolute)
+  std::string put_target;  // put: where it goes inside the one service (absolute), replacing what is there at once
 };
 
 struct ServiceStatus {

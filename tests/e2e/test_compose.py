@@ -61,6 +61,10 @@ class Compose(PrevueTestCase):
         with open(COMPOSE_MANIFEST, encoding="utf-8") as f:
             manifest = json.load(f)
         manifest["lease"]["grace"] = "0s"  # a merged preview goes at once
+        # A row only the database prevue builds and puts into the api's volume has.
+        with open(os.path.join(self.repo, "seed", "002-put-by-prevue.sql"), "w", encoding="utf-8") as f:
+            f.write("INSERT INTO items (name) VALUES ('Put into the api volume by prevue');\n")
+        manifest["seed"][0]["files"].append("seed/002-put-by-prevue.sql")
         with open(os.path.join(self.repo, "prevue.json"), "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2)
         commit_all(self.repo, "preview with compose")
@@ -98,6 +102,7 @@ class Compose(PrevueTestCase):
         self.assertIn(first, page)  # PREVUE_COMMIT reached the container
         self.assertIn("Snapshot row: Ada", page)  # the seeded rows, through the api's volume
         self.assertIn("Seeded inside the api container for PR 1", page)  # a seed step run in the api's container
+        self.assertIn("Put into the api volume by prevue", page)  # a SQLite database built by prevue, put into the volume
         self.assertTrue(env["routes"][0]["upstream"].startswith("127.0.0.1:"), env["routes"])
         labels = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .Config.Labels}}", container_id(slug, "web")],
                                            capture_output=True, text=True, check=True).stdout)

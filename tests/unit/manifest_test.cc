@@ -172,6 +172,24 @@ TEST(Manifest, ACommandSeedMayRunInADeclaredServiceOnly) {
             std::string::npos);
 }
 
+TEST(Manifest, ASqliteSeedMayTargetAServiceAtAnAbsolutePathInIt) {
+  Manifest m = parse_ok(R"({"version": 1, "services": {"web": {"run": ["x"]}},
+                            "seed": [{"type": "sqlite", "service": "db", "database": "/data/app.db", "files": ["s.sql"]}]})");
+  EXPECT_EQ(m.seed[0].service, "db");
+  EXPECT_EQ(m.seed[0].database, "/data/app.db");
+  for (const char* database : {"data/app.db", "/data/../etc/passwd", "/"}) {
+    std::string text = std::string(R"({"version": 1, "services": {"web": {"run": ["x"]}},
+                                       "seed": [{"type": "sqlite", "service": "db", "files": ["s.sql"], "database": ")") +
+                       database + R"("}]})";
+    EXPECT_NE(parse_error(text).find("$.seed[0].database with 'service', must be an absolute path inside the service"), std::string::npos)
+        << database;
+  }
+  EXPECT_NE(parse_error(R"({"version": 1, "services": {"web": {"run": ["x"]}},
+                            "seed": [{"type": "sql", "service": "db", "database": "/d.db", "files": ["s.sql"]}]})")
+                .find("$.seed[0].service an sql step runs against a database file here"),
+            std::string::npos);
+}
+
 TEST(ManifestLayers, RefusesWhatCannotWork) {
   auto layers = [](const std::string& items) { return R"({"version": 1, "layers": [)" + items + "]}"; };
   auto refused = [](const std::string& text, const std::string& expected) {

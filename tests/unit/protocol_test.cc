@@ -34,6 +34,18 @@ TEST(Protocol, RequestRoundTrips) {
   EXPECT_EQ(back->services[0].revision, "r1");
 }
 
+TEST(Protocol, PutCarriesTheFileAndWhereItGoes) {
+  ProviderRequest r;
+  r.verb = ProviderVerb::kPut;
+  r.put_source = "/state/records/pr-1-x/seed-items.db";
+  r.put_target = "/data/app.db";
+  auto back = decode_request(encode_request(r));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->verb, ProviderVerb::kPut);
+  EXPECT_EQ(back->put_source, r.put_source);
+  EXPECT_EQ(back->put_target, r.put_target);
+}
+
 TEST(Protocol, RequestRejectsUnknownVerbAndVersion) {
   EXPECT_FALSE(decode_request(R"({"protocol": 2, "verb": "explode"})").ok());
   EXPECT_FALSE(decode_request(R"({"protocol": 1, "verb": "list"})").ok());
