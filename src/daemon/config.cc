@@ -280,11 +280,12 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
     }
     if (root.has("scheduler")) {
       Reader s = root.at("scheduler");
-      s.expect_object({"expiry_batch", "activity_flush", "reconcile_interval", "claim_ttl"});
+      s.expect_object({"expiry_batch", "activity_flush", "reconcile_interval", "liveness_interval", "claim_ttl"});
       if (s.has("expiry_batch")) c.expiry_batch = read_int(s.at("expiry_batch"), 1, 100000);
       if (s.has("activity_flush")) c.activity_flush = s.at("activity_flush").duration();
       if (s.has("reconcile_interval")) c.reconcile_interval = s.at("reconcile_interval").duration();
       if (s.has("claim_ttl")) c.claim_ttl = s.at("claim_ttl").duration();
+      if (s.has("liveness_interval")) c.liveness_interval = s.at("liveness_interval").duration();
     }
     if (c.dns_address.empty()) c.dns_address = c.proxy.host;
     if (c.dns_backend == "rfc2136") {

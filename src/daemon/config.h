@@ -79,6 +79,7 @@ struct Config {
   int expiry_batch = 100;               // leases acted on per expiry pass
   Millis activity_flush = Millis(5'000);
   Millis reconcile_interval = Millis(30'000);
+  Millis liveness_interval = Millis(60'000);  // ready environments' services checked; 0: never
   Millis claim_ttl = Millis(30LL * 60'000);
   std::map<std::string, WebhookSettings> webhooks;  // by host: github, gitlab, gitea, bitbucket
   // A pull request from a fork is untrusted unless a maintainer adds one of

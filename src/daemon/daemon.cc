@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <future>
@@ -111,6 +112,10 @@ struct Daemon::Impl {
   std::unique_ptr<Proxy> proxy;
   std::unique_ptr<Reporter> reporter;
   asio::steady_timer reconcile_timer{main};
+  asio::steady_timer liveness_timer{main};
+  std::unique_ptr<asio::thread_pool> liveness_pool;  // asks providers whether ready environments still run
+  size_t liveness_cursor = 0;                         // where the next batch starts
+  static constexpr size_t kLivenessBatch = 50;        // environments asked per pass
   std::vector<std::unique_ptr<asio::steady_timer>> poll_timers;
   AsioTimers dispatch_timers{main, clock};
   Dispatcher dispatcher{clock, dispatch_timers, [this](const Operation& op) { run_operation(op); },
@@ -318,6 +323,7 @@ struct Daemon::Impl {
 
     workers = std::make_unique<asio::thread_pool>(static_cast<size_t>(config.concurrency));
     git_pool = std::make_unique<asio::thread_pool>(1);
+    liveness_pool = std::make_unique<asio::thread_pool>(1);
 
     recover_from_providers();
     if (Status s = leases->start(); !s.ok()) log_event("serve.leases_unread", "error=" + json_quoted(s.error().message));
@@ -344,6 +350,7 @@ struct Daemon::Impl {
       schedule_poll(id, *poll_timers.back(), std::chrono::milliseconds(0));
     }
     arm_reconcile_timer();
+    arm_liveness_timer();
     return 0;
   }
 
@@ -367,26 +374,60 @@ struct Daemon::Impl {
     auto envs = store->list_environments(false);
     if (!envs.ok()) return;
     for (auto e : *envs) {
-      if (e.state != EnvState::kReady) continue;
-      // Every layer answers, each service it lists runs, and some layer runs a service.
-      bool all_running = true;
-      size_t services = 0;
-      for (const auto& layer : e.layers) {
-        ProviderRequest r = engine_config.provider_request(ProviderVerb::kStatus, layer.provider, e.slug, e.pr, e.deployed_sha);
-        ProviderCall call = providers.call(layer.provider, r, engine_config.provider_timeout);
-        all_running = all_running && call.response.ok() && call.response->ok;
-        if (!all_running) break;
-        for (const auto& s : call.response->services) all_running = all_running && s.running;
-        services += call.response->services.size();
-      }
-      all_running = all_running && services > 0;
-      if (!all_running) {
-        // Resumed by the reconciler: provisioning at the deployed commit.
-        e.state = EnvState::kProvisioning;
-        (void)store->update_environment(e);
-        log_event("serve.recover", "slug=" + e.slug + " reason=processes_gone");
-      }
+      if (e.state != EnvState::kReady || all_services_running(providers, engine_config, e)) continue;
+      // Resumed by the reconciler: provisioning at the deployed commit.
+      e.state = EnvState::kProvisioning;
+      (void)store->update_environment(e);
+      log_event("serve.recover", "slug=" + e.slug + " reason=processes_gone");
     }
+  }
+
+  // While the daemon runs, a ready environment whose container or process
+  // died (killed by hand, out of memory) is noticed here and brought back:
+  // the providers are asked off the main thread, a batch at a time, and an
+  // environment an operation is busy with is left to it.
+  void arm_liveness_timer() {
+    if (config.liveness_interval.count() == 0) return;
+    liveness_timer.expires_after(config.liveness_interval);
+    liveness_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping) return;
+      auto envs = store->list_environments(false);
+      std::vector<EnvironmentRecord> ready;
+      if (envs.ok())
+        for (auto& e : *envs)
+          if (e.state == EnvState::kReady && !dispatcher.in_flight().count({e.repo_id, e.pr})) ready.push_back(std::move(e));
+      // Each pass takes the next batch, so a large fleet is covered in turn.
+      if (ready.size() > kLivenessBatch) {
+        liveness_cursor %= ready.size();
+        std::rotate(ready.begin(), ready.begin() + static_cast<std::ptrdiff_t>(liveness_cursor), ready.end());
+        ready.resize(kLivenessBatch);
+        liveness_cursor += kLivenessBatch;
+      }
+      asio::post(*liveness_pool, [this, ready = std::move(ready)] {
+        ProviderClient providers(runner, engine_config.provider_dir);
+        std::vector<EnvironmentRecord> gone;
+        for (const auto& e : ready) {
+          if (stopping) return;
+          if (!all_services_running(providers, engine_config, e)) gone.push_back(e);
+        }
+        asio::post(main, [this, gone = std::move(gone)] {
+          for (const auto& seen : gone) bring_back(seen);
+          arm_liveness_timer();
+        });
+      });
+    });
+  }
+
+  // Provisioning at the deployed commit, unless something changed it since it was seen.
+  void bring_back(const EnvironmentRecord& seen) {
+    auto now = store->find_environment_by_slug(seen.slug);
+    if (!now.ok() || !now->has_value() || dispatcher.in_flight().count({seen.repo_id, seen.pr})) return;
+    EnvironmentRecord e = **now;
+    if (e.state != EnvState::kReady || e.deployed_sha != seen.deployed_sha) return;
+    e.state = EnvState::kProvisioning;
+    if (!store->update_environment(e).ok()) return;
+    log_event("env.recover", "slug=" + e.slug + " reason=services_not_running");
+    if (auto pr = store->find_pull_request(e.repo_id, e.pr); pr.ok() && pr->has_value()) reconcile_one(**pr, clock.now_ms());
   }
 
   // ---- reconciler ---------------------------------------------------------------
@@ -853,6 +894,7 @@ struct Daemon::Impl {
     log_event("serve.stopping", "in_flight=" + std::to_string(dispatcher.in_flight().size()));
     dispatcher.cancel_all();  // each stops before its next step
     reconcile_timer.cancel();
+    liveness_timer.cancel();
     delivery_timer.cancel();
     for (auto& t : poll_timers) t->cancel();
     if (api) api->stop();
@@ -892,6 +934,7 @@ int Daemon::run() {
   d.api.reset();  // joins the webhook threads while what they use still exists
   d.workers->join();
   d.git_pool->join();
+  d.liveness_pool->join();
   // Reports not yet sent are sent by the next start (each is compared with what the host has).
   if (d.reporter) d.reporter->stop();
   if (d.dns) d.dns->stop();

@@ -263,4 +263,17 @@ std::vector<LiveHost> live_hosts(const std::vector<EnvironmentRecord>& environme
   return out;
 }
 
+bool all_services_running(ProviderClient& providers, const EngineConfig& config, const EnvironmentRecord& env) {
+  size_t services = 0;
+  for (const auto& layer : env.layers) {
+    ProviderRequest r = config.provider_request(ProviderVerb::kStatus, layer.provider, env.slug, env.pr, env.deployed_sha);
+    ProviderCall call = providers.call(layer.provider, r, config.provider_timeout);
+    if (!call.response.ok() || !call.response->ok) return false;
+    for (const auto& s : call.response->services)
+      if (!s.running) return false;
+    services += call.response->services.size();
+  }
+  return services > 0;
+}
+
 }  // namespace prevue

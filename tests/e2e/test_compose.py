@@ -156,6 +156,27 @@ class Compose(PrevueTestCase):
         self.assertEqual(project_objects(twin["slug"]), {"containers": [], "networks": [], "volumes": []})
         self.assertFalse(twin_images & built_images(), "the last preview using an image removes it")
 
+    def test_a_container_killed_by_hand_is_noticed_and_brought_back(self):
+        git(self.repo, "checkout", "-q", "-b", "sturdy")
+        git(self.repo, "commit", "-q", "--allow-empty", "-m", "a pull request")  # a branch level with main is no PR
+        git(self.repo, "checkout", "-q", "main")
+        liveness = {"scheduler": {"reconcile_interval": "2s", "activity_flush": "300ms", "liveness_interval": "1s"}}
+        self.daemon = Daemon(self.scratch, [self.repo], extra=liveness).start()
+        env = self.daemon.wait_env(1, "ready", timeout=300, fail_fast=True)
+        slug = env["slug"]
+        api_container = container_id(slug, "api")
+        docker("kill", container_id(slug, "web"))
+        # The providers' status says web is not running; the daemon brings it back at the same commit.
+        self.daemon.wait_for(lambda: "env.recover slug=" + slug in self.daemon.read_log(), "the killed container noticed", 120)
+        env = self.daemon.wait_for(lambda: next((e for e in self.daemon.environments() if e["slug"] == slug and e["state"] == "ready"
+                                                 and container_id(slug, "web")), None), "web running again", 300)
+        status, page, _ = self.daemon.get(primary_host(env))
+        self.assertEqual(status, 200, page)
+        self.assertIn("Seeded inside the api container for PR 1", page)  # the data survived: no re-seed, no new volume
+        self.assertEqual(container_id(slug, "api"), api_container, "only the dead container was started again")
+        self.assertEqual(len(docker("ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={slug}")), 2,
+                         "nothing duplicated")
+
     def test_an_orphaned_project_is_swept_by_gc(self):
         self.branch("orphan")
         env, out = self.up(self.repo, 9, "orphan")
