@@ -469,7 +469,8 @@ struct ServiceProbe {
 Status wait_healthy(const ProviderRequest& request, const Project& p, const Prepared& prepared, Record& record,
                     const std::function<ServiceProbe(const std::string&)>& probe,
                     const std::function<std::string(const std::string&)>& endpoint_of) {
-  std::int64_t timeout_ms = 60'000;
+  // The longest readiness timeout the manifest gives (60 s when it routes nothing).
+  std::int64_t timeout_ms = request.services.empty() ? 60'000 : 0;
   for (const auto& s : request.services) timeout_ms = std::max(timeout_ms, s.ready_timeout_ms);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   std::set<std::string> waiting = prepared.services;
@@ -513,6 +514,10 @@ std::function<ServiceProbe(const std::string&)> compose_probe(const Project& p, 
     if (id.empty()) id = container_of(p, service);
     std::string state = id.empty() ? "" : container_state(id, "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}");
     if (state.rfind("exited", 0) == 0 || state.rfind("dead", 0) == 0) probe.failure = "service " + service + " exited";
+    // Docker gives up on it after its healthcheck's retries (as `up --wait` does, so does prevue).
+    if (state == "running unhealthy")
+      probe.failure = "service " + service + " is unhealthy; its healthcheck said:\n" +
+                      tail_lines(container_state(id, "{{range .State.Health.Log}}{{.Output}}{{end}}"), 10) + "\nand it logged";
     probe.ready = state.rfind("running", 0) == 0 && (!prepared.healthchecked.count(service) || state == "running healthy");
     probe.state = state.empty() ? "no container" : state;
     return probe;

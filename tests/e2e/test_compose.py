@@ -208,6 +208,78 @@ class Compose(PrevueTestCase):
         self.assertEqual(project_objects(env["slug"]), {"containers": [], "networks": [], "volumes": []})
 
 
+@unittest.skipIf(docker_ready() is not None, docker_ready() or "")
+class BrokenServices(PrevueTestCase):
+    """What a pull request can break in its containers: each fails the apply
+    step with the cause and the log tail, and teardown leaves nothing."""
+
+    def setUp(self):
+        super().setUp()
+        self.repo = make_template_repo(self.scratch)
+        with open(COMPOSE_MANIFEST, encoding="utf-8") as f:
+            manifest = json.load(f)
+        manifest["services"]["web"]["health"]["timeout"] = "20s"
+        with open(os.path.join(self.repo, "prevue.json"), "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2)
+        commit_all(self.repo, "preview with compose")
+        self.images_before = built_images()
+
+    def tearDown(self):
+        super().tearDown()
+        for image in built_images() - self.images_before:
+            docker("image", "rm", image, check=False)
+
+    def broken(self, pr, branch, path, *replacements):
+        """Up of a branch whose file at `path` has each (old, new) replaced."""
+        git(self.repo, "checkout", "-q", "-b", branch)
+        with open(os.path.join(self.repo, path), encoding="utf-8") as f:
+            text = f.read()
+        for old, new in replacements:
+            self.assertIn(old, text)
+            text = text.replace(old, new)
+        with open(os.path.join(self.repo, path), "w", encoding="utf-8") as f:
+            f.write(text)
+        commit_all(self.repo, f"break {path}")
+        git(self.repo, "checkout", "-q", "main")
+        env, out = self.up(self.repo, pr, branch)
+        self.assertFalse(env["ok"], out.stdout)
+        self.assertEqual(env["failed_step"], "apply", env)
+        return env
+
+    def assert_nothing_left(self, slug):
+        self.prevue("down", slug)
+        self.assertEqual(project_objects(slug), {"containers": [], "networks": [], "volumes": []})
+
+    def test_a_service_whose_build_fails(self):
+        env = self.broken(1, "no-build", "web/Dockerfile",
+                          ("COPY server.py /app/server.py", "COPY server.py /app/server.py\nRUN echo 'the build broke here' && exit 3"))
+        self.assertIn("building the image of web failed", env["error"])
+        self.assertIn("the build broke here", env["error"])  # the builder's own output
+        self.assert_nothing_left(env["slug"])
+
+    def test_an_image_that_exits_at_once(self):
+        env = self.broken(2, "exits", "compose.yaml",
+                          ("    build: ./api\n",
+                           "    build: ./api\n    command: [\"python3\", \"-c\", \"print('api: no configuration, giving up'); exit(3)\"]\n"))
+        self.assertIn("service api exited", env["error"])
+        self.assertIn("api: no configuration, giving up", env["error"])  # its log tail
+        self.assert_nothing_left(env["slug"])
+
+    def test_a_healthcheck_that_never_passes(self):
+        env = self.broken(3, "unhealthy", "compose.yaml",
+                          ("urllib.request.urlopen('http://127.0.0.1:8001/healthz', timeout=2)\"]", "print('database not ready'); exit(1)\"]"),
+                          ("retries: 30", "retries: 3"))
+        self.assertIn("service api is unhealthy", env["error"])
+        self.assertIn("database not ready", env["error"])  # what the healthcheck printed
+        self.assert_nothing_left(env["slug"])
+
+    def test_a_routed_service_that_never_answers_its_health_path(self):
+        env = self.broken(4, "no-health", "prevue.json", ('"path": "/healthz"', '"path": "/no-such-page"'))
+        self.assertIn("not healthy within 20 s", env["error"])
+        self.assertIn("web (running", env["error"])
+        self.assert_nothing_left(env["slug"])
+
+
 def swarm_state():
     return subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True, text=True,
                           timeout=30).stdout.strip()
