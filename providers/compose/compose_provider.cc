@@ -242,6 +242,18 @@ Result<Project> project_of(const ProviderRequest& request, const Settings& setti
   return p;
 }
 
+// `text` as a value Compose reads back unchanged: it interpolates `$NAME`
+// and `${NAME...}` in the files it loads (`config` keeps what the
+// repository escaped as `$$`), and a branch name may hold either.
+std::string literal(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '$') out += '$';
+    out += c;
+  }
+  return out;
+}
+
 // The environment every container gets (docs/manifest.md), but for the
 // commit (PREVUE_COMMIT, PREVUE_COMMIT_SHORT), which is each service's own.
 std::map<std::string, std::string> preview_environment(const ProviderRequest& request) {
@@ -372,7 +384,7 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
       spec["ports"] = ports;
     }
     YAML::Node env = spec["environment"] && spec["environment"].IsMap() ? spec["environment"] : YAML::Node(YAML::NodeType::Map);
-    for (const auto& [k, v] : environment) env[k] = v;
+    for (const auto& [k, v] : environment) env[k] = literal(v);
     spec["environment"] = env;
     // Unchanged since it last started: the commit it started at, so nothing about it changes.
     YAML::Emitter identity_text;

@@ -177,6 +177,27 @@ class Compose(PrevueTestCase):
         self.assertEqual(len(docker("ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={slug}")), 2,
                          "nothing duplicated")
 
+    def test_hostile_branch_names_give_valid_projects_and_run_nothing(self):
+        canary = os.path.join(self.scratch, "pwned")
+        hostile = [f"x;touch${{IFS}}{canary}", f"$(touch${{IFS}}{canary})-${{HOME}}-$PATH", "`id`-" + "B" * 120]
+        for pr, branch in enumerate(hostile, start=20):
+            git(self.repo, "checkout", "-q", "-b", branch, "main")
+            git(self.repo, "commit", "-q", "--allow-empty", "-m", "hostile")
+            git(self.repo, "checkout", "-q", "main")
+            env, out = self.up(self.repo, pr, branch)
+            self.assertTrue(env["ok"], f"{branch!r}: {out.stdout} {out.stderr}")
+            slug = env["slug"]
+            self.assertRegex(slug, r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+            web = container_id(slug, "web")
+            self.assertTrue(web, f"no compose project named {slug}")
+            environment = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .Config.Env}}", web],
+                                                    capture_output=True, text=True, check=True).stdout)
+            # The branch reaches the container as it is: not interpolated by Compose, not run by a shell.
+            self.assertIn(f"PREVUE_REF={branch}", environment)
+            self.prevue("down", slug)
+            self.assertEqual(project_objects(slug), {"containers": [], "networks": [], "volumes": []})
+        self.assertFalse(os.path.exists(canary))
+
     def test_an_orphaned_project_is_swept_by_gc(self):
         self.branch("orphan")
         env, out = self.up(self.repo, 9, "orphan")
