@@ -9,10 +9,12 @@ makes (scripts/test.sh runs it); without them the tests say so and skip."""
 
 import json
 import os
+import signal
 import subprocess
 import unittest
 
-from prevue_e2e import (TEMPLATE_DIR, Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host, set_banner)
+from prevue_e2e import (TEMPLATE_DIR, Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host,
+                        processes_mentioning, set_banner)
 
 COMPOSE_MANIFEST = os.path.join(TEMPLATE_DIR, "..", "reference-compose", "prevue.json")
 BASE_IMAGE = "prevue/base:bookworm"
@@ -197,6 +199,32 @@ class Compose(PrevueTestCase):
             self.prevue("down", slug)
             self.assertEqual(project_objects(slug), {"containers": [], "networks": [], "volumes": []})
         self.assertFalse(os.path.exists(canary))
+
+    def test_daemon_killed_during_compose_up_converges_on_restart(self):
+        git(self.repo, "checkout", "-q", "-b", "interrupted")
+        set_banner(self.repo, "Survived a kill -9")
+        sha = commit_all(self.repo, "banner")
+        git(self.repo, "checkout", "-q", "main")
+        self.daemon = Daemon(self.scratch, [self.repo]).start()
+        # The moment compose starts creating the project's containers, the daemon dies.
+        env = self.daemon.wait_for(lambda: next((e for e in self.daemon.environments() if e["pr"] == 1), None), "PR 1 known", 60)
+        slug = env["slug"]
+        self.daemon.wait_for(lambda: project_objects(slug)["containers"], "compose up under way", 300)
+        self.daemon.stop(signal.SIGKILL)
+        self.daemon.start()
+        env = self.daemon.wait_env(1, "ready", sha, timeout=300, fail_fast=True)
+        self.assertEqual(env["slug"], slug)
+        status, page, _ = self.daemon.get(primary_host(env))
+        self.assertEqual(status, 200, page)
+        self.assertIn("Survived a kill -9", page)
+        # Nothing duplicated: one container per service, one network, one volume; no Docker command of the killed run left.
+        objects = project_objects(slug)
+        self.assertEqual((len(objects["containers"]), len(objects["networks"]), len(objects["volumes"])), (2, 1, 1), objects)
+        self.daemon.wait_for(lambda: not processes_mentioning(slug), "no command of the killed run left", 120)
+        # Nothing orphaned: the merge takes everything.
+        git(self.repo, "merge", "-q", "--no-ff", "-m", "merge interrupted", "interrupted")
+        self.daemon.wait_gone(slug, timeout=120)
+        self.assertEqual(project_objects(slug), {"containers": [], "networks": [], "volumes": []})
 
     def test_an_orphaned_project_is_swept_by_gc(self):
         self.branch("orphan")
