@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <chrono>
 #include <filesystem>
@@ -266,6 +267,33 @@ std::map<std::string, std::string> preview_environment(const ProviderRequest& re
   return env;
 }
 
+struct ImageBuild {
+  std::string service, tag;
+  std::vector<std::string> argv;  // docker build ...
+};
+
+// Builds the images at once, as many at a time as there are cores (the
+// builds of a new pull request's services are independent; Compose v1
+// builds them one after another). The first failure names its service.
+Status build_all(const std::vector<ImageBuild>& builds, std::string& log) {
+  const size_t parallel = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
+  std::vector<Command> results(builds.size());
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> workers;
+  for (size_t w = 0; w < std::min(parallel, builds.size()); ++w)
+    workers.emplace_back([&] {
+      for (size_t i; (i = next++) < builds.size();)
+        results[i] = run(builds[i].argv, Millis(1'800'000), {}, {{"DOCKER_BUILDKIT", buildkit_available() ? "1" : "0"}});
+    });
+  for (auto& worker : workers) worker.join();
+  for (size_t i = 0; i < builds.size(); ++i) {
+    if (!results[i].ok())
+      return make_error(ErrorCode::kProvider, "building the image of " + builds[i].service + " failed:\n" + results[i].why());
+    log += builds[i].service + ": image " + builds[i].tag + " (built)\n";
+  }
+  return {};
+}
+
 struct Prepared {
   std::vector<std::string> images;     // built or reused for this commit
   std::set<std::string> services;      // every compose service
@@ -322,6 +350,8 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
 
   Prepared prepared;
   const auto environment = preview_environment(request);
+  std::vector<ImageBuild> builds;                          // images no environment has built yet
+  std::vector<std::pair<std::string, std::string>> pushes;  // image -> its name in the operator's registry
   for (auto item : doc["services"]) {
     const std::string service = item.first.Scalar();
     YAML::Node spec = item.second;
@@ -339,25 +369,19 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
       std::string tag = std::string(kImageRepository) + "/" + dns_words(service, 60) + ":" + build_identity(context, dockerfile, args);
       if (run({"docker", "image", "inspect", "--format", "{{.Id}}", tag}, Millis(30'000)).ok()) {
         log += service + ": image " + tag + " (reused: its build context is unchanged)\n";
-      } else {
+      } else if (std::none_of(builds.begin(), builds.end(), [&](const ImageBuild& b) { return b.tag == tag; })) {
         std::vector<std::string> docker_build{"docker", "build", "--tag", tag, "--file", (context / dockerfile).string()};
         for (const auto& [k, v] : args) docker_build.insert(docker_build.end(), {"--build-arg", k + "=" + v});
-        // Shared by every environment at this tree: labelled as prevue's, not as one environment's.
-        docker_build.insert(docker_build.end(), {"--label", "dev.prevue.build=" + tag});
+        // No --label: the classic builder would add a step (a container and a
+        // commit, a second or more) to every build. prevue-build/ names them.
         docker_build.push_back(context.string());
-        Command built = run(docker_build, Millis(1'800'000), {}, {{"DOCKER_BUILDKIT", buildkit_available() ? "1" : "0"}});
-        if (!built.ok()) return make_error(ErrorCode::kProvider, "building the image of " + service + " failed:\n" + built.why());
-        log += service + ": image " + tag + " (built)\n";
+        builds.push_back({service, tag, std::move(docker_build)});
       }
       prepared.images.push_back(tag);
       if (settings.swarm && !operator_settings.registry.empty()) {
         // Every node of the swarm pulls it from the operator's registry.
         std::string pushed = operator_settings.registry + "/" + tag;
-        if (Command tagged = run({"docker", "tag", tag, pushed}, Millis(30'000)); !tagged.ok())
-          return make_error(ErrorCode::kProvider, "tagging " + tag + " for the registry failed: " + tagged.why());
-        Command push = run({"docker", "push", pushed}, Millis(1'800'000));
-        if (!push.ok()) return make_error(ErrorCode::kProvider, "pushing " + pushed + " failed:\n" + push.why());
-        log += service + ": pushed " + pushed + "\n";
+        pushes.emplace_back(tag, pushed);
         prepared.images.push_back(pushed);
         tag = pushed;
       }
@@ -398,6 +422,14 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
     spec["environment"]["PREVUE_COMMIT"] = started.second;
     spec["environment"]["PREVUE_COMMIT_SHORT"] = started.second.substr(0, 7);
     add_service_labels(spec, started.second);
+  }
+  PREVUE_TRY(build_all(builds, log));
+  for (const auto& [image, pushed] : pushes) {
+    if (Command tagged = run({"docker", "tag", image, pushed}, Millis(30'000)); !tagged.ok())
+      return make_error(ErrorCode::kProvider, "tagging " + image + " for the registry failed: " + tagged.why());
+    Command push = run({"docker", "push", pushed}, Millis(1'800'000));
+    if (!push.ok()) return make_error(ErrorCode::kProvider, "pushing " + pushed + " failed:\n" + push.why());
+    log += "pushed " + pushed + "\n";
   }
   for (const char* kind : {"networks", "volumes"}) {
     if (!doc[kind] || !doc[kind].IsMap()) continue;
@@ -512,7 +544,9 @@ Status wait_healthy(const ProviderRequest& request, const Project& p, const Prep
       return make_error(ErrorCode::kProvider, "not healthy within " + std::to_string(timeout_ms / 1000) + " s: " + last_problem + "\n" +
                                                   logs_tail(p, service));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    // Each pass asks Docker a few cheap questions; a short pause keeps a
+    // ready preview from waiting most of a pass for its answer.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return {};
 }
@@ -651,8 +685,10 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
       return kProviderExitFailed;
     }
     for (const auto& [service, port] : settings.ports) {
-      Command published = run(compose(project->name, {project->project_file().string()}, {"port", service, std::to_string(port)}),
-                              Millis(30'000));
+      // The docker CLI, not compose's `port`: the same answer without starting Compose again.
+      std::string container = container_of(*project, service);
+      Command published = container.empty() ? Command{1, "", "no container"}
+                                            : run({"docker", "port", container, std::to_string(port) + "/tcp"}, Millis(30'000));
       auto endpoint = Endpoint::parse(published.first_line());
       if (!published.ok() || !endpoint) {
         fail(response, "service " + service + " publishes no port " + std::to_string(port) + ": " + published.why() + "\n" +
