@@ -11,5 +11,5 @@ install_packages \
   libcli11-dev libsimdjson-dev libgtest-dev libgmock-dev libbenchmark-dev libldns-dev \
   clang-16 libclang-rt-16-dev llvm-16 \
   knot knot-dnsutils \
-  libyaml-cpp-dev \
+  libyaml-cpp-dev docker-registry \
   python3 procps

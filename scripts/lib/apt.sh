@@ -1,5 +1,5 @@
 # install_packages PKG...: installs the Debian packages not yet installed.
-# Daemons in them (knot, nginx) are not started by the install: a temporary
+# Daemons in them (knot, nginx, docker-registry) are not started by the install: a temporary
 # policy-rc.d refuses it, so nothing listens but what prevue's own tests and
 # benchmarks start, on loopback. Sourced by scripts/setup.sh and setup-bench.sh.
 install_packages() {
@@ -22,6 +22,6 @@ install_packages() {
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
   ((placed)) && "${sudo_cmd[@]}" rm -f "$policy"
   # A service started anyway (systemd without policy-rc.d support) is stopped.
-  for p in knot nginx; do "${sudo_cmd[@]}" systemctl disable --now "$p" >/dev/null 2>&1 || true; done
+  for p in knot nginx docker-registry; do "${sudo_cmd[@]}" systemctl disable --now "$p" >/dev/null 2>&1 || true; done
   return 0
 }

@@ -9,9 +9,13 @@ makes (scripts/test.sh runs it); without them the tests say so and skip."""
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
+import time
 import unittest
+import urllib.request
 
 from prevue_e2e import (TEMPLATE_DIR, Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host,
                         processes_mentioning, set_banner)
@@ -424,6 +428,72 @@ class Swarm(PrevueTestCase):
         removed = {(item["kind"], item["name"]) for item in receipt if item["outcome"] == "removed"}
         self.assertIn(("service", f"{slug}_web"), removed, receipt)
         self.assertIn(("volume", f"{slug}_data"), removed, receipt)
+
+
+    def test_images_go_through_the_operators_registry(self):
+        """A multi-node swarm pulls from a registry: prevue pushes each image to
+        the one named in its config and the stack names it there. A real
+        registry (Debian's docker-registry) on a loopback port stands in."""
+        registry = Registry(self.scratch)
+        self.addCleanup(registry.stop)
+        git(self.repo, "checkout", "-q", "-b", "pushed")
+        set_banner(self.repo, "Pulled from the registry")
+        sha = commit_all(self.repo, "banner")
+        git(self.repo, "checkout", "-q", "main")
+        self.daemon = Daemon(self.scratch, [self.repo], extra={"providers": {"compose": {"registry": registry.address}}}).start()
+        env = self.daemon.wait_env(1, "ready", sha, timeout=300, fail_fast=True)
+        slug = env["slug"]
+        status, page, _ = self.daemon.get(primary_host(env))
+        self.assertEqual(status, 200, page)
+        self.assertIn("Pulled from the registry", page)
+        image = docker("service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", f"{slug}_web")[0]
+        self.assertTrue(image.startswith(f"{registry.address}/prevue-build/web:"), image)
+        self.assertIn("@sha256:", image)  # --resolve-image always: every node runs the same digest
+        self.assertEqual(set(registry.catalog()), {"prevue-build/api", "prevue-build/web"})
+        git(self.repo, "branch", "-q", "-D", "pushed")
+        self.daemon.wait_gone(slug, timeout=180)
+        self.assertEqual(stack_objects(slug), {"services": [], "containers": [], "networks": [], "volumes": []})
+        self.assertFalse([i for i in built_images() if i.startswith(registry.address)], "the local tags of pushed images are removed")
+
+
+class Registry:
+    """Debian's docker-registry on a free loopback port, storing in the test's scratch directory."""
+
+    def __init__(self, scratch):
+        binary = shutil.which("docker-registry")
+        if not binary:
+            raise unittest.SkipTest("docker-registry is not installed (scripts/setup.sh installs it)")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.address = f"127.0.0.1:{port}"
+        root = os.path.join(scratch, "registry")
+        os.makedirs(root)
+        config = os.path.join(root, "config.yml")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {self.address}\n")
+        self.log = open(os.path.join(root, "registry.log"), "w", encoding="utf-8")
+        self.process = subprocess.Popen([binary, "serve", config], stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{self.address}/v2/", timeout=2):
+                    return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise AssertionError("docker-registry did not start: " + open(self.log.name, encoding="utf-8").read())
+                time.sleep(0.05)
+
+    def catalog(self):
+        with urllib.request.urlopen(f"http://{self.address}/v2/_catalog", timeout=10) as reply:
+            return json.load(reply)["repositories"]
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self.log.close()
 
 
 if __name__ == "__main__":
