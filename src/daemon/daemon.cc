@@ -374,7 +374,8 @@ struct Daemon::Impl {
     auto envs = store->list_environments(false);
     if (!envs.ok()) return;
     for (auto e : *envs) {
-      if (e.state != EnvState::kReady || all_services_running(providers, engine_config, e)) continue;
+      // After a restart, a provider that cannot say is taken as a sign too (a reboot took its state).
+      if (e.state != EnvState::kReady || services_liveness(providers, engine_config, e) == Liveness::kRunning) continue;
       // Resumed by the reconciler: provisioning at the deployed commit.
       e.state = EnvState::kProvisioning;
       (void)store->update_environment(e);
@@ -408,7 +409,8 @@ struct Daemon::Impl {
         std::vector<EnvironmentRecord> gone;
         for (const auto& e : ready) {
           if (stopping) return;
-          if (!all_services_running(providers, engine_config, e)) gone.push_back(e);
+          // Only a definite "not running": a provider that failed to answer is asked again next pass.
+          if (services_liveness(providers, engine_config, e) == Liveness::kStopped) gone.push_back(e);
         }
         asio::post(main, [this, gone = std::move(gone)] {
           for (const auto& seen : gone) bring_back(seen);

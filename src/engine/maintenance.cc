@@ -263,17 +263,24 @@ std::vector<LiveHost> live_hosts(const std::vector<EnvironmentRecord>& environme
   return out;
 }
 
-bool all_services_running(ProviderClient& providers, const EngineConfig& config, const EnvironmentRecord& env) {
+Liveness services_liveness(ProviderClient& providers, const EngineConfig& config, const EnvironmentRecord& env) {
   size_t services = 0;
+  bool unasked = false;  // a layer whose provider has no `status`
   for (const auto& layer : env.layers) {
+    auto described = providers.describe(layer.provider);
+    if (!described.ok()) return Liveness::kUnknown;
+    if (!described->can(ProviderVerb::kStatus)) {
+      unasked = true;
+      continue;
+    }
     ProviderRequest r = config.provider_request(ProviderVerb::kStatus, layer.provider, env.slug, env.pr, env.deployed_sha);
     ProviderCall call = providers.call(layer.provider, r, config.provider_timeout);
-    if (!call.response.ok() || !call.response->ok) return false;
+    if (!call.response.ok() || !call.response->ok) return Liveness::kUnknown;
     for (const auto& s : call.response->services)
-      if (!s.running) return false;
+      if (!s.running) return Liveness::kStopped;
     services += call.response->services.size();
   }
-  return services > 0;
+  return services > 0 || unasked ? Liveness::kRunning : Liveness::kStopped;
 }
 
 }  // namespace prevue

@@ -71,10 +71,12 @@ Result<std::vector<Orphan>> find_orphans(Store& store, ProviderClient& providers
                                          std::vector<std::string>* unlisted = nullptr);
 Status destroy_orphan(ProviderClient& providers, Store& store, const EngineConfig& config, const Orphan& orphan);
 
-// Whether every layer of a ready environment answers `status`, each service
-// it lists runs, and some layer runs a service: false after a reboot, or a
-// container or process killed by hand. A provider that cannot be asked
-// counts as not running.
-bool all_services_running(ProviderClient& providers, const EngineConfig& config, const EnvironmentRecord& env);
+// Whether a ready environment's services still run, by each layer's
+// `status`: stopped when a service it lists is not running, or no layer
+// runs a service (after a reboot; a container or process killed by hand);
+// unknown when a provider could not say (its call failed). A provider
+// without `status` is taken at its word that it runs.
+enum class Liveness { kRunning, kStopped, kUnknown };
+Liveness services_liveness(ProviderClient& providers, const EngineConfig& config, const EnvironmentRecord& env);
 
 }  // namespace prevue
