@@ -59,18 +59,19 @@ def built_images():
     return set(docker("images", "--format", "{{.Repository}}:{{.Tag}}", "prevue-build/*"))
 
 
-@unittest.skipIf(docker_ready() is not None, docker_ready() or "")
-class Compose(PrevueTestCase):
+class ComposeCase(PrevueTestCase):
+    """A repository of the reference app whose manifest is the compose one,
+    changed by `adjust`; what the test's daemon and builds leave is removed."""
+
+    def adjust(self, manifest):
+        manifest["lease"]["grace"] = "0s"  # a merged preview goes at once
+
     def setUp(self):
         super().setUp()
         self.repo = make_template_repo(self.scratch)
         with open(COMPOSE_MANIFEST, encoding="utf-8") as f:
             manifest = json.load(f)
-        manifest["lease"]["grace"] = "0s"  # a merged preview goes at once
-        # A row only the database prevue builds and puts into the api's volume has.
-        with open(os.path.join(self.repo, "seed", "002-put-by-prevue.sql"), "w", encoding="utf-8") as f:
-            f.write("INSERT INTO items (name) VALUES ('Put into the api volume by prevue');\n")
-        manifest["seed"][0]["files"].append("seed/002-put-by-prevue.sql")
+        self.adjust(manifest)
         with open(os.path.join(self.repo, "prevue.json"), "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2)
         commit_all(self.repo, "preview with compose")
@@ -86,6 +87,16 @@ class Compose(PrevueTestCase):
             # Images the test built and no preview holds any more.
             for image in built_images() - self.images_before:
                 docker("image", "rm", image, check=False)
+
+
+@unittest.skipIf(docker_ready() is not None, docker_ready() or "")
+class Compose(ComposeCase):
+    def adjust(self, manifest):
+        super().adjust(manifest)
+        # A row only the database prevue builds and puts into the api's volume has.
+        with open(os.path.join(self.repo, "seed", "002-put-by-prevue.sql"), "w", encoding="utf-8") as f:
+            f.write("INSERT INTO items (name) VALUES ('Put into the api volume by prevue');\n")
+        manifest["seed"][0]["files"].append("seed/002-put-by-prevue.sql")
 
     def branch(self, name, start="main"):
         git(self.repo, "checkout", "-q", "-b", name, start)
@@ -262,25 +273,13 @@ class Compose(PrevueTestCase):
 
 
 @unittest.skipIf(docker_ready() is not None, docker_ready() or "")
-class BrokenServices(PrevueTestCase):
+class BrokenServices(ComposeCase):
     """What a pull request can break in its containers: each fails the apply
     step with the cause and the log tail, and teardown leaves nothing."""
 
-    def setUp(self):
-        super().setUp()
-        self.repo = make_template_repo(self.scratch)
-        with open(COMPOSE_MANIFEST, encoding="utf-8") as f:
-            manifest = json.load(f)
+    def adjust(self, manifest):
+        super().adjust(manifest)
         manifest["services"]["web"]["health"]["timeout"] = "20s"
-        with open(os.path.join(self.repo, "prevue.json"), "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2)
-        commit_all(self.repo, "preview with compose")
-        self.images_before = built_images()
-
-    def tearDown(self):
-        super().tearDown()
-        for image in built_images() - self.images_before:
-            docker("image", "rm", image, check=False)
 
     def broken(self, pr, branch, path, *replacements):
         """Up of a branch whose file at `path` has each (old, new) replaced."""
@@ -347,7 +346,7 @@ def stack_objects(slug):
 
 
 @unittest.skipIf(docker_ready() is not None, docker_ready() or "")
-class Swarm(PrevueTestCase):
+class Swarm(ComposeCase):
     """The same compose file as a stack on a single-node swarm the test makes
     (on loopback) and leaves again."""
 
@@ -363,27 +362,9 @@ class Swarm(PrevueTestCase):
         if cls.made_swarm:
             subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True, timeout=120, check=False)
 
-    def setUp(self):
-        super().setUp()
-        self.repo = make_template_repo(self.scratch)
-        with open(COMPOSE_MANIFEST, encoding="utf-8") as f:
-            manifest = json.load(f)
+    def adjust(self, manifest):
+        super().adjust(manifest)
         manifest["compose"]["mode"] = "swarm"
-        manifest["lease"]["grace"] = "0s"
-        with open(os.path.join(self.repo, "prevue.json"), "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2)
-        commit_all(self.repo, "preview as a swarm stack")
-        self.images_before = built_images()
-        self.daemon = None
-
-    def tearDown(self):
-        try:
-            if self.daemon:
-                self.daemon.stop()
-        finally:
-            super().tearDown()
-            for image in built_images() - self.images_before:
-                docker("image", "rm", image, check=False)
 
     def test_a_pull_request_as_a_stack_from_push_to_merge(self):
         git(self.repo, "checkout", "-q", "-b", "stacked")
