@@ -78,6 +78,14 @@ class ComposeCase(PrevueTestCase):
         self.images_before = built_images()
         self.daemon = None
 
+    def commit_banner(self, branch, banner, new_branch=True):
+        """A commit on `branch` that changes only web's banner; its id. The repository is left on main."""
+        git(self.repo, "checkout", "-q", *(["-b", branch] if new_branch else [branch]))
+        set_banner(self.repo, banner)
+        sha = commit_all(self.repo, banner)
+        git(self.repo, "checkout", "-q", "main")
+        return sha
+
     def tearDown(self):
         try:
             if self.daemon:
@@ -106,10 +114,7 @@ class Compose(ComposeCase):
         return self.prevue("logs", slug, state_dir=self.daemon.state_dir).stdout
 
     def test_a_pull_request_as_containers_from_push_to_merge(self):
-        git(self.repo, "checkout", "-q", "-b", "feature")
-        set_banner(self.repo, "Compose preview one")
-        first = commit_all(self.repo, "banner one")
-        git(self.repo, "checkout", "-q", "main")
+        first = self.commit_banner("feature", "Compose preview one")
         self.daemon = Daemon(self.scratch, [self.repo]).start()
         env = self.daemon.wait_env(1, "ready", first, timeout=300, fail_fast=True)
         slug = env["slug"]
@@ -130,10 +135,7 @@ class Compose(ComposeCase):
         self.assertIn("web: listening on 0.0.0.0:8000", logs)  # the container's own output
 
         # A push that changes only web: web's image is built, api's reused, api's container kept.
-        git(self.repo, "checkout", "-q", "feature")
-        set_banner(self.repo, "Compose preview two")
-        second = commit_all(self.repo, "banner two")
-        git(self.repo, "checkout", "-q", "main")
+        second = self.commit_banner("feature", "Compose preview two", new_branch=False)
         env = self.daemon.wait_env(1, "ready", second, timeout=300, fail_fast=True)
         status, page, _ = self.daemon.get(primary_host(env))
         self.assertIn("Compose preview two", page)
@@ -216,10 +218,7 @@ class Compose(ComposeCase):
         self.assertFalse(os.path.exists(canary))
 
     def test_daemon_killed_during_compose_up_converges_on_restart(self):
-        git(self.repo, "checkout", "-q", "-b", "interrupted")
-        set_banner(self.repo, "Survived a kill -9")
-        sha = commit_all(self.repo, "banner")
-        git(self.repo, "checkout", "-q", "main")
+        sha = self.commit_banner("interrupted", "Survived a kill -9")
         self.daemon = Daemon(self.scratch, [self.repo]).start()
         # The moment compose starts creating the project's containers, the daemon dies.
         env = self.daemon.wait_for(lambda: next((e for e in self.daemon.environments() if e["pr"] == 1), None), "PR 1 known", 60)
@@ -367,10 +366,7 @@ class Swarm(ComposeCase):
         manifest["compose"]["mode"] = "swarm"
 
     def test_a_pull_request_as_a_stack_from_push_to_merge(self):
-        git(self.repo, "checkout", "-q", "-b", "stacked")
-        set_banner(self.repo, "Stack preview one")
-        first = commit_all(self.repo, "banner one")
-        git(self.repo, "checkout", "-q", "main")
+        first = self.commit_banner("stacked", "Stack preview one")
         self.daemon = Daemon(self.scratch, [self.repo]).start()
         env = self.daemon.wait_env(1, "ready", first, timeout=300, fail_fast=True)
         slug = env["slug"]
@@ -388,10 +384,7 @@ class Swarm(ComposeCase):
 
         # A push to web only: the api service keeps its spec (no new task).
         api_tasks = docker("service", "ps", "--quiet", f"{slug}_api")
-        git(self.repo, "checkout", "-q", "stacked")
-        set_banner(self.repo, "Stack preview two")
-        second = commit_all(self.repo, "banner two")
-        git(self.repo, "checkout", "-q", "main")
+        second = self.commit_banner("stacked", "Stack preview two", new_branch=False)
         env = self.daemon.wait_env(1, "ready", second, timeout=300, fail_fast=True)
         status, page, _ = self.daemon.get(primary_host(env))
         self.assertIn("Stack preview two", page)
@@ -417,10 +410,7 @@ class Swarm(ComposeCase):
         registry (Debian's docker-registry) on a loopback port stands in."""
         registry = Registry(self.scratch)
         self.addCleanup(registry.stop)
-        git(self.repo, "checkout", "-q", "-b", "pushed")
-        set_banner(self.repo, "Pulled from the registry")
-        sha = commit_all(self.repo, "banner")
-        git(self.repo, "checkout", "-q", "main")
+        sha = self.commit_banner("pushed", "Pulled from the registry")
         self.daemon = Daemon(self.scratch, [self.repo], extra={"providers": {"compose": {"registry": registry.address}}}).start()
         env = self.daemon.wait_env(1, "ready", sha, timeout=300, fail_fast=True)
         slug = env["slug"]
