@@ -663,8 +663,10 @@ Status Engine::render_step(UpRun& run, const PlanStep& step, std::string& log) {
                         return endpoint.empty() ? std::string() : std::to_string(endpoint.port);
                       },
                       [&](const RouteSpec& route, const std::string& host) {
-                        if (config_.public_url_template.empty()) return "http://" + run.endpoint_of(route.service).text() + "/";
-                        return config_.public_url(host);
+                        if (!config_.public_url_template.empty()) return config_.public_url(host);
+                        // Straight at the service: unknown until apply where the provider picks the port (Docker does).
+                        Endpoint endpoint = run.endpoint_of(route.service);
+                        return endpoint.empty() ? std::string() : "http://" + endpoint.text() + "/";
                       },
                       // An untrusted pull request gets no secrets: the names render empty.
                       [&](const std::string& value) { return run.request.config_ref.empty() ? value : std::string(); },
