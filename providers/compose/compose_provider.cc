@@ -370,7 +370,8 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
       if (run({"docker", "image", "inspect", "--format", "{{.Id}}", tag}, Millis(30'000)).ok()) {
         log += service + ": image " + tag + " (reused: its build context is unchanged)\n";
       } else if (std::none_of(builds.begin(), builds.end(), [&](const ImageBuild& b) { return b.tag == tag; })) {
-        std::vector<std::string> docker_build{"docker", "build", "--tag", tag, "--file", (context / dockerfile).string()};
+        // --force-rm: the classic builder otherwise keeps a failed step's container, with no label to find it by.
+        std::vector<std::string> docker_build{"docker", "build", "--force-rm", "--tag", tag, "--file", (context / dockerfile).string()};
         for (const auto& [k, v] : args) docker_build.insert(docker_build.end(), {"--build-arg", k + "=" + v});
         // No --label: the classic builder would add a step (a container and a
         // commit, a second or more) to every build. prevue-build/ names them.

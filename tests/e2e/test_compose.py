@@ -302,11 +302,13 @@ class BrokenServices(ComposeCase):
         self.assertEqual(project_objects(slug), {"containers": [], "networks": [], "volumes": []})
 
     def test_a_service_whose_build_fails(self):
+        containers_before = set(docker("ps", "--all", "--quiet"))
         env = self.broken(1, "no-build", "web/Dockerfile",
                           ("COPY server.py /app/server.py", "COPY server.py /app/server.py\nRUN echo 'the build broke here' && exit 3"))
         self.assertIn("building the image of web failed", env["error"])
         self.assertIn("the build broke here", env["error"])  # the builder's own output
         self.assert_nothing_left(env["slug"])
+        self.assertEqual(set(docker("ps", "--all", "--quiet")) - containers_before, set(), "the failed step's container is left")
 
     def test_an_image_that_exits_at_once(self):
         env = self.broken(2, "exits", "compose.yaml",
@@ -360,6 +362,8 @@ class Swarm(ComposeCase):
     def tearDownClass(cls):
         if cls.made_swarm:
             subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True, timeout=120, check=False)
+            # The bridge `swarm init` made stays after leaving.
+            subprocess.run(["docker", "network", "rm", "docker_gwbridge"], capture_output=True, timeout=120, check=False)
 
     def adjust(self, manifest):
         super().adjust(manifest)
