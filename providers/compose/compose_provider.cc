@@ -424,6 +424,8 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
     spec["environment"]["PREVUE_COMMIT_SHORT"] = started.second.substr(0, 7);
     add_service_labels(spec, started.second);
   }
+  // Compose v2 writes the project's name at the top; stack deploy refuses it (the stack is named on its command line).
+  if (settings.swarm) doc.remove("name");
   PREVUE_TRY(build_all(builds, log));
   for (const auto& [image, pushed] : pushes) {
     if (Command tagged = run({"docker", "tag", image, pushed}, Millis(30'000)); !tagged.ok())
