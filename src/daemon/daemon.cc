@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <future>
@@ -128,7 +129,7 @@ struct Daemon::Impl {
   std::map<std::int64_t, WatchedRepository> watched;
   std::unique_ptr<WebhookIntake> webhooks;  // on the webhook threads; fixed after start
   std::unique_ptr<InboxWriter> inbox;  // group commit for the webhook threads
-  bool stopping = false;
+  std::atomic<bool> stopping{false};  // read by the liveness thread too
   std::mutex delivered_mutex;
   std::map<PrKey, bool> delivered;  // pull requests webhooks touched since the last batch (value: labels changed)
   static constexpr std::chrono::milliseconds kDeliveryBatchInterval{5};
@@ -413,6 +414,7 @@ struct Daemon::Impl {
           if (services_liveness(providers, engine_config, e) == Liveness::kStopped) gone.push_back(e);
         }
         asio::post(main, [this, gone = std::move(gone)] {
+          if (stopping) return;
           for (const auto& seen : gone) bring_back(seen);
           arm_liveness_timer();
         });
