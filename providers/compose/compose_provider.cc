@@ -1,9 +1,8 @@
 #include "compose_provider.h"
 #include "docker_cli.h"
 #include "swarm.h"
+#include "http_probe.h"
 
-#include <sys/socket.h>
-#include <netdb.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -469,45 +468,11 @@ std::string container_state(const std::string& id, const std::string& format) {
   return inspect.ok() ? text : "";
 }
 
-// GET `path` at `endpoint`: whether it answered 2xx or 3xx.
-bool http_healthy(const Endpoint& endpoint, const std::string& path) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (::getaddrinfo(endpoint.host.c_str(), std::to_string(endpoint.port).c_str(), &hints, &found) != 0 || !found) return false;
-  bool ok = false;
-  int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd >= 0) {
-    timeval timeout{2, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-    if (::connect(fd, found->ai_addr, found->ai_addrlen) == 0) {
-      std::string request = "GET " + path + " HTTP/1.0\r\nHost: " + endpoint.text() + "\r\nUser-Agent: prevue-health\r\n\r\n";
-      if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
-        char buffer[64] = {};
-        ssize_t n = ::recv(fd, buffer, sizeof buffer - 1, 0);
-        std::string status(buffer, n > 0 ? static_cast<size_t>(n) : 0);
-        ok = status.rfind("HTTP/1.", 0) == 0 && status.size() >= 12 && (status[9] == '2' || status[9] == '3');
-      }
-    }
-    ::close(fd);
-  }
-  ::freeaddrinfo(found);
-  return ok;
-}
-
 std::string logs_tail(const Project& p, const std::string& service) {
   if (p.swarm) return swarm::logs_tail(p.name, service, 30);
   Command logs = run(compose(p.name, {p.project_file().string()}, {"logs", "--no-color", "--tail", "30", service}), Millis(30'000));
   return tail_lines(logs.out + logs.err, 30);
 }
-
-// One service as a wait sees it.
-struct ServiceProbe {
-  bool ready = false;    // running (and healthy, where it has a healthcheck)
-  std::string failure;   // it exited, or its task failed: why
-  std::string state;     // for a message
-};
 
 // Waits until every service runs, each with a healthcheck healthy and each
 // routed one answering its health path at its endpoint (which `endpoint_of`
@@ -535,7 +500,7 @@ Status wait_healthy(const ProviderRequest& request, const Project& p, const Prep
         std::string& known = record.endpoints[service];
         if (known.empty()) known = endpoint_of(service);
         auto endpoint = Endpoint::parse(known);
-        healthy = endpoint && http_healthy(*endpoint, routed->health_path);
+        healthy = endpoint && healthy_status(http_status(*endpoint, routed->health_path, 2000));
         if (!endpoint) state.state += ", no published port yet";
       }
       if (!healthy) last_problem = service + " (" + state.state + ")";
@@ -672,10 +637,7 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
       return kProviderExitFailed;
     }
     for (const auto& service : prepared->changed) record.endpoints.erase(service);
-    auto probe = [&](const std::string& service) {
-      swarm::ServiceProbe task = swarm::probe(project->name, service, earlier_tasks);
-      return ServiceProbe{task.ready, task.failure, task.state};
-    };
+    auto probe = [&](const std::string& service) { return swarm::probe(project->name, service, earlier_tasks); };
     auto endpoint_of = [&](const std::string& service) { return swarm::endpoint_of(project->name, service, settings.ports.at(service)); };
     healthy = wait_healthy(request, *project, *prepared, record, probe, endpoint_of);
   } else {

@@ -1,5 +1,7 @@
-// Running the docker CLI (and compose) from the compose provider: argv
-// only, never a shell; each command logged on stderr, slow ones timed.
+// What the compose provider's two modes (a compose project, a swarm stack)
+// share: running the docker CLI (and compose), argv only, never a shell,
+// each command logged on stderr, slow ones timed; and how a wait for health
+// sees one service.
 #pragma once
 
 #include <chrono>
@@ -32,5 +34,12 @@ const std::vector<std::string>& compose_binary();
 bool buildkit_available();
 
 std::string sha256_hex(const std::string& data);
+
+// One service as a wait for health sees it.
+struct ServiceProbe {
+  bool ready = false;    // running (and healthy, where it has a healthcheck)
+  std::string failure;   // it exited, or its task failed or was rejected: why
+  std::string state;     // for a message: "running starting", "1/1 running", ...
+};
 
 }  // namespace prevue::compose

@@ -28,12 +28,9 @@ Command deploy(const std::string& stack, const std::string& stack_file, bool wit
 // with no IPVS hop, and on engines where the mesh does not work.
 std::string endpoint_of(const std::string& stack, const std::string& service, int target);
 
-// How one service of the stack is doing after a deploy.
-struct ServiceProbe {
-  bool ready = false;     // its desired tasks run (Swarm counts one with a healthcheck as running once healthy)
-  std::string failure;    // a task this deploy made failed or was rejected: why
-  std::string state;      // for messages: "1/1 running", "starting", ...
-};
+// How one service of the stack is doing after a deploy: ready when all its
+// desired tasks run (Swarm counts one with a healthcheck as running once
+// healthy); failed when a task this deploy made failed or was rejected.
 ServiceProbe probe(const std::string& stack, const std::string& service, const std::set<std::string>& earlier_tasks);
 
 std::string logs_tail(const std::string& stack, const std::string& service, int lines);

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "core/files.h"
+#include "http_probe.h"
 #include "core/slug.h"
 
 extern char** environ;
@@ -215,39 +216,6 @@ std::set<int> ports_in_use(const fs::path& records_root) {
     }
   }
   return ports;
-}
-
-// One HTTP GET; the status code, or 0 when nothing answered.
-int http_status(int port, const std::string& path, int timeout_ms) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  int status = 0;
-  auto wait_for = [&](short events) {
-    pollfd p{fd, events, 0};
-    return ::poll(&p, 1, timeout_ms) == 1 && !(p.revents & (POLLERR | POLLNVAL));
-  };
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 || (errno == EINPROGRESS && wait_for(POLLOUT))) {
-    int so_error = 0;
-    socklen_t len = sizeof so_error;
-    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
-    std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: prevue-health\r\nConnection: close\r\n\r\n";
-    if (so_error == 0 && ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
-      std::string reply;
-      char buf[512];
-      while (reply.find("\r\n") == std::string::npos && reply.size() < 4096 && wait_for(POLLIN)) {
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        reply.append(buf, static_cast<size_t>(n));
-      }
-      if (reply.rfind("HTTP/1.", 0) == 0 && reply.size() >= 12) status = std::atoi(reply.c_str() + 9);
-    }
-  }
-  ::close(fd);
-  return status;
 }
 
 // ---- spawning -----------------------------------------------------------------
@@ -531,7 +499,7 @@ Status apply(const ProviderRequest& r, const Settings& settings, EnvRecord& rec,
     auto& s = rec.services[svc.name];
     auto deadline = Clock::now() + std::chrono::milliseconds(svc.ready_timeout_ms);
     while (true) {
-      int status = http_status(s.port, svc.health_path, 1000);
+      int status = http_status(loopback(s.port), svc.health_path, 1000);
       if (status >= 200 && status < 400) {
         log("healthy service=" + svc.name + " path=" + svc.health_path + " status=" + std::to_string(status));
         healthy[i] = true;

@@ -377,11 +377,16 @@ struct Daemon::Impl {
     for (auto e : *envs) {
       // After a restart, a provider that cannot say is taken as a sign too (a reboot took its state).
       if (e.state != EnvState::kReady || services_liveness(providers, engine_config, e) == Liveness::kRunning) continue;
-      // Resumed by the reconciler: provisioning at the deployed commit.
-      e.state = EnvState::kProvisioning;
-      (void)store->update_environment(e);
-      log_event("serve.recover", "slug=" + e.slug + " reason=processes_gone");
+      (void)resume_at_deployed_commit(e, "serve.recover", "processes_gone");
     }
+  }
+
+  // Provisioning at the deployed commit: the reconciler brings it back.
+  bool resume_at_deployed_commit(EnvironmentRecord e, const char* event, const char* reason) {
+    e.state = EnvState::kProvisioning;
+    if (!store->update_environment(e).ok()) return false;
+    log_event(event, "slug=" + e.slug + " reason=" + reason);
+    return true;
   }
 
   // While the daemon runs, a ready environment whose container or process
@@ -422,15 +427,13 @@ struct Daemon::Impl {
     });
   }
 
-  // Provisioning at the deployed commit, unless something changed it since it was seen.
+  // Resumed at its deployed commit, unless something changed it since it was seen.
   void bring_back(const EnvironmentRecord& seen) {
     auto now = store->find_environment_by_slug(seen.slug);
     if (!now.ok() || !now->has_value() || dispatcher.in_flight().count({seen.repo_id, seen.pr})) return;
-    EnvironmentRecord e = **now;
+    const EnvironmentRecord& e = **now;
     if (e.state != EnvState::kReady || e.deployed_sha != seen.deployed_sha) return;
-    e.state = EnvState::kProvisioning;
-    if (!store->update_environment(e).ok()) return;
-    log_event("env.recover", "slug=" + e.slug + " reason=services_not_running");
+    if (!resume_at_deployed_commit(e, "env.recover", "services_not_running")) return;
     if (auto pr = store->find_pull_request(e.repo_id, e.pr); pr.ok() && pr->has_value()) reconcile_one(**pr, clock.now_ms());
   }
 
