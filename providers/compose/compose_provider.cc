@@ -2,6 +2,8 @@
 #include "docker_cli.h"
 #include "swarm.h"
 #include "http_probe.h"
+#include "image_build.h"
+#include "preview_context.h"
 
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -29,12 +31,13 @@ namespace prevue::compose {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using providers::instance_of;
+using providers::preview_environment;
 
 namespace {
 
 constexpr const char* kRecordFile = "compose.json";     // in the environment's records directory
 constexpr const char* kProjectFile = "compose.prevue.yaml";  // the file prevue runs: the repository's, merged and made safe
-constexpr const char* kImageRepository = "prevue-build";     // built images: prevue-build/<service>:<content hash>
 constexpr const char* kEnvironmentLabel = "dev.prevue.environment";
 // Which prevue (state root) a project belongs to: one Docker Engine may serve
 // several prevue instances, and each sweeps only its own orphans.
@@ -163,34 +166,6 @@ Status save_record(const fs::path& records, const Record& r) {
   return write_file_atomic(records / kRecordFile, doc.dump(2) + "\n", Durability::kAtomicOnly);
 }
 
-// This prevue instance, as its projects are labelled: its records root.
-std::string instance_of(const ProviderRequest& request) { return sha256_hex(request.records_root).substr(0, 16); }
-
-// The identity of what an image is built from: every file of the build
-// context (path, executable bit, content; as git's tree id would say),
-// the Dockerfile's path and the build arguments. Two environments at the
-// same tree get the same tag, and so share the image.
-std::string build_identity(const fs::path& context, const std::string& dockerfile, const std::map<std::string, std::string>& args) {
-  std::vector<fs::path> files;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(context, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->path().filename() == ".git") {
-      it.disable_recursion_pending();
-      continue;
-    }
-    if (it->is_regular_file(ec)) files.push_back(it->path());
-  }
-  std::sort(files.begin(), files.end());
-  std::string material = "dockerfile " + dockerfile + "\n";
-  for (const auto& [k, v] : args) material += "arg " + k + "=" + v + "\n";
-  for (const auto& f : files) {
-    auto content = read_file(f);
-    bool executable = (fs::status(f, ec).permissions() & fs::perms::owner_exec) != fs::perms::none;
-    material += "file " + f.lexically_relative(context).string() + (executable ? " x " : " - ") +
-                sha256_hex(content.ok() ? *content : std::string()) + "\n";
-  }
-  return sha256_hex(material).substr(0, 20);
-}
 
 // Writes a YAML node back out, strings quoted as they were read.
 void emit(YAML::Emitter& out, const YAML::Node& node) {
@@ -254,45 +229,6 @@ std::string literal(const std::string& text) {
   return out;
 }
 
-// The environment every container gets (docs/manifest.md), but for the
-// commit (PREVUE_COMMIT, PREVUE_COMMIT_SHORT), which is each service's own.
-std::map<std::string, std::string> preview_environment(const ProviderRequest& request) {
-  std::map<std::string, std::string> env{{"ENV_NAME", "preview"},
-                                         {"PREVUE_SLUG", request.environment.slug},
-                                         {"PREVUE_PR", std::to_string(request.environment.pr)}};
-  for (const auto& s : request.services)
-    for (const auto& [k, v] : s.env)
-      if (k == "PREVUE_URL" || k == "PREVUE_REF") env[k] = v;
-  return env;
-}
-
-struct ImageBuild {
-  std::string service, tag;
-  std::vector<std::string> argv;  // docker build ...
-};
-
-// Builds the images at once, as many at a time as there are cores (the
-// builds of a new pull request's services are independent; Compose v1
-// builds them one after another). The first failure names its service.
-Status build_all(const std::vector<ImageBuild>& builds, std::string& log) {
-  const size_t parallel = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
-  std::vector<Command> results(builds.size());
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> workers;
-  for (size_t w = 0; w < std::min(parallel, builds.size()); ++w)
-    workers.emplace_back([&] {
-      for (size_t i; (i = next++) < builds.size();)
-        results[i] = run(builds[i].argv, Millis(1'800'000), {}, {{"DOCKER_BUILDKIT", buildkit_available() ? "1" : "0"}});
-    });
-  for (auto& worker : workers) worker.join();
-  for (size_t i = 0; i < builds.size(); ++i) {
-    if (!results[i].ok())
-      return make_error(ErrorCode::kProvider, "building the image of " + builds[i].service + " failed:\n" + results[i].why());
-    log += builds[i].service + ": image " + builds[i].tag + " (built)\n";
-  }
-  return {};
-}
-
 struct Prepared {
   std::vector<std::string> images;     // built or reused for this commit
   std::set<std::string> services;      // every compose service
@@ -349,7 +285,7 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
 
   Prepared prepared;
   const auto environment = preview_environment(request);
-  std::vector<ImageBuild> builds;                          // images no environment has built yet
+  std::vector<providers::ImageBuild> builds;               // built here, or reused
   std::vector<std::pair<std::string, std::string>> pushes;  // image -> its name in the operator's registry
   for (auto item : doc["services"]) {
     const std::string service = item.first.Scalar();
@@ -365,18 +301,9 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
       std::map<std::string, std::string> args;
       if (build.IsMap() && build["args"] && build["args"].IsMap())
         for (const auto& a : build["args"]) args[a.first.Scalar()] = a.second.IsNull() ? "" : a.second.Scalar();
-      std::string tag = std::string(kImageRepository) + "/" + dns_words(service, 60) + ":" + build_identity(context, dockerfile, args);
-      if (run({"docker", "image", "inspect", "--format", "{{.Id}}", tag}, Millis(30'000)).ok()) {
-        log += service + ": image " + tag + " (reused: its build context is unchanged)\n";
-      } else if (std::none_of(builds.begin(), builds.end(), [&](const ImageBuild& b) { return b.tag == tag; })) {
-        // --force-rm: the classic builder otherwise keeps a failed step's container, with no label to find it by.
-        std::vector<std::string> docker_build{"docker", "build", "--force-rm", "--tag", tag, "--file", (context / dockerfile).string()};
-        for (const auto& [k, v] : args) docker_build.insert(docker_build.end(), {"--build-arg", k + "=" + v});
-        // No --label: the classic builder would add a step (a container and a
-        // commit, a second or more) to every build. prevue-build/ names them.
-        docker_build.push_back(context.string());
-        builds.push_back({service, tag, std::move(docker_build)});
-      }
+      providers::ImageBuild image = providers::plan_image(service, context, dockerfile, args);
+      std::string tag = image.tag;
+      builds.push_back(std::move(image));
       prepared.images.push_back(tag);
       if (settings.swarm && !operator_settings.registry.empty()) {
         // Every node of the swarm pulls it from the operator's registry.
@@ -425,7 +352,7 @@ Result<Prepared> prepare(const ProviderRequest& request, const Settings& setting
   }
   // Compose v2 writes the project's name at the top; stack deploy refuses it (the stack is named on its command line).
   if (settings.swarm) doc.remove("name");
-  PREVUE_TRY(build_all(builds, log));
+  PREVUE_TRY(providers::build_all(builds, log));
   for (const auto& [image, pushed] : pushes) {
     if (Command tagged = run({"docker", "tag", image, pushed}, Millis(30'000)); !tagged.ok())
       return make_error(ErrorCode::kProvider, "tagging " + image + " for the registry failed: " + tagged.why());

@@ -74,4 +74,14 @@ using Status = Result<void>;
     if (!prevue_try_result_.ok()) return prevue_try_result_.error(); \
   } while (0)
 
+// `lhs = *expr` for an expression yielding Result, else returns its error.
+// Several statements: inside an `if`, put it in braces.
+#define PREVUE_ASSIGN_OR_RETURN(lhs, expr) PREVUE_ASSIGN_OR_RETURN_(PREVUE_CONCAT_(prevue_assign_, __LINE__), lhs, expr)
+#define PREVUE_ASSIGN_OR_RETURN_(result, lhs, expr) \
+  auto result = (expr);                             \
+  if (!result.ok()) return result.error();          \
+  lhs = std::move(result).value()
+#define PREVUE_CONCAT_(a, b) PREVUE_CONCAT_INNER_(a, b)
+#define PREVUE_CONCAT_INNER_(a, b) a##b
+
 }  // namespace prevue

@@ -512,6 +512,9 @@ Result<ProviderResponse> Engine::call_layer(UpRun& run, size_t layer, ProviderVe
   const Layer& spec = run.manifest.layers[layer];
   ProviderRequest r = config_.provider_request(verb, spec.provider, run.env.slug, run.env.pr, run.commit);
   r.settings = spec.provider_settings;
+  r.environment.repository = run.repo.key;
+  // The lease this run will leave, for providers that label it (kube-janitor's janitor/expires).
+  if (LeaseRecord lease = renewed_lease(run); !lease.pinned) r.environment.lease_deadline_ms = lease.deadline();
   r.services = std::move(services);
   ProviderCall call = providers_.call(spec.provider, r, config_.provider_timeout, run.request.cancelled);
   log += call.log;
@@ -838,6 +841,21 @@ Status Engine::prune_step(UpRun& run, const PlanStep& step, std::string& log) {
   return response.ok() ? Status{} : Status(response.error());
 }
 
+LeaseRecord Engine::renewed_lease(const UpRun& run) {
+  std::int64_t now = clock_.now_ms();
+  LeasePolicy policy = run.manifest.lease.over(config_.lease_defaults);
+  auto lease = store_.lease_of(run.env.id);
+  return LeaseRecord{run.env.id,
+                     policy.ttl.count(),
+                     policy.idle.count(),
+                     policy.end,
+                     policy.grace.count(),
+                     now + policy.ttl.count(),
+                     now,
+                     lease.ok() && lease->has_value() && (*lease)->pinned,
+                     0};
+}
+
 Status Engine::ready_step(UpRun& run, std::string& log) {
   EnvironmentRecord& env = run.env;
   env.state = EnvState::kReady;
@@ -848,19 +866,7 @@ Status Engine::ready_step(UpRun& run, std::string& log) {
   if (run.request.publish_ready) PREVUE_TRY(run.request.publish_ready([&] { return store_.update_environment(env); }));
   else PREVUE_TRY(store_.update_environment(env));
   // Every successful run renews the lease: a push is activity.
-  std::int64_t now = clock_.now_ms();
-  LeasePolicy policy = run.manifest.lease.over(config_.lease_defaults);
-  auto lease = store_.lease_of(env.id);
-  LeaseRecord record{env.id,
-                     policy.ttl.count(),
-                     policy.idle.count(),
-                     policy.end,
-                     policy.grace.count(),
-                     now + policy.ttl.count(),
-                     now,
-                     lease.ok() && lease->has_value() && (*lease)->pinned,
-                     0};
-  PREVUE_TRY(store_.upsert_lease(record));
+  PREVUE_TRY(store_.upsert_lease(renewed_lease(run)));
   log += "ready at " + run.url + "\n";
   return store_.append_timeline(env.id, "ready", run.url, 0);
 }
@@ -1106,6 +1112,7 @@ Result<std::vector<EnvironmentView>> Engine::list(bool include_destroyed) {
 }
 
 Result<std::string> Engine::service_logs(const EnvironmentRecord& env, const std::string& service, size_t lines) {
+  std::string why;  // each provider's answer, when none has the output
   for (const auto& layer : env.layers) {
     auto described = providers_.describe(layer.provider);
     if (!described.ok() || !described->can(ProviderVerb::kLogs)) continue;
@@ -1114,8 +1121,9 @@ Result<std::string> Engine::service_logs(const EnvironmentRecord& env, const std
     r.log_lines = static_cast<std::int64_t>(lines);
     ProviderCall call = providers_.call(layer.provider, r, Millis(60'000));
     if (call.response.ok() && call.response->ok) return call.response->log;
+    why += "\n  " + layer.provider + ": " + (call.response.ok() ? call.response->error_message : call.response.error().message);
   }
-  return make_error(ErrorCode::kNotFound, "no output recorded for service '" + service + "' of " + env.slug);
+  return make_error(ErrorCode::kNotFound, "no output recorded for service '" + service + "' of " + env.slug + why);
 }
 
 Result<EnvironmentView> Engine::view(const std::string& slug) {

@@ -173,6 +173,8 @@ class Engine {
   Status seed_in_service(UpRun& run, const SeedStep& spec, std::string& log);
   Status routes_step(UpRun& run, std::string& log);
   Status prune_step(UpRun& run, const PlanStep& step, std::string& log);
+  // The lease a successful run leaves: renewed from now by the manifest's policy, pinned as it was.
+  LeaseRecord renewed_lease(const UpRun& run);
   Status ready_step(UpRun& run, std::string& log);
   // The repository's files at the run's commit into the environment directory.
   Status export_files(UpRun& run, std::string& log);

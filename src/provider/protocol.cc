@@ -108,7 +108,8 @@ std::string encode_request(const ProviderRequest& r) {
          {"state_root", r.state_root},
          {"records_root", r.records_root},
          {"environment", {{"slug", r.environment.slug}, {"dir", r.environment.dir}, {"records_dir", r.environment.records_dir},
-                          {"pr", r.environment.pr}, {"commit", r.environment.commit}}},
+                          {"pr", r.environment.pr}, {"commit", r.environment.commit}, {"repository", r.environment.repository},
+                          {"lease_deadline_ms", r.environment.lease_deadline_ms}}},
          {"settings", settings_object(r.settings)},
          {"operator", settings_object(r.operator_settings)},
          {"services", services},
@@ -145,6 +146,8 @@ Result<ProviderRequest> decode_request(std::string_view text) {
       r.environment.records_dir = e.value("records_dir", "");
       r.environment.pr = integer_or(e, "pr", 0, 0, std::numeric_limits<long>::max());
       r.environment.commit = e.value("commit", "");
+      r.environment.repository = e.value("repository", "");
+      r.environment.lease_deadline_ms = integer_or(e, "lease_deadline_ms", 0, 0, std::numeric_limits<std::int64_t>::max());
     }
     if (auto it = j.find("settings"); it != j.end()) {
       if (!it->is_object()) return make_error(ErrorCode::kInvalidArgument, "malformed provider request: 'settings' must be an object");

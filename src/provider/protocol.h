@@ -47,6 +47,8 @@ struct ProviderEnvironment {
   std::string records_dir;  // absolute: the provider's own records for this environment (outside `dir`)
   long pr = 0;
   std::string commit;
+  std::string repository;            // apply: the repository's key, for labels a person reads
+  std::int64_t lease_deadline_ms = 0;  // apply: when the lease ends if nothing renews it (unix ms); 0: never (pinned)
 };
 
 struct ProviderRequest {

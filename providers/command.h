@@ -1,0 +1,31 @@
+// What the container providers share for driving their CLIs (docker,
+// compose, kubectl, ctr): argv only, never a shell, each command logged on
+// stderr, slow ones timed.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace prevue::providers {
+
+using Millis = std::chrono::milliseconds;
+
+struct Command {
+  int exit_code = -1;
+  std::string out, err;
+  bool ok() const { return exit_code == 0; }
+  // What went wrong, for a message: stderr's last lines (else stdout's, else the exit code).
+  std::string why() const;
+  // stdout's first non-empty line (empty when none).
+  std::string first_line() const;
+};
+
+Command run(const std::vector<std::string>& argv, Millis timeout = Millis(120'000), const std::filesystem::path& cwd = {},
+            std::map<std::string, std::string> env = {}, std::string stdin_data = {});
+
+std::string sha256_hex(const std::string& data);
+
+}  // namespace prevue::providers
