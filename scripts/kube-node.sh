@@ -280,6 +280,7 @@ localStorageCapacityIsolation: false
 serializeImagePulls: false
 syncFrequency: 10s
 fileCheckFrequency: 0s
+podLogsDir: $state/pod-logs
 EOF
   spawn kubelet "$bin/kubelet" --config "$state/kubelet.yaml" --kubeconfig "$state/kubelet.kubeconfig" \
     --root-dir "$state/kubelet" --hostname-override "$node_name" --node-ip "$node_ip" \

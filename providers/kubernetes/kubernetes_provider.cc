@@ -525,10 +525,18 @@ std::string explain(const Cluster& cluster, const std::string& ns, const PodProb
   std::string events = events_of(cluster, ns, "involvedObject.kind=Pod,involvedObject.name=" + problem.pod);
   if (!events.empty()) text += "\nevents:\n" + events;
   if (problem.crashed) {
-    Command logs = kubectl(cluster, {"logs", "--namespace", ns, problem.pod, "--container", problem.container, "--tail", "30", "--previous"},
-                           Millis(30'000));
-    if (!logs.ok()) logs = kubectl(cluster, {"logs", "--namespace", ns, problem.pod, "--container", problem.container, "--tail", "30"}, Millis(30'000));
-    if (logs.ok()) text += "its log ended:\n" + tail_lines(logs.out, 30);
+    // The run that crashed: the current one while it waits to restart, else the previous.
+    std::string log;
+    for (bool previous : {false, true}) {
+      std::vector<std::string> args{"logs", "--namespace", ns, problem.pod, "--container", problem.container, "--tail", "30"};
+      if (previous) args.push_back("--previous");
+      Command logs = kubectl(cluster, args, Millis(30'000));
+      if (logs.ok() && !logs.out.empty() && logs.out.rfind("unable to retrieve container logs", 0) != 0) {
+        log = logs.out;
+        break;
+      }
+    }
+    if (!log.empty()) text += "its log ended:\n" + tail_lines(log, 30);
   }
   return text;
 }

@@ -187,7 +187,9 @@ class Kubernetes(PrevueTestCase):
         self.assertIsNone(namespace(twin["slug"]))
 
     def test_a_deployment_scaled_to_zero_by_hand_is_restored_and_an_orphan_namespace_swept(self):
-        self.commit_on("sturdy", lambda: None, "a pull request")
+        git(self.repo, "checkout", "-q", "-b", "sturdy")
+        git(self.repo, "commit", "-q", "--allow-empty", "-m", "a pull request")  # a branch level with main is no PR
+        git(self.repo, "checkout", "-q", "main")
         self.start_daemon(liveness_interval="1s")
         env = self.daemon.wait_env(1, "ready", timeout=300, fail_fast=True)
         slug = env["slug"]
