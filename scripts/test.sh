@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds, runs every test twice:
+# The test command: installs what is missing, builds, starts the test
+# Kubernetes node (scripts/kube-node.sh), runs every test twice:
 #   1. the Release build (build/): unit and end-to-end tests, crash trials;
 #   2. an ASan + UBSan build (build-asan/), with libFuzzer's instrumentation:
 #      the same unit and end-to-end tests (any sanitizer report fails them:
@@ -10,7 +11,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/setup-images.sh  # base images for the container tests (skipped without a Docker Engine)
+# The single-node Kubernetes of the kubernetes provider's tests: built once
+# (cached), started here on loopback, stopped when the tests end.
+kube_node=0
+if docker info >/dev/null 2>&1; then
+  scripts/setup-kubernetes.sh
+  kube_node=1
+fi
 scripts/build.sh
+if ((kube_node)); then
+  trap 'scripts/kube-node.sh stop' EXIT
+  scripts/kube-node.sh start
+fi
 ctest --test-dir build --output-on-failure -j 2 --timeout 900
 
 if [[ ${PREVUE_TEST_SANITIZED:-1} != 0 ]]; then
