@@ -115,11 +115,11 @@ class WatchingServe(Serve):
 
     TOKEN = "bench"
 
-    def __init__(self, scratch, repo):
+    def __init__(self, scratch, repo, extra=None):
         self.state_dir = os.path.join(scratch, "state")
         super().__init__(scratch, {"state_dir": self.state_dir, "api": {"listen": "127.0.0.1:0", "token": self.TOKEN},
                                    "proxy": {"listen": "127.0.0.1:0"},
-                                   "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"}]})
+                                   "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"}], **(extra or {})})
 
     def announce(self):
         """What a push hook does: poll now."""

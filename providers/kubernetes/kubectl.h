@@ -27,6 +27,7 @@ struct Cluster {
   std::string registry;
   std::string containerd;
   std::string node_address;      // "node-port" routing: the address to reach NodePorts at (default: a node's InternalIP)
+  bool configured = false;       // prevue's config (or the provider's records of it) named this cluster
 };
 
 Result<Cluster> read_cluster(const std::string& operator_settings);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -61,16 +62,22 @@ Result<Cluster> cluster_of(const ProviderRequest& request) {
   const fs::path remembered = fs::path(request.records_root) / "cluster.json";
   json given = json::parse(request.operator_settings, nullptr, false);
   if (given.is_object() && given.empty() && !request.records_root.empty()) {
-    if (auto text = read_file(remembered); text.ok()) return read_cluster(*text);
+    if (auto text = read_file(remembered); text.ok()) {
+      PREVUE_ASSIGN_OR_RETURN(Cluster cluster, read_cluster(*text));
+      cluster.configured = true;
+      return cluster;
+    }
     return read_cluster("{}");
   }
   PREVUE_ASSIGN_OR_RETURN(Cluster cluster, read_cluster(request.operator_settings));
+  cluster.configured = true;
   if (!request.records_root.empty()) {
     auto known = read_file(remembered);
     if (!known.ok() || json::parse(*known, nullptr, false) != given) {
       std::error_code ec;
       fs::create_directories(request.records_root, ec);
       (void)write_file_atomic(remembered, given.dump(2) + "\n", Durability::kAtomicOnly);
+      fs::remove(fs::path(request.records_root) / "whoami", ec);  // another cluster, or another identity
     }
   }
   return cluster;
@@ -452,8 +459,14 @@ Result<std::string> make_available(const Cluster& cluster, const std::string& ta
 // and prevue's own `admin` binding in it (docs/kubernetes-rbac.yaml).
 Status ensure_namespace(const ProviderRequest& request, const Cluster& cluster, Record& record) {
   if (record.user.empty()) {
-    auto who = kubectl_json(cluster, {"auth", "whoami"}, Millis(30'000));
-    if (who.ok()) record.user = (*who)["status"]["userInfo"].value("username", "");
+    // Who prevue is does not change between environments: asked once per cluster settings.
+    const fs::path known = fs::path(request.records_root) / "whoami";
+    if (auto text = read_file(known); text.ok() && !text->empty()) {
+      record.user = *text;
+    } else if (auto who = kubectl_json(cluster, {"auth", "whoami"}, Millis(30'000)); who.ok()) {
+      record.user = (*who)["status"]["userInfo"].value("username", "");
+      if (!record.user.empty()) (void)write_file_atomic(known, record.user, Durability::kAtomicOnly);
+    }
   }
   const ProviderEnvironment& env = request.environment;
   YAML::Node ns(YAML::NodeType::Map);
@@ -613,7 +626,8 @@ Status wait_ready(const ProviderRequest& request, const Cluster& cluster, const 
       return make_error(ErrorCode::kProvider, "not ready within " + std::to_string(timeout_ms / 1000) + " s: " + last_problem +
                                                   (events.empty() ? "" : "\nwarnings in " + ns + ":\n" + events));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // Each pass is one kubectl call (~60 ms); a short pause keeps a ready preview from waiting long for it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }
 
@@ -796,18 +810,27 @@ int list(const ProviderRequest& request, ProviderResponse& response) {
     fail(response, cluster.error().message);
     return kProviderExitFailed;
   }
-  auto namespaces = kubectl_json(*cluster,
-                                 {"get", "namespaces", "--selector",
-                                  std::string(kManagedBy) + "=prevue," + kInstanceLabel + "=" + providers::instance_of(request)},
-                                 Millis(30'000));
-  if (!namespaces.ok()) {
-    fail(response, "cannot list the cluster's namespaces: " + namespaces.error().message);
-    return kProviderExitFailed;
-  }
   std::set<std::string> slugs;
-  for (const auto& ns : (*namespaces).value("items", json::array()))
-    slugs.insert(ns.value("metadata", json::object()).value("labels", json::object()).value(kEnvironmentLabel, ""));
+  // A prevue that never used a cluster (none in its config or records, no
+  // kubeconfig of kubectl's own) has nothing there: `prevue gc` on a machine
+  // without Kubernetes must not fail for it.
+  const char* env_kubeconfig = std::getenv("KUBECONFIG");
+  const char* home = std::getenv("HOME");
   std::error_code ec;
+  const bool configured = cluster->configured || (env_kubeconfig && *env_kubeconfig) ||
+                          (home && fs::exists(fs::path(home) / ".kube" / "config", ec));
+  if (configured) {
+    auto namespaces = kubectl_json(*cluster,
+                                   {"get", "namespaces", "--selector",
+                                    std::string(kManagedBy) + "=prevue," + kInstanceLabel + "=" + providers::instance_of(request)},
+                                   Millis(30'000));
+    if (!namespaces.ok()) {
+      fail(response, "cannot list the cluster's namespaces: " + namespaces.error().message);
+      return kProviderExitFailed;
+    }
+    for (const auto& ns : (*namespaces).value("items", json::array()))
+      slugs.insert(ns.value("metadata", json::object()).value("labels", json::object()).value(kEnvironmentLabel, ""));
+  }
   for (const auto& entry : fs::directory_iterator(request.records_root, ec))
     if (fs::exists(entry.path() / kRecordFile, ec)) slugs.insert(entry.path().filename().string());
   for (const auto& slug : slugs)

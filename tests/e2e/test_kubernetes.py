@@ -197,8 +197,9 @@ class Kubernetes(PrevueTestCase):
         self.daemon.wait_for(lambda: "env.recover slug=" + slug in self.daemon.read_log(), "the scaled-down Deployment noticed", 120)
         self.daemon.wait_for(lambda: kube_json("get", "deployment", "web", "--namespace", slug)["status"].get("readyReplicas") == 1,
                              "web back at one replica", 300)
-        status, page, _ = self.daemon.get(primary_host(env))
-        self.assertEqual(status, 200, page)
+        # Serving again once kube-proxy routes to the new pod (the holding page until then).
+        status, page, _ = self.daemon.wait_for(lambda: (lambda r: r if r[0] == 200 else None)(self.daemon.get(primary_host(env))),
+                                               "the page answering again", 60)
         self.assertIn("Seeded inside the api pod for PR 1", page)  # the data kept: no re-seed, same volume
 
         # A namespace of this prevue that no environment owns (its state lost): swept by gc.
