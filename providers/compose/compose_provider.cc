@@ -4,6 +4,7 @@
 #include "http_probe.h"
 #include "image_build.h"
 #include "preview_context.h"
+#include "yaml_text.h"
 
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -33,6 +34,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using providers::instance_of;
 using providers::preview_environment;
+using providers::emit;
 
 namespace {
 
@@ -167,32 +169,6 @@ Status save_record(const fs::path& records, const Record& r) {
 }
 
 
-// Writes a YAML node back out, strings quoted as they were read.
-void emit(YAML::Emitter& out, const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map:
-      out << YAML::BeginMap;
-      for (const auto& item : node) {
-        out << YAML::Key;
-        emit(out, item.first);
-        out << YAML::Value;
-        emit(out, item.second);
-      }
-      out << YAML::EndMap;
-      break;
-    case YAML::NodeType::Sequence:
-      out << YAML::BeginSeq;
-      for (const auto& item : node) emit(out, item);
-      out << YAML::EndSeq;
-      break;
-    case YAML::NodeType::Scalar:
-      if (node.Tag() == "!") out << YAML::DoubleQuoted << node.Scalar();
-      else out << node.Scalar();
-      break;
-    default:
-      out << YAML::Null;
-  }
-}
 
 struct Project {
   std::string name;            // the slug

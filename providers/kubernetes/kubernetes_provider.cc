@@ -23,12 +23,14 @@
 #include "manifest/manifest.h"
 #include "preview_context.h"
 #include "workloads.h"
+#include "yaml_text.h"
 
 namespace prevue::kubernetes {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using providers::sha256_hex;
+using providers::to_yaml;
 
 namespace {
 
@@ -218,40 +220,26 @@ std::string namespace_of(const Cluster& cluster, const std::string& slug) {
   return name + "-" + hash;
 }
 
+// An existing environment on the cluster: the cluster, what the provider
+// recorded of it, and its namespace (the recorded one: the prefix may have
+// changed since).
+struct Placed {
+  Cluster cluster;
+  Record record;
+  std::string ns;
+};
+
+Result<Placed> placed_of(const ProviderRequest& request) {
+  if (!is_valid_dns_label(request.environment.slug)) return make_error(ErrorCode::kInvalidArgument, "no valid environment slug in the request");
+  PREVUE_ASSIGN_OR_RETURN(Cluster cluster, cluster_of(request));
+  Record record = load_record(request.environment.records_dir);
+  std::string ns = record.namespace_name.empty() ? namespace_of(cluster, request.environment.slug) : record.namespace_name;
+  return Placed{std::move(cluster), std::move(record), std::move(ns)};
+}
+
 // ---- rendering ----------------------------------------------------------------
 
-// Writes a YAML node back out, strings quoted where they were.
-void emit(YAML::Emitter& out, const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map:
-      out << YAML::BeginMap;
-      for (const auto& item : node) {
-        out << YAML::Key;
-        emit(out, item.first);
-        out << YAML::Value;
-        emit(out, item.second);
-      }
-      out << YAML::EndMap;
-      break;
-    case YAML::NodeType::Sequence:
-      out << YAML::BeginSeq;
-      for (const auto& item : node) emit(out, item);
-      out << YAML::EndSeq;
-      break;
-    case YAML::NodeType::Scalar:
-      if (node.Tag() == "!") out << YAML::DoubleQuoted << node.Scalar();
-      else out << node.Scalar();
-      break;
-    default:
-      out << YAML::Null;
-  }
-}
 
-std::string to_yaml(const YAML::Node& node) {
-  YAML::Emitter out;
-  emit(out, node);
-  return out.c_str();
-}
 
 std::string scalar(const YAML::Node& node) { return node && node.IsScalar() ? node.Scalar() : ""; }
 
@@ -302,6 +290,13 @@ std::vector<YAML::Node> pod_specs(YAML::Node doc) {
   if (doc["spec"] && doc["spec"].IsMap() && doc["spec"]["template"] && doc["spec"]["template"].IsMap() && doc["spec"]["template"]["spec"])
     return {doc["spec"]["template"]["spec"]};
   return {};
+}
+
+// A Kubernetes object name (a DNS subdomain): what may follow a kind on kubectl's command line.
+bool is_object_name(const std::string& name) {
+  if (name.empty() || name.size() > 253 || name.front() == '-' || name.front() == '.' || name.back() == '-' || name.back() == '.')
+    return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'; });
 }
 
 // An image reference without its tag or digest: "registry:5000/team/web:1.2" -> "registry:5000/team/web".
@@ -374,6 +369,8 @@ Result<Rendered> render(const ProviderRequest& request, const Cluster& cluster, 
         scalar(doc["metadata"]["name"]).empty())
       return make_error(ErrorCode::kInvalidArgument, "every object in the manifests needs apiVersion, kind and metadata.name");
     const std::string kind = scalar(doc["kind"]), name = scalar(doc["metadata"]["name"]), key = kind + "/" + name;
+    // The API server would refuse any other name; checked here too, since names reach kubectl's argv.
+    if (!is_object_name(name)) return make_error(ErrorCode::kInvalidArgument, kind + " name '" + name + "' is not a valid object name");
     if (kClusterScoped.count(kind))
       return make_error(ErrorCode::kInvalidArgument,
                         key + " is cluster-scoped: a preview holds only objects of its own namespace");
@@ -670,7 +667,14 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
   size_t i = 0;
   for (const auto& [name, source] : settings.images) {
     if (!built.ok()) break;
-    auto available = make_available(cluster, builds[i++].tag, log);
+    providers::ImageBuild& image = builds[i++];
+    auto available = make_available(cluster, image.tag, log);
+    if (!available.ok() && !providers::run({"docker", "image", "inspect", image.tag}, Millis(30'000)).ok()) {
+      // Removed since it was found (another prevue's teardown on the same engine): built again.
+      image = providers::plan_image(image.service, fs::path(request.environment.dir) / source.context, source.dockerfile, source.args);
+      built = providers::build_all({image}, log);
+      if (built.ok()) available = make_available(cluster, image.tag, log);
+    }
     if (!available.ok()) {
       built = available.error();
       break;
@@ -748,15 +752,10 @@ void remove_images(const ProviderRequest& request, const Cluster& cluster, const
   }
 }
 
-int destroy(const ProviderRequest& request, ProviderResponse& response) {
-  auto cluster = cluster_of(request);
-  if (!cluster.ok() || !is_valid_dns_label(request.environment.slug)) {
-    fail(response, cluster.ok() ? "no valid environment slug in the request" : cluster.error().message);
-    return kProviderExitFailed;
-  }
+int destroy(const ProviderRequest& request, ProviderResponse& response, const Placed& placed) {
+  const Cluster* cluster = &placed.cluster;
+  const std::string& ns = placed.ns;
   const fs::path records = request.environment.records_dir;
-  Record record = load_record(records);
-  const std::string ns = record.namespace_name.empty() ? namespace_of(*cluster, request.environment.slug) : record.namespace_name;
   Command present = kubectl(*cluster, {"get", "namespace", ns, "--ignore-not-found", "--output", "name"}, Millis(30'000));
   if (!present.ok()) {
     fail(response, "cannot reach the cluster: " + present.why());
@@ -794,7 +793,7 @@ int destroy(const ProviderRequest& request, ProviderResponse& response) {
   } else {
     response.removed.push_back({"namespace", ns, "already gone"});
   }
-  remove_images(request, *cluster, record, response);
+  remove_images(request, *cluster, placed.record, response);
   std::error_code ec;
   fs::remove_all(records, ec);
   response.ok = true;
@@ -842,15 +841,10 @@ int list(const ProviderRequest& request, ProviderResponse& response) {
 // Each Deployment and StatefulSet the manifests declared, running when it
 // has the replicas they asked for: one scaled down or deleted by hand is
 // "not running", and prevue's liveness check applies the commit again.
-int status(const ProviderRequest& request, ProviderResponse& response) {
-  auto cluster = cluster_of(request);
-  if (!cluster.ok()) {
-    fail(response, cluster.error().message);
-    return kProviderExitFailed;
-  }
-  Record record = load_record(request.environment.records_dir);
-  const std::string ns = record.namespace_name.empty() ? namespace_of(*cluster, request.environment.slug) : record.namespace_name;
-  auto list = kubectl_json(*cluster, {"get", "deployments.apps,statefulsets.apps", "--namespace", ns}, Millis(30'000));
+int status(ProviderResponse& response, const Placed& placed) {
+  const Record& record = placed.record;
+  const std::string& ns = placed.ns;
+  auto list = kubectl_json(placed.cluster, {"get", "deployments.apps,statefulsets.apps", "--namespace", ns}, Millis(30'000));
   if (!list.ok()) {
     fail(response, "cannot read the workloads of " + ns + ": " + list.error().message);
     return kProviderExitFailed;
@@ -871,15 +865,9 @@ int status(const ProviderRequest& request, ProviderResponse& response) {
   return kProviderExitOk;
 }
 
-int sleep_namespace(const ProviderRequest& request, ProviderResponse& response) {
-  auto cluster = cluster_of(request);
-  if (!cluster.ok()) {
-    fail(response, cluster.error().message);
-    return kProviderExitFailed;
-  }
-  Record record = load_record(request.environment.records_dir);
-  const std::string ns = record.namespace_name.empty() ? namespace_of(*cluster, request.environment.slug) : record.namespace_name;
-  Command scaled = kubectl(*cluster, {"scale", "deployments.apps,statefulsets.apps", "--all", "--replicas", "0", "--namespace", ns}, Millis(60'000));
+int sleep_namespace(ProviderResponse& response, const Placed& placed) {
+  const std::string& ns = placed.ns;
+  Command scaled = kubectl(placed.cluster, {"scale", "deployments.apps,statefulsets.apps", "--all", "--replicas", "0", "--namespace", ns}, Millis(60'000));
   if (!scaled.ok() && scaled.why().find("no objects passed to scale") == std::string::npos) {
     fail(response, "cannot scale " + ns + " to zero: " + scaled.why());
     return kProviderExitFailed;
@@ -891,31 +879,28 @@ int sleep_namespace(const ProviderRequest& request, ProviderResponse& response) 
 // What `kubectl exec` and `logs` name for the request's one service: its
 // Deployment or StatefulSet when the manifests declare one by that name,
 // else the Service of that name (a pod it selects).
-Result<std::pair<std::string, std::string>> target_of(const ProviderRequest& request, const Cluster& cluster) {
-  if (request.services.size() != 1 || !is_valid_dns_label(request.environment.slug))
-    return make_error(ErrorCode::kInvalidArgument, "one service and a valid environment slug are needed");
-  Record record = load_record(request.environment.records_dir);
-  const std::string ns = record.namespace_name.empty() ? namespace_of(cluster, request.environment.slug) : record.namespace_name;
+Result<std::string> target_of(const ProviderRequest& request, const Placed& placed) {
+  if (request.services.size() != 1) return make_error(ErrorCode::kInvalidArgument, "one service is needed");
   const std::string& name = request.services.front().name;
   for (const char* kind : {"Deployment", "StatefulSet"})
-    if (record.replicas.count(std::string(kind) + "/" + name)) return std::pair{ns, ascii_lower(kind) + "/" + name};
-  return std::pair{ns, "service/" + name};
+    if (placed.record.replicas.count(std::string(kind) + "/" + name)) return ascii_lower(kind) + "/" + name;
+  return "service/" + name;
 }
 
-int exec(const ProviderRequest& request, ProviderResponse& response, const Cluster& cluster) {
-  auto target = target_of(request, cluster);
+int exec(const ProviderRequest& request, ProviderResponse& response, const Placed& placed) {
+  auto target = target_of(request, placed);
   if (!target.ok() || request.services.front().run.empty()) {
     fail(response, target.ok() ? "no command to run" : target.error().message);
     return kProviderExitFailed;
   }
-  std::vector<std::string> args{"exec", "--namespace", target->first, target->second, "--"};
+  std::vector<std::string> args{"exec", "--namespace", placed.ns, *target, "--"};
   // kubectl exec passes no environment: env(1) sets it, argv only.
   if (!request.services.front().env.empty()) {
-    args.push_back("env");
+    args.insert(args.end(), {"env", "--"});
     for (const auto& [k, v] : request.services.front().env) args.push_back(k + "=" + v);
   }
   for (const auto& arg : request.services.front().run) args.push_back(arg);
-  Command ran = kubectl(cluster, args, Millis(request.exec_timeout_ms));
+  Command ran = kubectl(placed.cluster, args, Millis(request.exec_timeout_ms));
   response.log = ran.out + ran.err;
   if (!ran.ok()) {
     fail(response, "the command failed in " + request.services.front().name + ": " + ran.why());
@@ -928,8 +913,8 @@ int exec(const ProviderRequest& request, ProviderResponse& response, const Clust
 // Copies a file into the service's pod beside the target, then renames it
 // over the target, so the service sees the old file or the whole new one;
 // SQLite's journal files of the old one go first.
-int put(const ProviderRequest& request, ProviderResponse& response, const Cluster& cluster) {
-  auto target = target_of(request, cluster);
+int put(const ProviderRequest& request, ProviderResponse& response, const Placed& placed) {
+  auto target = target_of(request, placed);
   const std::string& path = request.put_target;
   if (!target.ok() || path.empty() || path.front() != '/' || request.put_source.empty()) {
     fail(response, target.ok() ? "no file to put, or no absolute target" : target.error().message);
@@ -940,12 +925,11 @@ int put(const ProviderRequest& request, ProviderResponse& response, const Cluste
     fail(response, "cannot read " + request.put_source + ": " + content.error().message);
     return kProviderExitFailed;
   }
-  const auto& [ns, workload] = *target;
   const std::string incoming = path + ".prevue-incoming";
   auto in_pod = [&](std::vector<std::string> argv, std::string input = {}) {
-    std::vector<std::string> args{"exec", "--namespace", ns, input.empty() ? "--quiet" : "--stdin", workload, "--"};
+    std::vector<std::string> args{"exec", "--namespace", placed.ns, input.empty() ? "--quiet" : "--stdin", *target, "--"};
     args.insert(args.end(), argv.begin(), argv.end());
-    return kubectl(cluster, args, Millis(request.exec_timeout_ms), std::move(input));
+    return kubectl(placed.cluster, args, Millis(request.exec_timeout_ms), std::move(input));
   };
   Command copied = in_pod({"cp", "/dev/stdin", incoming}, *content);
   if (!copied.ok()) {
@@ -964,13 +948,13 @@ int put(const ProviderRequest& request, ProviderResponse& response, const Cluste
   return kProviderExitOk;
 }
 
-int logs(const ProviderRequest& request, ProviderResponse& response, const Cluster& cluster) {
-  auto target = target_of(request, cluster);
+int logs(const ProviderRequest& request, ProviderResponse& response, const Placed& placed) {
+  auto target = target_of(request, placed);
   if (!target.ok()) {
     fail(response, target.error().message);
     return kProviderExitFailed;
   }
-  Command out = kubectl(cluster, {"logs", "--namespace", target->first, target->second, "--tail", std::to_string(request.log_lines)}, Millis(30'000));
+  Command out = kubectl(placed.cluster, {"logs", "--namespace", placed.ns, *target, "--tail", std::to_string(request.log_lines)}, Millis(30'000));
   response.log = out.out + out.err;
   response.ok = out.ok();
   if (!out.ok()) fail(response, "kubectl logs: " + out.why());
@@ -1015,21 +999,26 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
         response.ok = true;
         return kProviderExitOk;
       case ProviderVerb::kApply: return apply(request, response);
-      case ProviderVerb::kSleep: return sleep_namespace(request, response);
-      case ProviderVerb::kDestroy: return destroy(request, response);
-      case ProviderVerb::kStatus: return status(request, response);
       case ProviderVerb::kList: return list(request, response);
+      case ProviderVerb::kSleep:
+      case ProviderVerb::kDestroy:
+      case ProviderVerb::kStatus:
       case ProviderVerb::kExec:
       case ProviderVerb::kPut:
       case ProviderVerb::kLogs: {
-        auto cluster = cluster_of(request);
-        if (!cluster.ok()) {
-          fail(response, cluster.error().message);
+        auto placed = placed_of(request);
+        if (!placed.ok()) {
+          fail(response, placed.error().message);
           return kProviderExitFailed;
         }
-        if (request.verb == ProviderVerb::kExec) return exec(request, response, *cluster);
-        if (request.verb == ProviderVerb::kPut) return put(request, response, *cluster);
-        return logs(request, response, *cluster);
+        switch (request.verb) {
+          case ProviderVerb::kSleep: return sleep_namespace(response, *placed);
+          case ProviderVerb::kDestroy: return destroy(request, response, *placed);
+          case ProviderVerb::kStatus: return status(response, *placed);
+          case ProviderVerb::kExec: return exec(request, response, *placed);
+          case ProviderVerb::kPut: return put(request, response, *placed);
+          default: return logs(request, response, *placed);
+        }
       }
       case ProviderVerb::kPrune: break;
     }

@@ -56,7 +56,9 @@ def container_id(slug, service):
 
 
 def built_images():
-    return set(docker("images", "--format", "{{.Repository}}:{{.Tag}}", "prevue-build/*"))
+    """The compose reference app's images (the kubernetes suite's, prevue-build/reference-*, are its own to remove)."""
+    return set(docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=prevue-build/web",
+                      "--filter", "reference=prevue-build/api"))
 
 
 class ComposeCase(PrevueTestCase):
