@@ -73,6 +73,15 @@ Status build_all(const std::vector<ImageBuild>& images, std::string& log) {
         results[i] = run(builds[i]->argv, Millis(1'800'000), {}, {{"DOCKER_BUILDKIT", buildkit_available() ? "1" : "0"}});
     });
   for (auto& worker : workers) worker.join();
+  for (size_t i = 0; i < builds.size(); ++i) {
+    // The classic builder's cache is a chain of untagged images; another
+    // image's removal (`docker image rm` of a preview built from the same
+    // steps) can take a link of it from under a running build. Once more
+    // finds the chain as it is now.
+    const std::string said = results[i].out + results[i].err;
+    if (!results[i].ok() && (said.find("unknown parent image ID") != std::string::npos || said.find("No such image") != std::string::npos))
+      results[i] = run(builds[i]->argv, Millis(1'800'000), {}, {{"DOCKER_BUILDKIT", buildkit_available() ? "1" : "0"}});
+  }
   for (size_t i = 0; i < builds.size(); ++i)
     if (!results[i].ok())
       return make_error(ErrorCode::kProvider, "building the image of " + builds[i]->service + " failed:\n" + results[i].why());

@@ -28,6 +28,7 @@ node_ip=${KUBE_NODE_IP:-10.245.0.1}
 node_name=prevue-node
 api_port=${KUBE_API_PORT:-16443}
 etcd_port=${KUBE_ETCD_PORT:-12379}
+registry=127.0.0.1:${KUBE_REGISTRY_PORT:-15000}  # a registry there (the tests start one) is pulled from over HTTP
 pod_cidr=10.244.0.0/16
 service_cidr=10.96.0.0/16
 bridge=prevue-cni0
@@ -173,9 +174,18 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+  # Registries on this machine's loopback speak plain HTTP (hosts.toml per registry).
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$state/registry-hosts"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$bin/cni"
     conf_dir = "$state/cni/net.d"
+EOF
+  mkdir -p "$state/registry-hosts/$registry"
+  cat > "$state/registry-hosts/$registry/hosts.toml" <<EOF
+server = "http://$registry"
+[host."http://$registry"]
+  capabilities = ["pull", "resolve"]
 EOF
   spawn containerd containerd --config "$state/containerd.toml"
   wait_for containerd 30 ctr -a "$ctr_sock" version

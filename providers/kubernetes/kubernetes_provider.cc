@@ -333,6 +333,10 @@ void for_each_container(const YAML::Node& doc, const std::function<void(YAML::No
 
 struct Rendered {
   std::string yaml;                      // what `kubectl apply` gets
+  // The record's `applied` and `replicas` once this is applied (kept apart
+  // until then: an apply that fails leaves the record as it was).
+  std::map<std::string, std::pair<std::string, std::string>> applied;
+  std::map<std::string, long> replicas;
   std::set<std::string> workloads;       // "Deployment/web": what the rollout waits for
   std::set<std::string> changed;         // workloads whose spec changed: they roll
   std::set<std::string> recreated_jobs;  // Jobs whose spec changed: a Job's template cannot be updated
@@ -344,7 +348,7 @@ struct Rendered {
 // preview's environment in every container, and PREVUE_COMMIT per workload
 // (the commit its spec last changed at).
 Result<Rendered> render(const ProviderRequest& request, const Cluster& cluster, const Settings& settings,
-                        const std::map<std::string, std::string>& images, const std::string& ns, Record& record) {
+                        const std::map<std::string, std::string>& images, const std::string& ns, const Record& record) {
   PREVUE_ASSIGN_OR_RETURN(std::string text, read_manifests(cluster, request.environment.dir, settings.manifests));
   std::vector<YAML::Node> docs;
   try {
@@ -384,9 +388,11 @@ Result<Rendered> render(const ProviderRequest& request, const Cluster& cluster, 
     if (kWorkloadKinds.count(kind)) {
       // Prevue owns the replica count (a hand's `kubectl scale` is undone at the next apply).
       if ((kind == "Deployment" || kind == "StatefulSet") && !doc["spec"]["replicas"]) doc["spec"]["replicas"] = 1;
-      if (kind == "Deployment" || kind == "StatefulSet") record.replicas[key] = doc["spec"]["replicas"].as<long>(1);
+      if (kind == "Deployment" || kind == "StatefulSet") rendered.replicas[key] = doc["spec"]["replicas"].as<long>(1);
       std::string identity = sha256_hex(to_yaml(doc));
-      auto& applied = record.applied[key];
+      auto earlier = record.applied.find(key);
+      auto& applied = rendered.applied[key];
+      if (earlier != record.applied.end()) applied = earlier->second;
       if (applied.first != identity) {
         applied = {identity, request.environment.commit};
         rendered.changed.insert(key);
@@ -402,11 +408,6 @@ Result<Rendered> render(const ProviderRequest& request, const Cluster& cluster, 
     doc["metadata"]["labels"][kEnvironmentLabel] = request.environment.slug;
     out += "---\n" + to_yaml(doc) + "\n";
   }
-  // Workloads the commit no longer declares: the apply prunes them.
-  for (auto it = record.applied.begin(); it != record.applied.end();)
-    it = rendered.workloads.count(it->first) ? std::next(it) : record.applied.erase(it);
-  for (auto it = record.replicas.begin(); it != record.replicas.end();)
-    it = rendered.workloads.count(it->first) ? std::next(it) : record.replicas.erase(it);
   rendered.yaml = std::move(out);
   return rendered;
 }
@@ -454,7 +455,19 @@ Result<std::string> make_available(const Cluster& cluster, const std::string& ta
 
 // The namespace, labelled and annotated for people, prevue and kube-janitor,
 // and prevue's own `admin` binding in it (docs/kubernetes-rbac.yaml).
-Status ensure_namespace(const ProviderRequest& request, const Cluster& cluster, Record& record) {
+Status ensure_namespace(const ProviderRequest& request, const Cluster& cluster, Record& record, bool first_apply) {
+  if (first_apply) {
+    // A namespace of that name that is not this preview's (a team's own, another prevue's) is never taken over.
+    Command existing = kubectl(cluster, {"get", "namespace", record.namespace_name, "--ignore-not-found", "--output", "json"}, Millis(30'000));
+    if (!existing.ok()) return make_error(ErrorCode::kProvider, "cannot reach the cluster: " + existing.why());
+    json ns = json::parse(existing.out.empty() ? "{}" : existing.out, nullptr, false);
+    if (ns.is_object() && ns.contains("metadata")) {
+      const json labels = ns["metadata"].value("labels", json::object());
+      if (labels.value(kEnvironmentLabel, "") != request.environment.slug ||
+          labels.value(kInstanceLabel, "") != providers::instance_of(request))
+        return make_error(ErrorCode::kConflict, "namespace " + record.namespace_name + " already exists and is not this preview's");
+    }
+  }
   if (record.user.empty()) {
     // Who prevue is does not change between environments: asked once per cluster settings.
     const fs::path known = fs::path(request.records_root) / "whoami";
@@ -654,7 +667,8 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
   const auto& [settings, cluster] = *call;
   const fs::path records = request.environment.records_dir;
   Record record = load_record(records);
-  record.namespace_name = namespace_of(cluster, request.environment.slug);
+  const bool first_apply = record.namespace_name.empty();
+  const std::string ns = namespace_of(cluster, request.environment.slug);
   std::string log;
 
   // Images first: once per build context, whichever environment asks.
@@ -687,15 +701,18 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
     fail(response, built.error().message);
     return kProviderExitFailed;
   }
-  auto rendered = render(request, cluster, settings, images, record.namespace_name, record);
+  auto rendered = render(request, cluster, settings, images, ns, record);
   if (!rendered.ok()) {
     fail(response, rendered.error().message);
     return kProviderExitFailed;
   }
-  // Recorded before the namespace exists: a teardown after a crash here still finds it.
+  // The images recorded first: a teardown after a crash here still removes
+  // them. The namespace once it is known to be this preview's (a teardown
+  // finds it by its labels anyway).
   (void)save_record(records, record);
-  if (Status ns = ensure_namespace(request, cluster, record); !ns.ok()) {
-    fail(response, ns.error().message);
+  record.namespace_name = ns;
+  if (Status made = ensure_namespace(request, cluster, record, first_apply); !made.ok()) {
+    fail(response, made.error().message);
     return kProviderExitFailed;
   }
   (void)save_record(records, record);
@@ -717,6 +734,9 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
     fail(response, "the API server refused the manifests: " + applied.why());
     return kProviderExitFailed;
   }
+  // Applied: what the cluster now holds (workloads the commit no longer declares were pruned).
+  record.applied = rendered->applied;
+  record.replicas = rendered->replicas;
   Status ready = wait_ready(request, cluster, settings, *rendered, record);
   (void)save_record(records, record);
   if (!ready.ok()) {
@@ -756,12 +776,18 @@ int destroy(const ProviderRequest& request, ProviderResponse& response, const Pl
   const Cluster* cluster = &placed.cluster;
   const std::string& ns = placed.ns;
   const fs::path records = request.environment.records_dir;
-  Command present = kubectl(*cluster, {"get", "namespace", ns, "--ignore-not-found", "--output", "name"}, Millis(30'000));
+  Command present = kubectl(*cluster, {"get", "namespace", ns, "--ignore-not-found", "--output", "json"}, Millis(30'000));
   if (!present.ok()) {
     fail(response, "cannot reach the cluster: " + present.why());
     return kProviderExitFailed;
   }
-  if (!present.first_line().empty()) {
+  json found = json::parse(present.out.empty() ? "{}" : present.out, nullptr, false);
+  const json labels = found.is_object() ? found.value("metadata", json::object()).value("labels", json::object()) : json::object();
+  if (found.is_object() && found.contains("metadata") &&
+      (labels.value(kEnvironmentLabel, "") != request.environment.slug || labels.value(kInstanceLabel, "") != providers::instance_of(request))) {
+    // Never prevue's to delete: a namespace of that name it did not make.
+    response.removed.push_back({"namespace", ns, "kept: not this preview's"});
+  } else if (found.is_object() && found.contains("metadata")) {
     Command listed = kubectl(*cluster, {"get", kReceiptKinds, "--namespace", ns, "--output", "name"}, Millis(30'000));
     Command deleted = kubectl(*cluster, {"delete", "namespace", ns, "--ignore-not-found", "--wait=false"}, Millis(60'000));
     if (!deleted.ok()) {

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import shutil
 import subprocess
 import tempfile
@@ -372,3 +373,44 @@ def wait_until(predicate, what, timeout=60):
             return value
         time.sleep(0.1)
     raise AssertionError("timed out waiting for " + what)
+
+
+class Registry:
+    """Debian's docker-registry on a loopback port (a free one unless given), storing in the test's scratch directory."""
+
+    def __init__(self, scratch, port=0):
+        binary = shutil.which("docker-registry")
+        if not binary:
+            raise unittest.SkipTest("docker-registry is not installed (scripts/setup.sh installs it)")
+        if not port:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        self.address = f"127.0.0.1:{port}"
+        root = os.path.join(scratch, "registry")
+        os.makedirs(root)
+        config = os.path.join(root, "config.yml")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {self.address}\n")
+        self.log = open(os.path.join(root, "registry.log"), "w", encoding="utf-8")
+        self.process = subprocess.Popen([binary, "serve", config], stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{self.address}/v2/", timeout=2):
+                    return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise AssertionError("docker-registry did not start: " + open(self.log.name, encoding="utf-8").read())
+                time.sleep(0.05)
+
+    def catalog(self):
+        with urllib.request.urlopen(f"http://{self.address}/v2/_catalog", timeout=10) as reply:
+            return json.load(reply)["repositories"]
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self.log.close()

@@ -9,15 +9,11 @@ makes (scripts/test.sh runs it); without them the tests say so and skip."""
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import time
 import unittest
-import urllib.request
 
-from prevue_e2e import (TEMPLATE_DIR, Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host,
+from prevue_e2e import (TEMPLATE_DIR, Daemon, PrevueTestCase, Registry, commit_all, git, make_template_repo, primary_host,
                         processes_mentioning, set_banner)
 
 COMPOSE_MANIFEST = os.path.join(TEMPLATE_DIR, "..", "reference-compose", "prevue.json")
@@ -431,46 +427,6 @@ class Swarm(ComposeCase):
         self.daemon.wait_gone(slug, timeout=180)
         self.assertEqual(stack_objects(slug), {"services": [], "containers": [], "networks": [], "volumes": []})
         self.assertFalse([i for i in built_images() if i.startswith(registry.address)], "the local tags of pushed images are removed")
-
-
-class Registry:
-    """Debian's docker-registry on a free loopback port, storing in the test's scratch directory."""
-
-    def __init__(self, scratch):
-        binary = shutil.which("docker-registry")
-        if not binary:
-            raise unittest.SkipTest("docker-registry is not installed (scripts/setup.sh installs it)")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.address = f"127.0.0.1:{port}"
-        root = os.path.join(scratch, "registry")
-        os.makedirs(root)
-        config = os.path.join(root, "config.yml")
-        with open(config, "w", encoding="utf-8") as f:
-            f.write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {self.address}\n")
-        self.log = open(os.path.join(root, "registry.log"), "w", encoding="utf-8")
-        self.process = subprocess.Popen([binary, "serve", config], stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://{self.address}/v2/", timeout=2):
-                    return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise AssertionError("docker-registry did not start: " + open(self.log.name, encoding="utf-8").read())
-                time.sleep(0.05)
-
-    def catalog(self):
-        with urllib.request.urlopen(f"http://{self.address}/v2/_catalog", timeout=10) as reply:
-            return json.load(reply)["repositories"]
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-        self.log.close()
 
 
 if __name__ == "__main__":

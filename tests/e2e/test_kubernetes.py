@@ -18,7 +18,7 @@ import signal
 import subprocess
 import unittest
 
-from prevue_e2e import (TEMPLATE_DIR, Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host,
+from prevue_e2e import (TEMPLATE_DIR, Daemon, PrevueTestCase, Registry, commit_all, git, make_template_repo, primary_host,
                         processes_mentioning, set_banner)
 
 K8S_TEMPLATE = os.path.join(TEMPLATE_DIR, "..", "reference-k8s")
@@ -26,6 +26,8 @@ KUBE_STATE = os.environ.get("PREVUE_K8S_STATE", "/var/lib/prevue-kube")
 ADMIN_KUBECONFIG = os.path.join(KUBE_STATE, "admin.kubeconfig")
 PROVIDER_KUBECONFIG = os.path.join(KUBE_STATE, "provider.kubeconfig")
 CONTAINERD = "/run/prevue-kube/containerd.sock"
+NODE_IP = "10.245.0.1"
+NODE_REGISTRY_PORT = 15000  # the node's containerd pulls from 127.0.0.1:15000 over HTTP (scripts/kube-node.sh)
 
 
 def kubectl(*args, check=True, kubeconfig=ADMIN_KUBECONFIG):
@@ -97,8 +99,8 @@ class Kubernetes(PrevueTestCase):
             for image in built_images() - self.images_before:
                 subprocess.run(["docker", "image", "rm", image], capture_output=True, check=False)
 
-    def start_daemon(self, **scheduler):
-        extra = dict(OPERATOR)
+    def start_daemon(self, operator=None, **scheduler):
+        extra = {"providers": {"kubernetes": operator}} if operator else dict(OPERATOR)
         if scheduler:
             extra["scheduler"] = {"reconcile_interval": "2s", "activity_flush": "300ms", **scheduler}
         self.daemon = Daemon(self.scratch, [self.repo], extra=extra).start()
@@ -285,6 +287,37 @@ class Kubernetes(PrevueTestCase):
         for env in [e for e in self.daemon.environments() if e["ref"] in cases]:
             self.daemon.wait_gone(env["slug"], timeout=300)
             self.assertIsNone(namespace(env["slug"]))
+
+    def test_images_through_the_operators_registry_and_routing_by_node_port(self):
+        registry = Registry(self.scratch, port=NODE_REGISTRY_PORT)
+        self.addCleanup(registry.stop)
+
+        def node_port_preview():
+            set_banner(self.repo, "Reached by NodePort")
+            self.edit("k8s/preview/kustomization.yaml", "patches:\n", "patches:\n  - target: {kind: Service, name: web}\n"
+                      "    patch: |-\n      - op: add\n        path: /spec/type\n        value: NodePort\n")
+            path = os.path.join(self.repo, "prevue.json")
+            with open(path, encoding="utf-8") as f:
+                manifest = json.load(f)
+            manifest["kubernetes"]["routing"] = "node-port"
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(manifest, f, indent=2)
+        sha = self.commit_on("by-node-port", node_port_preview, "node port")
+        # The nodes pull from the registry: no image is loaded into the node by prevue.
+        self.start_daemon(operator={"kubeconfig": PROVIDER_KUBECONFIG, "registry": registry.address})
+        env = self.daemon.wait_env(1, "ready", sha, timeout=300, fail_fast=True)
+        slug = env["slug"]
+        status, page, _ = self.daemon.get(primary_host(env))
+        self.assertEqual(status, 200, page)
+        self.assertIn("Reached by NodePort", page)
+        node_port = kube_json("get", "service", "web", "--namespace", slug)["spec"]["ports"][0]["nodePort"]
+        self.assertEqual(env["routes"][0]["upstream"], f"{NODE_IP}:{node_port}")
+        images = [c["image"] for p in pods(slug, "web") + pods(slug, "api") for c in p["spec"]["containers"]]
+        self.assertTrue(images and all(i.startswith(registry.address + "/prevue-build/reference-") for i in images), images)
+        self.assertEqual(sorted(registry.catalog()), ["prevue-build/reference-api", "prevue-build/reference-web"])
+        git(self.repo, "branch", "-q", "-D", "by-node-port")
+        self.daemon.wait_gone(slug, timeout=300)
+        self.assertIsNone(namespace(slug))
 
     def test_prevue_is_confined_to_the_namespaces_it_manages(self):
         # docs/kubernetes-rbac.yaml: the ClusterRole binds `admin` only inside prevue's namespaces.
