@@ -10,7 +10,9 @@ reference app's manifests (templates/reference-k8s) and the test node
      Deployments by hand, then the page polled at the Service's address
      until it answers 200 (the same poll either way). prevue's side also
      seeds the database (a put and a command in the api's pod), which the
-     by-hand side does not: the figure includes that work.
+     by-hand side does not: the figure includes that work. The same is
+     measured for a manifest without seed steps (a branch that drops them),
+     prevue's own overhead on the same rollout.
   2. teardown: from the merge to the namespace gone, against `kubectl delete
      namespace --wait` by hand.
 
@@ -141,7 +143,17 @@ def main():
         by_hand.up("bench-by-hand-warm")
         by_hand.down("bench-by-hand-warm")
 
-        new_prevue, new_hand, gone_prevue, gone_hand = [], [], [], []
+        # A base without seed steps, for the second figure.
+        git(repo, "checkout", "-q", "-b", "no-seed", "main")
+        with open(os.path.join(repo, "prevue.json")) as f:
+            manifest = json.load(f)
+        manifest.pop("seed", None)
+        with open(os.path.join(repo, "prevue.json"), "w") as f:
+            json.dump(manifest, f)
+        git(repo, "commit", "-q", "-am", "no seed steps")
+        git(repo, "checkout", "-q", "main")
+
+        new_prevue, unseeded_prevue, new_hand, gone_prevue, gone_hand = [], [], [], [], []
         for i in range(args.rounds):
             branch = f"feature-{i}"
             sha = branch_at(repo, branch, "main")
@@ -160,12 +172,22 @@ def main():
             gone_prevue.append((time.monotonic() - started) * 1000)
             gone_hand.append(by_hand.down(ns))
 
+            unseeded = f"no-seed-{i}"
+            sha = branch_at(repo, unseeded, "no-seed")
+            started = time.monotonic()
+            announce()
+            preview(unseeded, sha)
+            unseeded_prevue.append((time.monotonic() - started) * 1000)
+
         n, nh = statistics.median(new_prevue), statistics.median(new_hand)
         g, gh = statistics.median(gone_prevue), statistics.median(gone_hand)
+        u = statistics.median(unseeded_prevue)
         print(f"kubernetes reference app on the test node, median of {args.rounds} rounds")
         print(f"  new PR: prevue {[round(x) for x in new_prevue]} ms, by hand {[round(x) for x in new_hand]} ms")
+        print(f"  new PR without seed steps: prevue {[round(x) for x in unseeded_prevue]} ms")
         print(f"  teardown: prevue {[round(x) for x in gone_prevue]} ms, by hand {[round(x) for x in gone_hand]} ms")
         print(f"{'time to preview, new PR (built images)':44s} prevue {n:10.0f} ms   | {'kubectl apply + rollout status':30s} {nh:10.0f} ms   | ratio {n / nh:.2f}x (target < 1.1)")
+        print(f"{'  the same without seed steps':44s} prevue {u:10.0f} ms   | {'kubectl apply + rollout status':30s} {nh:10.0f} ms   | ratio {u / nh:.2f}x")
         print(f"{'teardown, merge to namespace gone':44s} prevue {g:10.0f} ms   | {'kubectl delete namespace --wait':30s} {gh:10.0f} ms   | ratio {g / gh:.2f}x")
     finally:
         for ns in by_hand_namespaces:

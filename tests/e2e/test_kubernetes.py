@@ -205,9 +205,15 @@ class Kubernetes(PrevueTestCase):
         self.daemon.wait_for(lambda: "env.recover slug=" + slug in self.daemon.read_log(), "the scaled-down Deployment noticed", 120)
         self.daemon.wait_for(lambda: kube_json("get", "deployment", "web", "--namespace", slug)["status"].get("readyReplicas") == 1,
                              "web back at one replica", 300)
-        # Serving again once kube-proxy routes to the new pod (the holding page until then).
-        status, page, _ = self.daemon.wait_for(lambda: (lambda r: r if r[0] == 200 else None)(self.daemon.get(primary_host(env))),
-                                               "the page answering again", 60)
+        # Serving again once kube-proxy routes to the new pod (the holding page until then; a
+        # connection to the Service's address can hang while its rules still name the old pod).
+        def answering():
+            try:
+                reply = self.daemon.get(primary_host(env), timeout=5)
+            except OSError:  # timed out
+                return None
+            return reply if reply[0] == 200 else None
+        status, page, _ = self.daemon.wait_for(answering, "the page answering again", 120)
         self.assertIn("Seeded inside the api pod for PR 1", page)  # the data kept: no re-seed, same volume
 
         # A namespace of this prevue that no environment owns (its state lost): swept by gc.
