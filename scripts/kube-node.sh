@@ -366,8 +366,17 @@ stop_quietly() {
   fi
   rm -f "$run/containerd.pid"
   # Shims outlive containerd: each serves one pod's containers.
-  pkill -9 -f "containerd-shim-runc-v2 -namespace k8s.io -address $ctr_sock" 2>/dev/null || true
+  pkill -9 -f "containerd-shim-runc-v2 -namespace k8s.io -id [^ ]+ -address $ctr_sock" 2>/dev/null || true
   if [[ -x $bin/kube-proxy ]]; then "$bin/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
+  # The kubelet's own chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY): the jumps to them, then them.
+  local table rule chain
+  for table in filter nat mangle; do
+    while read -r rule; do
+      eval "iptables -t $table ${rule/#-A/-D}" 2>/dev/null || true  # iptables' own output, quoting included
+    done < <(iptables -t "$table" -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j KUBE-' || true)
+    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do iptables -t "$table" -F "$chain" 2>/dev/null || true; done
+    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do iptables -t "$table" -X "$chain" 2>/dev/null || true; done
+  done
   local target
   for target in $(findmnt -rn -o TARGET | grep -E "^($state|$run|/run/netns/cni-)" | sort -r); do
     umount -l "$target" 2>/dev/null || true
