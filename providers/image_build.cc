@@ -64,13 +64,13 @@ Status build_all(const std::vector<ImageBuild>& images, std::string& log) {
   for (const auto& image : images)
     if (!image.argv.empty() && planned.insert(image.tag).second) builds.push_back(&image);
   const size_t parallel = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
+  auto build = [&](size_t i) { return run(builds[i]->argv, Millis(1'800'000), {}, {{"DOCKER_BUILDKIT", buildkit_available() ? "1" : "0"}}); };
   std::vector<Command> results(builds.size());
   std::atomic<size_t> next{0};
   std::vector<std::thread> workers;
   for (size_t w = 0; w < std::min(parallel, builds.size()); ++w)
     workers.emplace_back([&] {
-      for (size_t i; (i = next++) < builds.size();)
-        results[i] = run(builds[i]->argv, Millis(1'800'000), {}, {{"DOCKER_BUILDKIT", buildkit_available() ? "1" : "0"}});
+      for (size_t i; (i = next++) < builds.size();) results[i] = build(i);
     });
   for (auto& worker : workers) worker.join();
   for (size_t i = 0; i < builds.size(); ++i) {
@@ -80,7 +80,7 @@ Status build_all(const std::vector<ImageBuild>& images, std::string& log) {
     // finds the chain as it is now.
     const std::string said = results[i].out + results[i].err;
     if (!results[i].ok() && (said.find("unknown parent image ID") != std::string::npos || said.find("No such image") != std::string::npos))
-      results[i] = run(builds[i]->argv, Millis(1'800'000), {}, {{"DOCKER_BUILDKIT", buildkit_available() ? "1" : "0"}});
+      results[i] = build(i);
   }
   for (size_t i = 0; i < builds.size(); ++i)
     if (!results[i].ok())

@@ -168,8 +168,6 @@ Status save_record(const fs::path& records, const Record& r) {
   return write_file_atomic(records / kRecordFile, doc.dump(2) + "\n", Durability::kAtomicOnly);
 }
 
-
-
 struct Project {
   std::string name;            // the slug
   fs::path dir;                // the environment directory (the repository's files)

@@ -773,10 +773,10 @@ void remove_images(const ProviderRequest& request, const Cluster& cluster, const
 }
 
 int destroy(const ProviderRequest& request, ProviderResponse& response, const Placed& placed) {
-  const Cluster* cluster = &placed.cluster;
+  const Cluster& cluster = placed.cluster;
   const std::string& ns = placed.ns;
   const fs::path records = request.environment.records_dir;
-  Command present = kubectl(*cluster, {"get", "namespace", ns, "--ignore-not-found", "--output", "json"}, Millis(30'000));
+  Command present = kubectl(cluster, {"get", "namespace", ns, "--ignore-not-found", "--output", "json"}, Millis(30'000));
   if (!present.ok()) {
     fail(response, "cannot reach the cluster: " + present.why());
     return kProviderExitFailed;
@@ -788,28 +788,26 @@ int destroy(const ProviderRequest& request, ProviderResponse& response, const Pl
     // Never prevue's to delete: a namespace of that name it did not make.
     response.removed.push_back({"namespace", ns, "kept: not this preview's"});
   } else if (found.is_object() && found.contains("metadata")) {
-    Command listed = kubectl(*cluster, {"get", kReceiptKinds, "--namespace", ns, "--output", "name"}, Millis(30'000));
-    Command deleted = kubectl(*cluster, {"delete", "namespace", ns, "--ignore-not-found", "--wait=false"}, Millis(60'000));
+    Command listed = kubectl(cluster, {"get", kReceiptKinds, "--namespace", ns, "--output", "name"}, Millis(30'000));
+    Command deleted = kubectl(cluster, {"delete", "namespace", ns, "--ignore-not-found", "--wait=false"}, Millis(60'000));
     if (!deleted.ok()) {
       fail(response, "cannot delete namespace " + ns + ": " + deleted.why());
       return kProviderExitFailed;
     }
     // Gone means gone: its finalizers have run and every object in it is deleted.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<std::int64_t>(request.stop_grace_ms, 300'000));
+    const std::int64_t wait_ms = std::max<std::int64_t>(request.stop_grace_ms, 300'000);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
     for (;;) {
-      Command still = kubectl(*cluster, {"get", "namespace", ns, "--ignore-not-found", "--output", "name"}, Millis(30'000));
+      Command still = kubectl(cluster, {"get", "namespace", ns, "--ignore-not-found", "--output", "name"}, Millis(30'000));
       if (still.ok() && still.first_line().empty()) break;
       if (std::chrono::steady_clock::now() > deadline) {
-        auto doc = kubectl_json(*cluster, {"get", "namespace", ns}, Millis(30'000));
+        auto doc = kubectl_json(cluster, {"get", "namespace", ns}, Millis(30'000));
         std::string why;
         if (doc.ok())
           for (const auto& c : (*doc).value("status", json::object()).value("conditions", json::array()))
             if (c.value("status", "") == "True") why += "\n  " + c.value("type", "") + ": " + c.value("message", "");
-        Command left = kubectl(*cluster, {"get", kReceiptKinds, "--namespace", ns, "--output", "name"}, Millis(30'000));
-        fail(response, "namespace " + ns + " is still there after " +
-                           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::milliseconds(
-                                              std::max<std::int64_t>(request.stop_grace_ms, 300'000))).count()) +
-                           " s; its conditions:" + (why.empty() ? " none" : why) + "\nleft in it:\n" + left.out);
+        Command left = kubectl(cluster, {"get", kReceiptKinds, "--namespace", ns, "--output", "name"}, Millis(30'000));
+        fail(response, "namespace " + ns + " is still there after " + std::to_string(wait_ms / 1000) + " s; its conditions:" + (why.empty() ? " none" : why) + "\nleft in it:\n" + left.out);
         return kProviderExitFailed;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
@@ -819,7 +817,7 @@ int destroy(const ProviderRequest& request, ProviderResponse& response, const Pl
   } else {
     response.removed.push_back({"namespace", ns, "already gone"});
   }
-  remove_images(request, *cluster, placed.record, response);
+  remove_images(request, cluster, placed.record, response);
   std::error_code ec;
   fs::remove_all(records, ec);
   response.ok = true;

@@ -512,9 +512,11 @@ Result<ProviderResponse> Engine::call_layer(UpRun& run, size_t layer, ProviderVe
   const Layer& spec = run.manifest.layers[layer];
   ProviderRequest r = config_.provider_request(verb, spec.provider, run.env.slug, run.env.pr, run.commit);
   r.settings = spec.provider_settings;
-  r.environment.repository = run.repo.key;
-  // The lease this run will leave, for providers that label it (kube-janitor's janitor/expires).
-  if (LeaseRecord lease = renewed_lease(run); !lease.pinned) r.environment.lease_deadline_ms = lease.deadline();
+  if (verb == ProviderVerb::kApply) {
+    r.environment.repository = run.repo.key;
+    // The lease this run will leave, for providers that label it (kube-janitor's janitor/expires).
+    if (LeaseRecord lease = renewed_lease(run); !lease.pinned) r.environment.lease_deadline_ms = lease.deadline();
+  }
   r.services = std::move(services);
   ProviderCall call = providers_.call(spec.provider, r, config_.provider_timeout, run.request.cancelled);
   log += call.log;
