@@ -90,4 +90,26 @@ Status build_all(const std::vector<ImageBuild>& images, std::string& log) {
   return {};
 }
 
+std::vector<ReceiptItem> remove_unshared_images(const std::string& records_root, const std::string& slug,
+                                                const std::vector<std::string>& images,
+                                                const std::function<std::vector<std::string>(const fs::path&)>& images_of,
+                                                const std::function<void(const std::string&)>& also_remove) {
+  std::set<std::string> shared;
+  std::error_code ec;
+  for (const auto& other : fs::directory_iterator(records_root, ec))
+    if (other.path().filename() != slug)
+      for (const auto& image : images_of(other.path())) shared.insert(image);
+  std::vector<ReceiptItem> receipt;
+  for (const auto& image : images) {
+    if (shared.count(image)) {
+      receipt.push_back({"image", image, "kept: another preview uses it"});
+      continue;
+    }
+    Command rmi = run({"docker", "image", "rm", image});
+    if (also_remove) also_remove(image);
+    receipt.push_back({"image", image, rmi.ok() ? "removed" : "already gone"});
+  }
+  return receipt;
+}
+
 }  // namespace prevue::providers

@@ -5,11 +5,13 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "core/result.h"
+#include "provider/protocol.h"
 
 namespace prevue::providers {
 
@@ -35,5 +37,14 @@ ImageBuild plan_image(const std::string& service, const std::filesystem::path& c
 // are cores; each image's line goes to `log` (built or reused). The first
 // failure names its service.
 Status build_all(const std::vector<ImageBuild>& images, std::string& log);
+
+// Removes from the engine the images of environment `slug` that no other
+// environment's record names (`images_of` reads a record directory under
+// `records_root`); each image is a line of the receipt. `also_remove` runs
+// for each image removed (a node's copy of it, say).
+std::vector<ReceiptItem> remove_unshared_images(const std::string& records_root, const std::string& slug,
+                                                const std::vector<std::string>& images,
+                                                const std::function<std::vector<std::string>(const std::filesystem::path&)>& images_of,
+                                                const std::function<void(const std::string&)>& also_remove = {});
 
 }  // namespace prevue::providers

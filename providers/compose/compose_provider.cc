@@ -597,20 +597,10 @@ int destroy(const ProviderRequest& request, ProviderResponse& response) {
   response.removed = remove_compose_project(project);
   if (swarm_manager())
     for (auto& item : swarm::remove(project)) response.removed.push_back(std::move(item));
-  // Images this environment built that no other environment's record names.
-  std::set<std::string> shared;
+  for (auto& item : providers::remove_unshared_images(request.records_root, project, record.images,
+                                                      [](const fs::path& other) { return load_record(other).images; }))
+    response.removed.push_back(std::move(item));
   std::error_code ec;
-  for (const auto& other : fs::directory_iterator(request.records_root, ec))
-    if (other.path().filename() != project)
-      for (const auto& image : load_record(other.path()).images) shared.insert(image);
-  for (const auto& image : record.images) {
-    if (shared.count(image)) {
-      response.removed.push_back({"image", image, "kept: another preview uses it"});
-      continue;
-    }
-    Command rmi = run({"docker", "image", "rm", image});
-    response.removed.push_back({"image", image, rmi.ok() ? "removed" : "already gone"});
-  }
   fs::remove_all(records, ec);
   response.ok = true;
   return kProviderExitOk;

@@ -755,21 +755,13 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
 
 // Images of this environment that no other environment's record names.
 void remove_images(const ProviderRequest& request, const Cluster& cluster, const Record& record, ProviderResponse& response) {
-  std::set<std::string> shared;
-  std::error_code ec;
-  for (const auto& other : fs::directory_iterator(request.records_root, ec))
-    if (other.path().filename() != request.environment.slug)
-      for (const auto& image : load_record(other.path()).images) shared.insert(image);
-  for (const auto& image : record.images) {
-    if (shared.count(image)) {
-      response.removed.push_back({"image", image, "kept: another preview uses it"});
-      continue;
-    }
-    Command rmi = providers::run({"docker", "image", "rm", image});
+  auto from_the_node = [&](const std::string& image) {
     if (!cluster.containerd.empty())
       (void)providers::run({"ctr", "--address", cluster.containerd, "--namespace", "k8s.io", "images", "remove", "docker.io/" + image});
-    response.removed.push_back({"image", image, rmi.ok() ? "removed" : "already gone"});
-  }
+  };
+  for (auto& item : providers::remove_unshared_images(request.records_root, request.environment.slug, record.images,
+                                                      [](const fs::path& other) { return load_record(other).images; }, from_the_node))
+    response.removed.push_back(std::move(item));
 }
 
 int destroy(const ProviderRequest& request, ProviderResponse& response, const Placed& placed) {
