@@ -22,6 +22,20 @@ std::string Command::first_line() const {
   return lines.empty() ? "" : lines.front();
 }
 
+namespace {
+struct StopRule {
+  const std::atomic<bool>* requested = nullptr;
+  int signal = SIGTERM;
+  Millis grace{10'000};
+};
+StopRule& stop_rule() {
+  static StopRule rule;
+  return rule;
+}
+}  // namespace
+
+void stop_commands_when(const std::atomic<bool>* requested, int signal, Millis grace) { stop_rule() = StopRule{requested, signal, grace}; }
+
 Command run(const std::vector<std::string>& argv, Millis timeout, const std::filesystem::path& cwd,
             std::map<std::string, std::string> env, std::string stdin_data) {
   static SubprocessRunner runner;
@@ -32,8 +46,9 @@ Command run(const std::vector<std::string>& argv, Millis timeout, const std::fil
   spec.env = std::move(env);
   spec.stdin_data = std::move(stdin_data);
   spec.timeout = timeout;
-  spec.stop_signal = SIGTERM;
-  spec.stop_grace = Millis(10'000);
+  spec.stop_signal = stop_rule().signal;
+  spec.stop_grace = stop_rule().grace;
+  spec.cancelled = stop_rule().requested;
   Command c;
   auto outcome = runner.run(spec);
   if (!outcome.ok()) {
@@ -41,10 +56,12 @@ Command run(const std::vector<std::string>& argv, Millis timeout, const std::fil
     return c;
   }
   if (outcome->elapsed > Millis(1'000)) std::cerr << "  (" << outcome->elapsed.count() << " ms)\n";  // where the time goes
-  c.exit_code = outcome->timed_out ? -1 : outcome->exit_code;
+  c.exit_code = outcome->timed_out || outcome->cancelled ? -1 : outcome->exit_code;
+  c.stopped = outcome->cancelled;
   c.out = std::move(outcome->stdout_data);
   c.err = std::move(outcome->stderr_data);
   if (outcome->timed_out) c.err += "\n(timed out after " + std::to_string(timeout.count() / 1000) + " s)";
+  if (outcome->cancelled) c.err += "\n(stopped: the provider was asked to stop)";
   return c;
 }
 

@@ -11,6 +11,9 @@ std::map<std::string, std::string> preview_environment(const ProviderRequest& re
   for (const auto& s : request.services)
     for (const auto& [k, v] : s.env)
       if (k == "PREVUE_URL" || k == "PREVUE_REF") env[k] = v;
+  // apply names them itself (a layer without services has no env to read them from)
+  if (!request.environment.url.empty()) env["PREVUE_URL"] = request.environment.url;
+  if (!request.environment.ref.empty()) env["PREVUE_REF"] = request.environment.ref;
   return env;
 }
 

@@ -799,7 +799,8 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
         return response.ok ? kProviderExitOk : kProviderExitFailed;
       }
       case ProviderVerb::kPut: return put(request, response);
-      case ProviderVerb::kPrune: break;
+      case ProviderVerb::kPrune:
+      case ProviderVerb::kPlan: break;
     }
     fail(response, std::string("verb ") + to_string(request.verb) + " is not implemented by the compose provider");
     return kProviderExitBadRequest;

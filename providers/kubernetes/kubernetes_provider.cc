@@ -21,6 +21,7 @@
 #include "image_build.h"
 #include "kubectl.h"
 #include "manifest/manifest.h"
+#include "operator_settings.h"
 #include "preview_context.h"
 #include "workloads.h"
 #include "yaml_text.h"
@@ -57,30 +58,15 @@ const std::set<std::string> kClusterScoped{
     "FlowSchema", "PriorityLevelConfiguration", "ClusterTrustBundle", "DeviceClass", "ServiceCIDR", "IPAddress"};
 const std::set<std::string> kWorkloadKinds{"Deployment", "StatefulSet", "DaemonSet", "Job"};
 
-// The cluster of prevue's config. The provider keeps the last settings it
-// was given (records_root/cluster.json), for the commands that run without
-// the config (`prevue down`, `prevue ls`): they reach the same cluster.
+// The cluster of prevue's config (remembered for the commands that run
+// without it: they reach the same cluster).
 Result<Cluster> cluster_of(const ProviderRequest& request) {
-  const fs::path remembered = fs::path(request.records_root) / "cluster.json";
-  json given = json::parse(request.operator_settings, nullptr, false);
-  if (given.is_object() && given.empty() && !request.records_root.empty()) {
-    if (auto text = read_file(remembered); text.ok()) {
-      PREVUE_ASSIGN_OR_RETURN(Cluster cluster, read_cluster(*text));
-      cluster.configured = true;
-      return cluster;
-    }
-    return read_cluster("{}");
-  }
-  PREVUE_ASSIGN_OR_RETURN(Cluster cluster, read_cluster(request.operator_settings));
-  cluster.configured = true;
-  if (!request.records_root.empty()) {
-    auto known = read_file(remembered);
-    if (!known.ok() || json::parse(*known, nullptr, false) != given) {
-      std::error_code ec;
-      fs::create_directories(request.records_root, ec);
-      (void)write_file_atomic(remembered, given.dump(2) + "\n", Durability::kAtomicOnly);
-      fs::remove(fs::path(request.records_root) / "whoami", ec);  // another cluster, or another identity
-    }
+  providers::RememberedSettings settings = providers::remembered_operator_settings(request);
+  PREVUE_ASSIGN_OR_RETURN(Cluster cluster, read_cluster(settings.text));
+  cluster.configured = settings.text != "{}";
+  if (settings.changed) {
+    std::error_code ec;
+    fs::remove(fs::path(request.records_root) / "whoami", ec);  // another cluster, or another identity
   }
   return cluster;
 }
@@ -1036,7 +1022,8 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
           default: return logs(request, response, *placed);
         }
       }
-      case ProviderVerb::kPrune: break;
+      case ProviderVerb::kPrune:
+      case ProviderVerb::kPlan: break;
     }
     fail(response, std::string("verb ") + to_string(request.verb) + " is not implemented by the kubernetes provider");
     return kProviderExitBadRequest;

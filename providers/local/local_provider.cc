@@ -710,6 +710,10 @@ int handle(const ProviderRequest& request, ProviderResponse& response) {
         else result = apply(request, settings, *rec, response);
         break;
       }
+      case ProviderVerb::kPlan:
+        response.error_code = "bad_request";
+        response.error_message = "verb plan is not implemented by the local provider";
+        return kProviderExitBadRequest;
     }
   } catch (const std::exception& e) {
     result = make_error(ErrorCode::kInternal, std::string("local provider: ") + e.what());

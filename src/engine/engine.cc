@@ -195,6 +195,28 @@ Result<std::map<std::string, std::string>> render_service_env(const ServiceSpec&
   return out;
 }
 
+// A layer's settings block with every string value rendered (a Terraform
+// variable may be "{{ pr.number }}" or an earlier layer's output). The
+// origin names the place in prevue.json, as for a service's argv.
+Result<std::string> render_settings(const std::string& settings, const std::string& provider, const RenderContext& context) {
+  nlohmann::json tree = nlohmann::json::parse(settings, nullptr, false);
+  if (tree.is_discarded()) return make_error(ErrorCode::kInvalidArgument, "prevue.json $." + provider + " is not a JSON object");
+  std::function<Status(nlohmann::json&, const std::string&)> walk = [&](nlohmann::json& node, const std::string& path) -> Status {
+    if (node.is_string()) {
+      auto rendered = render_text(node.get<std::string>(), context, "prevue.json " + path);
+      if (!rendered.ok()) return rendered.error();
+      node = std::move(rendered).value();
+    } else if (node.is_object()) {
+      for (auto& [key, value] : node.items()) PREVUE_TRY(walk(value, path + "." + key));
+    } else if (node.is_array()) {
+      for (size_t i = 0; i < node.size(); ++i) PREVUE_TRY(walk(node[i], path + "[" + std::to_string(i) + "]"));
+    }
+    return {};
+  };
+  PREVUE_TRY(walk(tree, "$." + provider));
+  return tree.dump();
+}
+
 // A template's source as read from git at `commit`.
 using TemplateSource = Result<std::optional<std::string>>;
 
@@ -511,9 +533,11 @@ Result<ProviderResponse> Engine::call_layer(UpRun& run, size_t layer, ProviderVe
                                             std::string& log) {
   const Layer& spec = run.manifest.layers[layer];
   ProviderRequest r = config_.provider_request(verb, spec.provider, run.env.slug, run.env.pr, run.commit);
-  r.settings = spec.provider_settings;
+  PREVUE_ASSIGN_OR_RETURN(r.settings, render_settings(spec.provider_settings, spec.provider, run.context));
   if (verb == ProviderVerb::kApply) {
     r.environment.repository = run.repo.key;
+    r.environment.ref = run.request.ref;
+    r.environment.url = run.url;
     // The lease this run will leave, for providers that label it (kube-janitor's janitor/expires).
     if (LeaseRecord lease = renewed_lease(run); !lease.pinned) r.environment.lease_deadline_ms = lease.deadline();
   }

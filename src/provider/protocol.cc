@@ -30,6 +30,7 @@ const char* to_string(ProviderVerb verb) {
     case ProviderVerb::kLogs: return "logs";
     case ProviderVerb::kExec: return "exec";
     case ProviderVerb::kPut: return "put";
+    case ProviderVerb::kPlan: return "plan";
   }
   return "unknown";
 }
@@ -51,7 +52,8 @@ namespace {
 constexpr ProviderVerb kAllVerbs[] = {ProviderVerb::kDescribe, ProviderVerb::kValidate, ProviderVerb::kAllocate,
                                       ProviderVerb::kApply,    ProviderVerb::kPrune,    ProviderVerb::kSleep,
                                       ProviderVerb::kDestroy,  ProviderVerb::kStatus,   ProviderVerb::kList,
-                                      ProviderVerb::kLogs,     ProviderVerb::kExec,     ProviderVerb::kPut};
+                                      ProviderVerb::kLogs,     ProviderVerb::kExec,     ProviderVerb::kPut,
+                                      ProviderVerb::kPlan};
 
 // An integer field within [low, high]; absent gives `fallback`. A float or a
 // number out of range is refused (converting it would be undefined).
@@ -109,7 +111,7 @@ std::string encode_request(const ProviderRequest& r) {
          {"records_root", r.records_root},
          {"environment", {{"slug", r.environment.slug}, {"dir", r.environment.dir}, {"records_dir", r.environment.records_dir},
                           {"pr", r.environment.pr}, {"commit", r.environment.commit}, {"repository", r.environment.repository},
-                          {"lease_deadline_ms", r.environment.lease_deadline_ms}}},
+                          {"ref", r.environment.ref}, {"url", r.environment.url}, {"lease_deadline_ms", r.environment.lease_deadline_ms}}},
          {"settings", settings_object(r.settings)},
          {"operator", settings_object(r.operator_settings)},
          {"services", services},
@@ -147,6 +149,8 @@ Result<ProviderRequest> decode_request(std::string_view text) {
       r.environment.pr = integer_or(e, "pr", 0, 0, std::numeric_limits<long>::max());
       r.environment.commit = e.value("commit", "");
       r.environment.repository = e.value("repository", "");
+      r.environment.ref = e.value("ref", "");
+      r.environment.url = e.value("url", "");
       r.environment.lease_deadline_ms = integer_or(e, "lease_deadline_ms", 0, 0, std::numeric_limits<std::int64_t>::max());
     }
     if (auto it = j.find("settings"); it != j.end()) {

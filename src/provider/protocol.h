@@ -16,7 +16,7 @@ namespace prevue {
 
 inline constexpr int kProviderProtocolVersion = 2;
 
-enum class ProviderVerb { kDescribe, kValidate, kAllocate, kApply, kPrune, kSleep, kDestroy, kStatus, kList, kLogs, kExec, kPut };
+enum class ProviderVerb { kDescribe, kValidate, kAllocate, kApply, kPrune, kSleep, kDestroy, kStatus, kList, kLogs, kExec, kPut, kPlan };
 const char* to_string(ProviderVerb verb);
 
 // Exit codes a provider uses (anything else is a crash).
@@ -47,7 +47,9 @@ struct ProviderEnvironment {
   std::string records_dir;  // absolute: the provider's own records for this environment (outside `dir`)
   long pr = 0;
   std::string commit;
-  std::string repository;            // apply: the repository's key, for labels a person reads
+  std::string repository;            // apply, plan: the repository's key, for labels a person reads
+  std::string ref;                   // apply, plan: the branch (or tag) the environment follows
+  std::string url;                   // apply, plan: the preview's address, as reviewers open it
   std::int64_t lease_deadline_ms = 0;  // apply: when the lease ends if nothing renews it (unix ms); 0: never (pinned)
 };
 
