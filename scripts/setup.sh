@@ -12,4 +12,5 @@ install_packages \
   clang-16 libclang-rt-16-dev llvm-16 \
   knot knot-dnsutils \
   libyaml-cpp-dev docker-registry \
+  postgresql postgresql-client \
   python3 procps

@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/setup-images.sh  # base images for the container tests (skipped without a Docker Engine)
+scripts/setup-terraform.sh  # terraform or tofu for the terraform provider's tests (OpenTofu built once where neither is present)
 # The single-node Kubernetes of the kubernetes provider's tests: built once
 # (cached), started here on loopback, stopped when the tests end.
 kube_node=0

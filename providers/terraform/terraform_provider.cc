@@ -191,9 +191,7 @@ Result<Backend> backend_of(const ProviderRequest& request, const Operator& op) {
   const fs::path root = request.records_root;
   Backend b;
   if (op.backend_type.empty() || op.backend_type == "local") {
-    const fs::path state = root / "state";
-    std::error_code ec;
-    fs::create_directories(state, ec);
+    const fs::path state = root / "state";  // terraform makes it when a workspace first needs it
     b.override_text = "terraform {\n  backend \"local\" {\n    path          = " + hcl_string((state / "default.tfstate").string()) +
                       "\n    workspace_dir = " + hcl_string(state.string()) + "\n  }\n}\n";
     return b;

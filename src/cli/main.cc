@@ -533,6 +533,7 @@ int main(int argc, char** argv) {
     }
     std::cout << "environment " << r->slug << " at " << r->commit << "\n\nplan: " << r->plan << "\nservices:\n";
     for (const auto& c : r->commands) std::cout << "  " << c << "\n";
+    for (const auto& p : r->layer_plans) std::cout << "\nlayer " << p.layer << " (" << p.provider << "), nothing applied:\n" << p.text;
     for (const auto& f : r->files) {
       std::cout << "\n--- " << f.path << " ---\n" << f.content;
       if (!f.content.empty() && f.content.back() != '\n') std::cout << "\n";

@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cctype>
 #include <functional>
 #include <tuple>
@@ -1093,16 +1094,20 @@ Result<RenderReport> Engine::render(const std::string& repo_arg, const std::stri
                     [](const std::string& shown) { return shown; },
                     secret_names};
   RenderContext context = make_context(src).first;
-  // Outputs exist only once their layer has applied: they show by name.
+  // Outputs exist only once their layer has applied, and a secret the
+  // daemon's config would give is not in a dry run's: both show by name.
   auto name_outputs = [&](std::string_view text) {
-    for (const auto& name : placeholders_in(text))
+    for (const auto& name : placeholders_in(text)) {
       if (name.rfind("output.", 0) == 0 && manifest->last_output_layer("{{" + name + "}}") >= 0)
         context.set(name, "<" + name + ">");
+      if (name.rfind("secret.", 0) == 0 && !context.find(name)) context.set(name, "<secret " + name.substr(7) + ">");
+    }
   };
   for (const auto& s : manifest->services) {
     for (const auto& arg : s.run) name_outputs(arg);
     for (const auto& [k, v] : s.env) name_outputs(v);
   }
+  for (const auto& layer : manifest->layers) name_outputs(layer.provider_settings);
 
   for (const auto& t : manifest->templates) {
     TemplateSource source = git.read_file(commit, t.source);
@@ -1120,7 +1125,56 @@ Result<RenderReport> Engine::render(const std::string& repo_arg, const std::stri
     for (const auto& [k, v] : *service_env) line += "\n    " + k + "=" + v;
     report.commands.push_back(line);
   }
+  PREVUE_TRY(dry_run_layers(git, *manifest, commit, report, context, pr));
   return report;
+}
+
+// A provider that can `plan` (terraform) shows what its layer would do,
+// on the files at the commit in a scratch directory that is removed after:
+// nothing is created, no environment's state is touched.
+Status Engine::dry_run_layers(GitMirror& git, const Manifest& manifest, const std::string& commit, RenderReport& report,
+                              const RenderContext& context, long pr) {
+  std::optional<fs::path> scratch;
+  std::error_code ec;
+  for (const auto& layer : manifest.layers) {
+    auto described = providers_.describe(layer.provider);
+    if (!described.ok()) return described.error();
+    if (!described->can(ProviderVerb::kPlan)) continue;
+    if (!scratch) {
+      fs::create_directories(config_.state_dir / "tmp", ec);
+      std::string made = (config_.state_dir / "tmp" / "render-XXXXXX").string();
+      if (!::mkdtemp(made.data())) return make_error(ErrorCode::kIo, "cannot make a scratch directory for the dry run in " + made);
+      scratch = made;
+      fs::create_directories(*scratch / "env", ec);
+      for (const auto& path : manifest.export_paths) {
+        auto files = git.export_tree(commit, path, *scratch / "env", nullptr);
+        if (!files.ok()) {
+          fs::remove_all(*scratch, ec);
+          return files.error();
+        }
+      }
+      for (const auto& file : report.files)
+        if (auto target = path_inside(*scratch / "env", file.path); target.ok())
+          (void)write_file_atomic(*target, file.content, Durability::kAtomicOnly);
+    }
+    ProviderRequest r = config_.provider_request(ProviderVerb::kPlan, layer.provider, report.slug, pr, commit);
+    r.environment.dir = (*scratch / "env").string();
+    r.environment.records_dir = (*scratch / ("records-" + layer.name)).string();
+    r.environment.url = "http://" + report.slug + "." + config_.preview_domain + "/";
+    auto settings = render_settings(layer.provider_settings, layer.provider, context);
+    if (!settings.ok()) {
+      fs::remove_all(*scratch, ec);
+      return settings.error();
+    }
+    r.settings = *settings;
+    ProviderCall call = providers_.call(layer.provider, r, config_.provider_timeout);
+    std::string outcome = !call.response.ok() ? "could not plan: " + call.response.error().message
+                          : call.response->ok  ? call.response->log
+                                               : "could not plan: " + call.response->error_message;
+    report.layer_plans.push_back({layer.name, layer.provider, outcome});
+  }
+  if (scratch) fs::remove_all(*scratch, ec);
+  return {};
 }
 
 Result<std::vector<EnvironmentView>> Engine::list(bool include_destroyed) {

@@ -124,6 +124,10 @@ struct RenderReport {
   std::string plan;
   std::vector<RenderedFile> files;     // templates, rendered
   std::vector<std::string> commands;   // services' argv and env, rendered
+  struct LayerPlan {
+    std::string layer, provider, text;  // what the provider's `plan` said (terraform: what would be created)
+  };
+  std::vector<LayerPlan> layer_plans;
 };
 
 struct EnvironmentView {
@@ -133,6 +137,8 @@ struct EnvironmentView {
   std::vector<StepRecord> steps;
 };
 
+class GitMirror;
+class RenderContext;
 struct UpRun;  // one `up`'s state, walked by the steps of its plan (engine.cc)
 
 class Engine {
@@ -181,6 +187,10 @@ class Engine {
   // One verb of the provider of the run's layer `layer`, with that layer's settings.
   Result<ProviderResponse> call_layer(UpRun& run, size_t layer, ProviderVerb verb, std::vector<ProviderService> services,
                                       std::string& log);
+
+  // `render`: each layer whose provider can `plan` says what it would do.
+  Status dry_run_layers(GitMirror& git, const Manifest& manifest, const std::string& commit, RenderReport& report,
+                        const RenderContext& context, long pr);
 
   DownResult down(EnvironmentRecord env);
   // prevue's routes and lease of an environment go (the end of a teardown).

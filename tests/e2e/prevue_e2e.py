@@ -414,3 +414,73 @@ class Registry:
             self.process.terminate()
             self.process.wait(timeout=30)
         self.log.close()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_bin():
+    """The newest installed PostgreSQL's bin directory (Debian: /usr/lib/postgresql/N/bin), or None."""
+    root = "/usr/lib/postgresql"
+    versions = sorted((d for d in os.listdir(root) if d.isdigit()), key=int) if os.path.isdir(root) else []
+    for version in reversed(versions):
+        if os.path.exists(os.path.join(root, version, "bin", "initdb")):
+            return os.path.join(root, version, "bin")
+    return None
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of a test's own: initdb'd in a fresh directory,
+    listening on 127.0.0.1 only (a free port) and on a socket there, a
+    superuser `postgres` with a password over TCP; stop() removes it all.
+    As root, the server runs as Debian's `postgres` user (it refuses root)."""
+
+    PASSWORD = "prevue-admin"
+
+    def __init__(self):
+        self.bin = postgres_bin()
+        if not self.bin:
+            raise unittest.SkipTest("PostgreSQL is not installed (scripts/setup.sh installs it)")
+        self.dir = tempfile.mkdtemp(prefix="prevue-pg-")
+        os.chmod(self.dir, 0o755)
+        self.data = os.path.join(self.dir, "data")
+        self.port = free_port()
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_user:
+            shutil.chown(self.dir, "postgres", "postgres")
+        password_file = os.path.join(self.dir, "password")
+        with open(password_file, "w", encoding="utf-8") as f:
+            f.write(self.PASSWORD + "\n")
+        if self.as_user:
+            shutil.chown(password_file, "postgres", "postgres")
+        self._run("initdb", "-D", self.data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256",
+                  "--pwfile=" + password_file, "--no-sync")
+        with open(os.path.join(self.data, "postgresql.conf"), "a", encoding="utf-8") as f:
+            f.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = '{self.dir}'\n"
+                    "fsync = off\nmax_connections = 200\n")
+        self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "server.log"), "-w", "-t", "60", "start")
+        self.admin_url = f"postgres://postgres:{self.PASSWORD}@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool, *args):
+        out = subprocess.run(self.as_user + [os.path.join(self.bin, tool), *args], capture_output=True, text=True, timeout=120,
+                             cwd=self.dir, check=False)
+        if out.returncode != 0:
+            raise AssertionError(f"{tool} failed: {out.stdout}{out.stderr}")
+        return out
+
+    def psql(self, sql, database="postgres"):
+        """Runs `sql` as the superuser; the rows, one per line, columns joined by |."""
+        out = subprocess.run(["psql", "--no-psqlrc", "-At", "-v", "ON_ERROR_STOP=1", "-d",
+                              f"postgres://postgres:{self.PASSWORD}@127.0.0.1:{self.port}/{database}", "-c", sql],
+                             capture_output=True, text=True, timeout=60, check=False)
+        if out.returncode != 0:
+            raise AssertionError(f"psql {sql!r} failed: {out.stderr}")
+        return out.stdout.strip()
+
+    def stop(self):
+        subprocess.run(self.as_user + [os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop"],
+                       capture_output=True, timeout=120, check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
