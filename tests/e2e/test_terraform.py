@@ -255,6 +255,14 @@ class Terraform(PrevueTestCase):
         self.assertIn("database_url (sensitive)", out.stdout)
         self.assertEqual((self.workspaces(), self.databases()), before)
         self.assertEqual(os.listdir(os.path.join(self.state_dir, "tmp")), [])  # its scratch directory is gone
+        # Settings a pull request may not give: refused at their JSON path before anything runs.
+        def hostile(manifest):
+            manifest["layers"][0]["terraform"].update({"dir": "../../etc", "var_files": ["/etc/passwd"], "backend": {"type": "s3"}})
+        self.commit_on("hostile", lambda: self.set_manifest(hostile), "hostile settings")
+        out = self.prevue("render", "--repo", self.repo, "--ref", "hostile", check=False)
+        self.assertNotEqual(out.returncode, 0)
+        for problem in ("$.layers[0].terraform.dir must be", "$.layers[0].terraform.var_files[0] must be", "$.layers[0].terraform.backend unknown field"):
+            self.assertIn(problem, out.stderr)
         providers = os.path.join(self.state_dir, "providers", "terraform")
         self.assertFalse(any(name.startswith("pr-") for name in os.listdir(providers)) if os.path.isdir(providers) else False)
 
