@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstring>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -32,7 +34,7 @@ namespace {
 // In the environment's records directory.
 constexpr const char* kRecordFile = "terraform.json";
 constexpr const char* kConfigDir = "config";          // the repository's files as last applied: destroy needs the module
-constexpr const char* kDataDir = "data";              // TF_DATA_DIR: providers, modules, the backend's settings
+constexpr const char* kDataDir = "data";  // a TF_DATA_DIR of its own (plan, the backend probe); environments share theirs (initialize)
 constexpr const char* kVarFile = "prevue.tfvars.json";  // the manifest's variables, rendered
 // Written into the module's copy: the state goes where the operator says, whatever the module declares.
 constexpr const char* kBackendOverride = "prevue_backend_override.tf";
@@ -213,19 +215,25 @@ Result<Backend> backend_of(const ProviderRequest& request, const Operator& op) {
 
 // ---- running terraform ----------------------------------------------------------
 
-// One environment's working place: the module's copy, its data directory,
-// and how terraform is run there.
+constexpr const char* kDefaultWorkspace = "default";
+
+// One environment's working place: the module's copy and how terraform is
+// run there. Every command names its workspace (TF_WORKSPACE), so nothing
+// depends on which one a shared data directory last selected.
 struct Workspace {
   Operator op;
   Backend backend;
-  fs::path records;
-  fs::path module;  // records/config/<dir>
-  std::string name; // prevue-<slug>
+  fs::path root;     // the provider's records root
+  fs::path records;  // the environment's records
+  fs::path module;   // records/config/<dir>
+  std::string name;  // prevue-<slug>
   std::map<std::string, std::string> env;
 
-  Command tf(std::vector<std::string> args, Millis timeout) const {
+  Command tf(std::vector<std::string> args, Millis timeout, const std::string& in_workspace) const {
     args.insert(args.begin(), {op.binary, "-chdir=" + module.string()});
-    return providers::run(args, timeout, {}, env);
+    auto with = env;
+    with["TF_WORKSPACE"] = in_workspace;
+    return providers::run(args, timeout, {}, with);
   }
   std::vector<std::string> lock_args() const { return {"-input=false", "-no-color", "-lock-timeout=" + op.lock_timeout}; }
 };
@@ -243,12 +251,13 @@ Result<Workspace> workspace_of(const ProviderRequest& request, const fs::path& r
                       "neither tofu nor terraform is on the PATH: run scripts/setup-terraform.sh (it builds OpenTofu), or name the "
                       "binary in prevue's config (providers.terraform.binary)");
   PREVUE_ASSIGN_OR_RETURN(w.backend, backend_of(request, w.op));
+  w.root = request.records_root;
   w.records = records;
   w.module = (records / kConfigDir / module_dir).lexically_normal();
   w.name = kWorkspacePrefix + request.environment.slug;
   std::error_code ec;
   fs::create_directories(w.op.plugin_cache, ec);
-  const fs::path cli_config = fs::path(request.records_root) / "terraformrc";
+  const fs::path cli_config = w.root / "terraformrc";
   PREVUE_TRY(write_file_atomic(cli_config, "plugin_cache_dir = " + hcl_string(w.op.plugin_cache.string()) + "\ndisable_checkpoint = true\n",
                                Durability::kAtomicOnly));
   w.env = {{"TF_DATA_DIR", (records / kDataDir).string()},
@@ -278,8 +287,7 @@ json builtins_of(const ProviderRequest& request) {
 }
 
 // The repository's files at the commit, copied whole (a root module may use
-// `../modules`), replacing the previous copy; the module's data directory
-// stays where it is.
+// `../modules`), replacing the previous copy.
 Status copy_configuration(const fs::path& from, const fs::path& records) {
   std::error_code ec;
   if (!fs::is_directory(from, ec)) return make_error(ErrorCode::kNotFound, "the environment's files are missing: " + from.string());
@@ -294,21 +302,75 @@ Status copy_configuration(const fs::path& from, const fs::path& records) {
   return {};
 }
 
-Status init(const Workspace& w) {
-  std::error_code ec;
-  if (!fs::is_directory(w.module, ec)) return make_error(ErrorCode::kNotFound, "the root module " + w.module.string() + " is not a directory");
-  PREVUE_TRY(write_file_atomic(w.module / kBackendOverride, w.backend.override_text, Durability::kAtomicOnly));
+Status run_init(const Workspace& w) {
   std::vector<std::string> args{"init", "-input=false", "-no-color", "-reconfigure"};
   args.insert(args.end(), w.backend.init_args.begin(), w.backend.init_args.end());
-  Command c = w.tf(args, kInitTimeout);
+  Command c = w.tf(args, kInitTimeout, kDefaultWorkspace);
   std::cerr << c.out << c.err;
   if (!c.ok()) return make_error(ErrorCode::kProvider, stopped_or(c, "terraform init"));
   return {};
 }
 
+// What `init` depends on: the configuration's Terraform files (module
+// blocks, required providers, the lock file), the backend and the binary.
+std::string init_identity(const Workspace& w) {
+  std::string material = w.op.binary + "\n" + w.backend.override_text;
+  std::error_code ec;
+  if (fs::exists(w.op.binary, ec))
+    material += std::to_string(fs::file_size(w.op.binary, ec)) + " " +
+                std::to_string(fs::last_write_time(w.op.binary, ec).time_since_epoch().count()) + "\n";
+  for (const auto& arg : w.backend.init_args)
+    if (auto text = read_file(arg.substr(arg.find('=') + 1)); text.ok()) material += *text;
+  const fs::path config = w.records / kConfigDir;
+  std::vector<fs::path> files;
+  for (auto it = fs::recursive_directory_iterator(config, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    auto ends = [&](const char* suffix) { return name.size() >= strlen(suffix) && name.compare(name.size() - strlen(suffix), std::string::npos, suffix) == 0; };
+    if (it->is_regular_file() && (ends(".tf") || ends(".tf.json") || ends(".tofu") || ends(".tofu.json") || name == ".terraform.lock.hcl"))
+      files.push_back(it->path());
+  }
+  std::sort(files.begin(), files.end());
+  material += "module " + fs::relative(w.module, config, ec).string() + "\n";
+  for (const auto& f : files)
+    if (auto text = read_file(f); text.ok()) material += fs::relative(f, config, ec).string() + "\n" + providers::sha256_hex(*text) + "\n";
+  return providers::sha256_hex(material).substr(0, 20);
+}
+
+// `init` once per configuration, not once per environment: the data
+// directory (providers, modules, the backend's settings) is shared by every
+// environment at the same Terraform files and backend, made under a lock,
+// complete once `done` exists; a new pull request at an already-initialised
+// configuration runs no `init`. Unused for a week, one is removed.
+Status initialize(Workspace& w) {
+  std::error_code ec;
+  if (!fs::is_directory(w.module, ec)) return make_error(ErrorCode::kNotFound, "the root module " + w.module.string() + " is not a directory");
+  PREVUE_TRY(write_file_atomic(w.module / kBackendOverride, w.backend.override_text, Durability::kAtomicOnly));
+  const std::string identity = init_identity(w);
+  const fs::path shared = w.root / "init" / identity;
+  w.env["TF_DATA_DIR"] = (shared / "data").string();
+  FileLock lock(w.root / "init" / (identity + ".lock"));
+  const fs::path done = shared / "done", lock_file = shared / "terraform.lock.hcl", module_lock = w.module / ".terraform.lock.hcl";
+  if (fs::exists(done, ec)) {
+    if (!fs::exists(module_lock, ec) && fs::exists(lock_file, ec)) fs::copy_file(lock_file, module_lock, ec);
+    fs::last_write_time(done, fs::file_time_type::clock::now(), ec);  // used: kept
+    std::cerr << "terraform init: done before for this configuration (" << identity << ")\n";
+    return {};
+  }
+  fs::remove_all(shared, ec);
+  fs::create_directories(shared, ec);
+  PREVUE_TRY(run_init(w));
+  if (fs::exists(module_lock, ec)) fs::copy_file(module_lock, lock_file, fs::copy_options::overwrite_existing, ec);
+  PREVUE_TRY(write_file_atomic(done, identity + "\n", Durability::kAtomicOnly));
+  const auto stale = fs::file_time_type::clock::now() - std::chrono::hours(24 * 7);
+  for (const auto& entry : fs::directory_iterator(w.root / "init", ec))
+    if (entry.is_directory() && entry.path() != shared && fs::last_write_time(entry.path() / "done", ec) < stale && !ec)
+      fs::remove_all(entry.path(), ec);
+  return {};
+}
+
 std::set<std::string> workspaces(const Workspace& w) {
   std::set<std::string> out;
-  Command c = w.tf({"workspace", "list", "-no-color"}, kQuickTimeout);
+  Command c = w.tf({"workspace", "list", "-no-color"}, kQuickTimeout, kDefaultWorkspace);
   for (auto line : nonempty_lines(c.out)) {
     line.erase(0, line.find_first_not_of("* "));
     while (!line.empty() && line.back() == ' ') line.pop_back();
@@ -317,13 +379,18 @@ std::set<std::string> workspaces(const Workspace& w) {
   return out;
 }
 
-Status select(const Workspace& w, bool create) {
-  std::vector<std::string> args{"workspace", "select", "-no-color"};
-  if (create) args.push_back("-or-create=true");
-  args.push_back(w.name);
-  Command c = w.tf(args, kQuickTimeout);
+Status create_workspace(const Workspace& w) {
+  Command c = w.tf({"workspace", "new", "-no-color", "-lock-timeout=" + w.op.lock_timeout, w.name}, kQuickTimeout, w.name);
   std::cerr << c.out << c.err;
-  if (!c.ok()) return make_error(ErrorCode::kProvider, stopped_or(c, "terraform workspace select " + w.name));
+  if (!c.ok() && (c.out + c.err).find("already exists") == std::string::npos)
+    return make_error(ErrorCode::kProvider, stopped_or(c, "terraform workspace new " + w.name));
+  return {};
+}
+
+Status delete_workspace(const Workspace& w) {
+  Command c = w.tf({"workspace", "delete", "-no-color", "-lock-timeout=" + w.op.lock_timeout, w.name}, kQuickTimeout, kDefaultWorkspace);
+  std::cerr << c.out << c.err;
+  if (!c.ok()) return make_error(ErrorCode::kProvider, stopped_or(c, "terraform workspace delete " + w.name));
   return {};
 }
 
@@ -340,7 +407,7 @@ json load_record(const fs::path& records) {
 }
 
 std::vector<std::string> resources(const Workspace& w) {
-  Command c = w.tf({"state", "list", "-no-color"}, kQuickTimeout);
+  Command c = w.tf({"state", "list"}, kQuickTimeout, w.name);
   return c.ok() ? nonempty_lines(c.out) : std::vector<std::string>{};
 }
 
@@ -363,7 +430,9 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
     return kProviderExitFailed;
   }
   Workspace& w = *workspace;
-  json record{{"workspace", w.name}, {"dir", settings.dir}, {"var_files", settings.var_files}, {"builtins", builtins_of(request)}};
+  const json before = load_record(records);
+  json record{{"workspace", w.name}, {"dir", settings.dir}, {"var_files", settings.var_files}, {"builtins", builtins_of(request)},
+              {"workspace_made", !before.is_null() && before.value("workspace_made", false)}};
   add_builtin_variables(w, record);
   Status ready = copy_configuration(request.environment.dir, records);
   if (ready.ok()) ready = write_file_atomic(records / kVarFile, settings.variables.dump(2) + "\n", Durability::kAtomicOnly);
@@ -371,8 +440,12 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
   fs::permissions(records / kVarFile, fs::perms::owner_read | fs::perms::owner_write, ec);  // a variable may be a secret
   // Recorded before the apply: a teardown after a crash here still finds the workspace.
   if (ready.ok()) ready = write_file_atomic(records / kRecordFile, record.dump(2) + "\n");
-  if (ready.ok()) ready = init(w);
-  if (ready.ok()) ready = select(w, true);
+  if (ready.ok()) ready = initialize(w);
+  if (ready.ok() && !record["workspace_made"].get<bool>()) {
+    ready = create_workspace(w);
+    record["workspace_made"] = ready.ok();
+    if (ready.ok()) ready = write_file_atomic(records / kRecordFile, record.dump(2) + "\n");
+  }
   if (!ready.ok()) {
     fail(response, ready.error().message);
     return kProviderExitFailed;
@@ -380,13 +453,13 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
   std::vector<std::string> args{"apply", "-auto-approve"};
   for (auto& a : w.lock_args()) args.push_back(a);
   for (auto& a : var_file_args(w, record)) args.push_back(a);
-  Command applied = w.tf(args, kRunTimeout);
+  Command applied = w.tf(args, kRunTimeout, w.name);
   std::cerr << applied.out << applied.err;
   if (!applied.ok()) {
     fail(response, stopped_or(applied, "terraform apply in workspace " + w.name));
     return kProviderExitFailed;
   }
-  Command outputs = w.tf({"output", "-json", "-no-color"}, kQuickTimeout);
+  Command outputs = w.tf({"output", "-json", "-no-color"}, kQuickTimeout, w.name);
   json values = json::parse(outputs.out, nullptr, false);
   if (!outputs.ok() || !values.is_object()) {
     fail(response, "terraform output -json failed: " + outputs.why());
@@ -400,14 +473,16 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
   return kProviderExitOk;
 }
 
-// A module of the backend alone (records_root/backend-probe): the
-// workspaces are listed, and an empty orphan deleted, from there.
+// A module of the backend alone (records_root/backend-probe, a data
+// directory of its own): the workspaces are listed, and an empty orphan
+// deleted, from there.
 Status init_probe(const Workspace& probe) {
   std::error_code ec;
   fs::create_directories(probe.module, ec);
   PREVUE_TRY(write_file_atomic(probe.module / "main.tf", "# The backend alone: prevue lists and deletes workspaces from here.\n",
                                Durability::kAtomicOnly));
-  return init(probe);
+  PREVUE_TRY(write_file_atomic(probe.module / kBackendOverride, probe.backend.override_text, Durability::kAtomicOnly));
+  return run_init(probe);
 }
 
 // A workspace whose records are gone (its configuration with them): without
@@ -428,22 +503,15 @@ int destroy_without_records(const ProviderRequest& request, ProviderResponse& re
     response.ok = true;
     return kProviderExitOk;
   }
-  if (Status s = select(w, false); !s.ok()) {
-    fail(response, s.error().message);
-    return kProviderExitFailed;
-  }
   auto held = resources(w);
-  (void)w.tf({"workspace", "select", "-no-color", "default"}, kQuickTimeout);
   if (!held.empty()) {
     fail(response, "workspace " + w.name + " still holds " + std::to_string(held.size()) +
                        " resources but prevue's records of it (and the module) are gone; destroy them by hand from the module: " +
                        held.front() + (held.size() > 1 ? ", …" : ""));
     return kProviderExitFailed;
   }
-  Command deleted = w.tf({"workspace", "delete", "-no-color", "-lock-timeout=" + w.op.lock_timeout, w.name}, kQuickTimeout);
-  std::cerr << deleted.out << deleted.err;
-  if (!deleted.ok()) {
-    fail(response, stopped_or(deleted, "terraform workspace delete " + w.name));
+  if (Status s = delete_workspace(w); !s.ok()) {
+    fail(response, s.error().message);
     return kProviderExitFailed;
   }
   response.removed.push_back({"workspace", w.name, "deleted (it held nothing)"});
@@ -473,20 +541,16 @@ int destroy(const ProviderRequest& request, ProviderResponse& response) {
   }
   Workspace& w = *workspace;
   add_builtin_variables(w, record);
-  if (Status s = init(w); !s.ok()) {
+  if (Status s = initialize(w); !s.ok()) {
     fail(response, s.error().message);
     return kProviderExitFailed;
   }
   if (workspaces(w).count(w.name)) {
-    if (Status s = select(w, false); !s.ok()) {
-      fail(response, s.error().message);
-      return kProviderExitFailed;
-    }
     auto held = resources(w);
     std::vector<std::string> args{"destroy", "-auto-approve"};
     for (auto& a : w.lock_args()) args.push_back(a);
     for (auto& a : var_file_args(w, record)) args.push_back(a);
-    Command destroyed = w.tf(args, kRunTimeout);
+    Command destroyed = w.tf(args, kRunTimeout, w.name);
     std::cerr << destroyed.out << destroyed.err;
     if (!destroyed.ok()) {
       fail(response, stopped_or(destroyed, "terraform destroy in workspace " + w.name) +
@@ -494,11 +558,8 @@ int destroy(const ProviderRequest& request, ProviderResponse& response) {
       return kProviderExitFailed;
     }
     for (const auto& address : held) response.removed.push_back({"resource", address, "destroyed"});
-    (void)w.tf({"workspace", "select", "-no-color", "default"}, kQuickTimeout);
-    Command deleted = w.tf({"workspace", "delete", "-no-color", "-lock-timeout=" + w.op.lock_timeout, w.name}, kQuickTimeout);
-    std::cerr << deleted.out << deleted.err;
-    if (!deleted.ok()) {
-      fail(response, stopped_or(deleted, "terraform workspace delete " + w.name));
+    if (Status s = delete_workspace(w); !s.ok()) {
+      fail(response, s.error().message);
       return kProviderExitFailed;
     }
     response.removed.push_back({"workspace", w.name, "deleted"});
@@ -544,13 +605,18 @@ int status(const ProviderRequest& request, ProviderResponse& response) {
     fail(response, workspace.error().message);
     return kProviderExitFailed;
   }
-  Command shown = workspace->tf({"state", "list", "-no-color"}, kQuickTimeout);
+  Workspace& w = *workspace;
+  if (Status s = initialize(w); !s.ok()) {
+    fail(response, s.error().message);
+    return kProviderExitFailed;
+  }
+  Command shown = w.tf({"state", "list"}, kQuickTimeout, w.name);
   if (!shown.ok() && shown.err.find("No state file") == std::string::npos) {  // an empty workspace has none yet
     fail(response, "terraform state list failed: " + shown.why());
     return kProviderExitFailed;
   }
   auto held = nonempty_lines(shown.out);
-  response.log = "workspace " + workspace->name + " holds " + std::to_string(held.size()) + " resources";
+  response.log = "workspace " + w.name + " holds " + std::to_string(held.size()) + " resources";
   for (const auto& r : held) response.log += "\n  " + r;
   response.ok = true;
   return kProviderExitOk;
@@ -579,7 +645,8 @@ int plan(const ProviderRequest& request, ProviderResponse& response) {
   add_builtin_variables(w, record);
   Status ready = copy_configuration(request.environment.dir, records);
   if (ready.ok()) ready = write_file_atomic(records / kVarFile, settings.variables.dump(2) + "\n", Durability::kAtomicOnly);
-  if (ready.ok()) ready = init(w);
+  if (ready.ok()) ready = write_file_atomic(w.module / kBackendOverride, w.backend.override_text, Durability::kAtomicOnly);
+  if (ready.ok()) ready = run_init(w);  // a data directory of its own, in the scratch records: nothing shared is touched
   if (!ready.ok()) {
     fail(response, ready.error().message);
     return kProviderExitFailed;
@@ -587,13 +654,13 @@ int plan(const ProviderRequest& request, ProviderResponse& response) {
   const fs::path plan_file = records / "plan.out";
   std::vector<std::string> args{"plan", "-input=false", "-no-color", "-lock=false", "-out=" + plan_file.string()};
   for (auto& a : var_file_args(w, record)) args.push_back(a);
-  Command planned = w.tf(args, kRunTimeout);
+  Command planned = w.tf(args, kRunTimeout, kDefaultWorkspace);
   std::cerr << planned.out << planned.err;
   if (!planned.ok()) {
     fail(response, stopped_or(planned, "terraform plan"));
     return kProviderExitFailed;
   }
-  Command shown = w.tf({"show", "-json", "-no-color", plan_file.string()}, kQuickTimeout);
+  Command shown = w.tf({"show", "-json", "-no-color", plan_file.string()}, kQuickTimeout, kDefaultWorkspace);
   json plan_json = json::parse(shown.out, nullptr, false);
   if (!shown.ok() || !plan_json.is_object()) {
     fail(response, "terraform show -json failed: " + shown.why());

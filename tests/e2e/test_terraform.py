@@ -163,6 +163,9 @@ class Terraform(PrevueTestCase):
         self.assertEqual(len(self.databases()), 2)
         for env, pr in ((one, 1), (two, 2)):
             self.assertIn(f"pull request {pr}", self.daemon.get(primary_host(env))[1])
+        # The same Terraform files: `init` ran for one of them, the other used its data directory.
+        inits = [" init -input=false" in self.step_log(env["slug"]) for env in (one, two)]
+        self.assertEqual(sorted(inits), [False, True], inits)
 
         # A push makes alpha's infra slow (a provisioner that sleeps); a newer push supersedes it mid-apply.
         def slow_infra():
@@ -236,10 +239,10 @@ class Terraform(PrevueTestCase):
         self.assertNotEqual(down.returncode, 0)
         self.assertIn("cannot let go", down.stdout + down.stderr)
         self.assertIn("prevue-" + slug, self.workspaces())
-        with open(os.path.join(self.scratch, "let-go"), "w", encoding="utf-8"):
-            pass
         self.assertEqual(self.daemon.environment(slug)["state"], "destroying")
         self.daemon.stop()  # else its own retry may get there first: this is cron's `prevue gc` alone
+        with open(os.path.join(self.scratch, "let-go"), "w", encoding="utf-8"):
+            pass  # what stopped the destroy is fixed
         gc = self.prevue("gc", state_dir=self.daemon.state_dir, check=False)
         self.assertEqual(gc.returncode, 0, gc.stdout + gc.stderr)
         self.assertIn("retry an unfinished teardown", gc.stdout)
