@@ -126,3 +126,22 @@ class WatchingServe(Serve):
         request = urllib.request.Request(self.info["api"] + "/api/v1/repositories/poll", data=b"{}", method="POST",
                                          headers={"Authorization": "Bearer " + self.TOKEN})
         urllib.request.urlopen(request, timeout=5).read()
+
+    def environment(self, branch):
+        """The environment of `branch`, as the API shows it (None before it exists)."""
+        with urllib.request.urlopen(self.info["api"] + "/api/v1/environments", timeout=5) as r:
+            return next((e for e in json.load(r) if e["ref"] == branch), None)
+
+    def preview(self, branch, marker, poll=0.05):
+        """The environment of `branch` once its page answers 200 through the proxy with `marker` in it;
+        when `marker` is a commit, a failed build of it ends the benchmark with its error."""
+        def ready():
+            env = self.environment(branch)
+            if env and env["state"] == "failed" and env.get("commit") and marker in env["commit"]:
+                sys.exit(f"{os.path.basename(sys.argv[0])}: the preview of {branch} failed: {env.get('error')}")
+            if env and env["routes"]:
+                status, page = get(self.info["proxy_port"], env["routes"][0]["host"])
+                if status == 200 and marker in page:
+                    return env
+            return None
+        return until(ready, f"the preview of {branch}", timeout=300, poll=poll)

@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 
 from bench_common import GIT, PREVUE, ROOT, WatchingServe, clean_up, get, git, make_repo, no_grace, until
 
@@ -110,19 +109,8 @@ def main():
         repo = make_repo(os.path.join(scratch, "repo"), os.path.join("templates", "reference-app"))
         no_grace(repo, os.path.join(ROOT, "templates", "reference-compose", "prevue.json"))
         daemon = WatchingServe(scratch, repo)
-        serve, state, announce = daemon.info, daemon.state_dir, daemon.announce
+        state, announce, preview = daemon.state_dir, daemon.announce, daemon.preview
         by_hand = ByHand(scratch, repo)
-
-        def preview(branch, marker):
-            def ready():
-                with urllib.request.urlopen(serve["api"] + "/api/v1/environments", timeout=5) as r:
-                    for env in json.load(r):
-                        if env["ref"] == branch and env["routes"]:
-                            status, page = get(serve["proxy_port"], env["routes"][0]["host"])
-                            if status == 200 and marker in page:
-                                return env
-                return None
-            return until(ready, f"the preview of {branch}", timeout=300, poll=0.05)
 
         def built(slug):
             logs = subprocess.run([PREVUE, "--state-dir", state, "logs", slug], capture_output=True, text=True).stdout

@@ -112,21 +112,7 @@ def main():
         git(repo, "commit", "-q", "-m", "kubernetes")
         no_grace(repo)
         daemon = WatchingServe(scratch, repo, extra=OPERATOR)
-        serve, state, announce = daemon.info, daemon.state_dir, daemon.announce
-
-        def environment(branch):
-            with urllib.request.urlopen(serve["api"] + "/api/v1/environments", timeout=5) as r:
-                return next((e for e in json.load(r) if e["ref"] == branch), None)
-
-        def preview(branch, sha):
-            def ready():
-                env = environment(branch)
-                if env and env["routes"]:
-                    status, page = get(serve["proxy_port"], env["routes"][0]["host"])
-                    if status == 200 and sha in page:
-                        return env
-                return None
-            return until(ready, f"the preview of {branch}", timeout=300, poll=0.05)
+        state, announce, preview, environment = daemon.state_dir, daemon.announce, daemon.preview, daemon.environment
 
         # Warm-up (not timed): prevue builds the images and loads them into the node.
         warm = branch_at(repo, "warm-up", "main")

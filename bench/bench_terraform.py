@@ -25,23 +25,20 @@ Usage: bench/bench_terraform.py [--rounds 3]
 """
 
 import argparse
-import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 from bench_common import PREVUE, ROOT, WatchingServe, clean_up, get, git, make_repo, no_grace, until
 
 os.environ.setdefault("PREVUE_TEMPLATE_DIR", os.path.join(ROOT, "templates", "reference-app"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from prevue_e2e import PostgresServer  # noqa: E402
+from prevue_e2e import PostgresServer, free_port  # noqa: E402
 
 TERRAFORM = shutil.which("tofu") or shutil.which("terraform")
 SCHEMA = "prevue_states"
@@ -56,12 +53,6 @@ def branch_at(repo, branch, start):
     sha = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
     git(repo, "checkout", "-q", "main")
     return sha
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ByHand:
@@ -154,24 +145,8 @@ def main():
             "providers": {"terraform": {"binary": TERRAFORM,
                                         "backend": {"type": "pg", "config": {"conn_str": admin_url, "schema_name": SCHEMA}}}},
             "secrets": {"PG_ADMIN_URL": {"value": admin_url}}})
-        serve, state, announce = daemon.info, daemon.state_dir, daemon.announce
+        state, announce, preview = daemon.state_dir, daemon.announce, daemon.preview
         by_hand = ByHand(scratch, repo, admin_url)
-
-        def environment(branch):
-            with urllib.request.urlopen(serve["api"] + "/api/v1/environments", timeout=5) as r:
-                return next((e for e in json.load(r) if e["ref"] == branch), None)
-
-        def preview(branch, sha):
-            def ready():
-                env = environment(branch)
-                if env and env["state"] == "failed":
-                    sys.exit(f"bench_terraform: the preview of {branch} failed: {env.get('error')}")
-                if env and env["routes"]:
-                    status, page = get(serve["proxy_port"], env["routes"][0]["host"])
-                    if status == 200 and sha in page:
-                        return env
-                return None
-            return until(ready, f"the preview of {branch}", timeout=300, poll=0.02)
 
         # Warm-up (not timed): the first init of each side, PostgreSQL's first database.
         sha = branch_at(repo, "warm-up", "main")

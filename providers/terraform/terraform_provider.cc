@@ -413,23 +413,26 @@ std::vector<std::string> resources(const Workspace& w) {
 
 // ---- verbs --------------------------------------------------------------------------
 
-int apply(const ProviderRequest& request, ProviderResponse& response) {
+// The settings (validated) and the workspace apply or plan works in.
+Result<std::pair<Settings, Workspace>> settings_and_workspace(const ProviderRequest& request) {
   std::vector<SettingsProblem> problems;
   Settings settings = read_settings(request.settings, problems);
-  if (!problems.empty()) {
-    fail(response, problems.front().path + " " + problems.front().message);
-    return kProviderExitFailed;
-  }
+  if (!problems.empty()) return make_error(ErrorCode::kInvalidArgument, problems.front().path + " " + problems.front().message);
+  PREVUE_ASSIGN_OR_RETURN(Workspace w, workspace_of(request, request.environment.records_dir, settings.dir));
+  return std::pair{std::move(settings), std::move(w)};
+}
+
+int apply(const ProviderRequest& request, ProviderResponse& response) {
   const fs::path records = request.environment.records_dir;
   // One run per environment at a time: a run a crashed daemon left going
   // finishes before this one touches the module's copy.
   FileLock lock(records / "lock");
-  auto workspace = workspace_of(request, records, settings.dir);
-  if (!workspace.ok()) {
-    fail(response, workspace.error().message);
+  auto prepared = settings_and_workspace(request);
+  if (!prepared.ok()) {
+    fail(response, prepared.error().message);
     return kProviderExitFailed;
   }
-  Workspace& w = *workspace;
+  auto& [settings, w] = *prepared;
   const json before = load_record(records);
   json record{{"workspace", w.name}, {"dir", settings.dir}, {"var_files", settings.var_files}, {"builtins", builtins_of(request)},
               {"workspace_made", !before.is_null() && before.value("workspace_made", false)}};
@@ -626,19 +629,13 @@ int status(const ProviderRequest& request, ProviderResponse& response) {
 // state of its own in the records directory prevue gave (a scratch one):
 // no workspace, no shared state, nothing created.
 int plan(const ProviderRequest& request, ProviderResponse& response) {
-  std::vector<SettingsProblem> problems;
-  Settings settings = read_settings(request.settings, problems);
-  if (!problems.empty()) {
-    fail(response, problems.front().path + " " + problems.front().message);
-    return kProviderExitFailed;
-  }
   const fs::path records = request.environment.records_dir;
-  auto workspace = workspace_of(request, records, settings.dir);
-  if (!workspace.ok()) {
-    fail(response, workspace.error().message);
+  auto prepared = settings_and_workspace(request);
+  if (!prepared.ok()) {
+    fail(response, prepared.error().message);
     return kProviderExitFailed;
   }
-  Workspace& w = *workspace;
+  auto& [settings, w] = *prepared;
   w.backend.init_args.clear();
   w.backend.override_text = "terraform {\n  backend \"local\" {\n    path = " + hcl_string((records / "plan.tfstate").string()) + "\n  }\n}\n";
   json record{{"var_files", settings.var_files}, {"builtins", builtins_of(request)}};
