@@ -126,6 +126,18 @@ class Kubernetes(PrevueTestCase):
             f.write(text)
         self.edit("k8s/base/kustomization.yaml", "  - web.yaml\n", "  - web.yaml\n  - extra.yaml\n")
 
+    def page_once_routed(self, env, text, timeout):
+        """The preview's page once it answers 200 with `text`. kube-proxy follows a rollout
+        within its sync period: until then a new connection to the Service's address may
+        reach the old pod (terminating, still serving) or hang while its rules name it."""
+        def answering():
+            try:
+                status, page, _ = self.daemon.get(primary_host(env), timeout=5)
+            except OSError:  # timed out
+                return None
+            return page if status == 200 and text in page else None
+        return self.daemon.wait_for(answering, f"the page with {text!r}", timeout)
+
     def test_a_pull_request_in_its_own_namespace_from_push_to_merge(self):
         first = self.commit_on("feature", lambda: set_banner(self.repo, "Kubernetes preview one"), "one")
         self.start_daemon()
@@ -161,8 +173,9 @@ class Kubernetes(PrevueTestCase):
         # A push that changes only web: web's image is built and its Deployment rolls; api's pod stays.
         second = self.commit_on("feature", lambda: set_banner(self.repo, "Kubernetes preview two"), "two", new_branch=False)
         env = self.daemon.wait_env(1, "ready", second, timeout=300, fail_fast=True)
-        status, page, _ = self.daemon.get(primary_host(env))
-        self.assertIn("Kubernetes preview two", page)
+        # The rollout is done; kube-proxy may still send a new connection to the
+        # old pod (terminating, still serving) for up to its sync period.
+        page = self.page_once_routed(env, "Kubernetes preview two", 30)
         self.assertIn("Snapshot row: Ada", page)  # the volume outlived web's new pod
         self.assertEqual([p["metadata"]["uid"] for p in pods(slug, "api")], [api_pod], "api did not roll")
         self.assertNotIn(web_pod, [p["metadata"]["uid"] for p in pods(slug, "web")], "web rolled")
@@ -205,15 +218,7 @@ class Kubernetes(PrevueTestCase):
         self.daemon.wait_for(lambda: "env.recover slug=" + slug in self.daemon.read_log(), "the scaled-down Deployment noticed", 120)
         self.daemon.wait_for(lambda: kube_json("get", "deployment", "web", "--namespace", slug)["status"].get("readyReplicas") == 1,
                              "web back at one replica", 300)
-        # Serving again once kube-proxy routes to the new pod (the holding page until then; a
-        # connection to the Service's address can hang while its rules still name the old pod).
-        def answering():
-            try:
-                reply = self.daemon.get(primary_host(env), timeout=5)
-            except OSError:  # timed out
-                return None
-            return reply if reply[0] == 200 else None
-        status, page, _ = self.daemon.wait_for(answering, "the page answering again", 120)
+        page = self.page_once_routed(env, "Hello from a prevue preview", 120)
         self.assertIn("Seeded inside the api pod for PR 1", page)  # the data kept: no re-seed, same volume
 
         # A namespace of this prevue that no environment owns (its state lost): swept by gc.
