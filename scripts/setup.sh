@@ -8,7 +8,7 @@ install_packages \
   build-essential cmake ninja-build pkg-config git ca-certificates curl openssl \
   libboost1.81-dev libboost-url1.81-dev \
   nlohmann-json3-dev libgit2-dev libspdlog-dev libfmt-dev libsqlite3-dev sqlite3 libssl-dev \
-  libcli11-dev libsimdjson-dev libgtest-dev libgmock-dev libbenchmark-dev libldns-dev \
+  libcli11-dev libsimdjson-dev libpq-dev libgtest-dev libgmock-dev libbenchmark-dev libldns-dev \
   clang-16 libclang-rt-16-dev llvm-16 \
   knot knot-dnsutils \
   libyaml-cpp-dev docker-registry \

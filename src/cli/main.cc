@@ -273,6 +273,7 @@ int main(int argc, char** argv) {
     engine_config.state_dir = state_for_gc;
     engine_config.provider_dir = fs::absolute(g.provider_dir.empty() ? default_provider_dir() : fs::path(g.provider_dir));
     engine_config.provider_settings = config.provider_settings;
+    engine_config.postgres_servers = config.postgres_servers;
     prevue::ProviderClient providers(w.runner, engine_config.provider_dir);
     prevue::GcOptions options;
     options.dry_run = gc_dry_run;

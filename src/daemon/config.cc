@@ -55,7 +55,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
   try {
     Reader root(doc, "$");
     root.expect_object({"state_dir", "provider_dir", "provider_timeout", "api", "proxy", "repositories", "dns", "lease", "concurrency", "scheduler",
-                        "webhooks", "trust", "secrets", "providers"});
+                        "webhooks", "trust", "secrets", "providers", "postgres"});
     Config c;
     if (!root.has("state_dir")) root.fail("missing required field 'state_dir'");
     c = default_config(resolve(base, root.at("state_dir").string()));
@@ -187,6 +187,40 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
         Reader one(item.value(), providers.child_path(item.key()));
         if (!item.value().is_object()) one.fail("must be an object (the provider's operator settings)");
         c.provider_settings[item.key()] = item.value().dump();
+      }
+    }
+    if (root.has("postgres")) {
+      // Servers for `postgres` seeds, by the name a manifest gives ("server").
+      Reader servers = root.at("postgres");
+      if (!servers.value().is_object()) servers.fail("must be an object of NAME: {\"url\" | \"url_file\" | \"url_env\", \"pool\", \"keep_unused\"}");
+      for (const auto& item : servers.value().items()) {
+        Reader one(item.value(), servers.child_path(item.key()));
+        one.expect_object({"url", "url_file", "url_env", "pool", "keep_unused"});
+        pg::Server server;
+        server.name = item.key();
+        if (one.has("url")) {
+          server.url = one.at("url").string();
+        } else if (one.has("url_file")) {
+          auto content = read_file(resolve(base, one.at("url_file").string()));
+          if (!content.ok()) one.at("url_file").fail(content.error().message);
+          server.url = *content;
+          while (!server.url.empty() && (server.url.back() == '\n' || server.url.back() == '\r')) server.url.pop_back();
+        } else if (one.has("url_env")) {
+          const char* v = std::getenv(one.at("url_env").string().c_str());
+          if (!v) one.at("url_env").fail("names an environment variable that is not set");
+          server.url = v;
+        } else {
+          one.fail("needs one of url, url_file or url_env (a role that may create databases and roles)");
+        }
+        if (auto parsed = pg::parse_connection(server.url); !parsed.ok()) one.fail(parsed.error().message);
+        if (one.has("pool")) {
+          const auto& pool = one.at("pool").value();
+          if (!pool.is_number_integer() || pool.get<std::int64_t>() < 0 || pool.get<std::int64_t>() > 50)
+            one.at("pool").fail("must be an integer from 0 to 50");
+          server.pool = pool.get<int>();
+        }
+        if (one.has("keep_unused")) server.keep_unused = one.at("keep_unused").duration();
+        c.postgres_servers[server.name] = server;
       }
     }
     if (root.has("secrets")) {

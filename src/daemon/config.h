@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "seed/postgres.h"
 #include "core/duration.h"
 #include "dns/dns_backend.h"
 #include "core/result.h"
@@ -90,6 +91,8 @@ struct Config {
   std::map<std::string, std::string> secrets;
   // "providers": {"compose": {...}}: each provider's operator settings, as JSON text.
   std::map<std::string, std::string> provider_settings;
+  // "postgres": {"main": {"url": …}}: servers for `postgres` seeds.
+  std::map<std::string, pg::Server> postgres_servers;
   size_t webhook_max_body_bytes = 25 * 1024 * 1024;
 };
 

@@ -282,6 +282,7 @@ struct Daemon::Impl {
     engine_config.lease_defaults = config.lease;
     engine_config.secrets = config.secrets;
     engine_config.provider_settings = config.provider_settings;
+    engine_config.postgres_servers = config.postgres_servers;
 
     // Watched repositories.
     Engine engine(engine_config, *store, runner, clock);

@@ -1,6 +1,9 @@
 #include "engine/engine.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <cctype>
 #include <functional>
@@ -10,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/duration.h"
 #include "core/files.h"
 #include "core/redact.h"
 #include "core/slug.h"
@@ -295,7 +299,49 @@ Engine::Engine(EngineConfig config, Store& store, ProcessRunner& runner, const C
       runner_(runner),
       clock_(clock),
       providers_(runner, config_.provider_dir),
-      redact_(config_.secrets) {}
+      redact_(config_.secrets) {
+  remember_postgres_servers();
+}
+
+// The servers of the config, kept in the state directory (mode 0600: the
+// URLs hold passwords) for the commands that run without it; and the secret
+// environments' database passwords are derived from.
+void Engine::remember_postgres_servers() {
+  const fs::path kept = config_.state_dir / "postgres.json";
+  std::error_code ec;
+  if (!config_.postgres_servers.empty()) {
+    nlohmann::json servers = nlohmann::json::object();
+    for (const auto& [name, server] : config_.postgres_servers)
+      servers[name] = {{"url", server.url}, {"pool", server.pool}, {"keep_unused_ms", server.keep_unused.count()}};
+    auto known = read_file(kept);
+    if (!known.ok() || nlohmann::json::parse(*known, nullptr, false) != servers) {
+      fs::create_directories(config_.state_dir, ec);
+      (void)write_file_atomic(kept, servers.dump(2) + "\n", Durability::kAtomicOnly);
+      fs::permissions(kept, fs::perms::owner_read | fs::perms::owner_write, ec);
+    }
+  } else if (auto text = read_file(kept); text.ok()) {
+    nlohmann::json servers = nlohmann::json::parse(*text, nullptr, false);
+    if (servers.is_object())
+      for (const auto& [name, s] : servers.items())
+        if (s.is_object() && s.value("url", nlohmann::json()).is_string())
+          config_.postgres_servers[name] = pg::Server{name, s["url"].get<std::string>(), s.value("pool", 2),
+                                                      Millis(s.value("keep_unused_ms", std::int64_t{3'600'000}))};
+  }
+  if (config_.postgres_servers.empty()) return;
+  const fs::path secret = config_.state_dir / "postgres-secret";
+  if (auto text = read_file(secret); text.ok() && text->size() >= 32) {
+    postgres_secret_ = *text;
+    return;
+  }
+  std::string fresh = pg::new_secret();
+  fs::create_directories(config_.state_dir, ec);
+  if (write_file_atomic(secret, fresh, Durability::kSynced).ok()) {
+    fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write, ec);
+    // Another process may have written its own first: everyone uses the one on disk.
+    if (auto text = read_file(secret); text.ok()) fresh = *text;
+  }
+  postgres_secret_ = fresh;
+}
 
 Result<std::string> Engine::repository_key(const std::string& repo) {
   if (repo.empty()) return make_error(ErrorCode::kInvalidArgument, "no repository given (--repo PATH or URL)");
@@ -398,6 +444,11 @@ struct UpRun {
   RenderContext context;
   std::map<std::string, std::string> shared_env;
   std::string url;
+  // What postgres seeds made ({{ seed.NAME.… }}, and PG* for the services):
+  // they run before the context is made, which then takes these in.
+  std::map<std::string, std::string> seed_values;
+  std::map<std::string, std::string> seed_env;
+  std::vector<std::pair<std::string, std::string>> pools_used;  // (server, key): refilled after the run
 
   // Where a service answers: what its layer's apply reported, else what allocate reserved.
   Endpoint endpoint_of(const std::string& service) const {
@@ -505,6 +556,9 @@ UpResult Engine::up(const UpRequest& request) {
     (void)store_.finish_run(run_record->id, RunState::kSucceeded, "");
     result.ok = true;
   }
+  // A pool a run drew from (or found empty) is refilled off its path.
+  for (const auto& [server, key] : run.pools_used)
+    if (const pg::Server* s = postgres_server(server)) pool_refiller_.request(*s, key);
   result.environment = env;
   return finish(result);
 }
@@ -705,6 +759,8 @@ Status Engine::render_step(UpRun& run, const PlanStep& step, std::string& log) {
     run.shared_env = {{"ENV_NAME", "preview"},         {"PREVUE_SLUG", env.slug},   {"PREVUE_PR", std::to_string(env.pr)},
                       {"PREVUE_COMMIT", run.commit},   {"PREVUE_COMMIT_SHORT", short_sha(run.commit)},
                       {"PREVUE_URL", run.url},         {"PREVUE_ENV_DIR", env.dir}, {"PREVUE_REF", run.request.ref}};
+    for (const auto& [name, value] : run.seed_values) run.context.set(name, value);
+    for (const auto& [name, value] : run.seed_env) run.shared_env[name] = value;
     // The repository's files at the commit, then the rendered templates over them.
     PREVUE_TRY(export_files(run, log));
   }
@@ -775,9 +831,140 @@ Status Engine::apply_step(UpRun& run, const PlanStep& step, std::string& log) {
 Status Engine::seed_step(UpRun& run, const PlanStep& step, std::string& log) {
   SeedContext seed{*run.git, run.config_commit, run.env.dir, run.context, run.shared_env, runner_};
   const SeedStep& spec = run.manifest.seed[static_cast<size_t>(step.seed_index)];
+  if (spec.kind == SeedKind::kPostgres) return postgres_seed(run, spec, log);
   if (!spec.service.empty()) return seed_in_service(run, spec, log);
   if (spec.kind != SeedKind::kCommand) PREVUE_TRY(path_inside(run.env.dir, spec.database));
   return run_seed_step(spec, seed, log);
+}
+
+const pg::Server* Engine::postgres_server(const std::string& name) const {
+  if (name.empty()) return config_.postgres_servers.size() == 1 ? &config_.postgres_servers.begin()->second : nullptr;
+  auto it = config_.postgres_servers.find(name);
+  return it == config_.postgres_servers.end() ? nullptr : &it->second;
+}
+
+// The seed's key is what builds its template: the git ids of the dump, the
+// SQL files and the paths the migration reads, and the migration command.
+// The environment gets a database at that key (kept, from the pool, or
+// cloned), its URL as {{ seed.NAME.url }} and, for the first postgres seed,
+// the PG* variables; the password is derived, and redacted like a secret.
+Status Engine::postgres_seed(UpRun& run, const SeedStep& spec, std::string& log) {
+  const pg::Server* server = postgres_server(spec.server);
+  if (!server) {
+    std::string known;
+    for (const auto& [name, s] : config_.postgres_servers) known += (known.empty() ? "" : ", ") + name;
+    return make_error(ErrorCode::kInvalidArgument,
+                      "seed " + spec.name + ": " +
+                          (spec.server.empty() ? std::string("name its PostgreSQL server (\"server\")")
+                                               : "no PostgreSQL server '" + spec.server + "'") +
+                          " in prevue's config (\"postgres\"; " + (known.empty() ? "none configured" : "configured: " + known) + ")");
+  }
+  std::string material = "prevue postgres seed 1\n";
+  std::vector<std::string> inputs;
+  if (!spec.dump.empty()) inputs.push_back(spec.dump);
+  inputs.insert(inputs.end(), spec.files.begin(), spec.files.end());
+  inputs.insert(inputs.end(), spec.paths.begin(), spec.paths.end());
+  for (const auto& path : inputs) {
+    auto id = run.git->entry_id(run.config_commit, path);
+    if (!id.ok()) return make_error(ErrorCode::kNotFound, "seed " + spec.name + ": " + path + " does not exist at " + short_sha(run.config_commit));
+    material += path + " " + *id + "\n";
+  }
+  material += "run " + describe_argv(spec.run) + "\nworkdir " + spec.workdir + "\n";
+  const std::string key = pg::key_of(material);
+  const std::string password = pg::derive_password(postgres_secret_, run.env.slug + "/" + spec.name + "/" + server->name);
+  redact_.add("seed " + spec.name + " password", password);
+
+  auto build = [&](const pg::ConnectionInfo& building, std::string& build_log) -> Status {
+    const fs::path scratch = config_.state_dir / "tmp" / ("seed-" + key + "-" + std::to_string(::getpid()));
+    std::error_code ec;
+    fs::remove_all(scratch, ec);
+    fs::create_directories(scratch, ec);
+    struct Cleanup {
+      fs::path dir;
+      ~Cleanup() {
+        std::error_code ignored;
+        fs::remove_all(dir, ignored);
+      }
+    } cleanup{scratch};
+    std::map<std::string, std::string> pg_env{{"PGHOST", building.host},         {"PGPORT", building.port},
+                                              {"PGUSER", building.user},         {"PGPASSWORD", building.password},
+                                              {"PGDATABASE", building.database}, {"DATABASE_URL", building.url()}};
+    auto run_tool = [&](std::vector<std::string> argv, const fs::path& cwd, const std::string& what) -> Status {
+      ProcessSpec p;
+      p.argv = std::move(argv);
+      p.cwd = cwd;
+      p.env = pg_env;
+      p.timeout = spec.timeout;
+      p.stop_signal = SIGTERM;
+      p.stop_grace = Millis(5'000);
+      p.cancelled = run.request.cancelled;
+      build_log += "$ " + describe_argv(p.argv) + "\n";
+      auto outcome = runner_.run(p);
+      if (!outcome.ok()) return make_error(outcome.error().code, "seed " + spec.name + ": " + what + ": " + outcome.error().message);
+      build_log += outcome->stdout_data + outcome->stderr_data;
+      if (outcome->timed_out) return make_error(ErrorCode::kTimeout, "seed " + spec.name + ": " + what + " did not finish within " + format_duration(spec.timeout));
+      if (outcome->cancelled) return make_error(ErrorCode::kCancelled, "seed " + spec.name + ": " + what + " stopped: a newer commit supersedes this run");
+      if (outcome->exit_code != 0)
+        return make_error(ErrorCode::kInvalidArgument, "seed " + spec.name + ": " + what + " failed (exit " + std::to_string(outcome->exit_code) +
+                                                           "):\n" + tail_lines(outcome->stderr_data + outcome->stdout_data, 20));
+      return {};
+    };
+    if (!spec.dump.empty()) {
+      auto dump = run.git->read_file(run.config_commit, spec.dump);
+      if (!dump.ok()) return dump.error();
+      if (!dump->has_value()) return make_error(ErrorCode::kNotFound, "seed " + spec.name + ": " + spec.dump + " is missing");
+      const fs::path file = scratch / "seed.dump";
+      PREVUE_TRY(write_file_atomic(file, **dump, Durability::kAtomicOnly));
+      // pg_dump's custom format starts "PGDMP"; anything else is SQL text.
+      if ((*dump)->rfind("PGDMP", 0) == 0)
+        PREVUE_TRY(run_tool({"pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--dbname", building.database, file.string()},
+                            scratch, "restoring " + spec.dump));
+      else
+        PREVUE_TRY(run_tool({"psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--file", file.string()},
+                            scratch, "loading " + spec.dump));
+      build_log += "restored " + spec.dump + "\n";
+    }
+    if (!spec.files.empty()) {
+      PREVUE_ASSIGN_OR_RETURN(pg::Connection conn, pg::Connection::open(building));
+      for (const auto& file : spec.files) {
+        auto sql = run.git->read_file(run.config_commit, file);
+        if (!sql.ok()) return sql.error();
+        if (!sql->has_value()) return make_error(ErrorCode::kNotFound, "seed " + spec.name + ": " + file + " is missing");
+        // One file, one transaction (the simple protocol runs a script's statements as one).
+        if (Status applied = conn.exec(**sql); !applied.ok())
+          return make_error(ErrorCode::kInvalidArgument, "seed " + spec.name + ": SQL error in " + file + ": " + applied.error().message);
+        build_log += "applied " + file + "\n";
+      }
+    }
+    if (!spec.run.empty()) {
+      // The migration reads the repository: its files at the commit, in the scratch directory.
+      for (const auto& path : run.manifest.export_paths)
+        if (auto exported = run.git->export_tree(run.config_commit, path, scratch / "repo", nullptr); !exported.ok()) return exported.error();
+      PREVUE_ASSIGN_OR_RETURN(fs::path cwd, path_inside(scratch / "repo", spec.workdir == "." ? "./" : spec.workdir + "/."));
+      PREVUE_TRY(run_tool(spec.run, (scratch / "repo" / spec.workdir).lexically_normal(), "the migration " + describe_argv(spec.run)));
+      (void)cwd;
+    }
+    return {};
+  };
+  auto handed = pg::hand_over(*server, run.env.slug, spec.name, key, password, build, log);
+  if (!handed.ok()) return make_error(handed.error().code, handed.error().message.rfind("seed ", 0) == 0
+                                                               ? handed.error().message
+                                                               : "seed " + spec.name + ": " + handed.error().message);
+  const pg::ConnectionInfo& db = handed->connection;
+  const std::string prefix = "seed." + spec.name + ".";
+  run.seed_values[prefix + "url"] = db.url();
+  run.seed_values[prefix + "host"] = db.host;
+  run.seed_values[prefix + "port"] = db.port;
+  run.seed_values[prefix + "database"] = db.database;
+  run.seed_values[prefix + "user"] = db.user;
+  run.seed_values[prefix + "password"] = db.password;
+  redact_.add("seed " + spec.name + " url", db.url());
+  bool first = std::none_of(run.manifest.seed.begin(), run.manifest.seed.begin() + (&spec - run.manifest.seed.data()),
+                            [](const SeedStep& s) { return s.kind == SeedKind::kPostgres; });
+  if (first)
+    run.seed_env = {{"PGHOST", db.host}, {"PGPORT", db.port}, {"PGDATABASE", db.database}, {"PGUSER", db.user}, {"PGPASSWORD", db.password}};
+  run.pools_used.emplace_back(server->name, key);
+  return {};
 }
 
 // A seed that targets a service: the provider of the service's layer runs
@@ -985,6 +1172,20 @@ DownResult Engine::down(EnvironmentRecord env) {
     });
     if (!ok) break;
   }
+  // The environment's PostgreSQL databases and roles, on every server prevue knows (their comments name it).
+  if (!steps.failed() && !config_.postgres_servers.empty())
+    steps.run("drop databases", [&](std::string& log) -> Status {
+      for (const auto& [name, server] : config_.postgres_servers) {
+        auto dropped = pg::drop_environment(server, env.slug);
+        if (!dropped.ok()) return make_error(dropped.error().code, "PostgreSQL server " + name + ": " + dropped.error().message);
+        for (auto& item : *dropped) {
+          log += item.kind + " " + item.name + ": " + item.outcome + "\n";
+          item.by = "prevue";
+          receipt.push_back(std::move(item));
+        }
+      }
+      return {};
+    });
   if (steps.failed()) {
     // Stays `destroying` with the error, so a retry (or gc) finishes the job.
     env.error = steps.error();
@@ -1101,6 +1302,7 @@ Result<RenderReport> Engine::render(const std::string& repo_arg, const std::stri
       if (name.rfind("output.", 0) == 0 && manifest->last_output_layer("{{" + name + "}}") >= 0)
         context.set(name, "<" + name + ">");
       if (name.rfind("secret.", 0) == 0 && !context.find(name)) context.set(name, "<secret " + name.substr(7) + ">");
+      if (name.rfind("seed.", 0) == 0 && !context.find(name)) context.set(name, "<" + name + ">");  // made by the run
     }
   };
   for (const auto& s : manifest->services) {

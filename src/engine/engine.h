@@ -19,6 +19,7 @@
 #include "plan/plan.h"
 #include "provider/process_runner.h"
 #include "provider/provider_client.h"
+#include "seed/postgres.h"
 #include "store/store.h"
 
 namespace prevue {
@@ -39,6 +40,10 @@ struct EngineConfig {
   // Each provider's operator settings from prevue's config (JSON text),
   // sent with every request to it as `operator`.
   std::map<std::string, std::string> provider_settings;
+  // PostgreSQL servers for `postgres` seeds, by name (prevue's config,
+  // "postgres"). Kept in the state directory by whoever has them, so
+  // `prevue down` and `prevue gc` without the config reach the same servers.
+  std::map<std::string, pg::Server> postgres_servers;
 
   // The link a reviewer gets for `host` through the proxy (public_url_template
   // with {host} filled in); empty when links go straight to the upstream.
@@ -177,6 +182,9 @@ class Engine {
   Status apply_step(UpRun& run, const PlanStep& step, std::string& log);
   Status seed_step(UpRun& run, const PlanStep& step, std::string& log);
   Status seed_in_service(UpRun& run, const SeedStep& spec, std::string& log);
+  // A `postgres` seed: the environment's database from the seed key's template (docs/manifest.md).
+  Status postgres_seed(UpRun& run, const SeedStep& spec, std::string& log);
+  const pg::Server* postgres_server(const std::string& name) const;
   Status routes_step(UpRun& run, std::string& log);
   Status prune_step(UpRun& run, const PlanStep& step, std::string& log);
   // The lease a successful run leaves: renewed from now by the manifest's policy, pinned as it was.
@@ -188,6 +196,7 @@ class Engine {
   Result<ProviderResponse> call_layer(UpRun& run, size_t layer, ProviderVerb verb, std::vector<ProviderService> services,
                                       std::string& log);
 
+  void remember_postgres_servers();
   // `render`: each layer whose provider can `plan` says what it would do.
   Status dry_run_layers(GitMirror& git, const Manifest& manifest, const std::string& commit, RenderReport& report,
                         const RenderContext& context, long pr);
@@ -204,6 +213,8 @@ class Engine {
   ProcessRunner& runner_;
   const Clock& clock_;
   ProviderClient providers_;
+  std::string postgres_secret_;      // derives environments' database passwords (<state>/postgres-secret)
+  pg::PoolRefiller pool_refiller_;   // refills warm pools after runs, off their path
   Redactor redact_;
 };
 

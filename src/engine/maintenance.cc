@@ -243,6 +243,27 @@ GcReport run_gc(Engine& engine, Store& store, ProviderClient& providers, const E
       else report.actions.push_back("swept orphan " + what);
     }
   }
+
+  // 4. PostgreSQL: what postgres seeds made that no live environment owns
+  // (read after the teardowns above), and templates nobody uses any more.
+  if (!engine.config().postgres_servers.empty()) {
+    auto live = store.list_environments(false);
+    if (!live.ok()) {
+      report.failures.push_back("postgres: cannot read the live environments: " + live.error().message);
+    } else {
+      std::set<std::string> slugs;
+      for (const auto& e : *live) slugs.insert(e.slug);
+      for (const auto& [name, server] : engine.config().postgres_servers) {
+        auto swept = pg::sweep(server, slugs, options.dry_run);
+        if (!swept.ok()) {
+          report.failures.push_back("postgres " + name + ": " + swept.error().message);
+          continue;
+        }
+        for (const auto& line : *swept)
+          (line.rfind("could not", 0) == 0 ? report.failures : report.actions).push_back("postgres: " + line);
+      }
+    }
+  }
   return report;
 }
 

@@ -16,6 +16,7 @@ const char* to_string(SeedKind kind) {
     case SeedKind::kSqlite: return "sqlite";
     case SeedKind::kSql: return "sql";
     case SeedKind::kCommand: return "command";
+    case SeedKind::kPostgres: return "postgres";
   }
   return "unknown";
 }
@@ -111,6 +112,11 @@ ServiceSpec read_service(const Reader& r, const std::string& name) {
   return s;
 }
 
+bool is_valid_seed_name(const std::string& name) {
+  return !name.empty() && name.size() <= 40 && std::isalpha(static_cast<unsigned char>(name[0])) &&
+         name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == std::string::npos;
+}
+
 SeedStep read_seed(const Reader& r) {
   if (!r.value().is_object()) r.fail("must be an object");
   std::string type = r.required_string("type");
@@ -128,8 +134,21 @@ SeedStep read_seed(const Reader& r) {
   } else if (type == "command") {
     r.expect_object({"type", "name", "run", "workdir", "timeout", "service"});
     step.kind = SeedKind::kCommand;
+  } else if (type == "postgres") {
+    r.expect_object({"type", "name", "server", "dump", "files", "run", "workdir", "paths", "timeout"});
+    step.kind = SeedKind::kPostgres;
+    step.name = r.required_string("name");
+    if (!is_valid_seed_name(step.name)) r.at("name").fail("a postgres seed's name is letters, digits and '_' (it is {{ seed.NAME.url }})");
+    step.server = r.string_or("server", "");
+    if (r.has("dump")) step.dump = r.at("dump").path_value();
+    if (r.has("files")) step.files = r.at("files").paths();
+    if (r.has("run")) step.run = r.at("run").argv();
+    if (r.has("workdir")) step.workdir = r.at("workdir").path_value();
+    if (r.has("paths")) step.paths = r.at("paths").paths();
+    if (r.has("timeout")) step.timeout = r.at("timeout").duration();
+    return step;
   } else {
-    r.at("type").fail("unknown seed type '" + type + "' (expected sqlite, sql or command)");
+    r.at("type").fail("unknown seed type '" + type + "' (expected sqlite, sql, command or postgres)");
   }
   if (step.kind == SeedKind::kCommand) {
     if (!r.has("run")) r.fail("missing required field 'run'");
@@ -279,6 +298,9 @@ Manifest read_manifest(const Reader& root) {
       SeedStep step = read_seed(item);
       if (!m.seed_layer(step)) item.at("service").fail("names no service declared in a layer's services (with one layer, any service its provider runs)");
       if (step.name.empty()) step.name = "seed-" + std::to_string(i + 1) + "-" + to_string(step.kind);
+      if (step.kind == SeedKind::kPostgres)
+        for (const auto& other : m.seed)
+          if (other.kind == SeedKind::kPostgres && other.name == step.name) item.at("name").fail("another postgres seed is called '" + step.name + "'");
       m.seed.push_back(step);
     }
   }

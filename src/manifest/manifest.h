@@ -39,7 +39,7 @@ struct TemplateFile {
   std::string target;  // path in the environment directory
 };
 
-enum class SeedKind { kSqlite, kSql, kCommand };
+enum class SeedKind { kSqlite, kSql, kCommand, kPostgres };
 const char* to_string(SeedKind kind);
 
 struct SeedStep {
@@ -54,6 +54,13 @@ struct SeedStep {
   // sqlite: the database is built here, then put in whole into the service (`put`)
   std::string service;
   Millis timeout = Millis(300'000);
+  // postgres: the server (a name in prevue's config), a dump in the
+  // repository (pg_dump's custom format, or plain SQL), `files`, the
+  // migration command (`run`, in `workdir`), and the repository `paths`
+  // it reads (a migrations directory): together, the seed's key.
+  std::string server;
+  std::string dump;
+  std::vector<std::string> paths;
 };
 
 struct RouteSpec {

@@ -85,6 +85,16 @@ Plan make_plan(const Manifest& manifest, const std::string& commit, const Curren
   else if (current->state == EnvState::kReady && current->deployed_sha != commit) plan.action = PlanAction::kUpdate;
   else plan.action = PlanAction::kResume;  // same commit again, or a run that failed or was interrupted
 
+  // A PostgreSQL seed's database is the app's from its first start
+  // ({{ seed.NAME.url }}): it comes before anything is rendered, on every
+  // run (the database is kept while the seed is unchanged).
+  for (size_t i = 0; i < manifest.seed.size(); ++i) {
+    if (manifest.seed[i].kind != SeedKind::kPostgres) continue;
+    PlanStep s = step(StepKind::kSeed, "seed: " + manifest.seed[i].name);
+    s.seed_index = static_cast<int>(i);
+    plan.steps.push_back(s);
+  }
+
   const bool one_layer = manifest.layers.size() == 1;
   for (size_t i = 0; i < manifest.layers.size(); ++i) {
     if (manifest.layers[i].services.empty()) continue;  // nothing to reserve endpoints for
@@ -136,6 +146,7 @@ Plan make_plan(const Manifest& manifest, const std::string& commit, const Curren
   // Seeding creates data once; later pushes keep what reviewers entered.
   bool seed = fresh || !current->seeded;
   for (size_t i = 0; seed && i < manifest.seed.size(); ++i) {
+    if (manifest.seed[i].kind == SeedKind::kPostgres) continue;  // before the layers
     PlanStep s = step(StepKind::kSeed, "seed: " + manifest.seed[i].name);
     s.seed_index = static_cast<int>(i);
     plan.steps.push_back(s);
