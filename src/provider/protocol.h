@@ -48,9 +48,9 @@ struct ProviderEnvironment {
   long pr = 0;
   std::string commit;
   std::string repository;            // apply, plan: the repository's key, for labels a person reads
+  std::int64_t lease_deadline_ms = 0;  // apply: when the lease ends if nothing renews it (unix ms); 0: never (pinned)
   std::string ref;                   // apply, plan: the branch (or tag) the environment follows
   std::string url;                   // apply, plan: the preview's address, as reviewers open it
-  std::int64_t lease_deadline_ms = 0;  // apply: when the lease ends if nothing renews it (unix ms); 0: never (pinned)
 };
 
 struct ProviderRequest {

@@ -10,7 +10,8 @@ TEST(Protocol, RequestRoundTrips) {
   r.verb = ProviderVerb::kApply;
   r.state_root = "/state/envs";
   r.records_root = "/state/providers/local";
-  r.environment = ProviderEnvironment{"pr-1-x", "/state/envs/pr-1-x", "/state/providers/local/pr-1-x", 1, "abc", "acme/shop", 1'780'000'000'000};
+  r.environment = ProviderEnvironment{"pr-1-x", "/state/envs/pr-1-x", "/state/providers/local/pr-1-x", 1, "abc", "acme/shop", 1'780'000'000'000,
+                                      "feature/login", "http://pr-1-x.prevue.localhost/"};
   r.settings = R"({"files": ["compose.yaml"], "profiles": {"dev": true}})";
   r.operator_settings = R"({"registry": "127.0.0.1:5000"})";
   ProviderService s;
@@ -27,6 +28,8 @@ TEST(Protocol, RequestRoundTrips) {
   EXPECT_EQ(back->environment.records_dir, "/state/providers/local/pr-1-x");
   EXPECT_EQ(back->environment.repository, "acme/shop");
   EXPECT_EQ(back->environment.lease_deadline_ms, 1'780'000'000'000);
+  EXPECT_EQ(back->environment.ref, "feature/login");
+  EXPECT_EQ(back->environment.url, "http://pr-1-x.prevue.localhost/");
   EXPECT_EQ(back->records_root, "/state/providers/local");
   EXPECT_EQ(back->settings, R"({"files":["compose.yaml"],"profiles":{"dev":true}})");
   EXPECT_EQ(back->operator_settings, R"({"registry":"127.0.0.1:5000"})");
