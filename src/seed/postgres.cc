@@ -105,7 +105,9 @@ Status clone_template(Connection& admin, const Server& server, const std::string
   PREVUE_TRY(admin.exec("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = " + admin.literal(name) + ") THEN CREATE ROLE " +
                         admin.ident(name) + "; END IF; END$$;" + "ALTER ROLE " + admin.ident(name) +
                         (login_password.empty() ? " NOLOGIN PASSWORD NULL" : " LOGIN PASSWORD " + admin.literal(login_password)) +
-                        "; ALTER DATABASE " + admin.ident(name) + " OWNER TO " + admin.ident(name)));
+                        "; ALTER DATABASE " + admin.ident(name) + " OWNER TO " + admin.ident(name) +
+                        // Its role reaches it; other environments' roles do not (PUBLIC may connect by default).
+                        "; REVOKE CONNECT, TEMPORARY ON DATABASE " + admin.ident(name) + " FROM PUBLIC"));
   PREVUE_ASSIGN_OR_RETURN(ConnectionInfo inside, parse_connection(server.url));
   inside.database = name;
   PREVUE_ASSIGN_OR_RETURN(Connection copy, Connection::open(inside));
