@@ -4,6 +4,7 @@ bounded wait."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -127,6 +128,10 @@ class WatchingServe(Serve):
                                          headers={"Authorization": "Bearer " + self.TOKEN})
         urllib.request.urlopen(request, timeout=5).read()
 
+    def logs(self, slug):
+        """`prevue logs SLUG`: the environment's last run, step by step."""
+        return subprocess.run([PREVUE, "--state-dir", self.state_dir, "logs", slug], capture_output=True, text=True).stdout
+
     def environment(self, branch):
         """The environment of `branch`, as the API shows it (None before it exists)."""
         with urllib.request.urlopen(self.info["api"] + "/api/v1/environments", timeout=5) as r:
@@ -145,3 +150,9 @@ class WatchingServe(Serve):
                     return env
             return None
         return until(ready, f"the preview of {branch}", timeout=300, poll=poll)
+
+
+def step_ms(log, step):
+    """How long `step` took in a run's log (`== STEP [succeeded, N ms] ==`), or None."""
+    found = re.search(r"^== " + re.escape(step) + r" \[succeeded, (\d+) ms\] ==$", log, re.M)
+    return int(found.group(1)) if found else None

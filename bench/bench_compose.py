@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 import time
 
-from bench_common import GIT, PREVUE, ROOT, WatchingServe, clean_up, get, git, make_repo, no_grace, until
+from bench_common import GIT, ROOT, WatchingServe, clean_up, get, git, make_repo, no_grace, until
 
 COMPOSE = ["docker", "compose"] if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0 \
     else ["docker-compose"]
@@ -109,11 +109,11 @@ def main():
         repo = make_repo(os.path.join(scratch, "repo"), os.path.join("templates", "reference-app"))
         no_grace(repo, os.path.join(ROOT, "templates", "reference-compose", "prevue.json"))
         daemon = WatchingServe(scratch, repo)
-        state, announce, preview = daemon.state_dir, daemon.announce, daemon.preview
+        announce, preview = daemon.announce, daemon.preview
         by_hand = ByHand(scratch, repo)
 
         def built(slug):
-            logs = subprocess.run([PREVUE, "--state-dir", state, "logs", slug], capture_output=True, text=True).stdout
+            logs = daemon.logs(slug)
             return logs.count("(built)")
 
         # Warm-up (not timed): both sides build main's tree once, so each

@@ -30,7 +30,7 @@ import tempfile
 import time
 import urllib.request
 
-from bench_common import GIT, PREVUE, ROOT, WatchingServe, clean_up, get, git, make_repo, no_grace, until
+from bench_common import GIT, ROOT, WatchingServe, clean_up, get, git, make_repo, no_grace, until
 
 KUBE_STATE = os.environ.get("PREVUE_K8S_STATE", "/var/lib/prevue-kube")
 ADMIN = ["kubectl", "--kubeconfig", os.path.join(KUBE_STATE, "admin.kubeconfig")]
@@ -112,13 +112,13 @@ def main():
         git(repo, "commit", "-q", "-m", "kubernetes")
         no_grace(repo)
         daemon = WatchingServe(scratch, repo, extra=OPERATOR)
-        state, announce, preview, environment = daemon.state_dir, daemon.announce, daemon.preview, daemon.environment
+        announce, preview, environment = daemon.announce, daemon.preview, daemon.environment
 
         # Warm-up (not timed): prevue builds the images and loads them into the node.
         warm = branch_at(repo, "warm-up", "main")
         announce()
         preview("warm-up", warm)
-        log = subprocess.run([PREVUE, "--state-dir", state, "logs", environment("warm-up")["slug"]], capture_output=True, text=True).stdout
+        log = daemon.logs(environment("warm-up")["slug"])
         images = {}
         for line in log.splitlines():
             parts = line.split()

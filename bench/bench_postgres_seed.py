@@ -19,7 +19,6 @@ Needs PostgreSQL (scripts/setup.sh). Usage: bench/bench_postgres_seed.py [--roun
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from bench_common import PREVUE, ROOT, WatchingServe, clean_up, git, make_repo, until
+from bench_common import ROOT, WatchingServe, clean_up, git, make_repo, step_ms, until
 
 os.environ.setdefault("PREVUE_TEMPLATE_DIR", os.path.join(ROOT, "templates", "reference-app"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
@@ -42,11 +41,6 @@ def timed(argv, env=None):
     started = time.monotonic()
     subprocess.run(argv, check=True, capture_output=True, env=env)
     return (time.monotonic() - started) * 1000
-
-
-def step_ms(log, step):
-    found = re.search(r"^== " + re.escape(step) + r" \[succeeded, (\d+) ms\] ==$", log, re.M)
-    return int(found.group(1)) if found else None
 
 
 def main():
@@ -114,7 +108,7 @@ def main():
                 daemon.announce()
                 env_ = until(lambda: (lambda e: e if e and e["state"] in ("ready", "failed") else None)(daemon.environment(branch)),
                              f"the preview of {branch}", timeout=300, poll=0.05)
-                log = subprocess.run([PREVUE, "--state-dir", daemon.state_dir, "logs", env_["slug"]], capture_output=True, text=True).stdout
+                log = daemon.logs(env_["slug"])
                 if env_["state"] != "ready":
                     sys.exit(f"bench_postgres_seed: {branch} failed: {env_.get('error')}\n{log}")
                 if i:

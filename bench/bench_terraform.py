@@ -26,7 +26,6 @@ Usage: bench/bench_terraform.py [--rounds 3]
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -34,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from bench_common import PREVUE, ROOT, WatchingServe, clean_up, get, git, make_repo, no_grace, until
+from bench_common import ROOT, WatchingServe, clean_up, get, git, make_repo, no_grace, step_ms, until
 
 os.environ.setdefault("PREVUE_TEMPLATE_DIR", os.path.join(ROOT, "templates", "reference-app"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
@@ -123,11 +122,6 @@ class ByHand:
             app.wait(timeout=10)
 
 
-def step_ms(log, step):
-    found = re.search(r"^== " + re.escape(step) + r" \[succeeded, (\d+) ms\] ==$", log, re.M)
-    return int(found.group(1)) if found else None
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
@@ -145,7 +139,7 @@ def main():
             "providers": {"terraform": {"binary": TERRAFORM,
                                         "backend": {"type": "pg", "config": {"conn_str": admin_url, "schema_name": SCHEMA}}}},
             "secrets": {"PG_ADMIN_URL": {"value": admin_url}}})
-        state, announce, preview = daemon.state_dir, daemon.announce, daemon.preview
+        announce, preview = daemon.announce, daemon.preview
         by_hand = ByHand(scratch, repo, admin_url)
 
         # Warm-up (not timed): the first init of each side, PostgreSQL's first database.
@@ -164,7 +158,7 @@ def main():
             announce()
             env = preview(branch, sha)
             whole.append((time.monotonic() - started) * 1000)
-            log = subprocess.run([PREVUE, "--state-dir", state, "logs", env["slug"]], capture_output=True, text=True).stdout
+            log = daemon.logs(env["slug"])
             infra.append(step_ms(log, "apply: infra"))
             prevue_inits += " init -input=false" in log
             name = f"by-hand-{i}"

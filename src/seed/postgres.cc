@@ -332,7 +332,7 @@ Result<Handed> hand_over(const Server& server, const std::string& slug, const st
     break;
   }
   if (handed.from != Handed::From::kPool) {
-    (void)drop_database(admin, name);  // a clone a crash cut short
+    // `name` is free: a clone a crash cut short was found above (its comment lacks this key) and moved aside.
     PREVUE_TRY(clone_template(admin, server, key, name, comment, password));
     PREVUE_TRY(admin.exec("COMMENT ON ROLE " + admin.ident(name) + " IS " + admin.literal("prevue env=" + slug + " seed=" + seed)));
     log += "database " + name + ": the pool was empty: cloned from " + template_name(key) + " in " +

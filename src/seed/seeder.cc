@@ -90,8 +90,9 @@ Status run_seed_step(const SeedStep& step, const SeedContext& ctx, std::string& 
                                                                      : "exit code " + std::to_string(outcome->exit_code)) + ")");
       return {};
     }
+    case SeedKind::kPostgres: break;  // a server's work, not a file's: the engine runs it (seed/postgres.h)
   }
-  return make_error(ErrorCode::kInternal, "unknown seed kind");
+  return make_error(ErrorCode::kInternal, "seed " + step.name + ": no file-based seeding for kind " + to_string(step.kind));
 }
 
 }  // namespace prevue

@@ -193,6 +193,25 @@ class PrevueTestCase(unittest.TestCase):
         args = ["ls", "--json"] + (["--all"] if all_states else [])
         return {e["slug"]: e for e in json.loads(self.prevue(*args).stdout)}
 
+    # For tests with a repository in self.repo.
+
+    def commit_on(self, branch, change, message, new_branch=True):
+        """`change()` committed on `branch` (made from the current branch when new); back on main; the commit's id."""
+        git(self.repo, "checkout", "-q", *(["-b", branch] if new_branch else [branch]))
+        change()
+        sha = commit_all(self.repo, message)
+        git(self.repo, "checkout", "-q", "main")
+        return sha
+
+    def set_manifest(self, change):
+        """prevue.json of self.repo rewritten by `change(manifest)` (not committed)."""
+        path = os.path.join(self.repo, "prevue.json")
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+        change(manifest)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2)
+
 
 class Daemon:
     """A real `prevue serve` process with its own config and state."""

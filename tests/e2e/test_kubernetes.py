@@ -80,11 +80,7 @@ class Kubernetes(PrevueTestCase):
         super().setUp()
         self.repo = make_template_repo(self.scratch)
         shutil.copytree(K8S_TEMPLATE, self.repo, dirs_exist_ok=True)
-        with open(os.path.join(self.repo, "prevue.json"), encoding="utf-8") as f:
-            manifest = json.load(f)
-        manifest["lease"]["grace"] = "0s"  # a merged preview goes at once
-        with open(os.path.join(self.repo, "prevue.json"), "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2)
+        self.set_manifest(lambda m: m["lease"].update({"grace": "0s"}))  # a merged preview goes at once
         commit_all(self.repo, "preview on kubernetes")
         self.images_before = built_images()
         self.daemon = None
@@ -105,13 +101,6 @@ class Kubernetes(PrevueTestCase):
             extra["scheduler"] = {"reconcile_interval": "2s", "activity_flush": "300ms", **scheduler}
         self.daemon = Daemon(self.scratch, [self.repo], extra=extra).start()
         return self.daemon
-
-    def commit_on(self, branch, change, message, new_branch=True):
-        git(self.repo, "checkout", "-q", *(["-b", branch] if new_branch else [branch]))
-        change()
-        sha = commit_all(self.repo, message)
-        git(self.repo, "checkout", "-q", "main")
-        return sha
 
     def edit(self, path, old, new):
         path = os.path.join(self.repo, path)

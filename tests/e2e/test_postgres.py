@@ -38,25 +38,10 @@ class Postgres(PrevueTestCase):
 
     # ---- helpers ----
 
-    def set_manifest(self, change):
-        path = os.path.join(self.repo, "prevue.json")
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-        change(manifest)
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2)
-
     def start_daemon(self, pool=2, url=None, name="daemon"):
         server = {"url": url or self.pg.admin_url + "?sslmode=disable", "pool": pool, "keep_unused": "0s"}
         self.daemon = Daemon(self.scratch, [self.repo], extra={"postgres": {"main": server}}, name=name).start()
         return self.daemon
-
-    def commit_on(self, branch, change, message, new_branch=True):
-        git(self.repo, "checkout", "-q", *(["-b", branch] if new_branch else [branch]))
-        change()
-        sha = commit_all(self.repo, message)
-        git(self.repo, "checkout", "-q", "main")
-        return sha
 
     def databases(self, prefix="prevue_"):
         """{name: comment} of the server's databases whose name starts with `prefix`."""
@@ -206,10 +191,20 @@ class Postgres(PrevueTestCase):
         self.assertEqual(len(self.databases("prevue_tpl_")), 1)
         self.assertEqual(self.pg.psql("SELECT count(*) FROM big", database=self.database_of(env["slug"])), "1000000")
 
-        # Killed while CREATE DATABASE … TEMPLATE copies the environment's database.
-        two = self.commit_on("two", lambda: write(self.repo, "app/NOTE", "2\n"), "two")
-        self.daemon.wait_for(lambda: self.running_in("", "CREATE DATABASE \"prevue_env_"), "the clone in progress", 120)
-        self.daemon.stop(sig=signal.SIGKILL)
+        # Killed while CREATE DATABASE … TEMPLATE copies the environment's database: a session
+        # holding pg_database in SHARE mode holds the copy there (reads go on) until it is killed.
+        holder = subprocess.Popen(["psql", "--no-psqlrc", "-q", "-d", self.pg.admin_url], stdin=subprocess.PIPE, text=True)
+        holder.stdin.write("BEGIN;\nLOCK TABLE pg_catalog.pg_database IN SHARE MODE;\nSELECT pg_sleep(600);\n")
+        holder.stdin.flush()
+        try:
+            two = self.commit_on("two", lambda: write(self.repo, "app/NOTE", "2\n"), "two")
+            self.daemon.wait_for(lambda: self.running_in("", "CREATE DATABASE \"prevue_env_"), "the clone in progress", 120)
+            self.daemon.stop(sig=signal.SIGKILL)
+        finally:
+            # Its backend sleeps on with the lock until it is ended (a killed client goes unnoticed there).
+            self.pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600);'")
+            holder.kill()
+            holder.wait(timeout=30)
         self.start_daemon(pool=0, name="daemon")
         env2 = self.daemon.wait_env(2, "ready", two, timeout=180, fail_fast=True)
         self.assertIn("Seeded row: Ada", self.page(env2))

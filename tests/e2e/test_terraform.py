@@ -55,14 +55,6 @@ class Terraform(PrevueTestCase):
 
     # ---- helpers ----
 
-    def set_manifest(self, change):
-        path = os.path.join(self.repo, "prevue.json")
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-        change(manifest)
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2)
-
     def operator(self, **more):
         return {"binary": TERRAFORM, "lock_timeout": "10m",
                 "backend": {"type": "pg", "config": {"conn_str": self.pg.admin_url + "?sslmode=disable", "schema_name": STATE_SCHEMA}},
@@ -73,13 +65,6 @@ class Terraform(PrevueTestCase):
                  "secrets": {"PG_ADMIN_URL": {"value": self.pg.admin_url + "?sslmode=disable"}}}
         self.daemon = Daemon(self.scratch, [self.repo], extra=extra, name=name).start()
         return self.daemon
-
-    def commit_on(self, branch, change, message, new_branch=True):
-        git(self.repo, "checkout", "-q", *(["-b", branch] if new_branch else [branch]))
-        change()
-        sha = commit_all(self.repo, message)
-        git(self.repo, "checkout", "-q", "main")
-        return sha
 
     def workspaces(self):
         exists = self.pg.psql(f"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{STATE_SCHEMA}'")
