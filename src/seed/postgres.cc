@@ -281,6 +281,11 @@ Result<Handed> hand_over(const Server& server, const std::string& slug, const st
   handed.connection.password = password;
   handed.connection.database = name;
 
+  // A run that died mid-hand-over (its daemon killed) may have left its
+  // session going, still copying or renaming for this environment: ended
+  // first (one run per environment at a time: it cannot be a live one).
+  PREVUE_TRY(admin.exec("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE application_name = 'prevue' AND "
+                        "pid <> pg_backend_pid() AND position(" + admin.literal(name) + " in query) > 0"));
   PREVUE_ASSIGN_OR_RETURN(auto current, admin.rows("SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = " +
                                                    admin.literal(name)));
   std::string previous;  // the environment's database at another key: replaced, then dropped

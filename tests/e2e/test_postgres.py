@@ -5,11 +5,13 @@ from a template built once per seed key, handed over from a warm pool or
 cloned; pushes that keep or change the seed; teardown and `prevue gc`;
 kill -9 during a template build and during a clone; and seeds that fail."""
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
+import time
 import unittest
 
 from prevue_e2e import TEMPLATE_DIR, Daemon, PostgresServer, PrevueTestCase, commit_all, free_port, git, primary_host, write
@@ -150,13 +152,16 @@ class Postgres(PrevueTestCase):
         self.assertIn("pg_restore", self.step_log(env["slug"]))
         self.daemon.wait_for(lambda: len(self.ready_pool()) == 1, "the pool refilled to 1", 60)
 
-        # Two at once with one copy waiting: one from the pool, one cloned; both right.
-        for branch in ("second", "third"):
-            git(self.repo, "branch", branch, "first")
-            git(self.repo, "checkout", "-q", branch)
-            git(self.repo, "commit", "-q", "--allow-empty", "-m", branch)
-            git(self.repo, "checkout", "-q", "main")
-        envs = [self.daemon.wait_env(pr, "ready", timeout=120, fail_fast=True) for pr in (2, 3)]
+        # Two more with one copy waiting, and the refill held back (a session holding the
+        # key's advisory lock, which refills take): one from the pool, one cloned; both right.
+        key = next(iter(self.databases("prevue_tpl_")))[len("prevue_tpl_"):]
+        with self.holding(f"SELECT pg_advisory_lock(hashtext('prevue template {key}'));"):
+            for branch in ("second", "third"):
+                git(self.repo, "branch", branch, "first")
+                git(self.repo, "checkout", "-q", branch)
+                git(self.repo, "commit", "-q", "--allow-empty", "-m", branch)
+                git(self.repo, "checkout", "-q", "main")
+            envs = [self.daemon.wait_env(pr, "ready", timeout=120, fail_fast=True) for pr in (2, 3)]
         logs = [self.step_log(e["slug"]) for e in envs]
         self.assertEqual(sorted("from the pool" in log for log in logs), [False, True], logs)
         self.assertTrue(any("the pool was empty" in log for log in logs))
@@ -192,19 +197,11 @@ class Postgres(PrevueTestCase):
         self.assertEqual(self.pg.psql("SELECT count(*) FROM big", database=self.database_of(env["slug"])), "1000000")
 
         # Killed while CREATE DATABASE … TEMPLATE copies the environment's database: a session
-        # holding pg_database in SHARE mode holds the copy there (reads go on) until it is killed.
-        holder = subprocess.Popen(["psql", "--no-psqlrc", "-q", "-d", self.pg.admin_url], stdin=subprocess.PIPE, text=True)
-        holder.stdin.write("BEGIN;\nLOCK TABLE pg_catalog.pg_database IN SHARE MODE;\nSELECT pg_sleep(600);\n")
-        holder.stdin.flush()
-        try:
+        # holding pg_database in SHARE mode holds the copy there (reads go on).
+        with self.holding("BEGIN; LOCK TABLE pg_catalog.pg_database IN SHARE MODE;"):
             two = self.commit_on("two", lambda: write(self.repo, "app/NOTE", "2\n"), "two")
             self.daemon.wait_for(lambda: self.running_in("", "CREATE DATABASE \"prevue_env_"), "the clone in progress", 120)
             self.daemon.stop(sig=signal.SIGKILL)
-        finally:
-            # Its backend sleeps on with the lock until it is ended (a killed client goes unnoticed there).
-            self.pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600);'")
-            holder.kill()
-            holder.wait(timeout=30)
         self.start_daemon(pool=0, name="daemon")
         env2 = self.daemon.wait_env(2, "ready", two, timeout=180, fail_fast=True)
         self.assertIn("Seeded row: Ada", self.page(env2))
@@ -216,6 +213,28 @@ class Postgres(PrevueTestCase):
         left = set(self.databases())
         self.assertEqual({d for d in left if not d.startswith(("prevue_tpl_", "prevue_env_"))}, set(), left)
         self.assertEqual(len([d for d in left if d.startswith("prevue_env_")]), 2)
+
+    @contextlib.contextmanager
+    def holding(self, sql):
+        """A session of the test's that runs `sql` (taking a lock) and keeps it while the block runs."""
+        holder = subprocess.Popen(["psql", "--no-psqlrc", "-q", "-d", self.pg.admin_url], stdin=subprocess.PIPE, text=True)
+        holder.stdin.write(sql + "\nSELECT pg_sleep(600);\n")
+        holder.stdin.flush()
+        self.pg_wait_for_sleep()
+        try:
+            yield
+        finally:
+            # Its backend would sleep on with the lock (a client gone goes unnoticed there): ended.
+            self.pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600);'")
+            holder.kill()
+            holder.wait(timeout=30)
+
+    def pg_wait_for_sleep(self):
+        deadline = time.monotonic() + 30
+        while self.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600);'") == "0":
+            if time.monotonic() > deadline:
+                raise AssertionError("the lock-holding session did not start")
+            time.sleep(0.05)
 
     def running_in(self, database_prefix, query_prefix=""):
         rows = self.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND "
