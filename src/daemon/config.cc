@@ -192,10 +192,11 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
     if (root.has("postgres")) {
       // Servers for `postgres` seeds, by the name a manifest gives ("server").
       Reader servers = root.at("postgres");
-      if (!servers.value().is_object()) servers.fail("must be an object of NAME: {\"url\" | \"url_file\" | \"url_env\", \"pool\", \"keep_unused\"}");
+      if (!servers.value().is_object())
+        servers.fail("must be an object of NAME: {\"url\" | \"url_file\" | \"url_env\", \"pool\", \"keep_unused\", \"dumps\"}");
       for (const auto& item : servers.value().items()) {
         Reader one(item.value(), servers.child_path(item.key()));
-        one.expect_object({"url", "url_file", "url_env", "pool", "keep_unused"});
+        one.expect_object({"url", "url_file", "url_env", "pool", "keep_unused", "dumps"});
         pg::Server server;
         server.name = item.key();
         if (one.has("url")) {
@@ -220,6 +221,16 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
           server.pool = pool.get<int>();
         }
         if (one.has("keep_unused")) server.keep_unused = one.at("keep_unused").duration();
+        if (one.has("dumps")) {
+          Reader dumps = one.at("dumps");
+          if (!dumps.value().is_object()) dumps.fail("must map dump names to files");
+          for (const auto& dump : dumps.value().items()) {
+            Reader file(dump.value(), dumps.child_path(dump.key()));
+            std::filesystem::path path = resolve(base, file.string());
+            if (!std::filesystem::is_regular_file(path)) file.fail("is not a file: " + path.string());
+            server.dumps[dump.key()] = path.string();
+          }
+        }
         c.postgres_servers[server.name] = server;
       }
     }

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cctype>
+#include <fstream>
 #include <functional>
 #include <tuple>
 #include <set>
@@ -312,7 +313,7 @@ void Engine::remember_postgres_servers() {
   if (!config_.postgres_servers.empty()) {
     nlohmann::json servers = nlohmann::json::object();
     for (const auto& [name, server] : config_.postgres_servers)
-      servers[name] = {{"url", server.url}, {"pool", server.pool}, {"keep_unused_ms", server.keep_unused.count()}};
+      servers[name] = {{"url", server.url}, {"pool", server.pool}, {"keep_unused_ms", server.keep_unused.count()}, {"dumps", server.dumps}};
     auto known = read_file(kept);
     if (!known.ok() || nlohmann::json::parse(*known, nullptr, false) != servers) {
       fs::create_directories(config_.state_dir, ec);
@@ -325,7 +326,8 @@ void Engine::remember_postgres_servers() {
       for (const auto& [name, s] : servers.items())
         if (s.is_object() && s.value("url", nlohmann::json()).is_string())
           config_.postgres_servers[name] = pg::Server{name, s["url"].get<std::string>(), s.value("pool", 2),
-                                                      Millis(s.value("keep_unused_ms", std::int64_t{3'600'000}))};
+                                                      Millis(s.value("keep_unused_ms", std::int64_t{3'600'000})),
+                                                      s.value("dumps", std::map<std::string, std::string>{})};
   }
   if (config_.postgres_servers.empty()) return;
   const fs::path secret = config_.state_dir / "postgres-secret";
@@ -869,6 +871,19 @@ Status Engine::postgres_seed(UpRun& run, const SeedStep& spec, std::string& log)
     if (!id.ok()) return make_error(ErrorCode::kNotFound, "seed " + spec.name + ": " + path + " does not exist at " + short_sha(run.config_commit));
     material += path + " " + *id + "\n";
   }
+  std::string server_dump;  // the operator's dump: its path, known by its size and time (hashing gigabytes per run would not do)
+  if (!spec.server_dump.empty()) {
+    auto it = server->dumps.find(spec.server_dump);
+    if (it == server->dumps.end())
+      return make_error(ErrorCode::kNotFound, "seed " + spec.name + ": PostgreSQL server " + server->name + " has no dump called '" +
+                                                  spec.server_dump + "' in prevue's config (postgres." + server->name + ".dumps)");
+    server_dump = it->second;
+    std::error_code ec;
+    auto size = fs::file_size(server_dump, ec);
+    if (ec) return make_error(ErrorCode::kNotFound, "seed " + spec.name + ": the dump " + server_dump + " cannot be read: " + ec.message());
+    material += "server dump " + server_dump + " " + std::to_string(size) + " " +
+                std::to_string(fs::last_write_time(server_dump, ec).time_since_epoch().count()) + "\n";
+  }
   material += "run " + describe_argv(spec.run) + "\nworkdir " + spec.workdir + "\n";
   const std::string key = pg::key_of(material);
   const std::string password = pg::derive_password(postgres_secret_, run.env.slug + "/" + spec.name + "/" + server->name);
@@ -909,21 +924,29 @@ Status Engine::postgres_seed(UpRun& run, const SeedStep& spec, std::string& log)
                                                            "):\n" + tail_lines(outcome->stderr_data + outcome->stdout_data, 20));
       return {};
     };
+    // pg_dump's custom format starts "PGDMP"; anything else is SQL text.
+    auto restore = [&](const fs::path& file, const std::string& what) -> Status {
+      std::ifstream in(file, std::ios::binary);
+      char magic[5] = {};
+      in.read(magic, sizeof magic);
+      if (std::string_view(magic, static_cast<size_t>(in.gcount())) == "PGDMP")
+        PREVUE_TRY(run_tool({"pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--dbname", building.database, file.string()},
+                            scratch, "restoring " + what));
+      else
+        PREVUE_TRY(run_tool({"psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--file", file.string()},
+                            scratch, "loading " + what));
+      build_log += "restored " + what + "\n";
+      return {};
+    };
     if (!spec.dump.empty()) {
       auto dump = run.git->read_file(run.config_commit, spec.dump);
       if (!dump.ok()) return dump.error();
       if (!dump->has_value()) return make_error(ErrorCode::kNotFound, "seed " + spec.name + ": " + spec.dump + " is missing");
       const fs::path file = scratch / "seed.dump";
       PREVUE_TRY(write_file_atomic(file, **dump, Durability::kAtomicOnly));
-      // pg_dump's custom format starts "PGDMP"; anything else is SQL text.
-      if ((*dump)->rfind("PGDMP", 0) == 0)
-        PREVUE_TRY(run_tool({"pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--dbname", building.database, file.string()},
-                            scratch, "restoring " + spec.dump));
-      else
-        PREVUE_TRY(run_tool({"psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--file", file.string()},
-                            scratch, "loading " + spec.dump));
-      build_log += "restored " + spec.dump + "\n";
+      PREVUE_TRY(restore(file, spec.dump));
     }
+    if (!server_dump.empty()) PREVUE_TRY(restore(server_dump, "the dump " + spec.server_dump + " (" + server_dump + ")"));
     if (!spec.files.empty()) {
       PREVUE_ASSIGN_OR_RETURN(pg::Connection conn, pg::Connection::open(building));
       for (const auto& file : spec.files) {

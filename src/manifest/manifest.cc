@@ -135,12 +135,14 @@ SeedStep read_seed(const Reader& r) {
     r.expect_object({"type", "name", "run", "workdir", "timeout", "service"});
     step.kind = SeedKind::kCommand;
   } else if (type == "postgres") {
-    r.expect_object({"type", "name", "server", "dump", "files", "run", "workdir", "paths", "timeout"});
+    r.expect_object({"type", "name", "server", "dump", "server_dump", "files", "run", "workdir", "paths", "timeout"});
     step.kind = SeedKind::kPostgres;
     step.name = r.required_string("name");
     if (!is_valid_seed_name(step.name)) r.at("name").fail("a postgres seed's name is letters, digits and '_' (it is {{ seed.NAME.url }})");
     step.server = r.string_or("server", "");
     if (r.has("dump")) step.dump = r.at("dump").path_value();
+    if (r.has("server_dump")) step.server_dump = r.at("server_dump").string();
+    if (!step.dump.empty() && !step.server_dump.empty()) r.at("server_dump").fail("give 'dump' or 'server_dump', not both");
     if (r.has("files")) step.files = r.at("files").paths();
     if (r.has("run")) step.run = r.at("run").argv();
     if (r.has("workdir")) step.workdir = r.at("workdir").path_value();

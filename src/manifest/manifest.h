@@ -60,6 +60,7 @@ struct SeedStep {
   // it reads (a migrations directory): together, the seed's key.
   std::string server;
   std::string dump;
+  std::string server_dump;  // postgres: a dump prevue's config keeps for the server (postgres.SERVER.dumps.NAME)
   std::vector<std::string> paths;
 };
 

@@ -68,6 +68,9 @@ struct Server {
   std::string url;               // a role with CREATEDB and CREATEROLE (a superuser works)
   int pool = 2;                  // clones kept warm per template in use
   Millis keep_unused{3'600'000};  // a template no environment uses is dropped after this long
+  // Dumps the operator keeps for seeds to name ("server_dump"): a production
+  // snapshot no repository carries. Name -> an absolute path on prevue's host.
+  std::map<std::string, std::string> dumps;
 };
 
 // What an environment's app gets.

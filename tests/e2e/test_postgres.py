@@ -270,6 +270,36 @@ class Postgres(PrevueTestCase):
         self.assertIn("cannot connect to PostgreSQL at 127.0.0.1", env["error"])
         self.assertNotIn("postgres:x@", self.daemon.read_log())  # the URL's password is in no log
 
+    def test_a_dump_the_operator_keeps_seeds_previews_and_its_change_makes_a_new_template(self):
+        # A production-like snapshot no repository carries: a file named in prevue's config.
+        self.pg.psql("CREATE DATABASE snapshot")
+        self.pg.psql("CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL); "
+                     "INSERT INTO notes (body) VALUES ('From the operator snapshot')", database="snapshot")
+        dump = os.path.join(self.scratch, "snapshot.dump")
+        subprocess.run(["pg_dump", "-Fc", "--no-owner", "-f", dump, "-d", self.pg.admin_url.rsplit("/", 1)[0] + "/snapshot"], check=True)
+        self.set_manifest(lambda m: (m["seed"][0].pop("dump"), m["seed"][0].update({"server_dump": "snapshot"})))
+        commit_all(self.repo, "seed from the operator's snapshot")
+        sha = self.commit_on("snap", lambda: write(self.repo, "app/NOTE", "x\n"), "snap")
+        server = {"url": self.pg.admin_url + "?sslmode=disable", "pool": 0, "dumps": {"snapshot": dump}}
+        self.daemon = Daemon(self.scratch, [self.repo], extra={"postgres": {"main": server}}).start()
+        env = self.daemon.wait_env(1, "ready", sha, timeout=120, fail_fast=True)
+        self.assertIn("From the operator snapshot", self.page(env))
+        self.assertIn("Added by migration 001", self.page(env))  # the repository's migrations ran on top
+        self.assertIn(f"restored the dump snapshot ({dump})", self.step_log(env["slug"]))
+        # The operator refreshes the snapshot: the next push builds a template from it.
+        self.pg.psql("INSERT INTO notes (body) VALUES ('In the refreshed snapshot')", database="snapshot")
+        subprocess.run(["pg_dump", "-Fc", "--no-owner", "-f", dump + ".new", "-d", self.pg.admin_url.rsplit("/", 1)[0] + "/snapshot"], check=True)
+        os.replace(dump + ".new", dump)
+        sha = self.commit_on("snap", lambda: write(self.repo, "app/NOTE", "y\n"), "snap two", new_branch=False)
+        env = self.daemon.wait_env(1, "ready", sha, timeout=120, fail_fast=True)
+        self.assertIn("In the refreshed snapshot", self.page(env))
+        self.assertIn("the seed changed", self.step_log(env["slug"]))
+        # A manifest naming a dump the operator does not keep fails with a clear message.
+        self.set_manifest(lambda m: m["seed"][0].update({"server_dump": "elsewhere"}))
+        self.commit_on("other", lambda: None, "another dump")
+        failed = self.daemon.wait_env(2, "failed", timeout=120)
+        self.assertIn("has no dump called 'elsewhere'", failed["error"])
+
     def test_a_manifest_naming_an_unknown_server_fails_with_the_servers_it_knows(self):
         self.set_manifest(lambda m: m["seed"][0].update({"server": "elsewhere"}))
         commit_all(self.repo, "another server")
