@@ -283,6 +283,7 @@ struct Daemon::Impl {
     engine_config.secrets = config.secrets;
     engine_config.provider_settings = config.provider_settings;
     engine_config.postgres_servers = config.postgres_servers;
+    engine_config.pool_refiller = std::make_shared<pg::PoolRefiller>();  // one for every run: refills outlive them
 
     // Watched repositories.
     Engine engine(engine_config, *store, runner, clock);

@@ -300,6 +300,7 @@ Engine::Engine(EngineConfig config, Store& store, ProcessRunner& runner, const C
       runner_(runner),
       clock_(clock),
       providers_(runner, config_.provider_dir),
+      pool_refiller_(config_.pool_refiller ? config_.pool_refiller : std::make_shared<pg::PoolRefiller>()),
       redact_(config_.secrets) {
   remember_postgres_servers();
 }
@@ -560,7 +561,7 @@ UpResult Engine::up(const UpRequest& request) {
   }
   // A pool a run drew from (or found empty) is refilled off its path.
   for (const auto& [server, key] : run.pools_used)
-    if (const pg::Server* s = postgres_server(server)) pool_refiller_.request(*s, key);
+    if (const pg::Server* s = postgres_server(server)) pool_refiller_->request(*s, key);
   result.environment = env;
   return finish(result);
 }

@@ -44,6 +44,9 @@ struct EngineConfig {
   // "postgres"). Kept in the state directory by whoever has them, so
   // `prevue down` and `prevue gc` without the config reach the same servers.
   std::map<std::string, pg::Server> postgres_servers;
+  // Refills warm pools in the background; the daemon shares one across its
+  // runs (each run has an Engine of its own); unset, an Engine makes its own.
+  std::shared_ptr<pg::PoolRefiller> pool_refiller;
 
   // The link a reviewer gets for `host` through the proxy (public_url_template
   // with {host} filled in); empty when links go straight to the upstream.
@@ -214,7 +217,7 @@ class Engine {
   const Clock& clock_;
   ProviderClient providers_;
   std::string postgres_secret_;      // derives environments' database passwords (<state>/postgres-secret)
-  pg::PoolRefiller pool_refiller_;   // refills warm pools after runs, off their path
+  std::shared_ptr<pg::PoolRefiller> pool_refiller_;  // refills warm pools after runs, off their path
   Redactor redact_;
 };
 
