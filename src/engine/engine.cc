@@ -964,9 +964,8 @@ Status Engine::postgres_seed(UpRun& run, const SeedStep& spec, std::string& log)
       // The migration reads the repository: its files at the commit, in the scratch directory.
       for (const auto& path : run.manifest.export_paths)
         if (auto exported = run.git->export_tree(run.config_commit, path, scratch / "repo", nullptr); !exported.ok()) return exported.error();
-      PREVUE_ASSIGN_OR_RETURN(fs::path cwd, path_inside(scratch / "repo", spec.workdir == "." ? "./" : spec.workdir + "/."));
+      PREVUE_TRY(path_inside(scratch / "repo", spec.workdir == "." ? "./" : spec.workdir + "/."));  // no way out of the checkout
       PREVUE_TRY(run_tool(spec.run, (scratch / "repo" / spec.workdir).lexically_normal(), "the migration " + describe_argv(spec.run)));
-      (void)cwd;
     }
     return {};
   };
