@@ -11,6 +11,7 @@
 #include <iostream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -380,11 +381,20 @@ std::set<std::string> workspaces(const Workspace& w) {
 }
 
 Status create_workspace(const Workspace& w) {
-  Command c = w.tf({"workspace", "new", "-no-color", "-lock-timeout=" + w.op.lock_timeout, w.name}, kQuickTimeout, w.name);
-  std::cerr << c.out << c.err;
-  if (!c.ok() && (c.out + c.err).find("already exists") == std::string::npos)
-    return make_error(ErrorCode::kProvider, stopped_or(c, "terraform workspace new " + w.name));
-  return {};
+  // The pg backend takes one lock for every workspace it creates, and gives
+  // up at once when another prevue run holds it (no -lock-timeout there):
+  // tried again for a while, as two pull requests opened together do.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  for (int attempt = 0;; ++attempt) {
+    Command c = w.tf({"workspace", "new", "-no-color", "-lock-timeout=" + w.op.lock_timeout, w.name}, kQuickTimeout, w.name);
+    std::cerr << c.out << c.err;
+    const std::string said = c.out + c.err;
+    if (c.ok() || said.find("already exists") != std::string::npos) return {};
+    bool contended = said.find("Already locked") != std::string::npos || said.find("lock") != std::string::npos;
+    if (!contended || c.stopped || stop_requested || std::chrono::steady_clock::now() > deadline)
+      return make_error(ErrorCode::kProvider, stopped_or(c, "terraform workspace new " + w.name));
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100 * (attempt + 1), 1000)));
+  }
 }
 
 Status delete_workspace(const Workspace& w) {

@@ -19,18 +19,22 @@ TERRAFORM = shutil.which("tofu") or shutil.which("terraform")
 STATE_SCHEMA = "prevue_states"
 
 
-def running(argv):
-    """The pids of live processes whose command line is `argv` (a provisioner's command, as /bin/sh runs it)."""
+def command_lines():
+    """The argv of every live process (terraform's with the binary's full path first)."""
     found = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if [a.decode(errors="replace") for a in f.read().split(b"\0") if a] == argv:
-                        found.append(int(pid))
+                    found.append([a.decode(errors="replace") for a in f.read().split(b"\0") if a])
             except OSError:
                 pass
     return found
+
+
+def running(argv):
+    """The live processes whose command line is `argv` (a provisioner's command, as /bin/sh runs it)."""
+    return [a for a in command_lines() if a == argv]
 
 
 @unittest.skipIf(TERRAFORM is None, "neither tofu nor terraform is on the PATH (scripts/setup-terraform.sh)")
@@ -167,6 +171,27 @@ class Terraform(PrevueTestCase):
         self.assertNotEqual(env["deployed_commit"], slow)
         self.assertEqual(running(["sleep", "600"]), [])  # SIGINT reached the provisioner
         self.assertEqual(self.advisory_locks(), 0)
+
+    def test_a_workspace_created_while_another_is_being_created_waits_its_turn(self):
+        # The pg backend creates each workspace under one advisory lock (-1) that it only
+        # tries: held here while the pull request's workspace is made, the way a second
+        # pull request opened at the same moment meets it.
+        self.commit_on("turn", lambda: write(self.repo, "app/NOTES", "turn\n"), "turn")
+        holder = subprocess.Popen(["psql", "--no-psqlrc", "-q", "-d", self.pg.admin_url], stdin=subprocess.PIPE, text=True)
+        holder.stdin.write("SELECT pg_advisory_lock(-1);\nSELECT pg_sleep(600);\n")
+        holder.stdin.flush()
+        try:
+            wait_until(lambda: self.pg.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4294967295") != "0",
+                       "the test to hold the creation lock", 30)
+            self.start_daemon()
+            wait_until(lambda: any(a[2:4] == ["workspace", "new"] for a in command_lines()), "a workspace new to run", 120)
+        finally:
+            self.pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600);'")
+            holder.kill()
+            holder.wait(timeout=30)
+        env = self.daemon.wait_env(1, "ready", timeout=300, fail_fast=True)
+        self.assertIn("Already locked", self.step_log(env["slug"]))  # it met the lock, and tried again
+        self.assertIn("prevue-" + env["slug"], self.workspaces())
 
     def test_the_daemon_killed_during_apply_converges_after_restart(self):
         def slow_first_apply():
