@@ -28,8 +28,7 @@ RememberedSettings remembered_operator_settings(const ProviderRequest& request) 
       out.changed = true;
       std::error_code ec;
       fs::create_directories(request.records_root, ec);
-      (void)write_file_atomic(kept, given.dump(2) + "\n", Durability::kAtomicOnly);
-      fs::permissions(kept, fs::perms::owner_read | fs::perms::owner_write, ec);  // it may hold a password
+      (void)write_file_atomic(kept, given.dump(2) + "\n", Durability::kAtomicOnly, FileAccess::kOwnerOnly);  // it may hold a password
     }
   }
   return out;

@@ -6,11 +6,9 @@
 #include <chrono>
 #include <cstring>
 #include <csignal>
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -20,6 +18,7 @@
 #include "core/slug.h"
 #include "manifest/manifest.h"
 #include "operator_settings.h"
+#include "provider/process_runner.h"
 
 namespace prevue::terraform {
 
@@ -106,16 +105,10 @@ struct Operator {
   std::string lock_timeout = "5m";
 };
 
+// An executable by name (on the PATH) or path; empty when there is none.
 std::string on_path(const std::string& name) {
-  if (name.find('/') != std::string::npos) return access(name.c_str(), X_OK) == 0 ? name : "";
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/local/bin:/usr/bin:/bin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    if (dir.empty()) continue;
-    fs::path candidate = fs::path(dir) / name;
-    if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return "";
+  std::string found = find_in_path(name);
+  return !found.empty() && access(found.c_str(), X_OK) == 0 ? found : "";
 }
 
 Result<Operator> operator_of(const ProviderRequest& request) {
@@ -207,9 +200,7 @@ Result<Backend> backend_of(const ProviderRequest& request, const Operator& op) {
     settings += key + " = " + hcl_value(value) + "\n";
   }
   const fs::path file = root / "backend.tfbackend";
-  PREVUE_TRY(write_file_atomic(file, settings, Durability::kAtomicOnly));
-  std::error_code ec;
-  fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write, ec);
+  PREVUE_TRY(write_file_atomic(file, settings, Durability::kAtomicOnly, FileAccess::kOwnerOnly));
   b.init_args.push_back("-backend-config=" + file.string());
   return b;
 }
@@ -390,7 +381,7 @@ Status create_workspace(const Workspace& w) {
     std::cerr << c.out << c.err;
     const std::string said = c.out + c.err;
     if (c.ok() || said.find("already exists") != std::string::npos) return {};
-    bool contended = said.find("Already locked") != std::string::npos || said.find("lock") != std::string::npos;
+    bool contended = said.find("Already locked") != std::string::npos || said.find("acquiring the state lock") != std::string::npos;
     if (!contended || c.stopped || stop_requested || std::chrono::steady_clock::now() > deadline)
       return make_error(ErrorCode::kProvider, stopped_or(c, "terraform workspace new " + w.name));
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100 * (attempt + 1), 1000)));
@@ -448,9 +439,8 @@ int apply(const ProviderRequest& request, ProviderResponse& response) {
               {"workspace_made", !before.is_null() && before.value("workspace_made", false)}};
   add_builtin_variables(w, record);
   Status ready = copy_configuration(request.environment.dir, records);
-  if (ready.ok()) ready = write_file_atomic(records / kVarFile, settings.variables.dump(2) + "\n", Durability::kAtomicOnly);
-  std::error_code ec;
-  fs::permissions(records / kVarFile, fs::perms::owner_read | fs::perms::owner_write, ec);  // a variable may be a secret
+  if (ready.ok())  // a variable may be a secret
+    ready = write_file_atomic(records / kVarFile, settings.variables.dump(2) + "\n", Durability::kAtomicOnly, FileAccess::kOwnerOnly);
   // Recorded before the apply: a teardown after a crash here still finds the workspace.
   if (ready.ok()) ready = write_file_atomic(records / kRecordFile, record.dump(2) + "\n");
   if (ready.ok()) ready = initialize(w);
@@ -651,7 +641,8 @@ int plan(const ProviderRequest& request, ProviderResponse& response) {
   json record{{"var_files", settings.var_files}, {"builtins", builtins_of(request)}};
   add_builtin_variables(w, record);
   Status ready = copy_configuration(request.environment.dir, records);
-  if (ready.ok()) ready = write_file_atomic(records / kVarFile, settings.variables.dump(2) + "\n", Durability::kAtomicOnly);
+  if (ready.ok())
+    ready = write_file_atomic(records / kVarFile, settings.variables.dump(2) + "\n", Durability::kAtomicOnly, FileAccess::kOwnerOnly);
   if (ready.ok()) ready = write_file_atomic(w.module / kBackendOverride, w.backend.override_text, Durability::kAtomicOnly);
   if (ready.ok()) ready = run_init(w);  // a data directory of its own, in the scratch records: nothing shared is touched
   if (!ready.ok()) {

@@ -20,14 +20,14 @@ Error io_error(const std::string& what, const std::filesystem::path& path) {
 }  // namespace
 
 Status write_file_atomic(const std::filesystem::path& path, std::string_view content, Durability durability,
-                         bool executable) {
+                         FileAccess access) {
   std::error_code ec;
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
   if (ec) return make_error(ErrorCode::kIo, "cannot create " + path.parent_path().string() + ": " + ec.message());
   std::random_device entropy;
   std::filesystem::path tmp = path;
   tmp += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(entropy());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, executable ? 0755 : 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, access == FileAccess::kOwnerOnly ? 0600 : 0644);
   if (fd < 0) return io_error("cannot create", tmp);
   const char* data = content.data();
   size_t left = content.size();

@@ -15,10 +15,15 @@ enum class Durability {
   kAtomicOnly,  // no fsync: readers never see half a file; regenerated if lost (environment files)
 };
 
+enum class FileAccess {
+  kShared,     // 0644
+  kOwnerOnly,  // 0600 from its creation: a password, a connection string, a secret
+};
+
 // Writes via a temporary file in the same directory and a rename, so a
 // reader (or a crash) sees the old content or the new, never half of it.
 Status write_file_atomic(const std::filesystem::path& path, std::string_view content,
-                         Durability durability = Durability::kSynced, bool executable = false);
+                         Durability durability = Durability::kSynced, FileAccess access = FileAccess::kShared);
 
 Result<std::string> read_file(const std::filesystem::path& path);
 

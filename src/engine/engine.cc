@@ -318,8 +318,7 @@ void Engine::remember_postgres_servers() {
     auto known = read_file(kept);
     if (!known.ok() || nlohmann::json::parse(*known, nullptr, false) != servers) {
       fs::create_directories(config_.state_dir, ec);
-      (void)write_file_atomic(kept, servers.dump(2) + "\n", Durability::kAtomicOnly);
-      fs::permissions(kept, fs::perms::owner_read | fs::perms::owner_write, ec);
+      (void)write_file_atomic(kept, servers.dump(2) + "\n", Durability::kAtomicOnly, FileAccess::kOwnerOnly);  // URLs hold passwords
     }
   } else if (auto text = read_file(kept); text.ok()) {
     nlohmann::json servers = nlohmann::json::parse(*text, nullptr, false);
@@ -338,11 +337,9 @@ void Engine::remember_postgres_servers() {
   }
   std::string fresh = pg::new_secret();
   fs::create_directories(config_.state_dir, ec);
-  if (write_file_atomic(secret, fresh, Durability::kSynced).ok()) {
-    fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write, ec);
-    // Another process may have written its own first: everyone uses the one on disk.
+  // Another process may have written its own first: everyone uses the one on disk.
+  if (write_file_atomic(secret, fresh, Durability::kSynced, FileAccess::kOwnerOnly).ok())
     if (auto text = read_file(secret); text.ok()) fresh = *text;
-  }
   postgres_secret_ = fresh;
 }
 

@@ -90,6 +90,9 @@ class Collector {
   std::array<char, 16384> buffer_{};
 };
 
+
+}  // namespace
+
 std::string find_in_path(const std::string& name, const std::map<std::string, std::string>& env, bool inherit) {
   if (name.find('/') != std::string::npos) return name;
   std::string path;
@@ -108,8 +111,6 @@ std::string find_in_path(const std::string& name, const std::map<std::string, st
   }
   return {};
 }
-
-}  // namespace
 
 std::string describe_argv(const std::vector<std::string>& argv) {
   std::string out;

@@ -64,6 +64,11 @@ class SubprocessRunner final : public ProcessRunner {
   Result<ProcessOutcome> run(const ProcessSpec& spec) override;
 };
 
+// Where `name` runs from: itself when it holds a '/', else the first
+// executable of that name on PATH (the env's, else this process's when
+// `inherit`); empty when none.
+std::string find_in_path(const std::string& name, const std::map<std::string, std::string>& env = {}, bool inherit = true);
+
 // The argv rendered for a log line (quoted where needed); display only.
 std::string describe_argv(const std::vector<std::string>& argv);
 
