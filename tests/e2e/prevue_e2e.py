@@ -163,6 +163,8 @@ class PrevueTestCase(unittest.TestCase):
         self.provider_dir = PROVIDER_DIR  # a test may point it at a directory with more providers
 
     def tearDown(self):
+        if getattr(self, "daemon", None):  # a test's running daemon (self.daemon) stops first
+            self.daemon.stop()
         # Every state directory the test used, its daemons' included:
         # environments outlive a stopped daemon by design.
         for directory, _, files in os.walk(self.scratch):
@@ -194,6 +196,16 @@ class PrevueTestCase(unittest.TestCase):
         return {e["slug"]: e for e in json.loads(self.prevue(*args).stdout)}
 
     # For tests with a repository in self.repo.
+
+    def repo_from_template(self, template, name):
+        """self.repo: `template` (a directory of templates/) committed on main, as a team's
+        repository, its lease grace 0s so that a merged preview goes at once."""
+        self.repo = os.path.join(self.scratch, name)
+        shutil.copytree(template, self.repo)
+        self.set_manifest(lambda m: m["lease"].update({"grace": "0s"}))
+        git(self.repo, "init", "-q", "-b", "main")
+        commit_all(self.repo, os.path.basename(template))
+        return self.repo
 
     def commit_on(self, branch, change, message, new_branch=True):
         """`change()` committed on `branch` (made from the current branch when new); back on main; the commit's id."""

@@ -8,7 +8,6 @@ kill -9 during a template build and during a clone; and seeds that fail."""
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -24,19 +23,8 @@ class Postgres(PrevueTestCase):
         super().setUp()
         self.pg = PostgresServer()
         self.addCleanup(self.pg.stop)
-        self.repo = os.path.join(self.scratch, "app")
-        shutil.copytree(POSTGRES_TEMPLATE, self.repo)
-        self.set_manifest(lambda m: m["lease"].update({"grace": "0s"}))  # a merged preview goes at once
-        git(self.repo, "init", "-q", "-b", "main")
-        commit_all(self.repo, "reference app on postgres")
+        self.repo_from_template(POSTGRES_TEMPLATE, "app")
         self.daemon = None
-
-    def tearDown(self):
-        try:
-            if self.daemon:
-                self.daemon.stop()
-        finally:
-            super().tearDown()
 
     # ---- helpers ----
 

@@ -43,19 +43,8 @@ class Terraform(PrevueTestCase):
         super().setUp()
         self.pg = PostgresServer()
         self.addCleanup(self.pg.stop)
-        self.repo = os.path.join(self.scratch, "layered")
-        shutil.copytree(LAYERED_TEMPLATE, self.repo)
-        self.set_manifest(lambda m: m["lease"].update({"grace": "0s"}))  # a merged preview goes at once
-        git(self.repo, "init", "-q", "-b", "main")
-        commit_all(self.repo, "layered reference app")
+        self.repo_from_template(LAYERED_TEMPLATE, "layered")
         self.daemon = None
-
-    def tearDown(self):
-        try:
-            if self.daemon:
-                self.daemon.stop()
-        finally:
-            super().tearDown()  # `prevue down` of what is left: the provider remembers the backend
 
     # ---- helpers ----
 
