@@ -11,6 +11,7 @@
 #include <tuple>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -831,7 +832,7 @@ Status Engine::apply_step(UpRun& run, const PlanStep& step, std::string& log) {
 Status Engine::seed_step(UpRun& run, const PlanStep& step, std::string& log) {
   SeedContext seed{*run.git, run.config_commit, run.env.dir, run.context, run.shared_env, runner_};
   const SeedStep& spec = run.manifest.seed[static_cast<size_t>(step.seed_index)];
-  if (spec.kind == SeedKind::kPostgres) return postgres_seed(run, spec, log);
+  if (spec.kind == SeedKind::kPostgres) return spec.service.empty() ? postgres_seed(run, spec, log) : postgres_seed_in_service(run, spec, log);
   if (!spec.service.empty()) return seed_in_service(run, spec, log);
   if (spec.kind != SeedKind::kCommand) PREVUE_TRY(path_inside(run.env.dir, spec.database));
   return run_seed_step(spec, seed, log);
@@ -844,7 +845,31 @@ const pg::Server* Engine::postgres_server(const std::string& name) const {
 }
 
 // The seed's key is what builds its template: the git ids of the dump, the
-// SQL files and the paths the migration reads, and the migration command.
+// SQL files and the paths the migration reads, the operator's dump (its
+// path, size and time), and the migration command.
+Result<std::string> Engine::postgres_seed_key(const UpRun& run, const SeedStep& spec, const std::string& server_dump) const {
+  std::string material = "prevue postgres seed 1\n";
+  std::vector<std::string> inputs;
+  if (!spec.dump.empty()) inputs.push_back(spec.dump);
+  inputs.insert(inputs.end(), spec.files.begin(), spec.files.end());
+  inputs.insert(inputs.end(), spec.paths.begin(), spec.paths.end());
+  for (const auto& path : inputs) {
+    auto id = run.git->entry_id(run.config_commit, path);
+    if (!id.ok()) return make_error(ErrorCode::kNotFound, "seed " + spec.name + ": " + path + " does not exist at " + short_sha(run.config_commit));
+    material += path + " " + *id + "\n";
+  }
+  if (!server_dump.empty()) {  // the operator's dump: known by its size and time (hashing gigabytes per run would not do)
+    std::error_code ec;
+    auto size = fs::file_size(server_dump, ec);
+    if (ec) return make_error(ErrorCode::kNotFound, "seed " + spec.name + ": the dump " + server_dump + " cannot be read: " + ec.message());
+    material += "server dump " + server_dump + " " + std::to_string(size) + " " +
+                std::to_string(fs::last_write_time(server_dump, ec).time_since_epoch().count()) + "\n";
+  }
+  material += "run " + describe_argv(spec.run) + "\nworkdir " + spec.workdir + "\n";
+  if (!spec.run_in.empty()) material += "in " + spec.run_in + "\n";
+  return pg::key_of(material);
+}
+
 // The environment gets a database at that key (kept, from the pool, or
 // cloned), its URL as {{ seed.NAME.url }} and, for the first postgres seed,
 // the PG* variables; the password is derived, and redacted like a secret.
@@ -859,31 +884,15 @@ Status Engine::postgres_seed(UpRun& run, const SeedStep& spec, std::string& log)
                                                : "no PostgreSQL server '" + spec.server + "'") +
                           " in prevue's config (\"postgres\"; " + (known.empty() ? "none configured" : "configured: " + known) + ")");
   }
-  std::string material = "prevue postgres seed 1\n";
-  std::vector<std::string> inputs;
-  if (!spec.dump.empty()) inputs.push_back(spec.dump);
-  inputs.insert(inputs.end(), spec.files.begin(), spec.files.end());
-  inputs.insert(inputs.end(), spec.paths.begin(), spec.paths.end());
-  for (const auto& path : inputs) {
-    auto id = run.git->entry_id(run.config_commit, path);
-    if (!id.ok()) return make_error(ErrorCode::kNotFound, "seed " + spec.name + ": " + path + " does not exist at " + short_sha(run.config_commit));
-    material += path + " " + *id + "\n";
-  }
-  std::string server_dump;  // the operator's dump: its path, known by its size and time (hashing gigabytes per run would not do)
+  std::string server_dump;  // the operator's dump, by its path
   if (!spec.server_dump.empty()) {
     auto it = server->dumps.find(spec.server_dump);
     if (it == server->dumps.end())
       return make_error(ErrorCode::kNotFound, "seed " + spec.name + ": PostgreSQL server " + server->name + " has no dump called '" +
                                                   spec.server_dump + "' in prevue's config (postgres." + server->name + ".dumps)");
     server_dump = it->second;
-    std::error_code ec;
-    auto size = fs::file_size(server_dump, ec);
-    if (ec) return make_error(ErrorCode::kNotFound, "seed " + spec.name + ": the dump " + server_dump + " cannot be read: " + ec.message());
-    material += "server dump " + server_dump + " " + std::to_string(size) + " " +
-                std::to_string(fs::last_write_time(server_dump, ec).time_since_epoch().count()) + "\n";
   }
-  material += "run " + describe_argv(spec.run) + "\nworkdir " + spec.workdir + "\n";
-  const std::string key = pg::key_of(material);
+  PREVUE_ASSIGN_OR_RETURN(const std::string key, postgres_seed_key(run, spec, server_dump));
   const std::string password = pg::derive_password(postgres_secret_, run.env.slug + "/" + spec.name + "/" + server->name);
   redact_.add("seed " + spec.name + " password", password);
 
@@ -987,32 +996,49 @@ Status Engine::postgres_seed(UpRun& run, const SeedStep& spec, std::string& log)
   return {};
 }
 
+// One call to the provider of the seed's layer, aimed at one of its
+// services: a command run inside it (`exec`, with `env`), or a file put in
+// whole (`put`). Returns what the provider logged.
+Result<std::string> Engine::call_in_service(UpRun& run, const SeedStep& spec, const ServiceCall& call) {
+  const Layer* layer = run.manifest.seed_layer(spec);
+  const bool exec = call.put_source.empty();
+  auto described = providers_.describe(layer->provider);
+  if (!described.ok()) return described.error();
+  if (!described->can(exec ? ProviderVerb::kExec : ProviderVerb::kPut))
+    return make_error(ErrorCode::kInvalidArgument, "seed " + spec.name + ": provider " + layer->provider + " cannot " +
+                                                       (exec ? "run a command" : "put a file") + " inside service " + call.service);
+  ProviderRequest r = config_.provider_request(exec ? ProviderVerb::kExec : ProviderVerb::kPut, layer->provider, run.env.slug,
+                                               run.env.pr, run.commit);
+  r.settings = layer->provider_settings;
+  r.exec_timeout_ms = spec.timeout.count();
+  ProviderService target;
+  target.name = call.service;
+  target.run = call.argv;
+  target.env = call.env;
+  r.services.push_back(std::move(target));
+  r.put_source = call.put_source;
+  r.put_target = call.put_target;
+  ProviderCall done = providers_.call(layer->provider, r, spec.timeout + config_.stop_grace + Millis(30'000), run.request.cancelled);
+  if (!done.response.ok()) return done.response.error();
+  if (!done.response->ok)
+    return make_error(ErrorCode::kProvider, "seed " + spec.name + ": " + done.response->error_message +
+                                                (done.response->log.empty() ? "" : ":\n" + tail_lines(done.response->log, 20)));
+  return done.response->log;
+}
+
 // A seed that targets a service: the provider of the service's layer runs
 // a command inside it (`exec`, with the environment's variables), or takes
 // a SQLite database built here from the repository and puts it in whole
 // (`put`: the service sees the old file or the finished one, never a half).
 Status Engine::seed_in_service(UpRun& run, const SeedStep& spec, std::string& log) {
-  const Layer* layer = run.manifest.seed_layer(spec);
-  auto described = providers_.describe(layer->provider);
-  if (!described.ok()) return described.error();
-  const bool command = spec.kind == SeedKind::kCommand;
-  if (!described->can(command ? ProviderVerb::kExec : ProviderVerb::kPut))
-    return make_error(ErrorCode::kInvalidArgument, "seed " + spec.name + ": provider " + layer->provider + " cannot " +
-                                                       (command ? "run a command" : "put a database") + " inside service " +
-                                                       spec.service + " (drop \"service\")");
-  ProviderRequest r = config_.provider_request(command ? ProviderVerb::kExec : ProviderVerb::kPut, layer->provider, run.env.slug,
-                                               run.env.pr, run.commit);
-  r.settings = layer->provider_settings;
-  ProviderService target;
-  target.name = spec.service;
+  ServiceCall call{spec.service};
   std::filesystem::path built;  // the database made here, removed once put
-  if (command) {
+  if (spec.kind == SeedKind::kCommand) {
     auto argv = render_argv(spec.run, run.context, "prevue.json seed " + spec.name + " run");
     if (!argv.ok()) return argv.error();
-    target.run = std::move(argv).value();
-    target.env = run.shared_env;
-    r.exec_timeout_ms = spec.timeout.count();
-    log += "$ (in " + spec.service + ") " + describe_argv(target.run) + "\n";
+    call.argv = std::move(argv).value();
+    call.env = run.shared_env;
+    log += "$ (in " + spec.service + ") " + describe_argv(call.argv) + "\n";
   } else {
     const std::filesystem::path scratch = config_.records_dir(run.env.slug);
     std::error_code ec;
@@ -1027,20 +1053,134 @@ Status Engine::seed_in_service(UpRun& run, const SeedStep& spec, std::string& lo
       std::filesystem::remove(built, ec);
       return made;
     }
-    r.put_source = built.string();
-    r.put_target = spec.database;
+    call.put_source = built.string();
+    call.put_target = spec.database;
     log += "putting it into " + spec.service + " at " + spec.database + "\n";
   }
-  r.services.push_back(std::move(target));
-  ProviderCall call = providers_.call(layer->provider, r, spec.timeout + config_.stop_grace + Millis(30'000), run.request.cancelled);
+  auto done = call_in_service(run, spec, call);
   if (!built.empty()) {
     std::error_code ec;
     std::filesystem::remove(built, ec);
   }
-  if (!call.response.ok()) return call.response.error();
-  log += call.response->log;
-  if (!call.response->ok) return make_error(ErrorCode::kProvider, "seed " + spec.name + ": " + call.response->error_message);
+  if (!done.ok()) return done.error();
+  log += *done;
   return {};
+}
+
+// A postgres seed in the environment's own service (a compose file's `db`):
+// PostgreSQL's client tools run inside that container (`exec`, as `user`
+// over its local socket). The database is built under a name of its own,
+// then swapped in for `database` and marked with the seed's key (its
+// comment), so a push that leaves the key alone keeps it, and what
+// reviewers wrote; a crash midway leaves the old database, or one without
+// the mark, and the next run builds again.
+Status Engine::postgres_seed_in_service(UpRun& run, const SeedStep& spec, std::string& log) {
+  PREVUE_ASSIGN_OR_RETURN(const std::string key, postgres_seed_key(run, spec, ""));
+  std::string password;
+  if (!spec.password.empty()) {
+    PREVUE_ASSIGN_OR_RETURN(password, render_text(spec.password, run.context, "prevue.json seed " + spec.name + " password"));
+    redact_.add("seed " + spec.name + " password", password);
+  }
+  // Names are letters, digits and '_' (the manifest checks), so quoting them is enough.
+  auto ident = [](const std::string& name) { return "\"" + name + "\""; };
+  const std::string marker = "prevue seed=" + spec.name + " key=" + key;
+  const std::string building = "prevue_build_" + spec.name;
+  const std::string scratch_in_container = "/tmp/prevue-seed-" + spec.name;
+  auto exec = [&](const std::string& service, std::vector<std::string> argv, std::map<std::string, std::string> env = {}) {
+    return call_in_service(run, spec, ServiceCall{service, std::move(argv), std::move(env)});
+  };
+  auto psql = [&](const std::string& database, const std::vector<std::string>& statements) {
+    std::vector<std::string> argv{"psql", "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "--set", "ON_ERROR_STOP=1",
+                                  "--username", spec.user, "--dbname", database};
+    for (const auto& statement : statements) argv.insert(argv.end(), {"--command", statement});
+    return exec(spec.service, std::move(argv));
+  };
+
+  // The server may still be starting: wait until it takes connections.
+  const auto deadline = std::chrono::steady_clock::now() + spec.timeout;
+  for (;;) {
+    auto ready = psql("postgres", {"SELECT 1"});
+    if (ready.ok()) break;
+    if (ready.error().code == ErrorCode::kCancelled || (run.request.cancelled && run.request.cancelled->load()))
+      return make_error(ErrorCode::kCancelled, "seed " + spec.name + ": stopped: a newer commit supersedes this run");
+    if (std::chrono::steady_clock::now() >= deadline)
+      return make_error(ErrorCode::kTimeout, "seed " + spec.name + ": PostgreSQL in " + spec.service + " took no connection within " +
+                                                 format_duration(spec.timeout) + ": " + ready.error().message);
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  PREVUE_ASSIGN_OR_RETURN(std::string current,
+                          psql("postgres", {"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '" +
+                                                spec.database + "'"}));
+  std::istringstream lines(current);
+  for (std::string line; std::getline(lines, line);)
+    if (line == marker) {
+      log += "database " + spec.database + " in " + spec.service + ": kept (seed " + key + " unchanged)\n";
+      return {};
+    }
+
+  auto build = [&]() -> Status {
+    PREVUE_TRY(psql("postgres", {"DROP DATABASE IF EXISTS " + ident(building) + " WITH (FORCE)",
+                                                                "CREATE DATABASE " + ident(building)}));
+    log += "building " + building + " in " + spec.service + " (seed " + key + ")\n";
+    // A file from the repository, put into the container, then loaded there.
+    auto load = [&](const std::string& path, bool whole_dump) -> Status {
+      auto content = run.git->read_file(run.config_commit, path);
+      if (!content.ok()) return content.error();
+      if (!content->has_value()) return make_error(ErrorCode::kNotFound, "seed " + spec.name + ": " + path + " is missing");
+      const fs::path here = config_.records_dir(run.env.slug) / ("seed-" + spec.name + ".in");
+      std::error_code ec;
+      fs::create_directories(here.parent_path(), ec);
+      PREVUE_TRY(write_file_atomic(here, **content, Durability::kAtomicOnly));
+      auto put = call_in_service(run, spec, ServiceCall{spec.service, {}, {}, here.string(), scratch_in_container});
+      fs::remove(here, ec);
+      if (!put.ok()) return put.error();
+      // pg_dump's custom format starts "PGDMP"; anything else is SQL text, in one transaction.
+      const bool custom = whole_dump && (*content)->rfind("PGDMP", 0) == 0;
+      std::vector<std::string> argv =
+          custom ? std::vector<std::string>{"pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--username", spec.user,
+                                            "--dbname", building, scratch_in_container}
+                 : std::vector<std::string>{"psql", "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--single-transaction",
+                                            "--username", spec.user, "--dbname", building, "--file", scratch_in_container};
+      log += "$ (in " + spec.service + ") " + describe_argv(argv) + "\n";
+      auto loaded = exec(spec.service, std::move(argv));
+      (void)exec(spec.service, {"rm", "-f", "--", scratch_in_container});
+      if (!loaded.ok()) return make_error(loaded.error().code, "seed " + spec.name + ": loading " + path + ": " + loaded.error().message);
+      log += *loaded + (whole_dump ? "restored " : "applied ") + path + "\n";
+      return {};
+    };
+    if (!spec.dump.empty()) PREVUE_TRY(load(spec.dump, true));
+    for (const auto& file : spec.files) PREVUE_TRY(load(file, false));
+    if (!spec.run.empty()) {
+      // Beside the server, over its socket; from another service, by the server's service name.
+      const bool beside = spec.run_in == spec.service;
+      std::map<std::string, std::string> env = run.shared_env;
+      env["PGUSER"] = spec.user;
+      env["PGDATABASE"] = building;
+      if (!password.empty()) env["PGPASSWORD"] = password;
+      if (beside) {
+        env["DATABASE_URL"] = "postgres://" + spec.user + "@/" + building;
+      } else {
+        env["PGHOST"] = spec.service;
+        env["PGPORT"] = "5432";
+        env["DATABASE_URL"] = pg::ConnectionInfo{spec.service, "5432", spec.user, password, building}.url();
+      }
+      auto argv = render_argv(spec.run, run.context, "prevue.json seed " + spec.name + " run");
+      if (!argv.ok()) return argv.error();
+      log += "$ (in " + spec.run_in + ") " + describe_argv(*argv) + "\n";
+      auto migrated = exec(spec.run_in, std::move(argv).value(), std::move(env));
+      if (!migrated.ok())
+        return make_error(migrated.error().code, "seed " + spec.name + ": the migration " + describe_argv(spec.run) + ": " + migrated.error().message);
+      log += *migrated;
+    }
+    PREVUE_TRY(psql("postgres", {"DROP DATABASE IF EXISTS " + ident(spec.database) + " WITH (FORCE)",
+                                              "ALTER DATABASE " + ident(building) + " RENAME TO " + ident(spec.database),
+                                              "COMMENT ON DATABASE " + ident(spec.database) + " IS '" + marker + "'"}));
+    log += "database " + spec.database + " in " + spec.service + ": seeded (seed " + key + ")\n";
+    return {};
+  };
+  Status built = build();
+  if (!built.ok()) (void)psql("postgres", {"DROP DATABASE IF EXISTS " + ident(building) + " WITH (FORCE)"});  // nothing half-made left
+  return built;
 }
 
 Status Engine::routes_step(UpRun& run, std::string& log) {

@@ -185,8 +185,19 @@ class Engine {
   Status apply_step(UpRun& run, const PlanStep& step, std::string& log);
   Status seed_step(UpRun& run, const PlanStep& step, std::string& log);
   Status seed_in_service(UpRun& run, const SeedStep& spec, std::string& log);
+  // A command run in a service of the seed's layer (`exec`), or a file put there (`put`, when put_source is set).
+  struct ServiceCall {
+    std::string service;
+    std::vector<std::string> argv;
+    std::map<std::string, std::string> env;
+    std::string put_source, put_target;
+  };
+  Result<std::string> call_in_service(UpRun& run, const SeedStep& spec, const ServiceCall& call);
   // A `postgres` seed: the environment's database from the seed key's template (docs/manifest.md).
   Status postgres_seed(UpRun& run, const SeedStep& spec, std::string& log);
+  // One in a service of the environment's own layer (its compose `db`).
+  Status postgres_seed_in_service(UpRun& run, const SeedStep& spec, std::string& log);
+  Result<std::string> postgres_seed_key(const UpRun& run, const SeedStep& spec, const std::string& server_dump) const;
   const pg::Server* postgres_server(const std::string& name) const;
   Status routes_step(UpRun& run, std::string& log);
   Status prune_step(UpRun& run, const PlanStep& step, std::string& log);

@@ -135,11 +135,29 @@ SeedStep read_seed(const Reader& r) {
     r.expect_object({"type", "name", "run", "workdir", "timeout", "service"});
     step.kind = SeedKind::kCommand;
   } else if (type == "postgres") {
-    r.expect_object({"type", "name", "server", "dump", "server_dump", "files", "run", "workdir", "paths", "timeout"});
+    r.expect_object({"type", "name", "server", "service", "database", "user", "password", "run_in", "dump", "server_dump", "files", "run",
+                     "workdir", "paths", "timeout"});
     step.kind = SeedKind::kPostgres;
     step.name = r.required_string("name");
     if (!is_valid_seed_name(step.name)) r.at("name").fail("a postgres seed's name is letters, digits and '_' (it is {{ seed.NAME.url }})");
     step.server = r.string_or("server", "");
+    if (r.has("service")) {
+      step.service = r.at("service").string();
+      if (r.has("server")) r.at("server").fail("give 'server' (one of prevue's config) or 'service' (the environment's own), not both");
+      if (r.has("server_dump")) r.at("server_dump").fail("is a dump of a server in prevue's config; with 'service', use 'dump'");
+      if (r.has("workdir")) r.at("workdir").fail("with 'service', the migration runs in a container, in its own working directory");
+      step.database = r.string_or("database", step.name);
+      if (!is_valid_seed_name(step.database)) r.at("database").fail("a database name here is letters, digits and '_', starting with a letter");
+      if (step.database == "postgres" || step.database.rfind("template", 0) == 0 || step.database.rfind("prevue_", 0) == 0)
+        r.at("database").fail("names a database the server or prevue keeps for itself; the seed replaces this one whole");
+      step.user = r.string_or("user", "postgres");
+      if (!is_valid_seed_name(step.user)) r.at("user").fail("a role name here is letters, digits and '_', starting with a letter");
+      step.password = r.string_or("password", "");
+      step.run_in = r.string_or("run_in", step.service);
+    } else {
+      for (const char* field : {"database", "user", "password", "run_in"})
+        if (r.has(field)) r.at(field).fail("belongs to a seed in the environment's own PostgreSQL service ('service'); a server of prevue's config gives each environment its own database and role");
+    }
     if (r.has("dump")) step.dump = r.at("dump").path_value();
     if (r.has("server_dump")) step.server_dump = r.at("server_dump").string();
     if (!step.dump.empty() && !step.server_dump.empty()) r.at("server_dump").fail("give 'dump' or 'server_dump', not both");
@@ -299,6 +317,8 @@ Manifest read_manifest(const Reader& root) {
       Reader item(s.value()[i], s.path() + "[" + std::to_string(i) + "]");
       SeedStep step = read_seed(item);
       if (!m.seed_layer(step)) item.at("service").fail("names no service declared in a layer's services (with one layer, any service its provider runs)");
+      if (!step.run_in.empty() && m.seed_layer(step) != m.seed_layer(SeedStep{.service = step.run_in}))
+        item.at("run_in").fail("names no service of the same layer as 'service'");
       if (step.name.empty()) step.name = "seed-" + std::to_string(i + 1) + "-" + to_string(step.kind);
       if (step.kind == SeedKind::kPostgres)
         for (const auto& other : m.seed)

@@ -62,6 +62,13 @@ struct SeedStep {
   std::string dump;
   std::string server_dump;  // postgres: a dump prevue's config keeps for the server (postgres.SERVER.dumps.NAME)
   std::vector<std::string> paths;
+  // postgres with `service`: the server is that service of the environment's
+  // own layer (a compose file's `db`); the seed fills `database` there, as
+  // `user` over the container's local socket, and runs the migration in
+  // `run_in` (default: that service), which connects with `password`.
+  std::string user;
+  std::string password;  // rendered like any template: "{{ secret.DB_PASSWORD }}"
+  std::string run_in;
 };
 
 struct RouteSpec {

@@ -87,9 +87,11 @@ Plan make_plan(const Manifest& manifest, const std::string& commit, const Curren
 
   // A PostgreSQL seed's database is the app's from its first start
   // ({{ seed.NAME.url }}): it comes before anything is rendered, on every
-  // run (the database is kept while the seed is unchanged).
+  // run (the database is kept while the seed is unchanged). One in the
+  // environment's own service comes after the layers, once that runs.
+  auto on_every_run = [](const SeedStep& s) { return s.kind == SeedKind::kPostgres; };
   for (size_t i = 0; i < manifest.seed.size(); ++i) {
-    if (manifest.seed[i].kind != SeedKind::kPostgres) continue;
+    if (!on_every_run(manifest.seed[i]) || !manifest.seed[i].service.empty()) continue;
     PlanStep s = step(StepKind::kSeed, "seed: " + manifest.seed[i].name);
     s.seed_index = static_cast<int>(i);
     plan.steps.push_back(s);
@@ -145,8 +147,9 @@ Plan make_plan(const Manifest& manifest, const std::string& commit, const Curren
 
   // Seeding creates data once; later pushes keep what reviewers entered.
   bool seed = fresh || !current->seeded;
-  for (size_t i = 0; seed && i < manifest.seed.size(); ++i) {
-    if (manifest.seed[i].kind == SeedKind::kPostgres) continue;  // before the layers
+  for (size_t i = 0; i < manifest.seed.size(); ++i) {
+    const SeedStep& spec = manifest.seed[i];
+    if (on_every_run(spec) ? spec.service.empty() : !seed) continue;
     PlanStep s = step(StepKind::kSeed, "seed: " + manifest.seed[i].name);
     s.seed_index = static_cast<int>(i);
     plan.steps.push_back(s);

@@ -190,6 +190,35 @@ TEST(Manifest, ASqliteSeedMayTargetAServiceAtAnAbsolutePathInIt) {
             std::string::npos);
 }
 
+TEST(Manifest, APostgresSeedMayFillTheEnvironmentsOwnServer) {
+  Manifest m = parse_ok(R"({"version": 1, "services": {"web": {"run": ["x"]}},
+                            "seed": [{"type": "postgres", "name": "app", "service": "db", "dump": "seed.sql",
+                                      "run": ["alembic", "upgrade", "head"], "run_in": "web", "password": "{{ secret.DB }}"}]})");
+  const SeedStep& seed = m.seed[0];
+  EXPECT_EQ(seed.service, "db");
+  EXPECT_EQ(seed.database, "app");  // the seed's name, unless given
+  EXPECT_EQ(seed.user, "postgres");
+  EXPECT_EQ(seed.run_in, "web");
+  EXPECT_EQ(seed.password, "{{ secret.DB }}");
+  EXPECT_EQ(parse_ok(R"({"version": 1, "services": {"web": {"run": ["x"]}},
+                         "seed": [{"type": "postgres", "name": "app", "service": "db", "run": ["m"]}]})").seed[0].run_in, "db");
+  auto error_for = [](const std::string& fields) {
+    return parse_error(R"({"version": 1, "services": {"web": {"run": ["x"]}}, "seed": [{"type": "postgres", "name": "app", )" + fields +
+                       "}]}");
+  };
+  EXPECT_NE(error_for(R"("service": "db", "server": "main")").find("$.seed[0].server give 'server'"), std::string::npos);
+  EXPECT_NE(error_for(R"("service": "db", "server_dump": "prod")").find("$.seed[0].server_dump is a dump of a server"), std::string::npos);
+  EXPECT_NE(error_for(R"("service": "db", "database": "postgres")").find("$.seed[0].database names a database the server"), std::string::npos);
+  EXPECT_NE(error_for(R"("service": "db", "database": "x; DROP")").find("$.seed[0].database a database name here"), std::string::npos);
+  EXPECT_NE(error_for(R"("service": "db", "user": "a b")").find("$.seed[0].user a role name"), std::string::npos);
+  EXPECT_NE(error_for(R"("server": "main", "user": "me")").find("$.seed[0].user belongs to a seed in the environment's own"), std::string::npos);
+  EXPECT_NE(parse_error(R"({"version": 1, "layers": [{"name": "a", "provider": "compose", "services": {"web": {}}},
+                                                     {"name": "b", "services": {"api": {"run": ["x"]}}}],
+                            "seed": [{"type": "postgres", "name": "app", "service": "web", "run": ["m"], "run_in": "api"}]})")
+                .find("$.seed[0].run_in names no service of the same layer"),
+            std::string::npos);
+}
+
 TEST(ManifestLayers, RefusesWhatCannotWork) {
   auto layers = [](const std::string& items) { return R"({"version": 1, "layers": [)" + items + "]}"; };
   auto refused = [](const std::string& text, const std::string& expected) {

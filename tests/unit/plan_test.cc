@@ -46,6 +46,18 @@ TEST(Plan, NewEnvironmentGetsEverything) {
   EXPECT_EQ(apply_step(p).services, (std::vector<std::string>{"web", "api"}));
 }
 
+TEST(Plan, PostgresSeedsRunOnEveryPushOnAServerBeforeTheLayersInTheirOwnServiceAfter) {
+  Manifest m = two_services();
+  m.seed.push_back(SeedStep{.kind = SeedKind::kPostgres, .name = "shared"});
+  m.seed.push_back(SeedStep{.kind = SeedKind::kPostgres, .name = "own", .service = "api"});
+  CurrentEnvironment seeded{EnvState::kReady, "c1", true, {{"web", "w1"}, {"api", "a1"}}};
+  Plan p = make_plan(m, "c2", &seeded, {{"web", "w2"}, {"api", "a1"}});
+  EXPECT_EQ(step_names(p), (std::vector<std::string>{"seed: shared", "allocate", "render", "apply", "seed: own", "routes", "prune", "ready"}));
+  Plan fresh = make_plan(m, "c1", nullptr, {{"web", "w1"}, {"api", "a1"}});
+  EXPECT_EQ(step_names(fresh),
+            (std::vector<std::string>{"seed: shared", "allocate", "render", "apply", "seed: items", "seed: own", "routes", "prune", "ready"}));
+}
+
 TEST(Plan, UpdateRestartsOnlyChangedServicesAndKeepsData) {
   CurrentEnvironment current{EnvState::kReady, "c1", true, {{"web", "w1"}, {"api", "a1"}}};
   Plan p = make_plan(two_services(), "c2", &current, {{"web", "w2"}, {"api", "a1"}});
