@@ -870,6 +870,82 @@ Result<std::string> Engine::postgres_seed_key(const UpRun& run, const SeedStep& 
   return pg::key_of(material);
 }
 
+// The operator's dump as a file here. One at an http(s) URL is kept in
+// <state>/dumps/SERVER/NAME and asked for again on each run, conditionally
+// (its ETag, its Last-Modified as the file's time): unchanged, the file and
+// so the seed's key stay as they are; a copy whose bytes did not change is
+// not taken either. When the URL does not answer, the copy kept is used.
+Result<std::string> Engine::operator_dump(UpRun& run, const pg::Server& server, const SeedStep& spec, const std::string& where,
+                                          std::string& log) {
+  const std::string& name = spec.server_dump;
+  if (where.rfind("http://", 0) != 0 && where.rfind("https://", 0) != 0) return where;
+  redact_.add("dump " + name + " url", where);  // it may carry credentials
+  const fs::path dir = config_.state_dir / "dumps" / server.name;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  fs::permissions(dir, fs::perms::owner_all, ec);
+  const fs::path kept = dir / name, etag = dir / (name + ".etag");
+  const std::string unique = "." + std::to_string(::getpid()) + "." + std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id()));
+  const fs::path incoming = dir / (name + unique + ".part"), incoming_etag = dir / (name + unique + ".etag.part");
+  struct Cleanup {
+    std::vector<fs::path> paths;
+    ~Cleanup() {
+      std::error_code ignored;
+      for (const auto& p : paths) fs::remove(p, ignored);
+    }
+  } cleanup{{incoming, incoming_etag}};
+  const bool have = fs::is_regular_file(kept, ec);
+  ProcessSpec p;
+  p.argv = {"curl", "--fail", "--silent", "--show-error", "--location", "--max-redirs", "5", "--proto", "=http,https", "--remote-time",
+            "--etag-save", incoming_etag.string(), "--output", incoming.string(), "--write-out", "%{http_code}"};
+  if (have) {
+    p.argv.insert(p.argv.end(), {"--time-cond", kept.string()});
+    if (fs::is_regular_file(etag, ec)) p.argv.insert(p.argv.end(), {"--etag-compare", etag.string()});
+  }
+  p.argv.push_back(where);
+  p.timeout = spec.timeout;
+  p.stop_signal = SIGTERM;
+  p.cancelled = run.request.cancelled;
+  auto fetched = runner_.run(p);
+  const bool answered = fetched.ok() && !fetched->timed_out && !fetched->cancelled && fetched->exit_code == 0;
+  if (!answered) {
+    std::string why = !fetched.ok() ? fetched.error().message
+                      : fetched->timed_out ? "no answer within " + format_duration(p.timeout)
+                      : fetched->cancelled ? "stopped"
+                                           : tail_lines(fetched->stderr_data, 3);
+    if (fetched.ok() && fetched->cancelled) return make_error(ErrorCode::kCancelled, "the dump " + name + ": fetch stopped: a newer commit supersedes this run");
+    if (!have) return make_error(ErrorCode::kIo, "the dump " + name + " cannot be fetched from its URL: " + redact_(why));
+    log += "the dump " + name + ": its URL did not answer (" + redact_(why) + "); using the copy kept\n";
+    return kept.string();
+  }
+  if (fetched->stdout_data == "304" || !fs::is_regular_file(incoming, ec)) {
+    log += "the dump " + name + ": unchanged at its URL\n";
+    return kept.string();
+  }
+  auto same_bytes = [](const fs::path& a, const fs::path& b) {
+    std::error_code e;
+    if (fs::file_size(a, e) != fs::file_size(b, e) || e) return false;
+    std::ifstream x(a, std::ios::binary), y(b, std::ios::binary);
+    std::vector<char> bx(1 << 16), by(1 << 16);
+    while (x && y) {
+      x.read(bx.data(), static_cast<std::streamsize>(bx.size()));
+      y.read(by.data(), static_cast<std::streamsize>(by.size()));
+      if (x.gcount() != y.gcount() || !std::equal(bx.begin(), bx.begin() + x.gcount(), by.begin())) return false;
+    }
+    return true;
+  };
+  if (have && same_bytes(incoming, kept)) {
+    log += "the dump " + name + ": fetched, the same bytes as the copy kept\n";
+  } else {
+    fs::permissions(incoming, fs::perms::owner_read | fs::perms::owner_write, ec);
+    fs::rename(incoming, kept, ec);
+    if (ec) return make_error(ErrorCode::kInternal, "the dump " + name + ": cannot keep it at " + kept.string() + ": " + ec.message());
+    log += "the dump " + name + ": fetched (" + std::to_string(fs::file_size(kept, ec)) + " bytes)\n";
+  }
+  if (fs::is_regular_file(incoming_etag, ec) && fs::file_size(incoming_etag, ec) > 0) fs::rename(incoming_etag, etag, ec);
+  return kept.string();
+}
+
 // The environment gets a database at that key (kept, from the pool, or
 // cloned), its URL as {{ seed.NAME.url }} and, for the first postgres seed,
 // the PG* variables; the password is derived, and redacted like a secret.
@@ -890,7 +966,7 @@ Status Engine::postgres_seed(UpRun& run, const SeedStep& spec, std::string& log)
     if (it == server->dumps.end())
       return make_error(ErrorCode::kNotFound, "seed " + spec.name + ": PostgreSQL server " + server->name + " has no dump called '" +
                                                   spec.server_dump + "' in prevue's config (postgres." + server->name + ".dumps)");
-    server_dump = it->second;
+    PREVUE_ASSIGN_OR_RETURN(server_dump, operator_dump(run, *server, spec, it->second, log));
   }
   PREVUE_ASSIGN_OR_RETURN(const std::string key, postgres_seed_key(run, spec, server_dump));
   const std::string password = pg::derive_password(postgres_secret_, run.env.slug + "/" + spec.name + "/" + server->name);

@@ -198,6 +198,8 @@ class Engine {
   // One in a service of the environment's own layer (its compose `db`).
   Status postgres_seed_in_service(UpRun& run, const SeedStep& spec, std::string& log);
   Result<std::string> postgres_seed_key(const UpRun& run, const SeedStep& spec, const std::string& server_dump) const;
+  // A dump of the operator's (postgres.SERVER.dumps.NAME) as a file here: a path as it is, a URL fetched into the state.
+  Result<std::string> operator_dump(UpRun& run, const pg::Server& server, const SeedStep& spec, const std::string& where, std::string& log);
   const pg::Server* postgres_server(const std::string& name) const;
   Status routes_step(UpRun& run, std::string& log);
   Status prune_step(UpRun& run, const PlanStep& step, std::string& log);

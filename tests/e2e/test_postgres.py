@@ -3,17 +3,23 @@ templates/reference-postgres's `postgres` seed (a dump, then a migration
 command) gives each preview a database of its own, through the daemon:
 from a template built once per seed key, handed over from a warm pool or
 cloned; pushes that keep or change the seed; teardown and `prevue gc`;
-kill -9 during a template build and during a clone; and seeds that fail."""
+kill -9 during a template build and during a clone; and seeds that fail.
+Then the same app as a Compose project whose own `db` service the seed
+fills (on the machine's Docker Engine, with prevue/postgres:bookworm)."""
 
 import contextlib
+import http.server
 import json
 import os
+import shutil
 import signal
 import subprocess
+import threading
 import time
 import unittest
 
 from prevue_e2e import TEMPLATE_DIR, Daemon, PostgresServer, PrevueTestCase, commit_all, free_port, git, primary_host, write
+from test_compose import container_id, docker, docker_ready, project_objects
 
 POSTGRES_TEMPLATE = os.path.join(TEMPLATE_DIR, "..", "reference-postgres")
 
@@ -288,6 +294,71 @@ class Postgres(PrevueTestCase):
         failed = self.daemon.wait_env(2, "failed", timeout=120)
         self.assertIn("has no dump called 'elsewhere'", failed["error"])
 
+    def test_a_dump_at_a_url_is_fetched_when_it_changed_and_kept_when_the_url_is_down(self):
+        # The operator's snapshot published over HTTP (a loopback server; Last-Modified, If-Modified-Since).
+        self.pg.psql("CREATE DATABASE snapshot")
+        self.pg.psql("CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL); "
+                     "INSERT INTO notes (body) VALUES ('From the published snapshot')", database="snapshot")
+        published = os.path.join(self.scratch, "published")
+        os.makedirs(published)
+        dump = os.path.join(published, "snapshot.dump")
+        source = self.pg.admin_url.rsplit("/", 1)[0] + "/snapshot"
+        subprocess.run(["pg_dump", "-Fc", "--no-owner", "-f", dump, "-d", source], check=True)
+        requests = []
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=published, **kwargs)
+
+            def do_GET(self):
+                requests.append(self.headers.get("If-Modified-Since"))
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        self.addCleanup(web.server_close)
+        url = f"http://127.0.0.1:{web.server_address[1]}/snapshot.dump"
+        self.set_manifest(lambda m: (m["seed"][0].pop("dump"), m["seed"][0].update({"server_dump": "snapshot"})))
+        commit_all(self.repo, "seed from the published snapshot")
+        sha = self.commit_on("snap", lambda: write(self.repo, "app/NOTE", "x\n"), "snap")
+        server = {"url": self.pg.admin_url + "?sslmode=disable", "pool": 0, "dumps": {"snapshot": url}}
+        self.daemon = Daemon(self.scratch, [self.repo], extra={"postgres": {"main": server}}).start()
+        env = self.daemon.wait_env(1, "ready", sha, timeout=120, fail_fast=True)
+        self.assertIn("From the published snapshot", self.page(env))
+        self.assertRegex(self.step_log(env["slug"]), r"the dump snapshot: fetched \(\d+ bytes\)")
+        self.assertEqual(requests, [None])
+
+        # Unchanged at the URL: asked for conditionally, not fetched, the same template kept.
+        sha = self.commit_on("snap", lambda: write(self.repo, "app/NOTE", "y\n"), "snap two", new_branch=False)
+        env = self.daemon.wait_env(1, "ready", sha, timeout=120, fail_fast=True)
+        log = self.step_log(env["slug"])
+        self.assertIn("the dump snapshot: unchanged at its URL", log)
+        self.assertIn(": kept", log)
+        self.assertIsNotNone(requests[-1])  # If-Modified-Since, from the copy's time
+        self.assertEqual(len(self.databases("prevue_tpl_")), 1)
+
+        # Refreshed at the URL: fetched again, and the next push builds a template from it.
+        self.pg.psql("INSERT INTO notes (body) VALUES ('In the refreshed snapshot')", database="snapshot")
+        subprocess.run(["pg_dump", "-Fc", "--no-owner", "-f", dump + ".new", "-d", source], check=True)
+        os.replace(dump + ".new", dump)
+        later = time.time() + 5  # a Last-Modified one second apart at least
+        os.utime(dump, (later, later))
+        sha = self.commit_on("snap", lambda: write(self.repo, "app/NOTE", "z\n"), "snap three", new_branch=False)
+        env = self.daemon.wait_env(1, "ready", sha, timeout=120, fail_fast=True)
+        self.assertIn("In the refreshed snapshot", self.page(env))
+        self.assertIn("the seed changed", self.step_log(env["slug"]))
+
+        # The URL down: the copy kept seeds a new preview, and the step log says so.
+        web.shutdown()
+        web.server_close()
+        sha = self.commit_on("other", lambda: write(self.repo, "app/NOTE", "other\n"), "other")
+        env = self.daemon.wait_env(2, "ready", sha, timeout=120, fail_fast=True)
+        self.assertIn("In the refreshed snapshot", self.page(env))
+        self.assertIn("its URL did not answer", self.step_log(env["slug"]))
+
     def test_a_manifest_naming_an_unknown_server_fails_with_the_servers_it_knows(self):
         self.set_manifest(lambda m: m["seed"][0].update({"server": "elsewhere"}))
         commit_all(self.repo, "another server")
@@ -296,6 +367,102 @@ class Postgres(PrevueTestCase):
         env = self.daemon.wait_env(1, "failed", timeout=120)
         self.assertIn("no PostgreSQL server 'elsewhere'", env["error"])
         self.assertIn("configured: main", env["error"])
+
+
+POSTGRES_IMAGE = "prevue/postgres:bookworm"
+
+
+def postgres_image_missing():
+    why = docker_ready()
+    if why is None and subprocess.run(["docker", "image", "inspect", POSTGRES_IMAGE], capture_output=True, timeout=30).returncode != 0:
+        why = f"the image {POSTGRES_IMAGE} is missing (scripts/setup-images.sh makes it)"
+    return why
+
+
+@unittest.skipIf(postgres_image_missing() is not None, postgres_image_missing() or "")
+class PostgresInCompose(PrevueTestCase):
+    """templates/reference-postgres/prevue.compose.json: the app and its PostgreSQL as one compose project per preview."""
+
+    def setUp(self):
+        super().setUp()
+        self.repo_from_template(POSTGRES_TEMPLATE, "app")
+        shutil.copy(os.path.join(self.repo, "prevue.compose.json"), os.path.join(self.repo, "prevue.json"))
+        self.set_manifest(lambda m: m["lease"].update({"grace": "0s"}))
+        commit_all(self.repo, "the app as its own compose project")
+        self.daemon = Daemon(self.scratch, [self.repo])
+        self.web_images = set(docker("images", "--quiet", "--filter", "reference=prevue-build/web"))
+
+    def tearDown(self):
+        try:
+            super().tearDown()
+        finally:
+            for image in set(docker("images", "--quiet", "--filter", "reference=prevue-build/web")) - self.web_images:
+                docker("image", "rm", "--force", image, check=False)
+
+    def psql(self, slug, sql, database="app"):
+        """`sql` run in the preview's own db container, as the seed runs its tools there."""
+        out = subprocess.run(["docker", "exec", container_id(slug, "db"), "psql", "--no-psqlrc", "-XAt", "-U", "postgres", "-d", database,
+                              "-c", sql], capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout.strip()
+
+    def page(self, env):
+        status, page, _ = self.daemon.get(primary_host(env))
+        self.assertEqual(status, 200, page)
+        return page
+
+    def step_log(self, slug):
+        return self.prevue("logs", slug, state_dir=self.daemon.state_dir).stdout
+
+    def test_the_environments_own_postgres_service_is_seeded_kept_and_reseeded(self):
+        one = self.commit_on("alpha", lambda: write(self.repo, "app/NOTE", "alpha\n"), "alpha")
+        self.daemon.start()
+        env_a = self.daemon.wait_env(1, "ready", one, timeout=300, fail_fast=True)
+        page = self.page(env_a)
+        for row in ("Seeded row: Ada", "Seeded row: Linus", "Added by migration 001"):
+            self.assertIn(row, page)  # the dump in the db container, the migration run in web against it
+        slug_a = env_a["slug"]
+        self.assertIn("database app in db: seeded", self.step_log(slug_a))
+        self.assertNotIn("prevue_build_", self.psql(slug_a, "SELECT string_agg(datname, ' ') FROM pg_database", "postgres"))
+
+        two = self.commit_on("beta", lambda: write(self.repo, "app/NOTE", "beta\n"), "beta")
+        env_b = self.daemon.wait_env(2, "ready", two, timeout=300, fail_fast=True)
+        # A write in A is A's alone: each preview has a server of its own.
+        self.psql(slug_a, "INSERT INTO notes (body) VALUES ('written by a reviewer of A')")
+        self.assertIn("written by a reviewer of A", self.page(env_a))
+        self.assertNotIn("written by a reviewer of A", self.page(env_b))
+
+        # A push that leaves the seed alone keeps the database, and the reviewer's row.
+        three = self.commit_on("alpha", lambda: write(self.repo, "app/NOTE", "alpha two\n"), "alpha two", new_branch=False)
+        env_a = self.daemon.wait_env(1, "ready", three, timeout=300, fail_fast=True)
+        self.assertIn("written by a reviewer of A", self.page(env_a))
+        self.assertIn("database app in db: kept", self.step_log(slug_a))
+
+        # A push that adds a migration: the database is built again at the new key.
+        four = self.commit_on("alpha", lambda: write(self.repo, "migrations/002_more.sql",
+                                                     "INSERT INTO notes (body, author) VALUES ('Added by migration 002', 'migrations');\n"),
+                              "a migration", new_branch=False)
+        env_a = self.daemon.wait_env(1, "ready", four, timeout=300, fail_fast=True)
+        page = self.page(env_a)
+        self.assertIn("Added by migration 002", page)
+        self.assertIn("Seeded row: Ada", page)
+        self.assertIn("database app in db: seeded", self.step_log(slug_a))
+
+        # A migration that fails: the step says why, the database B had is kept, nothing half-built is left.
+        self.commit_on("beta", lambda: write(self.repo, "migrations/002_bad.sql", "ALTER TABLE nowhere ADD COLUMN x int;\n"),
+                       "a bad migration", new_branch=False)
+        failed = self.daemon.wait_env(2, "failed", timeout=300)
+        self.assertEqual(failed["failed_step"], "seed: app")
+        self.assertIn("the migration python3 /app/migrate.py", failed["error"])
+        self.assertIn('relation "nowhere" does not exist', failed["error"])
+        slug_b = env_b["slug"]
+        self.assertEqual(self.psql(slug_b, "SELECT count(*) FROM pg_database WHERE starts_with(datname, 'prevue_')", "postgres"), "0")
+        self.assertIn("Seeded row: Ada", self.psql(slug_b, "SELECT string_agg(body, ',') FROM notes"))
+
+        # Merged: the project goes whole, its database volume with it.
+        git(self.repo, "merge", "-q", "--no-ff", "-m", "merge alpha", "alpha")
+        self.daemon.wait_gone(slug_a, timeout=120)
+        self.assertEqual(project_objects(slug_a), {"containers": [], "networks": [], "volumes": []})
 
 
 if __name__ == "__main__":
