@@ -44,6 +44,24 @@ TEST(Config, FullConfig) {
   EXPECT_EQ(c->lease.idle.count(), 24LL * 3'600'000);
 }
 
+TEST(Config, PostgresDumpsAreFilesOrUrlsUnderNamesThatMakeFileNames) {
+  const std::string dump = ::testing::TempDir() + "/prevue-config-dump.sql";
+  ASSERT_TRUE(write_file_atomic(dump, "SELECT 1;\n").ok());
+  auto c = parse_config(R"({"state_dir": "/s", "postgres": {"main": {"url": "postgres://p@127.0.0.1/postgres",
+      "dumps": {"prod": ")" + dump + R"(", "nightly": "https://dumps.example.com/nightly.dump"}}}})",
+                        "/c/config.json");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->postgres_servers["main"].dumps["prod"], dump);
+  EXPECT_EQ(c->postgres_servers["main"].dumps["nightly"], "https://dumps.example.com/nightly.dump");
+  for (const char* bad : {R"("../x": "https://e.com/d")", R"("x": "/nowhere/at/all.dump")", R"("x": "https://e.com/a b")"}) {
+    auto refused = parse_config(std::string(R"({"state_dir": "/s", "postgres": {"main": {"url": "postgres://p@h/postgres", "dumps": {)") + bad +
+                                    "}}}}",
+                                "/c/config.json");
+    EXPECT_FALSE(refused.ok()) << bad;
+    if (!refused.ok()) EXPECT_NE(refused.error().message.find("$.postgres.main.dumps."), std::string::npos) << refused.error().message;
+  }
+}
+
 TEST(Config, ErrorsNameTheJsonPath) {
   auto error = [](const char* text) {
     auto c = parse_config(text, "/c/config.json");
