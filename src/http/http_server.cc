@@ -40,6 +40,9 @@ using namespace boost::asio::experimental::awaitable_operators;
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+// On every answer the proxy gives, its own pages and the previews' alike.
+constexpr const char* kRobotsHeader = "X-Robots-Tag";
+constexpr const char* kRobotsNoIndex = "noindex";
 
 // The TCP socket under a client stream (plain or TLS).
 using TlsStream = asio::ssl::stream<tcp::socket>;
@@ -559,6 +562,7 @@ class ProxyServer final : public Proxy {
     res.set(http::field::server, "prevue");
     res.set(http::field::content_type, "text/html; charset=utf-8");
     res.set(http::field::cache_control, "no-store");
+    res.set(kRobotsHeader, kRobotsNoIndex);
     if (retry_after > 0) res.set(http::field::retry_after, std::to_string(retry_after));
     res.body() = std::move(body);
     res.keep_alive(keep_alive);
@@ -1029,6 +1033,7 @@ class ProxyServer final : public Proxy {
       }
 
       res.keep_alive(keep_alive);
+      res.set(kRobotsHeader, kRobotsNoIndex);  // a preview is never for search engines, whatever the app says
       RelayFailure response_failure;
       if (res.chunked()) {
         http::response_serializer<http::buffer_body> response_serializer{res};

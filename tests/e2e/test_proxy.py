@@ -1,5 +1,6 @@
-"""The proxy's edges: X-Forwarded-* headers, keep-alive, streamed request
-bodies, websocket upgrades, and the bounds on header and body sizes."""
+"""The proxy's edges: X-Forwarded-* headers, keep-alive, X-Robots-Tag,
+streamed request bodies, websocket upgrades, and the bounds on header and
+body sizes."""
 
 import hashlib
 import http.client
@@ -40,6 +41,12 @@ class ProxyEdges(PrevueTestCase):
             self.assertEqual(headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1")
             self.assertEqual(headers["x-forwarded-proto"], "http")
             self.assertEqual(headers["x-forwarded-host"], f"{self.host}:{self.daemon.proxy_port}")
+            self.assertEqual(reply.getheader("X-Robots-Tag"), "noindex")  # no preview is for search engines
+        # The proxy's own pages say so too.
+        conn.request("GET", "/", headers={"Host": "nothing-here.prevue.localhost"})
+        reply = conn.getresponse()
+        reply.read()
+        self.assertEqual((reply.status, reply.getheader("X-Robots-Tag")), (404, "noindex"))
         conn.close()
 
     def test_streamed_request_body(self):
