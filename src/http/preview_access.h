@@ -1,0 +1,69 @@
+// Who may open a protected preview: the proxy checks it before anything
+// reaches the app. A visitor proves it with a cookie of the proxy's own
+// (`__prevue_access`, host-only, HttpOnly), signed with the daemon's key
+// and naming the preview, its expiry and the grant that earned it: a share
+// link (by id; revoked links are no longer among the route's live ones) or
+// the preview's password (by a fingerprint of it: a new password ends the
+// cookies the old one gave). Tokens and cookies are HMAC-SHA256; every
+// comparison is constant-time. No Beast here: the proxy and the API use it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace prevue {
+
+enum class AccessMode { kPublic, kPassword, kLink };
+const char* to_string(AccessMode mode);
+std::optional<AccessMode> parse_access_mode(std::string_view text);
+
+// What a route asks of a visitor.
+struct AccessPolicy {
+  AccessMode mode = AccessMode::kPublic;
+  std::string password_fingerprint;     // kPassword: AccessKey::password_fingerprint of the password
+  std::vector<std::string> live_links;  // kLink: ids of the links neither revoked nor expired
+};
+
+// What a valid token or cookie says.
+struct AccessGrant {
+  enum class Kind { kLink, kPassword } kind = Kind::kLink;
+  std::string id;  // the link's id, or the password's fingerprint
+  std::int64_t expires_unix = 0;
+};
+
+inline constexpr std::string_view kAccessCookie = "__prevue_access";
+inline constexpr std::string_view kLinkPath = "/__prevue/link";          // ?t=TOKEN: a share link
+inline constexpr std::string_view kPasswordPath = "/__prevue/password";  // POST password=…
+
+class AccessKey {
+ public:
+  explicit AccessKey(std::string secret) : secret_(std::move(secret)) {}
+  // A share link's token for `slug`: "<link id>.<expiry>.<mac>".
+  std::string link_token(std::string_view slug, std::string_view link_id, std::int64_t expires_unix) const;
+  // The cookie a grant earns for `slug`.
+  std::string cookie_value(std::string_view slug, const AccessGrant& grant) const;
+  // Each checks the signature, the slug and the expiry.
+  std::optional<AccessGrant> verify_link_token(std::string_view token, std::string_view slug, std::int64_t now_unix) const;
+  std::optional<AccessGrant> verify_cookie(std::string_view value, std::string_view slug, std::int64_t now_unix) const;
+  std::string password_fingerprint(std::string_view password) const;
+
+ private:
+  std::string mac(std::string_view purpose, std::string_view slug, std::string_view body) const;
+  std::string secret_;
+};
+
+// Whether `grant` still opens a preview with `policy`.
+bool grant_allows(const AccessPolicy& policy, const AccessGrant& grant);
+
+// A Cookie header split into prevue's cookie value (empty without one) and
+// the header without it (what the app receives; empty when nothing is left).
+std::pair<std::string, std::string> take_access_cookie(std::string_view cookie_header);
+
+// The value of `name` in an application/x-www-form-urlencoded body or a query string, decoded.
+std::optional<std::string> form_value(std::string_view form, std::string_view name);
+
+}  // namespace prevue
