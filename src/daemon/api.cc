@@ -6,6 +6,7 @@
 #include "daemon/json_responses.h"
 #include "engine/maintenance.h"
 #include "lease/lease_scheduler.h"
+#include "webhook/signature.h"
 
 namespace prevue {
 
@@ -56,6 +57,62 @@ json Api::environment_json(const EnvironmentRecord& e) {
     j["routes"] = hosts;
   }
   return j;
+}
+
+// /api/v1/environments/{slug}/links: share links of a preview in `link`
+// mode. POST {"ttl": "24h", "note": "…"} makes one (its URL is shown once:
+// the list gives ids, not tokens); DELETE …/links/{id} revokes it.
+HttpResponse Api::share_links(const HttpRequest& r, const EnvironmentRecord& e, const std::string& link_id) {
+  auto link_json = [](const ShareLinkRecord& l) {
+    return json{{"id", l.id},          {"created_at_ms", l.created_at}, {"expires_at_ms", l.expires_at},
+                {"revoked_at_ms", l.revoked_at}, {"created_by", l.created_by}, {"note", l.note}};
+  };
+  if (link_id.empty() && r.method == "GET") {
+    auto links = store_.share_links_of(e.id);
+    if (!links.ok()) return error_response(500, links.error().message);
+    json out = json::array();
+    for (const auto& l : *links) out.push_back(link_json(l));
+    return json_response(200, out);
+  }
+  if (link_id.empty() && r.method == "POST") {
+    if (AccessMode mode = daemon_.access_of(e); mode != AccessMode::kLink)
+      return error_response(409, "preview " + e.slug + " opens by " + to_string(mode) + ", not by share links (its repository's \"access\" in the config)");
+    json body = json::parse(r.body.empty() ? "{}" : r.body);
+    if (!body.is_object()) return error_response(400, "body must be {\"ttl\": DURATION, \"note\": TEXT}");
+    Millis ttl = default_link_ttl_;
+    if (body.contains("ttl")) {
+      auto parsed = parse_duration(body.value("ttl", ""));
+      if (!parsed.ok()) return error_response(400, parsed.error().message);
+      if (parsed->count() < 1000 || *parsed > Millis(366LL * 24 * 3'600'000)) return error_response(400, "ttl must be from 1s to 366d");
+      ttl = *parsed;
+    }
+    std::string note = body.contains("note") && body["note"].is_string() ? body["note"].get<std::string>() : "";
+    if (note.size() > 200) return error_response(400, "note is at most 200 characters");
+    ShareLinkRecord link;
+    link.id = random_hex(16);
+    link.env_id = e.id;
+    link.created_at = clock_.now_ms();
+    link.expires_at = link.created_at + ttl.count();
+    link.created_by = "api token";
+    link.note = note;
+    if (Status saved = store_.insert_share_link(link); !saved.ok()) return error_response(500, saved.error().message);
+    (void)store_.append_timeline(e.id, "share link", "made " + link.id + " until " + std::to_string(link.expires_at / 1000) + " (" + link.created_by + ")", 0);
+    daemon_.share_links_changed();
+    std::string base = e.url;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    json out = link_json(link);
+    out["url"] = base + std::string(kLinkPath) + "?t=" + daemon_.share_token(e, link);
+    return json_response(201, out);
+  }
+  if (!link_id.empty() && r.method == "DELETE") {
+    auto revoked = store_.revoke_share_link(e.id, link_id, clock_.now_ms());
+    if (!revoked.ok()) return error_response(500, revoked.error().message);
+    if (!*revoked) return error_response(404, "preview " + e.slug + " has no share link '" + link_id + "' that works");
+    (void)store_.append_timeline(e.id, "share link", "revoked " + link_id + " (api token)", 0);
+    daemon_.share_links_changed();
+    return json_response(200, json{{"id", link_id}, {"revoked", true}});
+  }
+  return error_response(405, "share links: GET or POST …/links, DELETE …/links/{id}");
 }
 
 HttpResponse Api::handle(const HttpRequest& r) {
@@ -125,6 +182,7 @@ HttpResponse Api::handle(const HttpRequest& r) {
         daemon_.lease_changed(e, *lease, true);  // the comment says when the lease ends
         return json_response(200, environment_json(e));
       }
+      if (sub == "links" || sub.rfind("links/", 0) == 0) return share_links(r, e, sub.size() > 6 ? sub.substr(6) : "");
       if (sub == "pin" && r.method == "POST") {
         json body = json::parse(r.body.empty() ? "{}" : r.body);
         if (!body.contains("pinned") || !body["pinned"].is_boolean()) return error_response(400, "body must be {\"pinned\": true|false}");

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/clock.h"
+#include "core/duration.h"
 #include "core/result.h"
 #include "http/http.h"
 #include "store/store.h"
@@ -27,6 +28,11 @@ class ApiDaemon {
   virtual void destroy(const EnvironmentRecord& environment, const std::string& why) = 0;
   // A lease the API changed (extend, pin): its new deadline, and the PR told.
   virtual void lease_changed(const EnvironmentRecord& environment, const LeaseRecord& lease, bool renewed) = 0;
+  // Who may open the environment's preview, as its repository's access says.
+  virtual AccessMode access_of(const EnvironmentRecord& environment) const = 0;
+  // A share link's token (signed with the proxy's key); the routes are told of a link made or revoked.
+  virtual std::string share_token(const EnvironmentRecord& environment, const ShareLinkRecord& link) const = 0;
+  virtual void share_links_changed() = 0;
   // Polls the watched repositories `wanted` names (all when empty); how many.
   virtual int poll(const std::string& wanted) = 0;
   struct Accepted {
@@ -39,8 +45,8 @@ class ApiDaemon {
 
 class Api {
  public:
-  Api(Store& store, const Clock& clock, std::string token, ApiDaemon& daemon)
-      : store_(store), clock_(clock), token_(std::move(token)), daemon_(daemon) {}
+  Api(Store& store, const Clock& clock, std::string token, ApiDaemon& daemon, Millis default_link_ttl = Millis(7LL * 24 * 3'600'000))
+      : store_(store), clock_(clock), token_(std::move(token)), daemon_(daemon), default_link_ttl_(default_link_ttl) {}
 
   HttpResponse handle(const HttpRequest& request);
   // An environment as GET /api/v1/environments/{slug} shows it.
@@ -49,11 +55,13 @@ class Api {
  private:
   bool authorized(const HttpRequest& request) const;
   HttpResponse create(const nlohmann::json& body);
+  HttpResponse share_links(const HttpRequest& request, const EnvironmentRecord& e, const std::string& link_id);
 
   Store& store_;
   const Clock& clock_;
   const std::string token_;  // empty: changes through the API are disabled
   ApiDaemon& daemon_;
+  const Millis default_link_ttl_;
 };
 
 }  // namespace prevue

@@ -38,6 +38,35 @@ std::filesystem::path resolve(const std::filesystem::path& base, const std::stri
   return path.is_absolute() ? path : (base / path).lexically_normal();
 }
 
+// {"mode": "public" | "password" | "link", "password" | "password_file" | "password_env"}
+AccessSettings read_access(const Reader& r, const std::filesystem::path& base) {
+  r.expect_object({"mode", "password", "password_file", "password_env"});
+  AccessSettings a;
+  auto mode = parse_access_mode(r.required_string("mode"));
+  if (!mode) r.at("mode").fail("must be \"public\", \"password\" or \"link\"");
+  a.mode = *mode;
+  int given = r.has("password") + r.has("password_file") + r.has("password_env");
+  if (a.mode != AccessMode::kPassword) {
+    if (given) r.fail("a password belongs to mode \"password\"");
+    return a;
+  }
+  if (given != 1) r.fail("mode \"password\" needs one of \"password\", \"password_file\", \"password_env\"");
+  if (r.has("password")) a.password = r.at("password").string();
+  if (r.has("password_file")) {
+    auto text = read_file(resolve(base, r.at("password_file").string()));
+    if (!text.ok()) r.at("password_file").fail(text.error().message);
+    a.password = *text;
+    while (!a.password.empty() && (a.password.back() == '\n' || a.password.back() == '\r')) a.password.pop_back();
+  }
+  if (r.has("password_env")) {
+    const char* value = std::getenv(r.at("password_env").string().c_str());
+    if (!value) r.at("password_env").fail("names an environment variable that is not set");
+    a.password = value;
+  }
+  if (a.password.size() < 8) r.fail("the password must be at least 8 characters");
+  return a;
+}
+
 }  // namespace
 
 Config default_config(const std::filesystem::path& state_dir) {
@@ -55,7 +84,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
   try {
     Reader root(doc, "$");
     root.expect_object({"state_dir", "provider_dir", "provider_timeout", "api", "proxy", "repositories", "dns", "lease", "concurrency", "scheduler",
-                        "webhooks", "trust", "secrets", "providers", "postgres"});
+                        "webhooks", "trust", "secrets", "providers", "postgres", "access", "share_link_ttl"});
     Config c;
     if (!root.has("state_dir")) root.fail("missing required field 'state_dir'");
     c = default_config(resolve(base, root.at("state_dir").string()));
@@ -105,12 +134,17 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
         if (t.has("redirect_http")) c.redirect_http = t.at("redirect_http").boolean();
       }
     }
+    if (root.has("access")) c.access = read_access(root.at("access"), base);
+    if (root.has("share_link_ttl")) {
+      c.share_link_ttl = root.at("share_link_ttl").duration();
+      if (c.share_link_ttl.count() < 1000) root.at("share_link_ttl").fail("must be at least 1s");
+    }
     if (root.has("repositories")) {
       Reader repos = root.at("repositories");
       if (!repos.value().is_array()) repos.fail("must be an array");
       for (size_t i = 0; i < repos.value().size(); ++i) {
         Reader r(repos.value()[i], repos.path() + "[" + std::to_string(i) + "]");
-        r.expect_object({"url", "base", "poll_interval", "pull_requests", "names"});
+        r.expect_object({"url", "base", "poll_interval", "pull_requests", "names", "access"});
         WatchedRepository w;
         w.url = r.required_string("url");
         if (w.url.find("://") == std::string::npos && w.url.find('@') == std::string::npos) w.url = resolve(base, w.url).string();
@@ -128,6 +162,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
           else r.at("pull_requests").fail("must be \"auto\", \"branches\", \"refs\" or \"webhooks\"");
         }
         if (r.has("names")) w.names = r.at("names").strings();
+        if (r.has("access")) w.access = read_access(r.at("access"), base);
         c.repositories.push_back(w);
       }
     }

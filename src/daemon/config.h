@@ -3,12 +3,14 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "seed/postgres.h"
 #include "core/duration.h"
 #include "dns/dns_backend.h"
+#include "http/preview_access.h"
 #include "core/result.h"
 #include "manifest/manifest.h"
 #include "report/reporter.h"
@@ -23,8 +25,17 @@ struct ListenAddress {
 
 enum class PullRequestSource { kAuto, kBranches, kRefs, kWebhooks };
 
+// Who may open a repository's previews (docs/config.md#access): the mode,
+// and for `password` the password itself (from the config, a file or an
+// environment variable; never logged).
+struct AccessSettings {
+  AccessMode mode = AccessMode::kPublic;
+  std::string password;
+};
+
 struct WatchedRepository {
   std::string url;                 // local path or URL
+  std::optional<AccessSettings> access;  // else the config's `access`
   std::string base = "main";
   Millis poll_interval = Millis(30'000);
   PullRequestSource pull_requests = PullRequestSource::kAuto;  // kWebhooks: no poller, only the hosts' webhooks
@@ -93,6 +104,8 @@ struct Config {
   std::map<std::string, std::string> provider_settings;
   // "postgres": {"main": {"url": …}}: servers for `postgres` seeds.
   std::map<std::string, pg::Server> postgres_servers;
+  AccessSettings access;  // every repository's, unless it has its own
+  Millis share_link_ttl = Millis(7LL * 24 * 3'600'000);  // a share link's default lifetime
   size_t webhook_max_body_bytes = 25 * 1024 * 1024;
 };
 

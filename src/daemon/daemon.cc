@@ -55,6 +55,16 @@ using json = nlohmann::json;
 
 namespace {
 
+// <state>/access-key: made once (0600), read on every start.
+Result<std::string> access_secret(const std::filesystem::path& state_dir) {
+  const std::filesystem::path file = state_dir / "access-key";
+  if (auto text = read_file(file); text.ok() && text->size() >= 32) return *text;
+  std::string fresh = random_hex(32);
+  if (Status written = write_file_atomic(file, fresh, Durability::kSynced, FileAccess::kOwnerOnly); !written.ok())
+    return make_error(written.error().code, "cannot keep the access key at " + file.string() + ": " + written.error().message);
+  return fresh;
+}
+
 
 
 constexpr size_t kApiMaxBody = 1 << 20;  // the JSON API's own requests are small
@@ -216,7 +226,7 @@ struct Daemon::Impl {
       return 1;
     }
     store = std::move(opened).value();
-    api_handler = std::make_unique<Api>(*store, clock, config.api_token, api_bridge);
+    api_handler = std::make_unique<Api>(*store, clock, config.api_token, api_bridge, config.share_link_ttl);
     LeaseRequests lease_requests;
     lease_requests.sleep = [this](const EnvironmentRecord& e, const std::string& why) {
       dispatch({e.repo_id, e.pr}, OpKind::kSleep, "", "", e.slug, why);
@@ -258,6 +268,15 @@ struct Daemon::Impl {
       po.tls_key_file = config.tls_key_file.string();
       po.redirect_to_https = config.redirect_http;
     }
+    // The key that signs share links and access cookies: kept in the state, so
+    // links and sessions outlive a restart.
+    auto key = access_secret(config.state_dir);
+    if (!key.ok()) {
+      std::cerr << "prevue serve: " << key.error().message << "\n";
+      return 1;
+    }
+    access_key = std::make_shared<const AccessKey>(*key);
+    po.access_key = access_key;
     ProxyHooks hooks;
     hooks.on_hit = [this](std::int64_t env_id) { leases->touch(env_id); };
     hooks.wake = [this](std::int64_t env_id) { asio::post(main, [this, env_id] { leases->wake(env_id); }); };
@@ -694,14 +713,29 @@ struct Daemon::Impl {
     return make_slug(it == repos.end() ? "" : it->second.key, key.second, ref);
   }
 
+  // Who may open a repository's previews: its own `access`, else the config's.
+  const AccessSettings& access_settings(std::int64_t repo_id) const {
+    auto it = watched.find(repo_id);
+    return it != watched.end() && it->second.access ? *it->second.access : config.access;
+  }
+
   void refresh_routes() {
     auto envs = store->list_environments(false);
     auto all = store->all_routes();  // one query, not one per environment
     if (!envs.ok() || !all.ok()) return;
     std::map<PrKey, RunningOperation> running;
     for (const auto& [key, op] : dispatcher.in_flight()) running[key] = RunningOperation{op.kind == OpKind::kUp, op.from_sleep, op.ref, op.sha};
+    auto live_links = store->live_share_links(clock.now_ms());
+    if (!live_links.ok()) return;
+    auto access_for = [&](std::int64_t repo_id, std::int64_t env_id) {
+      const AccessSettings& settings = access_settings(repo_id);
+      AccessPolicy policy{settings.mode, {}, {}};
+      if (settings.mode == AccessMode::kPassword) policy.password_fingerprint = access_key->password_fingerprint(settings.password);
+      if (auto links = live_links->find(env_id); settings.mode == AccessMode::kLink && links != live_links->end()) policy.live_links = links->second;
+      return policy;
+    };
     RouteView view = route_view(*envs, *all, running, [this](PrKey key, const std::string& ref) { return predicted_slug(key, ref); },
-                                config.domain);
+                                config.domain, access_for);
     routes.replace(std::move(view.routes));
     if (view.hosts != dns_requested) {
       dns_requested = view.hosts;
@@ -807,11 +841,17 @@ struct Daemon::Impl {
       d.report({e.repo_id, e.pr});
     }
     int poll(const std::string& wanted) override { return d.poll_matching(wanted); }
+    AccessMode access_of(const EnvironmentRecord& e) const override { return d.access_settings(e.repo_id).mode; }
+    std::string share_token(const EnvironmentRecord& e, const ShareLinkRecord& link) const override {
+      return d.access_key->link_token(e.slug, link.id, link.expires_at / 1000);
+    }
+    void share_links_changed() override { d.refresh_routes(); }
     Result<Accepted> create(const std::string& repo, long pr, const std::string& ref, const std::string& sha) override {
       return d.create_from_api(repo, pr, ref, sha);
     }
   };
   ApiBridge api_bridge{*this};
+  std::shared_ptr<const AccessKey> access_key;
   std::unique_ptr<Api> api_handler;  // on the main thread's store connection
 
   std::string metrics_text() {

@@ -9,7 +9,8 @@ namespace prevue {
 
 RouteView route_view(const std::vector<EnvironmentRecord>& environments, const std::vector<RouteRecord>& routes,
                      const std::map<PrKey, RunningOperation>& running,
-                     const std::function<std::string(PrKey, const std::string& ref)>& slug_for, const std::string& domain) {
+                     const std::function<std::string(PrKey, const std::string& ref)>& slug_for, const std::string& domain,
+                     const AccessFor& access_for) {
   RouteView view;
   std::map<std::int64_t, const EnvironmentRecord*> by_id;
   for (const auto& e : environments) by_id[e.id] = &e;
@@ -18,6 +19,7 @@ RouteView route_view(const std::vector<EnvironmentRecord>& environments, const s
     ProxyRoute route;
     route.env_id = e.id;
     route.slug = e.slug;
+    if (access_for) route.access = access_for(e.repo_id, e.id);
     switch (e.state) {
       case EnvState::kReady: route.kind = ProxyRoute::Kind::kReady; break;
       case EnvState::kSleeping: route.kind = ProxyRoute::Kind::kSleeping; break;
@@ -55,6 +57,7 @@ RouteView route_view(const std::vector<EnvironmentRecord>& environments, const s
     route.kind = ProxyRoute::Kind::kBuilding;
     route.slug = slug;
     route.detail = "building commit " + op.sha.substr(0, 12);
+    if (access_for) route.access = access_for(key.first, 0);
     view.routes[host] = route;
     view.hosts[host] = 0;  // no environment id yet
   }

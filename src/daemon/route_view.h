@@ -32,9 +32,12 @@ struct RouteView {
   DnsPublisher::HostMap hosts;  // what DNS publishes: host -> environment id (0: a first build not recorded yet)
 };
 
-// `slug_for` gives the slug the engine will give a PR's first environment.
+// `slug_for` gives the slug the engine will give a PR's first environment;
+// `access_for` who may open a repository's environment (0: a first build's).
+using AccessFor = std::function<AccessPolicy(std::int64_t repo_id, std::int64_t env_id)>;
 RouteView route_view(const std::vector<EnvironmentRecord>& environments, const std::vector<RouteRecord>& routes,
                      const std::map<PrKey, RunningOperation>& running,
-                     const std::function<std::string(PrKey, const std::string& ref)>& slug_for, const std::string& domain);
+                     const std::function<std::string(PrKey, const std::string& ref)>& slug_for, const std::string& domain,
+                     const AccessFor& access_for = {});
 
 }  // namespace prevue

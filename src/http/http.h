@@ -18,6 +18,7 @@
 #include "core/endpoint.h"
 #include "core/duration.h"
 #include "core/result.h"
+#include "http/preview_access.h"
 
 namespace boost::asio {
 class io_context;
@@ -78,6 +79,7 @@ struct ProxyRoute {
   Endpoint upstream;  // ready: where the environment answers
   std::string detail;  // failed: "step: error" (no server paths); building: what it is doing
   std::string updating_to;  // ready, and being redeployed to this commit (short): shown if the upstream does not answer meanwhile
+  AccessPolicy access;     // who may open it (every state: a holding page names the preview too)
 };
 
 // Host -> route, replaced whole by the daemon, read by the proxy's threads.
@@ -129,6 +131,10 @@ struct ProxyOptions {
   std::string tls_cert_file, tls_key_file;
   bool redirect_to_https = false;  // the plain listener answers 308 to the https:// URL
   bool tls() const { return !tls_cert_file.empty(); }
+  // Signs and checks the access cookies of protected previews (a route
+  // whose access is not public); without one such routes open to nobody.
+  std::shared_ptr<const AccessKey> access_key;
+  Millis password_session = Millis(7LL * 24 * 3'600'000);  // how long a password's cookie lasts
 };
 
 struct ProxyHooks {

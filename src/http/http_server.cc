@@ -28,6 +28,7 @@
 
 #include "core/slug.h"
 #include "http/http.h"
+#include "webhook/signature.h"
 
 namespace prevue {
 
@@ -557,12 +558,13 @@ class ProxyServer final : public Proxy {
 
   template <class Client>
   asio::awaitable<bool> answer(Session<Client>& session, unsigned version, bool keep_alive, int status, std::string body,
-                               int retry_after = 0) {
+                               int retry_after = 0, std::vector<std::pair<http::field, std::string>> headers = {}) {
     http::response<http::string_body> res{static_cast<http::status>(status), version};
     res.set(http::field::server, "prevue");
     res.set(http::field::content_type, "text/html; charset=utf-8");
     res.set(http::field::cache_control, "no-store");
     res.set(kRobotsHeader, kRobotsNoIndex);
+    for (auto& [name, value] : headers) res.set(name, value);
     if (retry_after > 0) res.set(http::field::retry_after, std::to_string(retry_after));
     res.body() = std::move(body);
     res.keep_alive(keep_alive);
@@ -580,6 +582,102 @@ class ProxyServer final : public Proxy {
                               page("Preview " + route.slug + " is updating to " + route.updating_to,
                                    "<p>A new commit is being deployed and its service is restarting. This page reloads by itself.</p>", true),
                               2);
+  }
+
+  enum class Admission { kPass, kAnswered, kClose };
+
+  // A protected preview opens to a visitor with a valid cookie of prevue's
+  // (taken out of the request, so the app never sees it), earned at the
+  // share link's URL or with the password's form; anyone else gets a page
+  // that says how to get in. Nothing reaches the app (or wakes it) before.
+  template <class Client, class Parser>
+  asio::awaitable<Admission> admit(Session<Client>& session, Parser& parser, beast::flat_buffer& buffer, const ProxyRoute& route,
+                                   bool keep_alive, bool has_body, bool tls) {
+    auto& req = parser.get();
+    const unsigned version = req.version();
+    const AccessKey* key = options_.access_key.get();
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const std::string target(req.target());
+    const std::string path = target.substr(0, target.find('?'));
+    const std::string query = path.size() < target.size() ? target.substr(path.size() + 1) : std::string();
+    const bool password_mode = route.access.mode == AccessMode::kPassword;
+    auto outcome = [&](bool again) { return again ? Admission::kAnswered : Admission::kClose; };
+
+    // The visitor is in: a cookie for this preview only, then the page they asked for.
+    auto let_in = [&](const AccessGrant& grant) {
+      std::string cookie = std::string(kAccessCookie) + "=" + key->cookie_value(route.slug, grant) + "; Path=/; Max-Age=" +
+                           std::to_string(std::max<std::int64_t>(1, grant.expires_unix - now)) + "; HttpOnly; SameSite=Lax" +
+                           (tls ? "; Secure" : "");
+      std::vector<std::pair<http::field, std::string>> headers{{http::field::set_cookie, std::move(cookie)}, {http::field::location, "/"}};
+      return headers;
+    };
+    auto refuse = [&](const std::string& why) {
+      std::string body = "<p>" + html_escape(why) + "</p>";
+      if (password_mode)
+        body += "<form method=\"post\" action=\"" + std::string(kPasswordPath) +
+                "\"><p><label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus>"
+                "</label> <button type=\"submit\">Open</button></p></form>";
+      return body;
+    };
+
+    if (key && path == kLinkPath) {
+      std::optional<AccessGrant> grant;
+      if (auto token = form_value(query, "t")) grant = key->verify_link_token(*token, route.slug, now);
+      if (grant && grant_allows(route.access, *grant)) {
+        auto headers = let_in(*grant);
+        co_return outcome(co_await answer(session, version, keep_alive && !has_body, 303, page("Opening the preview", "", false), 0,
+                                          std::move(headers)));
+      }
+      std::string body = refuse("This share link does not open preview " + route.slug + " (any more): it expired or was revoked. "
+                                "Ask for a new one.");
+      co_return outcome(co_await answer(session, version, keep_alive && !has_body, 403, page("Link not valid", body, false)));
+    }
+    if (key && password_mode && path == kPasswordPath && req.method() == http::verb::post) {
+      constexpr size_t kMaxForm = 4096;
+      if (!has_body || parser.content_length().value_or(kMaxForm + 1) > kMaxForm)
+        co_return outcome(co_await answer(session, version, false, 413, page("Request body too large", "", false)));
+      std::string form;
+      std::array<char, kMaxForm> chunk;
+      session.read_deadline = std::chrono::steady_clock::now() + options_.body_timeout;
+      while (!parser.is_done()) {
+        req.body().data = chunk.data();
+        req.body().size = chunk.size();
+        auto [ec, n] = co_await http::async_read(session.client, buffer, parser, nothrow);
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) co_return Admission::kClose;
+        form.append(chunk.data(), chunk.size() - req.body().size);
+      }
+      session.read_deadline = std::chrono::steady_clock::time_point::max();
+      auto password = form_value(form, "password");
+      if (password && constant_time_equal(key->password_fingerprint(*password), route.access.password_fingerprint)) {
+        const std::int64_t expires = now + std::chrono::duration_cast<std::chrono::seconds>(options_.password_session).count();
+        auto headers = let_in(AccessGrant{AccessGrant::Kind::kPassword, route.access.password_fingerprint, expires});
+        co_return outcome(co_await answer(session, version, keep_alive, 303, page("Opening the preview", "", false), 0, std::move(headers)));
+      }
+      std::string body = refuse("That is not the password of preview " + route.slug + ".");
+      co_return outcome(co_await answer(session, version, keep_alive, 401, page("Wrong password", body, false)));
+    }
+
+    // Every Cookie header: prevue's value comes out, the app's stay.
+    std::string ours, theirs;
+    for (const auto& field : req) {
+      if (field.name() != http::field::cookie) continue;
+      auto [mine, rest] = take_access_cookie(field.value());
+      if (!mine.empty()) ours = std::move(mine);
+      if (!rest.empty()) theirs += (theirs.empty() ? "" : "; ") + rest;
+    }
+    if (key && !ours.empty()) {
+      auto grant = key->verify_cookie(ours, route.slug, now);
+      if (grant && grant_allows(route.access, *grant)) {
+        req.erase(http::field::cookie);
+        if (!theirs.empty()) req.set(http::field::cookie, theirs);
+        co_return Admission::kPass;
+      }
+    }
+    std::string why = password_mode ? "Preview " + route.slug + " is protected by a password."
+                                    : "Preview " + route.slug + " is private: open it with a share link from whoever runs it.";
+    std::string body = refuse(why);
+    co_return outcome(co_await answer(session, version, keep_alive && !has_body, password_mode ? 401 : 403, page("Private preview", body, false)));
   }
 
   // A request body gets body_timeout, plus a second for every min_body_rate
@@ -902,6 +1000,14 @@ class ProxyServer final : public Proxy {
         count(308);
         if (wec || !res.keep_alive()) break;
         continue;
+      }
+      // Access first: a visitor who may not open a preview does not wake it either.
+      auto known = routes_now().find(host);
+      if (known != routes_now().end() && known->second.access.mode != AccessMode::kPublic) {
+        const ProxyRoute guarded = known->second;  // a copy: the table may move on while the form is read
+        Admission admission = co_await admit(session, request_parser, client_buffer, guarded, keep_alive, has_body, kTls);
+        if (admission == Admission::kClose) break;
+        if (admission == Admission::kAnswered) continue;
       }
       auto route = co_await route_for(session, host);
       if (!route) {

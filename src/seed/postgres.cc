@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/slug.h"
+#include "webhook/signature.h"
 
 namespace prevue::pg {
 
@@ -21,12 +22,6 @@ std::string sha256_hex(std::string_view data) {
   unsigned int size = 0;
   EVP_Digest(data.data(), data.size(), digest, &size, EVP_sha256(), nullptr);
   return to_hex(std::string_view(reinterpret_cast<const char*>(digest), size));
-}
-
-std::string random_hex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes));
-  return to_hex(raw);
 }
 
 std::string percent_encode(const std::string& text) {

@@ -233,6 +233,20 @@ UPDATE environments SET layers = 'main ' || layers WHERE layers <> '';
 UPDATE pull_requests SET labels = replace(labels, ',', char(10)) || char(10) WHERE labels <> '';
 UPDATE events SET labels = replace(labels, ',', char(10)) || char(10) WHERE labels <> '';
 )sql"},
+    // Share links of protected previews: the token is signed (it carries the
+    // id and expiry); a row says the link exists and whether it was revoked.
+    {6, R"sql(
+CREATE TABLE share_links (
+  id          TEXT PRIMARY KEY,
+  env_id      INTEGER NOT NULL,
+  created_at  INTEGER NOT NULL,
+  expires_at  INTEGER NOT NULL,
+  revoked_at  INTEGER NOT NULL DEFAULT 0,
+  created_by  TEXT NOT NULL DEFAULT '',
+  note        TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX share_links_by_env ON share_links(env_id);
+)sql"},
 };
 
 }  // namespace prevue

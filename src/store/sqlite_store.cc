@@ -514,6 +514,41 @@ class SqliteStore final : public Store {
     return static_cast<long>(s.integer(0) + 1);
   }
 
+  Status insert_share_link(const ShareLinkRecord& link) override {
+    Statement s(db_, &cache_, "INSERT INTO share_links(id, env_id, created_at, expires_at, revoked_at, created_by, note) VALUES(?,?,?,?,?,?,?)");
+    s.bind(1, link.id).bind(2, link.env_id).bind(3, link.created_at).bind(4, link.expires_at).bind(5, link.revoked_at);
+    s.bind(6, link.created_by).bind(7, link.note);
+    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot record share link");
+    return {};
+  }
+
+  Result<std::vector<ShareLinkRecord>> share_links_of(std::int64_t env_id) override {
+    Statement s(db_, &cache_, "SELECT id, env_id, created_at, expires_at, revoked_at, created_by, note FROM share_links WHERE env_id = ? "
+                              "ORDER BY created_at, id");
+    s.bind(1, env_id);
+    return all_rows<ShareLinkRecord>(
+        s, [](const Statement& r) { return ShareLinkRecord{r.text(0), r.integer(1), r.integer(2), r.integer(3), r.integer(4), r.text(5), r.text(6)}; },
+        "cannot read share links");
+  }
+
+  Result<bool> revoke_share_link(std::int64_t env_id, const std::string& id, std::int64_t now) override {
+    Statement s(db_, &cache_, "UPDATE share_links SET revoked_at = ? WHERE env_id = ? AND id = ? AND revoked_at = 0");
+    s.bind(1, now).bind(2, env_id).bind(3, id);
+    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot revoke share link");
+    return sqlite3_changes(db_) > 0;
+  }
+
+  Result<std::map<std::int64_t, std::vector<std::string>>> live_share_links(std::int64_t now) override {
+    Statement s(db_, &cache_, "SELECT env_id, id FROM share_links WHERE revoked_at = 0 AND expires_at > ?");
+    s.bind(1, now);
+    std::map<std::int64_t, std::vector<std::string>> live;
+    for (int rc = s.step(); rc != SQLITE_DONE; rc = s.step()) {
+      if (rc != SQLITE_ROW) return db_error(db_, "cannot read share links");
+      live[s.integer(0)].push_back(s.text(1));
+    }
+    return live;
+  }
+
   Status append_timeline(std::int64_t env_id, const std::string& kind, const std::string& detail,
                          std::int64_t duration_ms) override {
     Statement s(db_, &cache_, "INSERT INTO timeline(env_id, at, kind, detail, duration_ms) VALUES(?,?,?,?,?)");

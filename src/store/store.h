@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,16 @@ struct EnvironmentRecord {
   std::string service_revisions;  // "name revision" lines, as last deployed
   std::int64_t created_at = 0;
   std::int64_t updated_at = 0;
+};
+
+struct ShareLinkRecord {
+  std::string id;  // hex, in the signed token
+  std::int64_t env_id = 0;
+  std::int64_t created_at = 0;  // ms
+  std::int64_t expires_at = 0;  // ms
+  std::int64_t revoked_at = 0;  // ms; 0 while it works
+  std::string created_by;
+  std::string note;
 };
 
 enum class RunKind { kUp, kDown };
@@ -243,6 +254,13 @@ class Store {
   virtual Result<std::vector<PullRequestRecord>> list_pull_requests() = 0;
   // One more than the highest PR number known for the repository (from 1).
   virtual Result<long> next_pr_number(std::int64_t repo_id) = 0;
+
+  // Share links (protected previews): made, listed, revoked; the live ones
+  // (neither revoked nor expired at `now`) of every environment, for the proxy.
+  virtual Status insert_share_link(const ShareLinkRecord& link) = 0;
+  virtual Result<std::vector<ShareLinkRecord>> share_links_of(std::int64_t env_id) = 0;
+  virtual Result<bool> revoke_share_link(std::int64_t env_id, const std::string& id, std::int64_t now) = 0;
+  virtual Result<std::map<std::int64_t, std::vector<std::string>>> live_share_links(std::int64_t now) = 0;
 
   virtual Status append_timeline(std::int64_t env_id, const std::string& kind, const std::string& detail,
                                  std::int64_t duration_ms) = 0;

@@ -5,6 +5,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <cstdlib>
 
 namespace prevue {
 
@@ -45,6 +48,12 @@ bool base64_decode(std::string_view text, std::string& out) {
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
   return to_hex(hmac_sha256_raw(key, message));
+}
+
+std::string random_hex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) std::abort();  // no entropy: nothing safe to hand out
+  return to_hex(raw);
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {

@@ -8,6 +8,8 @@
 namespace prevue {
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view message);
+// `bytes` bytes from OpenSSL's CSPRNG, as hex: ids and keys nobody can guess.
+std::string random_hex(size_t bytes);
 bool constant_time_equal(std::string_view a, std::string_view b);
 
 // GitHub `X-Hub-Signature-256` and Bitbucket `X-Hub-Signature`: "sha256=<hex>".

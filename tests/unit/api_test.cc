@@ -23,6 +23,10 @@ struct RecordingDaemon final : ApiDaemon {
     calls.push_back("poll " + wanted);
     return wanted == "nope" ? 0 : 1;
   }
+  AccessMode mode = AccessMode::kLink;
+  AccessMode access_of(const EnvironmentRecord&) const override { return mode; }
+  std::string share_token(const EnvironmentRecord& e, const ShareLinkRecord& link) const override { return "token-" + e.slug + "-" + link.id; }
+  void share_links_changed() override { calls.push_back("links changed"); }
   Result<Accepted> create(const std::string& repo, long pr, const std::string& ref, const std::string&) override {
     calls.push_back("create " + repo + " " + std::to_string(pr) + " " + ref);
     if (repo == "/missing") return make_error(ErrorCode::kNotFound, "repository '/missing' is neither an existing path nor a URL");
@@ -84,6 +88,37 @@ TEST_F(ApiTest, AnEnvironmentShowsItsStateLayersLeaseDnsAndRoutes) {
   EXPECT_EQ(call("GET", "/api/v1/environments/nope").status, 404);
   EXPECT_EQ(json::parse(call("GET", "/healthz").body)["in_flight"], 2);
   EXPECT_EQ(call("GET", "/metrics").body, "prevue_environments{state=\"ready\"} 1\n");
+}
+
+TEST_F(ApiTest, ShareLinksAreMadeListedAndRevokedOnlyForLinkModePreviews) {
+  const std::string links = "/api/v1/environments/pr-4-login-abc123/links";
+  EXPECT_EQ(call("POST", links, R"({"ttl": "2h"})", false).status, 401);
+  HttpResponse made = call("POST", links, R"({"ttl": "2h", "note": "for the designer"})");
+  ASSERT_EQ(made.status, 201) << made.body;
+  json link = json::parse(made.body);
+  const std::string id = link["id"];
+  EXPECT_EQ(id.size(), 32u);
+  EXPECT_EQ(link["url"], "http://pr-4-login-abc123.prevue.test/__prevue/link?t=token-pr-4-login-abc123-" + id);
+  EXPECT_EQ(link["expires_at_ms"], clock_.now_ms() + 2 * 3'600'000);
+  EXPECT_EQ(daemon_.calls.back(), "links changed");
+  EXPECT_EQ(store_->live_share_links(clock_.now_ms()).value().at(env_.id), std::vector<std::string>{id});
+
+  json listed = json::parse(call("GET", links, "", false).body);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["note"], "for the designer");
+  EXPECT_FALSE(listed[0].contains("url"));  // the token is shown once, when it is made
+
+  EXPECT_EQ(call("DELETE", links + "/" + id, "", false).status, 401);
+  EXPECT_EQ(call("DELETE", links + "/" + id).status, 200);
+  EXPECT_EQ(call("DELETE", links + "/" + id).status, 404);  // already revoked
+  EXPECT_TRUE(store_->live_share_links(clock_.now_ms()).value().empty());
+  EXPECT_EQ(call("POST", links, R"({"ttl": "0s"})").status, 400);
+  EXPECT_EQ(call("POST", links, R"({"ttl": "soon"})").status, 400);
+
+  daemon_.mode = AccessMode::kPublic;
+  HttpResponse refused = call("POST", links, "{}");
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_NE(refused.body.find("opens by public"), std::string::npos) << refused.body;
 }
 
 TEST_F(ApiTest, ChangesNeedTheTokenAndAreOffWithoutOne) {
