@@ -2,7 +2,7 @@
 wildcard for the preview domain), a real client (curl) that verifies it and
 gets the preview page, the plain listener redirecting to HTTPS, and a
 SIGHUP that loads a renewed certificate (and keeps the old one when the new
-files are broken)."""
+files are broken). A protected preview's cookie is Secure there."""
 
 import json
 import os
@@ -53,6 +53,48 @@ class Https(PrevueTestCase):
         cert = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=out.stdout, capture_output=True, text=True, timeout=30)
         return cert.stdout.strip()
 
+    def start_daemon(self, repo, extra=None):
+        """A daemon whose proxy also listens for HTTPS with the live certificate; it and its HTTPS port."""
+        daemon = Daemon(self.scratch, [repo], extra=extra)
+        with open(daemon.config_path, encoding="utf-8") as f:
+            config = json.load(f)
+        config["proxy"]["tls"] = {"listen": "127.0.0.1:0", "cert_file": os.path.join(self.pki, "live.pem"),
+                                  "key_file": os.path.join(self.pki, "live.key"), "redirect_http": True}
+        with open(daemon.config_path, "w", encoding="utf-8") as f:
+            json.dump(config, f)
+        daemon.start()
+        with open(os.path.join(daemon.state_dir, "serve.json"), encoding="utf-8") as f:
+            return daemon, json.load(f)["proxy_tls_port"]
+
+    def test_a_protected_preview_over_https_gives_a_secure_cookie(self):
+        self.make_ca()
+        self.issue("first", 1001)
+        self.install("first")
+        repo = make_template_repo(self.scratch)
+        git(repo, "checkout", "-q", "-b", "private", "main")
+        set_banner(repo, "Private over TLS")
+        commit_all(repo, "private")
+        git(repo, "checkout", "-q", "main")
+        daemon, tls_port = self.start_daemon(repo, extra={"access": {"mode": "link"}})
+        try:
+            env = daemon.wait_env(1, "ready")
+            host = primary_host(env)
+            refused = self.curl(host, tls_port)
+            self.assertTrue(refused.stdout.rstrip().endswith("403"), refused.stdout[-200:])
+            self.assertNotIn("Private over TLS", refused.stdout)
+            status, link = daemon.api_call("POST", f"/api/v1/environments/{env['slug']}/links", {"ttl": "1h"})
+            self.assertEqual(status, 201, link)
+            self.assertTrue(link["url"].startswith(f"https://{host}:{tls_port}/__prevue/link?t="), link["url"])
+            jar = os.path.join(self.scratch, "cookies")
+            opened = subprocess.run(["curl", "-sS", "--max-time", "20", "--cacert", os.path.join(self.pki, "ca.pem"), "--resolve",
+                                     f"{host}:{tls_port}:127.0.0.1", "-c", jar, "-b", jar, "-L", "-D", "-", link["url"]],
+                                    capture_output=True, text=True, timeout=60)
+            self.assertEqual(opened.returncode, 0, opened.stderr)
+            self.assertRegex(opened.stdout, r"(?i)set-cookie: __prevue_access=[^;]+;.*; Secure")
+            self.assertIn("Private over TLS", opened.stdout)  # followed to the page, with the cookie
+        finally:
+            daemon.stop()
+
     def test_verified_https_redirect_and_reload(self):
         self.make_ca()
         self.issue("first", 1001)
@@ -63,17 +105,8 @@ class Https(PrevueTestCase):
         set_banner(repo, "Over TLS")
         commit_all(repo, "tls")
         git(repo, "checkout", "-q", "main")
-        daemon = Daemon(self.scratch, [repo])
-        with open(daemon.config_path, encoding="utf-8") as f:
-            config = json.load(f)
-        config["proxy"]["tls"] = {"listen": "127.0.0.1:0", "cert_file": os.path.join(self.pki, "live.pem"),
-                                  "key_file": os.path.join(self.pki, "live.key"), "redirect_http": True}
-        with open(daemon.config_path, "w", encoding="utf-8") as f:
-            json.dump(config, f)
-        daemon.start()
+        daemon, tls_port = self.start_daemon(repo)
         try:
-            with open(os.path.join(daemon.state_dir, "serve.json"), encoding="utf-8") as f:
-                tls_port = json.load(f)["proxy_tls_port"]
             env = daemon.wait_env(1, "ready")
             host = primary_host(env)
             self.assertTrue(env["url"].startswith(f"https://{host}:{tls_port}/"), env["url"])
