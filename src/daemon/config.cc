@@ -38,6 +38,15 @@ std::filesystem::path resolve(const std::filesystem::path& base, const std::stri
   return path.is_absolute() ? path : (base / path).lexically_normal();
 }
 
+// A secret kept in a file the reader names (a token, a password): its text, without the final line break.
+std::string read_secret_file(const Reader& r, const std::filesystem::path& base) {
+  auto text = read_file(resolve(base, r.string()));
+  if (!text.ok()) r.fail(text.error().message);
+  std::string secret = *text;
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  return secret;
+}
+
 // {"mode": "public" | "password" | "link", "password" | "password_file" | "password_env"}
 AccessSettings read_access(const Reader& r, const std::filesystem::path& base) {
   r.expect_object({"mode", "password", "password_file", "password_env"});
@@ -52,12 +61,7 @@ AccessSettings read_access(const Reader& r, const std::filesystem::path& base) {
   }
   if (given != 1) r.fail("mode \"password\" needs one of \"password\", \"password_file\", \"password_env\"");
   if (r.has("password")) a.password = r.at("password").string();
-  if (r.has("password_file")) {
-    auto text = read_file(resolve(base, r.at("password_file").string()));
-    if (!text.ok()) r.at("password_file").fail(text.error().message);
-    a.password = *text;
-    while (!a.password.empty() && (a.password.back() == '\n' || a.password.back() == '\r')) a.password.pop_back();
-  }
+  if (r.has("password_file")) a.password = read_secret_file(r.at("password_file"), base);
   if (r.has("password_env")) {
     const char* value = std::getenv(r.at("password_env").string().c_str());
     if (!value) r.at("password_env").fail("names an environment variable that is not set");
@@ -95,12 +99,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
       api.expect_object({"listen", "token", "token_file"});
       if (api.has("listen")) c.api = read_listen(api.at("listen"));
       if (api.has("token")) c.api_token = api.at("token").string();
-      if (api.has("token_file")) {
-        auto token = read_file(resolve(base, api.at("token_file").string()));
-        if (!token.ok()) api.at("token_file").fail(token.error().message);
-        c.api_token = *token;
-        while (!c.api_token.empty() && (c.api_token.back() == '\n' || c.api_token.back() == '\r')) c.api_token.pop_back();
-      }
+      if (api.has("token_file")) c.api_token = read_secret_file(api.at("token_file"), base);
     }
     if (root.has("proxy")) {
       Reader p = root.at("proxy");

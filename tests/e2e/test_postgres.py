@@ -64,6 +64,18 @@ class Postgres(PrevueTestCase):
     def step_log(self, slug):
         return self.prevue("logs", slug, state_dir=self.daemon.state_dir).stdout
 
+    def seed_from_operator_snapshot(self, row, dump):
+        """A production-like snapshot no repository carries (database `snapshot`, one note `row`),
+        dumped to `dump`; the manifest seeds from the operator's dump called `snapshot`. Its URL."""
+        self.pg.psql("CREATE DATABASE snapshot")
+        self.pg.psql("CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL); "
+                     f"INSERT INTO notes (body) VALUES ('{row}')", database="snapshot")
+        source = self.pg.admin_url.rsplit("/", 1)[0] + "/snapshot"
+        subprocess.run(["pg_dump", "-Fc", "--no-owner", "-f", dump, "-d", source], check=True)
+        self.set_manifest(lambda m: (m["seed"][0].pop("dump"), m["seed"][0].update({"server_dump": "snapshot"})))
+        commit_all(self.repo, "seed from the operator's snapshot")
+        return source
+
     def receipt(self, slug):
         timeline = self.daemon.api_call("GET", f"/api/v1/environments/{slug}/timeline")[1]
         return json.loads(next(t["detail"] for t in timeline if t["kind"] == "receipt"))
@@ -151,10 +163,12 @@ class Postgres(PrevueTestCase):
         key = next(iter(self.databases("prevue_tpl_")))[len("prevue_tpl_"):]
         with self.holding(f"SELECT pg_advisory_lock(hashtext('prevue template {key}'));"):
             for branch in ("second", "third"):
-                git(self.repo, "branch", branch, "first")
-                git(self.repo, "checkout", "-q", branch)
-                git(self.repo, "commit", "-q", "--allow-empty", "-m", branch)
-                git(self.repo, "checkout", "-q", "main")
+                # The branch appears at its own commit (made first, off any branch): a poll between
+                # `git branch` and `git commit` would start a run for first's commit that the
+                # commit then supersedes, and the step log read below would be the second run's.
+                tree = git(self.repo, "rev-parse", "first^{tree}")
+                own = git(self.repo, "commit-tree", tree, "-p", "first", "-m", branch)
+                git(self.repo, "branch", branch, own)
             envs = [self.daemon.wait_env(pr, "ready", timeout=120, fail_fast=True) for pr in (2, 3)]
         logs = [self.step_log(e["slug"]) for e in envs]
         self.assertEqual(sorted("from the pool" in log for log in logs), [False, True], logs)
@@ -266,13 +280,8 @@ class Postgres(PrevueTestCase):
 
     def test_a_dump_the_operator_keeps_seeds_previews_and_its_change_makes_a_new_template(self):
         # A production-like snapshot no repository carries: a file named in prevue's config.
-        self.pg.psql("CREATE DATABASE snapshot")
-        self.pg.psql("CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL); "
-                     "INSERT INTO notes (body) VALUES ('From the operator snapshot')", database="snapshot")
         dump = os.path.join(self.scratch, "snapshot.dump")
-        subprocess.run(["pg_dump", "-Fc", "--no-owner", "-f", dump, "-d", self.pg.admin_url.rsplit("/", 1)[0] + "/snapshot"], check=True)
-        self.set_manifest(lambda m: (m["seed"][0].pop("dump"), m["seed"][0].update({"server_dump": "snapshot"})))
-        commit_all(self.repo, "seed from the operator's snapshot")
+        source = self.seed_from_operator_snapshot("From the operator snapshot", dump)
         sha = self.commit_on("snap", lambda: write(self.repo, "app/NOTE", "x\n"), "snap")
         server = {"url": self.pg.admin_url + "?sslmode=disable", "pool": 0, "dumps": {"snapshot": dump}}
         self.daemon = Daemon(self.scratch, [self.repo], extra={"postgres": {"main": server}}).start()
@@ -282,7 +291,7 @@ class Postgres(PrevueTestCase):
         self.assertIn(f"restored the dump snapshot ({dump})", self.step_log(env["slug"]))
         # The operator refreshes the snapshot: the next push builds a template from it.
         self.pg.psql("INSERT INTO notes (body) VALUES ('In the refreshed snapshot')", database="snapshot")
-        subprocess.run(["pg_dump", "-Fc", "--no-owner", "-f", dump + ".new", "-d", self.pg.admin_url.rsplit("/", 1)[0] + "/snapshot"], check=True)
+        subprocess.run(["pg_dump", "-Fc", "--no-owner", "-f", dump + ".new", "-d", source], check=True)
         os.replace(dump + ".new", dump)
         sha = self.commit_on("snap", lambda: write(self.repo, "app/NOTE", "y\n"), "snap two", new_branch=False)
         env = self.daemon.wait_env(1, "ready", sha, timeout=120, fail_fast=True)
@@ -296,14 +305,10 @@ class Postgres(PrevueTestCase):
 
     def test_a_dump_at_a_url_is_fetched_when_it_changed_and_kept_when_the_url_is_down(self):
         # The operator's snapshot published over HTTP (a loopback server; Last-Modified, If-Modified-Since).
-        self.pg.psql("CREATE DATABASE snapshot")
-        self.pg.psql("CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL); "
-                     "INSERT INTO notes (body) VALUES ('From the published snapshot')", database="snapshot")
         published = os.path.join(self.scratch, "published")
         os.makedirs(published)
         dump = os.path.join(published, "snapshot.dump")
-        source = self.pg.admin_url.rsplit("/", 1)[0] + "/snapshot"
-        subprocess.run(["pg_dump", "-Fc", "--no-owner", "-f", dump, "-d", source], check=True)
+        source = self.seed_from_operator_snapshot("From the published snapshot", dump)
         requests = []
 
         class Handler(http.server.SimpleHTTPRequestHandler):
@@ -321,8 +326,6 @@ class Postgres(PrevueTestCase):
         threading.Thread(target=web.serve_forever, daemon=True).start()
         self.addCleanup(web.server_close)
         url = f"http://127.0.0.1:{web.server_address[1]}/snapshot.dump"
-        self.set_manifest(lambda m: (m["seed"][0].pop("dump"), m["seed"][0].update({"server_dump": "snapshot"})))
-        commit_all(self.repo, "seed from the published snapshot")
         sha = self.commit_on("snap", lambda: write(self.repo, "app/NOTE", "x\n"), "snap")
         server = {"url": self.pg.admin_url + "?sslmode=disable", "pool": 0, "dumps": {"snapshot": url}}
         self.daemon = Daemon(self.scratch, [self.repo], extra={"postgres": {"main": server}}).start()
