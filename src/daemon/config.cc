@@ -88,7 +88,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
   try {
     Reader root(doc, "$");
     root.expect_object({"state_dir", "provider_dir", "provider_timeout", "api", "proxy", "repositories", "dns", "lease", "concurrency", "scheduler",
-                        "webhooks", "trust", "secrets", "providers", "postgres", "access", "share_link_ttl"});
+                        "webhooks", "trust", "secrets", "providers", "postgres", "access", "share_link_ttl", "lease_warning"});
     Config c;
     if (!root.has("state_dir")) root.fail("missing required field 'state_dir'");
     c = default_config(resolve(base, root.at("state_dir").string()));
@@ -134,6 +134,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
       }
     }
     if (root.has("access")) c.access = read_access(root.at("access"), base);
+    if (root.has("lease_warning")) c.lease_warning = root.at("lease_warning").duration();
     if (root.has("share_link_ttl")) {
       c.share_link_ttl = root.at("share_link_ttl").duration();
       if (c.share_link_ttl.count() < 1000) root.at("share_link_ttl").fail("must be at least 1s");

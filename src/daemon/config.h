@@ -106,6 +106,7 @@ struct Config {
   std::map<std::string, pg::Server> postgres_servers;
   AccessSettings access;  // every repository's, unless it has its own
   Millis share_link_ttl = Millis(7LL * 24 * 3'600'000);  // a share link's default lifetime
+  Millis lease_warning = Millis(24LL * 3'600'000);       // the PR's comment says a lease ends this long before (0: never)
   size_t webhook_max_body_bytes = 25 * 1024 * 1024;
 };
 

@@ -660,9 +660,28 @@ struct Daemon::Impl {
                                             !(env->has_value() && (*env)->deployed_sha == running->second.sha))  // a wake is no new build
       building = running->second.sha;
     std::string slug = predicted_slug(key, (*pr)->head_ref);
-    auto r = preview_report({**pr, *env, lease, building, slug, engine_config.public_url(slug + "." + config.domain)});
+    auto r = preview_report({**pr, *env, lease, building, slug, engine_config.public_url(slug + "." + config.domain), clock.now_ms(),
+                             config.lease_warning});
     if (!r) return;
     reporter->post(key.first, key.second, std::move(*r));
+  }
+
+  // Previews whose lease entered the warning window: their comment says when
+  // they end (the reporter edits it once: the text stays the same afterwards).
+  // Checked on the reconcile tick, so the warning comes within one of its
+  // start; a lease extended meanwhile is reported by the extension itself.
+  void warn_of_ending_leases() {
+    if (!reporter || config.lease_warning.count() <= 0) return;
+    auto leases = store->all_leases();
+    if (!leases.ok()) return;
+    const std::int64_t now = clock.now_ms();
+    for (const auto& l : *leases) {
+      const std::int64_t deadline = l.deadline();
+      if (l.pinned || deadline == LeaseScheduler::kNever || deadline <= now || deadline - now > config.lease_warning.count()) continue;
+      // (preview_report narrows the window further; reporting an unchanged text costs no request)
+      if (auto e = store->find_environment_by_id(l.env_id); e.ok() && e->has_value() && (*e)->state == EnvState::kReady)
+        report({(*e)->repo_id, (*e)->pr});
+    }
   }
 
   // A host that was down or hanging gets the preview's state once it answers again.
@@ -780,6 +799,7 @@ struct Daemon::Impl {
       refresh_routes();
       reconcile();
       retry_failed_reports();
+      warn_of_ending_leases();
       arm_reconcile_timer();
     });
   }

@@ -268,6 +268,10 @@ std::string comment_body(const PreviewReport& r) {
       return out;
   }
   std::string end = r.lease_end == "sleep" ? "goes to sleep" : "is removed";
+  // A time, never "in 3 hours": the text changes once, when the warning starts, not on every report.
+  if (r.ends_soon_at_ms)
+    out += "\n**Ending soon:** the preview " + end + " on " + utc(r.ends_soon_at_ms) + "." +
+           (r.extend_hint.empty() ? std::string() : " Keep it longer with `" + r.extend_hint + "`.") + "\n";
   if (r.pinned) {
     out += "\nThe preview is pinned: it stays until the pull request closes.\n";
   } else if (r.idle_ms || r.lease_expires_at_ms) {

@@ -30,6 +30,7 @@ struct PreviewReport {
   bool pinned = false;
   std::string lease_end = "destroy";     // destroy | sleep
   std::string extend_hint;               // how to extend, e.g. "prevue extend <slug> 1d"
+  std::int64_t ends_soon_at_ms = 0;      // the lease ends within the warning window, at this time (0: not soon)
 };
 
 struct HostApiSettings {

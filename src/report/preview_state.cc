@@ -2,6 +2,8 @@
 
 #include "lease/lease_scheduler.h"
 
+#include <algorithm>
+
 namespace prevue {
 
 std::optional<PreviewReport> preview_report(const PreviewFacts& facts) {
@@ -46,6 +48,14 @@ std::optional<PreviewReport> preview_report(const PreviewFacts& facts) {
       r.idle_ms = l.idle_ms;
       r.pinned = l.pinned;
       r.lease_end = to_string(l.end_action);
+      // The window is at most half of the period that ends the lease (its TTL,
+      // or its idle limit): an idle limit of a day never warns for all of it.
+      const std::int64_t deadline = l.deadline();
+      const bool idle_ends_it = l.last_active + l.idle_ms <= l.expires_at;
+      const std::int64_t window = std::min<std::int64_t>(facts.warn_before.count(), (idle_ends_it ? l.idle_ms : l.ttl_ms) / 2);
+      if (window > 0 && l.revoked_at == 0 && !l.pinned && deadline != LeaseScheduler::kNever && r.state == ReportState::kSuccess &&
+          !r.sleeping && deadline - facts.now_ms <= window)
+        r.ends_soon_at_ms = deadline;
     }
   }
   if (r.slug.empty()) r.slug = facts.predicted_slug;

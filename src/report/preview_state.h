@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "core/duration.h"
 #include "report/host_api.h"
 #include "store/store.h"
 
@@ -19,6 +20,10 @@ struct PreviewFacts {
   std::string building_sha;    // a build of this commit is running (a wake of the deployed commit is none)
   std::string predicted_slug;  // the slug before the environment exists
   std::string predicted_url;   // its link, which shows the building page until then
+  // A lease ending within `warn_before` of `now_ms` (at most half of the
+  // TTL or idle limit that ends it) is said to end soon (0: never).
+  std::int64_t now_ms = 0;
+  Millis warn_before{0};
 };
 
 // Nothing to say (nullopt) while a teardown runs, or before anything happened.

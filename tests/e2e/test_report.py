@@ -185,6 +185,26 @@ class Reporting(PrevueTestCase):
         self.assertEqual(self.refused(), [])
         self.assertNotIn(TOKENS["github"], self.daemon.read_log())
 
+    def test_the_comment_warns_once_before_the_lease_ends_and_says_when_it_is_gone(self):
+        # A 40 s lease (a visit does not extend it: its idle limit is an hour): warned for its last 20 s.
+        git(self.repo, "checkout", "-q", "-b", "feature/short", "main")
+        sha = set_lease(self.repo, {"ttl": "40s", "idle": "1h", "end": "destroy", "grace": "0s"})
+        git(self.repo, "checkout", "-q", "main")
+        self.assertEqual(self.github("pull_request-opened.json", 12, sha, "gh-short"), 202)
+        env = self.daemon.wait_env(12, "ready", sha)
+
+        def comment():
+            return next(iter(self.hosts.comments.values()), "")
+        wait_until(lambda: "Preview: ready" in comment(), "the comment to say ready")
+        self.assertNotIn("Ending soon", comment())
+        wait_until(lambda: "Ending soon" in comment(), "the comment to warn that the lease ends", 60)
+        self.assertIn("Keep it longer with `prevue extend " + env["slug"], comment())
+        self.daemon.wait_gone(env["slug"], timeout=90)
+        wait_until(lambda: "removed" in comment(), "the comment to say the preview is gone", 60)
+        self.assertIn("its lease ran out", comment())
+        edits = [r["body"]["body"] for r in self.hosts.of("github", "PATCH", r"/comments/")]
+        self.assertEqual(sum("Ending soon" in body for body in edits), 1, edits)  # one edit for the warning, however many reports
+
     def test_gitlab_gitea_bitbucket_statuses(self):
         self.assertEqual(self.gitlab_open(21, self.heads["gl"]), 202)
         self.assertEqual(self.gitea_open(31, self.heads["gt"]), 202)

@@ -532,6 +532,45 @@ TEST(PreviewState, ReadySleepingAndFailedSayWhatTheyAre) {
   EXPECT_EQ(failed.report()->reason, "apply: web exited 1");
 }
 
+TEST(PreviewState, TheCommentSaysALeaseEndsSoonOnceItsWindowStartsAndChangesOnlyThen) {
+  Facts ready = facts(EnvState::kReady);
+  const std::int64_t deadline = 1'900'000'000'000;
+  ready.lease = LeaseRecord{3, 72LL * 3'600'000, 864'000'000, EndAction::kDestroy, 0, deadline, deadline, false, 0};  // the TTL ends first
+  const Millis window(24LL * 3'600'000);
+  auto comment_at = [&](std::int64_t now) {
+    auto r = preview_report({ready.pr, ready.env, ready.lease, "", "pr-42-feature-abc123", "http://x/", now, window});
+    return comment_body(*r);
+  };
+  // Before the window: the usual text, the same at every report (no edit).
+  const std::string before = comment_at(deadline - window.count() - 60'000);
+  EXPECT_EQ(before.find("Ending soon"), std::string::npos);
+  EXPECT_EQ(comment_at(deadline - window.count() - 1), before);
+  // In the window: one new text (one edit), which later reports repeat.
+  const std::string warned = comment_at(deadline - window.count());
+  EXPECT_NE(warned, before);
+  EXPECT_NE(warned.find("**Ending soon:** the preview is removed on 2030-03-17 17:46 UTC. Keep it longer with `prevue extend "
+                        "pr-42-feature-abc123 1d`."),
+            std::string::npos)
+      << warned;
+  EXPECT_EQ(comment_at(deadline - 60'000), warned);
+  // Pinned, or no warning configured: nothing ends soon.
+  ready.lease->pinned = true;
+  EXPECT_EQ(comment_at(deadline - 60'000).find("Ending soon"), std::string::npos);
+  ready.lease->pinned = false;
+  EXPECT_EQ(comment_body(*preview_report({ready.pr, ready.env, ready.lease, "", "s", "u", deadline - 60'000, Millis(0)})).find("Ending soon"),
+            std::string::npos);
+  // An idle limit that ends the lease: warned for half of it at most (a day's limit, not all day).
+  ready.lease = LeaseRecord{3, 72LL * 3'600'000, 4LL * 3'600'000, EndAction::kSleep, 0, deadline + 86'400'000, deadline - 4LL * 3'600'000, false, 0};
+  EXPECT_EQ(comment_at(deadline - 2LL * 3'600'000 - 1).find("Ending soon"), std::string::npos);
+  EXPECT_NE(comment_at(deadline - 2LL * 3'600'000).find("**Ending soon:** the preview goes to sleep on"), std::string::npos);
+  // Removed: the comment changes again, and says why.
+  Facts gone = facts(EnvState::kDestroyed);
+  gone.lease = ready.lease;
+  auto removed = comment_body(*preview_report({gone.pr, gone.env, gone.lease, "", "s", "u", deadline + 1, window}));
+  EXPECT_NE(removed, warned);
+  EXPECT_NE(removed.find("**Preview: removed** (its lease ran out"), std::string::npos) << removed;
+}
+
 TEST(PreviewState, ARemovedPreviewSaysWhyForTheCommitThatRan) {
   Facts gone = facts(EnvState::kDestroyed);
   gone.pr.status = PrStatus::kMerged;
