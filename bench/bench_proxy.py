@@ -2,14 +2,17 @@
 """Proxy throughput and p99 latency: prevue's proxy against nginx configured
 as the same host-routing proxy (keep-alive to the upstream), in front of the
 same upstream (nginx serving a page, started by prevue as the preview's
-service), measured with wrk on loopback in the same run. Bounded: each wrk
-run lasts --seconds; the whole script stops by itself.
+service), measured with wrk on loopback in the same run; and prevue's proxy
+in front of a protected preview (access "link", the share link's cookie on
+every request) against the same proxy unprotected. Bounded: each wrk run
+lasts --seconds; the whole script stops by itself.
 
 Usage: bench/bench_proxy.py [--seconds 10] [--connections 64] [--rounds 2]
 Needs: build/prevue, build/providers/local, nginx and wrk (scripts/setup-bench.sh).
 """
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -19,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 
 from bench_common import PREVUE, PROVIDERS, Serve, branch_with_commit, make_repo, until
@@ -30,8 +34,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wrk(port, host, seconds, connections):
-    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-H", f"Host: {host}",
+def wrk(port, host, seconds, connections, cookie=None):
+    headers = ["-H", f"Host: {host}"] + (["-H", f"Cookie: {cookie}"] if cookie else [])
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", *headers,
                           f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=seconds + 30)
     if out.returncode != 0:
         sys.exit(f"bench_proxy: wrk failed: {out.stderr}")
@@ -72,22 +77,41 @@ def main():
     try:
         repo = make_repo(os.path.join(scratch, "repo"), os.path.join("bench", "proxy-upstream"))
         branch_with_commit(repo, "bench")
-        daemon = Serve(scratch, {"state_dir": os.path.join(scratch, "state"), "api": {"listen": "127.0.0.1:0"},
+        private_repo = make_repo(os.path.join(scratch, "private"), os.path.join("bench", "proxy-upstream"))
+        branch_with_commit(private_repo, "bench")
+        token = "bench-token"
+        daemon = Serve(scratch, {"state_dir": os.path.join(scratch, "state"), "api": {"listen": "127.0.0.1:0", "token": token},
                                  "proxy": {"listen": "127.0.0.1:0", "threads": 2},
-                                 "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"}]})
+                                 "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"},
+                                                  {"url": private_repo, "base": "main", "poll_interval": "1h",
+                                                   "access": {"mode": "link"}}]})
         serve = daemon.info
 
-        def ready_env():
+        def ready_envs():
             with urllib.request.urlopen(serve["api"] + "/api/v1/environments") as r:
-                envs = [e for e in json.load(r) if e["state"] == "ready"]
-            return envs[0] if envs else None
+                envs = {e["repo"]: e for e in json.load(r) if e["state"] == "ready"}
+            return envs if len(envs) == 2 else None
         try:
-            env = until(ready_env, "the preview", poll=0.1)
+            envs = until(ready_envs, "the previews", poll=0.1)
         except SystemExit:
             print(open(os.path.join(scratch, "serve.log")).read(), file=sys.stderr)
             raise
+        env = next(e for e in envs.values() if os.path.basename(e["repo"].rstrip("/")) == "repo")
+        private = next(e for e in envs.values() if e is not env)
         host = env["routes"][0]["host"]
         upstream = env["routes"][0]["upstream"]
+        private_host = private["routes"][0]["host"]
+        # The protected preview's cookie, from a share link (as a reviewer's browser gets it).
+        made = urllib.request.Request(f"{serve['api']}/api/v1/environments/{private['slug']}/links", data=b"{}", method="POST",
+                                      headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(made) as r:
+            link = urllib.parse.urlsplit(json.load(r)["url"])
+        opened = http.client.HTTPConnection("127.0.0.1", serve["proxy_port"], timeout=10)
+        opened.request("GET", f"{link.path}?{link.query}", headers={"Host": private_host})
+        reply = opened.getresponse()
+        reply.read()
+        cookie = reply.getheader("Set-Cookie").split(";", 1)[0]
+        opened.close()
 
         nginx_port = free_port()
         conf = os.path.join(scratch, "nginx-proxy.conf")
@@ -133,11 +157,13 @@ http {{
         until(lambda: answers(serve["proxy_port"]), "prevue's proxy to answer", poll=0.1)
         until(lambda: answers(nginx_port), "nginx to answer", poll=0.1)
 
-        results = {"prevue": [], "nginx": []}
+        results = {"prevue": [], "nginx": [], "protected": []}
+        targets = (("prevue", serve["proxy_port"], host, None), ("nginx", nginx_port, host, None),
+                   ("protected", serve["proxy_port"], private_host, cookie))
         for _ in range(args.rounds):
-            for name, port in (("prevue", serve["proxy_port"]), ("nginx", nginx_port)):
-                wrk(port, host, 2, args.connections)  # warm-up
-                results[name].append(wrk(port, host, args.seconds, args.connections))
+            for name, port, target, with_cookie in targets:
+                wrk(port, target, 2, args.connections, with_cookie)  # warm-up
+                results[name].append(wrk(port, target, args.seconds, args.connections, with_cookie))
         keep_alive = {"prevue": [], "nginx": []}
         for _ in range(args.rounds):
             for name, port in (("prevue", serve["proxy_port"]), ("nginx", nginx_port)):
@@ -150,6 +176,9 @@ http {{
         (p_rps, p_p99), (n_rps, n_p99) = best["prevue"], best["nginx"]
         print(f"{'throughput':44s} prevue {p_rps:10.0f} req/s | nginx proxy {n_rps:10.0f} req/s | ratio {p_rps / n_rps:.2f}x (target >= 1.0)")
         print(f"{'p99 latency':44s} prevue {p_p99:10.2f} ms    | nginx proxy {n_p99:10.2f} ms    | ratio {p_p99 / n_p99:.2f}x (target <= 1.0)")
+        s_rps, s_p99 = best["protected"]
+        print(f"{'protected (link, cookie on every request)':44s} prevue {s_rps:10.0f} req/s | unprotected {p_rps:10.0f} req/s | ratio {s_rps / p_rps:.2f}x (target >= 0.95)")
+        print(f"{'protected p99 latency':44s} prevue {s_p99:10.2f} ms    | unprotected {p_p99:10.2f} ms    | ratio {s_p99 / p_p99:.2f}x (target <= 1.05)")
         (k_p50, k_p99), (kn_p50, kn_p99) = (min(keep_alive[n], key=lambda r: r[0]) for n in ("prevue", "nginx"))
         print(f"{'keep-alive latency p50 (1 connection)':44s} prevue {k_p50:10.3f} ms    | nginx proxy {kn_p50:10.3f} ms    | ratio {k_p50 / kn_p50:.2f}x (target <= 1.0)")
         print(f"{'keep-alive latency p99 (1 connection)':44s} prevue {k_p99:10.3f} ms    | nginx proxy {kn_p99:10.3f} ms    | ratio {k_p99 / kn_p99:.2f}x")
