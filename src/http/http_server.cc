@@ -1002,8 +1002,9 @@ class ProxyServer final : public Proxy {
         continue;
       }
       // Access first: a visitor who may not open a preview does not wake it either.
-      auto known = routes_now().find(host);
-      if (known != routes_now().end() && known->second.access.mode != AccessMode::kPublic) {
+      const RouteTable::Map& table = routes_now();  // one snapshot: its entry is copied before anything waits
+      auto known = table.find(host);
+      if (known != table.end() && known->second.access.mode != AccessMode::kPublic) {
         const ProxyRoute guarded = known->second;  // a copy: the table may move on while the form is read
         Admission admission = co_await admit(session, request_parser, client_buffer, guarded, keep_alive, has_body, kTls);
         if (admission == Admission::kClose) break;

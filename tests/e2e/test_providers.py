@@ -110,7 +110,9 @@ class Providers(PrevueTestCase):
             "crash": "provider crashed (exit code 3)",
             "flood": "flooded the log, then failed",
         }
-        shas = {mode: self.branch(f"hostile-{mode}", scripted_manifest({"mode": mode, "flood_mb": 100})) for mode in cases}
+        # 16 MiB is three times what a step log keeps, and written well inside the 3 s the hang
+        # needs even on a loaded machine (100 MiB there outlasted it: the flood timed out instead).
+        shas = {mode: self.branch(f"hostile-{mode}", scripted_manifest({"mode": mode, "flood_mb": 16})) for mode in cases}
         self.start_daemon(provider_timeout="3s")
         for mode, message in cases.items():
             env = self.wait_ref(f"hostile-{mode}", "failed", timeout=120)
