@@ -53,6 +53,15 @@ class Https(PrevueTestCase):
         cert = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=out.stdout, capture_output=True, text=True, timeout=30)
         return cert.stdout.strip()
 
+    def repo_with_branch(self, branch, banner):
+        """The reference app with a pull request's branch whose page shows `banner`."""
+        repo = make_template_repo(self.scratch)
+        git(repo, "checkout", "-q", "-b", branch, "main")
+        set_banner(repo, banner)
+        commit_all(repo, branch)
+        git(repo, "checkout", "-q", "main")
+        return repo
+
     def start_daemon(self, repo, extra=None):
         """A daemon whose proxy also listens for HTTPS with the live certificate; it and its HTTPS port."""
         daemon = Daemon(self.scratch, [repo], extra=extra)
@@ -70,11 +79,7 @@ class Https(PrevueTestCase):
         self.make_ca()
         self.issue("first", 1001)
         self.install("first")
-        repo = make_template_repo(self.scratch)
-        git(repo, "checkout", "-q", "-b", "private", "main")
-        set_banner(repo, "Private over TLS")
-        commit_all(repo, "private")
-        git(repo, "checkout", "-q", "main")
+        repo = self.repo_with_branch("private", "Private over TLS")
         daemon, tls_port = self.start_daemon(repo, extra={"access": {"mode": "link"}})
         try:
             env = daemon.wait_env(1, "ready")
@@ -100,11 +105,7 @@ class Https(PrevueTestCase):
         self.issue("first", 1001)
         self.issue("second", 2002)
         self.install("first")
-        repo = make_template_repo(self.scratch)
-        git(repo, "checkout", "-q", "-b", "secure", "main")
-        set_banner(repo, "Over TLS")
-        commit_all(repo, "tls")
-        git(repo, "checkout", "-q", "main")
+        repo = self.repo_with_branch("secure", "Over TLS")
         daemon, tls_port = self.start_daemon(repo)
         try:
             env = daemon.wait_env(1, "ready")

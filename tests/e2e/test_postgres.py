@@ -24,7 +24,19 @@ from test_compose import container_id, docker, docker_ready, project_objects
 POSTGRES_TEMPLATE = os.path.join(TEMPLATE_DIR, "..", "reference-postgres")
 
 
-class Postgres(PrevueTestCase):
+class SeededPreviewCase(PrevueTestCase):
+    """A test with a daemon (self.daemon) whose previews show the notes of their database."""
+
+    def page(self, env):
+        status, page, _ = self.daemon.get(primary_host(env))
+        self.assertEqual(status, 200, page)
+        return page
+
+    def step_log(self, slug):
+        return self.prevue("logs", slug, state_dir=self.daemon.state_dir).stdout
+
+
+class Postgres(SeededPreviewCase):
     def setUp(self):
         super().setUp()
         self.pg = PostgresServer()
@@ -55,14 +67,6 @@ class Postgres(PrevueTestCase):
 
     def ready_pool(self):
         return [name for name, comment in self.databases("prevue_pool_").items() if comment.endswith(" ready")]
-
-    def page(self, env):
-        status, page, _ = self.daemon.get(primary_host(env))
-        self.assertEqual(status, 200, page)
-        return page
-
-    def step_log(self, slug):
-        return self.prevue("logs", slug, state_dir=self.daemon.state_dir).stdout
 
     def seed_from_operator_snapshot(self, row, dump):
         """A production-like snapshot no repository carries (database `snapshot`, one note `row`),
@@ -383,7 +387,7 @@ def postgres_image_missing():
 
 
 @unittest.skipIf(postgres_image_missing() is not None, postgres_image_missing() or "")
-class PostgresInCompose(PrevueTestCase):
+class PostgresInCompose(SeededPreviewCase):
     """templates/reference-postgres/prevue.compose.json: the app and its PostgreSQL as one compose project per preview."""
 
     def setUp(self):
@@ -408,14 +412,6 @@ class PostgresInCompose(PrevueTestCase):
                               "-c", sql], capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 0, out.stderr)
         return out.stdout.strip()
-
-    def page(self, env):
-        status, page, _ = self.daemon.get(primary_host(env))
-        self.assertEqual(status, 200, page)
-        return page
-
-    def step_log(self, slug):
-        return self.prevue("logs", slug, state_dir=self.daemon.state_dir).stdout
 
     def test_the_environments_own_postgres_service_is_seeded_kept_and_reseeded(self):
         one = self.commit_on("alpha", lambda: write(self.repo, "app/NOTE", "alpha\n"), "alpha")
