@@ -57,6 +57,13 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view con
   return {};
 }
 
+Result<std::string> kept_secret(const std::filesystem::path& file, const std::function<std::string()>& make) {
+  constexpr size_t kShortest = 32;  // anything shorter is a truncated or foreign file: made anew
+  if (auto text = read_file(file); text.ok() && text->size() >= kShortest) return *text;
+  PREVUE_TRY(write_file_atomic(file, make(), Durability::kSynced, FileAccess::kOwnerOnly));
+  return read_file(file);
+}
+
 Result<std::string> read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return make_error(ErrorCode::kNotFound, "cannot read " + path.string() + ": " + std::strerror(errno));

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,10 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view con
                          Durability durability = Durability::kSynced, FileAccess access = FileAccess::kShared);
 
 Result<std::string> read_file(const std::filesystem::path& path);
+
+// A secret kept in `file` (0600): the one there, else `make()` written there
+// first. Two processes making it at once both end up with the one on disk.
+Result<std::string> kept_secret(const std::filesystem::path& file, const std::function<std::string()>& make);
 
 // An exclusive advisory lock on a file (created if missing), held from
 // construction to destruction; the kernel releases it if the process dies,

@@ -261,8 +261,7 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
           if (!dumps.value().is_object()) dumps.fail("must map dump names to files");
           for (const auto& dump : dumps.value().items()) {
             Reader file(dump.value(), dumps.child_path(dump.key()));
-            static const std::regex kDumpName("[A-Za-z][A-Za-z0-9_]{0,39}");
-            if (!std::regex_match(dump.key(), kDumpName)) file.fail("a dump's name is letters, digits and '_', starting with a letter");
+            if (!is_valid_seed_name(dump.key())) file.fail("a dump's name is letters, digits and '_', starting with a letter");
             const std::string& where = file.string();
             if (where.rfind("http://", 0) == 0 || where.rfind("https://", 0) == 0) {  // fetched when a seed names it
               if (where.find_first_of(" \t\r\n") != std::string::npos) file.fail("is not a URL");

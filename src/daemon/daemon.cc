@@ -55,16 +55,6 @@ using json = nlohmann::json;
 
 namespace {
 
-// <state>/access-key: made once (0600), read on every start.
-Result<std::string> access_secret(const std::filesystem::path& state_dir) {
-  const std::filesystem::path file = state_dir / "access-key";
-  if (auto text = read_file(file); text.ok() && text->size() >= 32) return *text;
-  std::string fresh = random_hex(32);
-  if (Status written = write_file_atomic(file, fresh, Durability::kSynced, FileAccess::kOwnerOnly); !written.ok())
-    return make_error(written.error().code, "cannot keep the access key at " + file.string() + ": " + written.error().message);
-  return fresh;
-}
-
 
 
 constexpr size_t kApiMaxBody = 1 << 20;  // the JSON API's own requests are small
@@ -270,9 +260,9 @@ struct Daemon::Impl {
     }
     // The key that signs share links and access cookies: kept in the state, so
     // links and sessions outlive a restart.
-    auto key = access_secret(config.state_dir);
+    auto key = kept_secret(config.state_dir / "access-key", [] { return random_hex(32); });
     if (!key.ok()) {
-      std::cerr << "prevue serve: " << key.error().message << "\n";
+      std::cerr << "prevue serve: the access key: " << key.error().message << "\n";
       return 1;
     }
     access_key = std::make_shared<const AccessKey>(*key);

@@ -22,6 +22,7 @@
 #include "git/git_mirror.h"
 #include "manifest/render.h"
 #include "seed/seeder.h"
+#include "webhook/signature.h"
 
 namespace prevue {
 
@@ -331,17 +332,8 @@ void Engine::remember_postgres_servers() {
                                                       s.value("dumps", std::map<std::string, std::string>{})};
   }
   if (config_.postgres_servers.empty()) return;
-  const fs::path secret = config_.state_dir / "postgres-secret";
-  if (auto text = read_file(secret); text.ok() && text->size() >= 32) {
-    postgres_secret_ = *text;
-    return;
-  }
-  std::string fresh = pg::new_secret();
-  fs::create_directories(config_.state_dir, ec);
-  // Another process may have written its own first: everyone uses the one on disk.
-  if (write_file_atomic(secret, fresh, Durability::kSynced, FileAccess::kOwnerOnly).ok())
-    if (auto text = read_file(secret); text.ok()) fresh = *text;
-  postgres_secret_ = fresh;
+  auto secret = kept_secret(config_.state_dir / "postgres-secret", [] { return random_hex(32); });
+  postgres_secret_ = secret.ok() ? *secret : random_hex(32);  // a state that cannot be written: this process's own
 }
 
 Result<std::string> Engine::repository_key(const std::string& repo) {

@@ -590,6 +590,9 @@ class ProxyServer final : public Proxy {
   // (taken out of the request, so the app never sees it), earned at the
   // share link's URL or with the password's form; anyone else gets a page
   // that says how to get in. Nothing reaches the app (or wakes it) before.
+  // `route` is read before the first suspension only (it lives in this
+  // thread's route-table snapshot, which may move on meanwhile): the path
+  // that waits for a form copies what it needs first.
   template <class Client, class Parser>
   asio::awaitable<Admission> admit(Session<Client>& session, Parser& parser, beast::flat_buffer& buffer, const ProxyRoute& route,
                                    bool keep_alive, bool has_body, bool tls) {
@@ -604,8 +607,8 @@ class ProxyServer final : public Proxy {
     auto outcome = [&](bool again) { return again ? Admission::kAnswered : Admission::kClose; };
 
     // The visitor is in: a cookie for this preview only, then the page they asked for.
-    auto let_in = [&](const AccessGrant& grant) {
-      std::string cookie = std::string(kAccessCookie) + "=" + key->cookie_value(route.slug, grant) + "; Path=/; Max-Age=" +
+    auto let_in = [&](const std::string& slug, const AccessGrant& grant) {
+      std::string cookie = std::string(kAccessCookie) + "=" + key->cookie_value(slug, grant) + "; Path=/; Max-Age=" +
                            std::to_string(std::max<std::int64_t>(1, grant.expires_unix - now)) + "; HttpOnly; SameSite=Lax" +
                            (tls ? "; Secure" : "");
       std::vector<std::pair<http::field, std::string>> headers{{http::field::set_cookie, std::move(cookie)}, {http::field::location, "/"}};
@@ -624,7 +627,7 @@ class ProxyServer final : public Proxy {
       std::optional<AccessGrant> grant;
       if (auto token = form_value(query, "t")) grant = key->verify_link_token(*token, route.slug, now);
       if (grant && grant_allows(route.access, *grant)) {
-        auto headers = let_in(*grant);
+        auto headers = let_in(route.slug, *grant);
         co_return outcome(co_await answer(session, version, keep_alive && !has_body, 303, page("Opening the preview", "", false), 0,
                                           std::move(headers)));
       }
@@ -636,6 +639,7 @@ class ProxyServer final : public Proxy {
       constexpr size_t kMaxForm = 4096;
       if (!has_body || parser.content_length().value_or(kMaxForm + 1) > kMaxForm)
         co_return outcome(co_await answer(session, version, false, 413, page("Request body too large", "", false)));
+      const std::string slug = route.slug, fingerprint = route.access.password_fingerprint;  // the form is read next
       std::string form;
       std::array<char, kMaxForm> chunk;
       session.read_deadline = std::chrono::steady_clock::now() + options_.body_timeout;
@@ -649,12 +653,12 @@ class ProxyServer final : public Proxy {
       }
       session.read_deadline = std::chrono::steady_clock::time_point::max();
       auto password = form_value(form, "password");
-      if (password && constant_time_equal(key->password_fingerprint(*password), route.access.password_fingerprint)) {
+      if (password && constant_time_equal(key->password_fingerprint(*password), fingerprint)) {
         const std::int64_t expires = now + std::chrono::duration_cast<std::chrono::seconds>(options_.password_session).count();
-        auto headers = let_in(AccessGrant{AccessGrant::Kind::kPassword, route.access.password_fingerprint, expires});
+        auto headers = let_in(slug, AccessGrant{AccessGrant::Kind::kPassword, fingerprint, expires});
         co_return outcome(co_await answer(session, version, keep_alive, 303, page("Opening the preview", "", false), 0, std::move(headers)));
       }
-      std::string body = refuse("That is not the password of preview " + route.slug + ".");
+      std::string body = refuse("That is not the password of preview " + slug + ".");
       co_return outcome(co_await answer(session, version, keep_alive, 401, page("Wrong password", body, false)));
     }
 
@@ -1002,11 +1006,10 @@ class ProxyServer final : public Proxy {
         continue;
       }
       // Access first: a visitor who may not open a preview does not wake it either.
-      const RouteTable::Map& table = routes_now();  // one snapshot: its entry is copied before anything waits
+      const RouteTable::Map& table = routes_now();
       auto known = table.find(host);
       if (known != table.end() && known->second.access.mode != AccessMode::kPublic) {
-        const ProxyRoute guarded = known->second;  // a copy: the table may move on while the form is read
-        Admission admission = co_await admit(session, request_parser, client_buffer, guarded, keep_alive, has_body, kTls);
+        Admission admission = co_await admit(session, request_parser, client_buffer, known->second, keep_alive, has_body, kTls);
         if (admission == Admission::kClose) break;
         if (admission == Admission::kAnswered) continue;
       }

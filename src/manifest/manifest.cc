@@ -74,6 +74,11 @@ bool is_safe_relative_path(std::string_view path) {
   return true;
 }
 
+bool is_valid_seed_name(const std::string& name) {
+  return !name.empty() && name.size() <= 40 && std::isalpha(static_cast<unsigned char>(name[0])) &&
+         name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == std::string::npos;
+}
+
 namespace {
 
 using json_reader::is_name;
@@ -110,11 +115,6 @@ ServiceSpec read_service(const Reader& r, const std::string& name) {
   }
   if (r.has("paths")) s.paths = r.at("paths").paths();
   return s;
-}
-
-bool is_valid_seed_name(const std::string& name) {
-  return !name.empty() && name.size() <= 40 && std::isalpha(static_cast<unsigned char>(name[0])) &&
-         name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == std::string::npos;
 }
 
 SeedStep read_seed(const Reader& r) {

@@ -71,6 +71,11 @@ struct SeedStep {
   std::string run_in;
 };
 
+// A name used as an identifier elsewhere ({{ seed.NAME }}, a PostgreSQL
+// database or role, a file under the state): a letter, then letters,
+// digits and '_', at most 40.
+bool is_valid_seed_name(const std::string& name);
+
 struct RouteSpec {
   std::string name;     // "web" -> {{ host.web }}
   std::string service;  // which service answers this host

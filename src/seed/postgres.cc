@@ -470,7 +470,6 @@ Result<std::vector<std::string>> sweep(const Server& server, const std::set<std:
 }
 
 std::string key_of(const std::string& material) { return sha256_hex(material).substr(0, 16); }
-std::string new_secret() { return random_hex(32); }
 
 std::string derive_password(const std::string& secret, const std::string& what) {
   unsigned char digest[EVP_MAX_MD_SIZE];

@@ -109,9 +109,6 @@ std::string environment_database(const std::string& slug, const std::string& see
 
 // A seed key: 16 hex digits of SHA-256 of what builds the template.
 std::string key_of(const std::string& material);
-// 64 random hex digits (the secret passwords are derived from).
-std::string new_secret();
-
 // An environment's password: HMAC-SHA256(secret, what) in hex, so every run
 // (and every prevue instance sharing the secret) derives the same one and
 // none is stored.

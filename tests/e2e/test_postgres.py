@@ -35,6 +35,12 @@ class SeededPreviewCase(PrevueTestCase):
     def step_log(self, slug):
         return self.prevue("logs", slug, state_dir=self.daemon.state_dir).stdout
 
+    def push_a_migration(self, branch):
+        """A push to `branch` adding migration 002 (a note 'Added by migration 002'): a new seed key. Its commit."""
+        return self.commit_on(branch, lambda: write(self.repo, "migrations/002_more.sql",
+                                                    "INSERT INTO notes (body, author) VALUES ('Added by migration 002', 'migrations');\n"),
+                              "a migration", new_branch=False)
+
 
 class Postgres(SeededPreviewCase):
     def setUp(self):
@@ -123,9 +129,7 @@ class Postgres(SeededPreviewCase):
         self.assertIn(f"database {db_a}: kept", self.step_log(env_a["slug"]))
 
         # A push that adds a migration: a template at the new key, and A gets a copy of it.
-        four = self.commit_on("alpha", lambda: write(self.repo, "migrations/002_more.sql",
-                                                     "INSERT INTO notes (body, author) VALUES ('Added by migration 002', 'migrations');\n"),
-                              "a migration", new_branch=False)
+        four = self.push_a_migration("alpha")
         env_a = self.daemon.wait_env(1, "ready", four, timeout=120, fail_fast=True)
         page = self.page(env_a)
         self.assertIn("Added by migration 002", page)
@@ -438,9 +442,7 @@ class PostgresInCompose(SeededPreviewCase):
         self.assertIn("database app in db: kept", self.step_log(slug_a))
 
         # A push that adds a migration: the database is built again at the new key.
-        four = self.commit_on("alpha", lambda: write(self.repo, "migrations/002_more.sql",
-                                                     "INSERT INTO notes (body, author) VALUES ('Added by migration 002', 'migrations');\n"),
-                              "a migration", new_branch=False)
+        four = self.push_a_migration("alpha")
         env_a = self.daemon.wait_env(1, "ready", four, timeout=300, fail_fast=True)
         page = self.page(env_a)
         self.assertIn("Added by migration 002", page)
