@@ -19,17 +19,26 @@ TERRAFORM = shutil.which("tofu") or shutil.which("terraform")
 STATE_SCHEMA = "prevue_states"
 
 
-def command_lines():
-    """The argv of every live process (terraform's with the binary's full path first)."""
+def processes():
+    """(pid, argv) of every live process (terraform's with the binary's full path first)."""
     found = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    found.append([a.decode(errors="replace") for a in f.read().split(b"\0") if a])
+                    found.append((int(pid), [a.decode(errors="replace") for a in f.read().split(b"\0") if a]))
             except OSError:
                 pass
     return found
+
+
+def command_lines():
+    """The argv of every live process."""
+    return [argv for _, argv in processes()]
+
+
+def workspace_new_processes():
+    return [(pid, argv) for pid, argv in processes() if argv[2:4] == ["workspace", "new"]]
 
 
 def running(argv):
@@ -173,7 +182,15 @@ class Terraform(PrevueTestCase):
             wait_until(lambda: self.pg.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4294967295") != "0",
                        "the test to hold the creation lock", 30)
             self.start_daemon()
-            wait_until(lambda: any(a[2:4] == ["workspace", "new"] for a in command_lines()), "a workspace new to run", 120)
+            # Held until a second `workspace new` runs: the first met the lock and gave up, and
+            # the provider tries again. (Letting go when the first one appears raced it: a
+            # loaded machine started it, the lock went, and it never met the lock at all.)
+            attempts = set()
+
+            def retried():
+                attempts.update(pid for pid, argv in workspace_new_processes())
+                return len(attempts) >= 2
+            wait_until(retried, "a second workspace new, after the first met the lock", 120)
         finally:
             self.pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600);'")
             holder.kill()
