@@ -4,7 +4,8 @@
 #   scripts/build.sh TARGET...       only those targets (the demo builds prevue and its providers)
 # PREVUE_BUILD_DIR (default build), PREVUE_BUILD_TYPE (default RelWithDebInfo)
 # PREVUE_SANITIZE (address,undefined: a sanitized build) and PREVUE_FUZZ (ON:
-# with the libFuzzer targets, clang and sanitizers only) choose the build.
+# with the libFuzzer targets, clang and sanitizers only) choose the build;
+# PREVUE_BENCH=OFF leaves the benchmarks out.
 # The compiler is clang 16: GCC 12.2 miscompiles coroutines (see
 # cmake/CompilerChecks.cmake, which refuses such a compiler).
 set -euo pipefail
@@ -17,7 +18,8 @@ if [[ -f $build/CMakeCache.txt ]] && ! grep -qx "CMAKE_CXX_COMPILER:[A-Z]*=$(com
   rm -rf "$build"
 fi
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE="${PREVUE_BUILD_TYPE:-RelWithDebInfo}" \
-  -DPREVUE_SANITIZE="${PREVUE_SANITIZE:-}" -DPREVUE_FUZZ="${PREVUE_FUZZ:-OFF}" >/dev/null
+  -DPREVUE_SANITIZE="${PREVUE_SANITIZE:-}" -DPREVUE_FUZZ="${PREVUE_FUZZ:-OFF}" \
+  -DPREVUE_BENCH="${PREVUE_BENCH:-ON}" >/dev/null
 targets=()
 for t in "$@"; do targets+=(--target "$t"); done
 cmake --build "$build" -j "${PREVUE_JOBS:-2}" "${targets[@]}"
