@@ -1,8 +1,7 @@
 #include "daemon/api.h"
 
-#include <openssl/crypto.h>
-
 #include "core/duration.h"
+#include "core/redact.h"
 #include "daemon/json_responses.h"
 #include "engine/maintenance.h"
 #include "lease/lease_scheduler.h"
@@ -12,12 +11,17 @@ namespace prevue {
 
 using json = nlohmann::json;
 
-bool Api::authorized(const HttpRequest& r) const {
-  if (token_.empty()) return false;
-  std::string expected = "Bearer " + token_;
-  std::string given = r.header("authorization");
-  return given.size() == expected.size() && CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0;
+std::string actor(const Viewer& viewer) { return viewer.by_session() ? viewer.who + " (dashboard)" : viewer.who; }
+
+namespace {
+
+// What each role may do, and the refusal that names what is missing.
+std::optional<HttpResponse> refused_for(const Viewer& viewer, Role needed, const std::string& what) {
+  if (static_cast<int>(viewer.role) >= static_cast<int>(needed)) return std::nullopt;
+  return error_response(403, what + " needs the " + to_string(needed) + " role; " + viewer.who + " has " + to_string(viewer.role));
 }
+
+}  // namespace
 
 // POST /api/v1/environments {"repo", "pr", "ref" | "sha"}: an event from the API.
 HttpResponse Api::create(const json& body) {
@@ -62,7 +66,7 @@ json Api::environment_json(const EnvironmentRecord& e) {
 // /api/v1/environments/{slug}/links: share links of a preview in `link`
 // mode. POST {"ttl": "24h", "note": "…"} makes one (its URL is shown once:
 // the list gives ids, not tokens); DELETE …/links/{id} revokes it.
-HttpResponse Api::share_links(const HttpRequest& r, const EnvironmentRecord& e, const std::string& link_id) {
+HttpResponse Api::share_links(const HttpRequest& r, const EnvironmentRecord& e, const std::string& link_id, const Viewer& viewer) {
   auto link_json = [](const ShareLinkRecord& l) {
     return json{{"id", l.id},          {"created_at_ms", l.created_at}, {"expires_at_ms", l.expires_at},
                 {"revoked_at_ms", l.revoked_at}, {"created_by", l.created_by}, {"note", l.note}};
@@ -93,7 +97,7 @@ HttpResponse Api::share_links(const HttpRequest& r, const EnvironmentRecord& e, 
     link.env_id = e.id;
     link.created_at = clock_.now_ms();
     link.expires_at = link.created_at + ttl.count();
-    link.created_by = "api token";
+    link.created_by = actor(viewer);
     link.note = note;
     if (Status saved = store_.insert_share_link(link); !saved.ok()) return error_response(500, saved.error().message);
     (void)store_.append_timeline(e.id, "share link", "made " + link.id + " until " + std::to_string(link.expires_at / 1000) + " (" + link.created_by + ")", 0);
@@ -108,7 +112,7 @@ HttpResponse Api::share_links(const HttpRequest& r, const EnvironmentRecord& e, 
     auto revoked = store_.revoke_share_link(e.id, link_id, clock_.now_ms());
     if (!revoked.ok()) return error_response(500, revoked.error().message);
     if (!*revoked) return error_response(404, "preview " + e.slug + " has no share link '" + link_id + "' that works");
-    (void)store_.append_timeline(e.id, "share link", "revoked " + link_id + " (api token)", 0);
+    (void)store_.append_timeline(e.id, "share link", "revoked " + link_id + " by " + actor(viewer), 0);
     daemon_.share_links_changed();
     return json_response(200, json{{"id", link_id}, {"revoked", true}});
   }
@@ -117,17 +121,52 @@ HttpResponse Api::share_links(const HttpRequest& r, const EnvironmentRecord& e, 
 
 HttpResponse Api::handle(const HttpRequest& r) {
   std::string path = r.target.substr(0, r.target.find('?'));
-  const std::string prefix = "/api/v1/environments";
-  bool mutating = r.method != "GET" && r.method != "HEAD";
   if (path == "/healthz") return json_response(200, json{{"ok", true}, {"in_flight", daemon_.operations_in_flight()}});
   if (path == "/metrics" && r.method == "GET") return HttpResponse{200, "text/plain; version=0.0.4", daemon_.metrics_text(), {}};
-  if (mutating && !authorized(r)) {
-    return token_.empty()
-               ? error_response(403, "changes through the API are disabled: set api.token or api.token_file in the config")
-               : HttpResponse{401, "application/json", "{\"error\": \"missing or wrong bearer token\"}\n",
-                              {{"WWW-Authenticate", "Bearer"}}};
+  const bool mutating = r.method != "GET" && r.method != "HEAD";
+  std::optional<Viewer> viewer = sessions_.viewer(r);
+  if (!viewer && !sessions_.sign_in_possible()) {
+    if (mutating) return error_response(403, "changes through the API are disabled: set api.token or api.token_file in the config");
+    viewer = Viewer{"anyone", Role::kRead, ""};  // no token configured: reads stay open
   }
+  if (!viewer)
+    return HttpResponse{401, "application/json", "{\"error\": \"sign in: a bearer token, or a dashboard session\"}\n", {{"WWW-Authenticate", "Bearer"}}};
+  if (mutating && !sessions_.may_change(r, *viewer))
+    return error_response(403, "refused: a change from the dashboard must come from its own page, with its CSRF token");
+  return handle_as(r, *viewer);
+}
+
+// The latest run's steps and logs, as `prevue logs` prints them, with no
+// server paths (secrets were redacted when the logs were stored).
+HttpResponse Api::run_log(const EnvironmentRecord& e) {
+  json out{{"slug", e.slug}, {"state", to_string(e.state)}, {"steps", json::array()}};
+  if (!e.error.empty()) out["error"] = without_server_paths(e.failed_step + ": " + e.error, e.dir);
+  auto run = store_.last_run(e.id);
+  if (!run.ok()) return error_response(500, run.error().message);
+  if (!run->has_value()) return json_response(200, out);
+  out["run"] = {{"id", (*run)->id}, {"kind", to_string((*run)->kind)}, {"state", to_string((*run)->state)}};
+  auto steps = store_.steps_of_run((*run)->id);
+  if (!steps.ok()) return error_response(500, steps.error().message);
+  for (const auto& step : *steps)
+    out["steps"].push_back({{"name", step.name},
+                            {"state", to_string(step.state)},
+                            {"started_at_ms", step.started_at},
+                            {"duration_ms", step.finished_at ? step.finished_at - step.started_at : 0},
+                            {"log", without_server_paths(step.log, e.dir)}});
+  return json_response(200, out);
+}
+
+HttpResponse Api::handle_as(const HttpRequest& r, const Viewer& viewer) {
+  std::string path = r.target.substr(0, r.target.find('?'));
+  const std::string prefix = "/api/v1/environments";
   try {
+    if (path == "/api/v1/session" && r.method == "GET")
+      return json_response(200, json{{"who", viewer.who}, {"role", to_string(viewer.role)}, {"csrf", sessions_.csrf_token(viewer)}});
+    if (path == "/api/v1/stream" && r.method == "GET" && changes_) {
+      HttpResponse stream{200, "text/event-stream", "retry: 3000\n\n", {}};
+      stream.events = changes_;
+      return stream;
+    }
     if (path == "/api/v1/events" && r.method == "GET") {
       json out = json::array();
       if (auto events = store_.recent_events(100); events.ok())
@@ -137,6 +176,7 @@ HttpResponse Api::handle(const HttpRequest& r) {
       return json_response(200, out);
     }
     if (path == "/api/v1/repositories/poll" && r.method == "POST") {
+      if (auto refused = refused_for(viewer, Role::kWrite, "polling")) return *refused;
       json body = r.body.empty() ? json::object() : json::parse(r.body);
       std::string wanted = body.value("repo", "");
       int polled = daemon_.poll(wanted);
@@ -149,7 +189,10 @@ HttpResponse Api::handle(const HttpRequest& r) {
         for (const auto& e : *envs) out.push_back(environment_json(e));
       return json_response(200, out);
     }
-    if (path == prefix && r.method == "POST") return create(json::parse(r.body.empty() ? "{}" : r.body));
+    if (path == prefix && r.method == "POST") {
+      if (auto refused = refused_for(viewer, Role::kWrite, "creating a preview")) return *refused;
+      return create(json::parse(r.body.empty() ? "{}" : r.body));
+    }
     if (path.rfind(prefix + "/", 0) == 0) {
       std::string rest = path.substr(prefix.size() + 1);
       std::string slug = rest.substr(0, rest.find('/'));
@@ -159,37 +202,56 @@ HttpResponse Api::handle(const HttpRequest& r) {
       if (!found->has_value()) return error_response(404, "no environment called '" + slug + "'");
       const EnvironmentRecord& e = **found;
       if (sub.empty() && r.method == "GET") return json_response(200, environment_json(e));
+      if (sub == "log" && r.method == "GET") return run_log(e);
       if (sub == "timeline" && r.method == "GET") {
         json out = json::array();
         if (auto t = store_.timeline_of(e.id); t.ok())
           for (const auto& entry : *t)
-            out.push_back({{"at_ms", entry.at}, {"kind", entry.kind}, {"detail", entry.detail}, {"duration_ms", entry.duration_ms}});
+            out.push_back({{"at_ms", entry.at}, {"kind", entry.kind}, {"detail", without_server_paths(entry.detail, e.dir)},
+                           {"duration_ms", entry.duration_ms}});
         return json_response(200, out);
       }
       if (sub.empty() && r.method == "DELETE") {
+        if (auto refused = refused_for(viewer, Role::kAdmin, "destroying a preview")) return *refused;
         if (e.state == EnvState::kDestroyed) return json_response(200, json{{"slug", e.slug}, {"state", "destroyed"}});
         // Like an expired lease: gone until the next push (Engine::down sees to that).
-        (void)store_.append_timeline(e.id, "received", "delete through the API", 0);
-        daemon_.destroy(e, "deleted through the API");
+        (void)store_.append_timeline(e.id, "received", "delete by " + actor(viewer), 0);
+        daemon_.destroy(e, "destroyed by " + actor(viewer));
         return json_response(202, json{{"slug", e.slug}, {"state", "destroying"}});
       }
       if (sub == "extend" && r.method == "POST") {
+        if (auto refused = refused_for(viewer, Role::kWrite, "extending a lease")) return *refused;
         json body = json::parse(r.body.empty() ? "{}" : r.body);
         auto by = parse_duration(body.value("duration", ""));
         if (!by.ok()) return error_response(400, by.error().message);
         auto lease = extend_lease(store_, e.slug, *by, clock_.now_ms());
         if (!lease.ok()) return error_response(lease.error().code == ErrorCode::kNotFound ? 404 : 400, lease.error().message);
+        (void)store_.append_timeline(e.id, "lease", "extended by " + body.value("duration", "") + " by " + actor(viewer), 0);
         daemon_.lease_changed(e, *lease, true);  // the comment says when the lease ends
         return json_response(200, environment_json(e));
       }
-      if (sub == "links" || sub.rfind("links/", 0) == 0) return share_links(r, e, sub.size() > 6 ? sub.substr(6) : "");
+      if (sub == "links" || sub.rfind("links/", 0) == 0) {
+        if (r.method != "GET")
+          if (auto refused = refused_for(viewer, Role::kWrite, "making or revoking share links")) return *refused;
+        return share_links(r, e, sub.size() > 6 ? sub.substr(6) : "", viewer);
+      }
       if (sub == "pin" && r.method == "POST") {
+        if (auto refused = refused_for(viewer, Role::kWrite, "pinning a lease")) return *refused;
         json body = json::parse(r.body.empty() ? "{}" : r.body);
         if (!body.contains("pinned") || !body["pinned"].is_boolean()) return error_response(400, "body must be {\"pinned\": true|false}");
         auto lease = pin_lease(store_, e.slug, body["pinned"].get<bool>());
         if (!lease.ok()) return error_response(lease.error().code == ErrorCode::kNotFound ? 404 : 400, lease.error().message);
+        (void)store_.append_timeline(e.id, "lease", std::string(body["pinned"].get<bool>() ? "pinned" : "unpinned") + " by " + actor(viewer), 0);
         daemon_.lease_changed(e, *lease, false);
         return json_response(200, environment_json(e));
+      }
+      if (sub == "redeploy" && r.method == "POST") {
+        if (auto refused = refused_for(viewer, Role::kWrite, "redeploying a preview")) return *refused;
+        if (e.state != EnvState::kFailed)
+          return error_response(409, "preview " + e.slug + " is " + to_string(e.state) + ": only a failed preview is redeployed (a push updates the others)");
+        (void)store_.append_timeline(e.id, "received", "redeploy by " + actor(viewer), 0);
+        if (Status started = daemon_.redeploy(e); !started.ok()) return error_response(409, started.error().message);
+        return json_response(202, json{{"slug", e.slug}, {"state", "redeploying"}});
       }
     }
   } catch (const json::exception& e) {

@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/duration.h"
 #include "core/result.h"
+#include "daemon/sessions.h"
 #include "http/http.h"
 #include "store/store.h"
 
@@ -41,27 +42,39 @@ class ApiDaemon {
   };
   // A preview asked for by hand: the event is recorded under `delivery_id` once its commit is resolved.
   virtual Result<Accepted> create(const std::string& repo, long pr, const std::string& ref, const std::string& sha) = 0;
+  // A failed preview built again at its pull request's head, without waiting out its retry backoff.
+  virtual Status redeploy(const EnvironmentRecord& environment) = 0;
 };
 
+// Reads need the bearer token or a dashboard session (when a token is
+// configured; without one the API is read-only and open, as before sign-in
+// existed). Changes need a role (write: extend, pin, redeploy, create, poll,
+// share links; admin: destroy), and from a session its CSRF token.
 class Api {
  public:
-  Api(Store& store, const Clock& clock, std::string token, ApiDaemon& daemon, Millis default_link_ttl = Millis(7LL * 24 * 3'600'000))
-      : store_(store), clock_(clock), token_(std::move(token)), daemon_(daemon), default_link_ttl_(default_link_ttl) {}
+  Api(Store& store, const Clock& clock, Sessions& sessions, ApiDaemon& daemon, std::shared_ptr<ChangeFeed> changes,
+      Millis default_link_ttl = Millis(7LL * 24 * 3'600'000))
+      : store_(store), clock_(clock), sessions_(sessions), daemon_(daemon), changes_(std::move(changes)), default_link_ttl_(default_link_ttl) {}
 
   HttpResponse handle(const HttpRequest& request);
   // An environment as GET /api/v1/environments/{slug} shows it.
   nlohmann::json environment_json(const EnvironmentRecord& e);
 
  private:
-  bool authorized(const HttpRequest& request) const;
+  HttpResponse handle_as(const HttpRequest& request, const Viewer& viewer);
   HttpResponse create(const nlohmann::json& body);
-  HttpResponse share_links(const HttpRequest& request, const EnvironmentRecord& e, const std::string& link_id);
+  HttpResponse share_links(const HttpRequest& request, const EnvironmentRecord& e, const std::string& link_id, const Viewer& viewer);
+  HttpResponse run_log(const EnvironmentRecord& e);
 
   Store& store_;
   const Clock& clock_;
-  const std::string token_;  // empty: changes through the API are disabled
+  Sessions& sessions_;
   ApiDaemon& daemon_;
+  std::shared_ptr<ChangeFeed> changes_;
   const Millis default_link_ttl_;
 };
+
+// "who (how)" as the timeline records an action: "api token", "alice (dashboard)".
+std::string actor(const Viewer& viewer);
 
 }  // namespace prevue

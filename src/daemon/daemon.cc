@@ -27,6 +27,8 @@
 #include "core/redact.h"
 #include "core/slug.h"
 #include "daemon/api.h"
+#include "daemon/dashboard.h"
+#include "daemon/sessions.h"
 #include "daemon/dns_publisher.h"
 #include "daemon/lease_keeper.h"
 #include "daemon/poller.h"
@@ -216,7 +218,6 @@ struct Daemon::Impl {
       return 1;
     }
     store = std::move(opened).value();
-    api_handler = std::make_unique<Api>(*store, clock, config.api_token, api_bridge, config.share_link_ttl);
     LeaseRequests lease_requests;
     lease_requests.sleep = [this](const EnvironmentRecord& e, const std::string& why) {
       dispatch({e.repo_id, e.pr}, OpKind::kSleep, "", "", e.slug, why);
@@ -267,6 +268,9 @@ struct Daemon::Impl {
     }
     access_key = std::make_shared<const AccessKey>(*key);
     po.access_key = access_key;
+    sessions = std::make_unique<Sessions>(*store, clock, config.api_token, access_key, kSessionTtl);
+    api_handler = std::make_unique<Api>(*store, clock, *sessions, api_bridge, changes, config.share_link_ttl);
+    dashboard = std::make_unique<Dashboard>(*sessions);
     ProxyHooks hooks;
     hooks.on_hit = [this](std::int64_t env_id) { leases->touch(env_id); };
     hooks.wake = [this](std::int64_t env_id) { asio::post(main, [this, env_id] { leases->wake(env_id); }); };
@@ -319,8 +323,13 @@ struct Daemon::Impl {
     // The API after the repositories: a webhook never finds them missing.
     // Webhooks are verified and recorded on threads of their own.
     OffloadedRoutes hooks_route{"/hooks/", [this](const HttpRequest& r) { return webhooks->handle(r); }, 4, config.webhook_max_body_bytes};
-    auto started_api = HttpServer::start(main, config.api.host, config.api.port, [this](const HttpRequest& r) { return api_handler->handle(r); },
-                                         kApiMaxBody, std::move(hooks_route));
+    auto started_api = HttpServer::start(
+        main, config.api.host, config.api.port,
+        [this](const HttpRequest& r) {
+          if (auto page = dashboard->handle(r)) return std::move(*page);
+          return api_handler->handle(r);
+        },
+        kApiMaxBody, std::move(hooks_route));
     if (!started_api.ok()) {
       std::cerr << "prevue serve: api: " << started_api.error().message << "\n";
       return 1;
@@ -583,6 +592,7 @@ struct Daemon::Impl {
           UpRequest request{repo_key, key.second, ref, sha, cancelled.get(), config_ref};
           // The proxy moves to the new versions before the old ones stop.
           request.on_routes_changed = [this](const std::string&) { run_on_main([this] { refresh_routes(); }); };
+          request.on_step_done = [this](const std::string&, bool, std::chrono::milliseconds) { changes->notify(); };
           // State and routes change together for anyone asking the API (this worker's
           // store connection is used on main while the worker waits).
           request.publish_ready = [this](const std::function<Status()>& mark_ready) -> Status {
@@ -746,6 +756,7 @@ struct Daemon::Impl {
     RouteView view = route_view(*envs, *all, running, [this](PrKey key, const std::string& ref) { return predicted_slug(key, ref); },
                                 config.domain, access_for);
     routes.replace(std::move(view.routes));
+    changes->notify();  // what the dashboard shows follows the routes (states, builds starting and ending)
     if (view.hosts != dns_requested) {
       dns_requested = view.hosts;
       dns->publish(std::move(view.hosts));
@@ -846,6 +857,7 @@ struct Daemon::Impl {
       d.dispatch({e.repo_id, e.pr}, OpKind::kDown, "", "", e.slug, why);
     }
     void lease_changed(const EnvironmentRecord& e, const LeaseRecord& lease, bool renewed) override {
+      d.changes->notify();
       d.leases->schedule(lease);
       if (renewed) d.metrics.lease_renewals++;
       d.report({e.repo_id, e.pr});
@@ -859,10 +871,27 @@ struct Daemon::Impl {
     Result<Accepted> create(const std::string& repo, long pr, const std::string& ref, const std::string& sha) override {
       return d.create_from_api(repo, pr, ref, sha);
     }
+    Status redeploy(const EnvironmentRecord& e) override { return d.redeploy(e); }
   };
   ApiBridge api_bridge{*this};
   std::shared_ptr<const AccessKey> access_key;
+  static constexpr Millis kSessionTtl{12LL * 3'600'000};  // a working day's sign-in
+  std::unique_ptr<Sessions> sessions;
   std::unique_ptr<Api> api_handler;  // on the main thread's store connection
+  std::unique_ptr<Dashboard> dashboard;
+  std::shared_ptr<ChangeFeed> changes = std::make_shared<ChangeFeed>();  // the dashboard's event stream
+
+  // A failed preview built again now at its pull request's head (reconcile
+  // leaves a failed commit alone, and the retry backoff is forgotten).
+  Status redeploy(const EnvironmentRecord& e) {
+    auto pr = store->find_pull_request(e.repo_id, e.pr);
+    if (!pr.ok()) return pr.error();
+    if (!pr->has_value() || (*pr)->status != PrStatus::kOpen)
+      return make_error(ErrorCode::kConflict, "pull request #" + std::to_string(e.pr) + " is not open");
+    dispatcher.forget_failure({e.repo_id, e.pr});
+    dispatch({e.repo_id, e.pr}, OpKind::kUp, (*pr)->head_sha, (*pr)->head_ref, e.slug, "redeploy asked for");
+    return {};
+  }
 
   std::string metrics_text() {
     std::map<std::string, std::int64_t> by_state;
@@ -956,6 +985,7 @@ struct Daemon::Impl {
     liveness_timer.cancel();
     delivery_timer.cancel();
     for (auto& t : poll_timers) t->cancel();
+    changes->close();  // the dashboard's open streams end
     if (api) api->stop();
     if (proxy) proxy->stop();
     if (leases) leases->stop();

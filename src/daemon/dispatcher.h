@@ -47,6 +47,8 @@ class Dispatcher {
   Operation finished(PrKey key, bool ok);
   // Every running operation stops before its next step (a shutdown).
   void cancel_all();
+  // The failures of `key` are forgotten: its next dispatch starts at once (a redeploy asked for by hand).
+  void forget_failure(PrKey key) { backoff_.forget(key); }
 
   const std::map<PrKey, Operation>& in_flight() const { return in_flight_; }
 

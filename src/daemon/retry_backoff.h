@@ -22,6 +22,8 @@ class RetryBackoff {
   bool waiting(PrKey key, const std::string& target, std::int64_t now_ms) const;
   // What became of the operation on `target`.
   void record(PrKey key, const std::string& target, bool ok, std::int64_t now_ms);
+  // Forgets the failures of `key` (a retry asked for by hand).
+  void forget(PrKey key) { failures_.erase(key); }
   // When the earliest wait not yet over ends (the caller reconciles then).
   std::optional<std::int64_t> next_retry(std::int64_t now_ms) const;
 

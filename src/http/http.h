@@ -39,11 +39,59 @@ struct HttpRequest {
   }
 };
 
+// Tells server-sent-event streams that something changed (the dashboard
+// then asks again). notify() from any thread; each open stream is woken.
+class ChangeFeed {
+ public:
+  using Waker = std::function<void()>;
+  std::uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+  void notify() {
+    version_.fetch_add(1, std::memory_order_acq_rel);
+    wake_all();
+  }
+  // Ends every stream (the daemon stops).
+  void close() {
+    closed_.store(true, std::memory_order_release);
+    wake_all();
+  }
+  // Registers a stream; nothing when `limit` streams are open already.
+  std::optional<std::uint64_t> subscribe(Waker waker, size_t limit) {
+    std::lock_guard lock(mutex_);
+    if (wakers_.size() >= limit || closed()) return std::nullopt;
+    wakers_[++next_id_] = std::move(waker);
+    return next_id_;
+  }
+  void unsubscribe(std::uint64_t id) {
+    std::lock_guard lock(mutex_);
+    wakers_.erase(id);
+  }
+  size_t streams() const {
+    std::lock_guard lock(mutex_);
+    return wakers_.size();
+  }
+
+ private:
+  void wake_all() {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, wake] : wakers_) wake();
+  }
+  std::atomic<std::uint64_t> version_{0};
+  std::atomic<bool> closed_{false};
+  mutable std::mutex mutex_;
+  std::map<std::uint64_t, Waker> wakers_;
+  std::uint64_t next_id_ = 0;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // Set: the response is a text/event-stream that stays open, one `changed`
+  // event each time the feed moves (`body` is sent first), until the client
+  // goes or the feed closes.
+  std::shared_ptr<ChangeFeed> events;
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;

@@ -253,6 +253,10 @@ class ApiServer final : public HttpServer {
       request.body = std::move(req.body());
       request.remote = remote;
       HttpResponse response = co_await respond(request);
+      if (response.events) {
+        co_await stream_events(stream, response, req.version());
+        break;
+      }
       http::response<http::string_body> res{static_cast<http::status>(response.status), req.version()};
       res.set(http::field::server, "prevue");
       res.set(http::field::content_type, response.content_type);
@@ -266,6 +270,63 @@ class ApiServer final : public HttpServer {
     }
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  // A server-sent-event stream (close-delimited): the response's body, an
+  // event at once (the page fetches what it shows after it is subscribed,
+  // so it misses nothing), then one per change of the feed, several close
+  // together as one. A comment every 20 s keeps the connection open through
+  // proxies, and finds a client that has gone.
+  static asio::awaitable<void> stream_events(beast::tcp_stream& stream, const HttpResponse& response, unsigned version) {
+    constexpr size_t kMaxStreams = 64;
+    const std::shared_ptr<ChangeFeed> feed = response.events;
+    auto executor = co_await asio::this_coro::executor;
+    auto timer = std::make_shared<asio::steady_timer>(executor);
+    std::weak_ptr<asio::steady_timer> weak = timer;
+    auto id = feed->subscribe(
+        [weak, executor] {
+          asio::post(executor, [weak] {
+            if (auto t = weak.lock()) t->cancel();
+          });
+        },
+        kMaxStreams);
+    if (!id) {
+      co_await reply(stream, 503, "too many event streams are open", false);
+      co_return;
+    }
+    struct Unsubscribe {
+      ChangeFeed& feed;
+      std::uint64_t id;
+      ~Unsubscribe() { feed.unsubscribe(id); }
+    } unsubscribe{*feed, *id};
+
+    http::response<http::empty_body> head{static_cast<http::status>(response.status), version};
+    head.set(http::field::server, "prevue");
+    head.set(http::field::content_type, "text/event-stream");
+    head.set(http::field::cache_control, "no-store");
+    for (const auto& [name, value] : response.headers) head.set(name, value);
+    head.keep_alive(false);
+    stream.expires_after(std::chrono::seconds(30));
+    auto [hec, hn] = co_await http::async_write(stream, head, nothrow);
+    if (hec) co_return;
+    std::uint64_t seen = feed->version();
+    std::string out = response.body + "event: changed\ndata: " + std::to_string(seen) + "\n\n";
+    while (!feed->closed()) {
+      stream.expires_after(std::chrono::seconds(30));
+      auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(out), nothrow);
+      stream.expires_never();
+      if (wec) break;
+      timer->expires_after(std::chrono::seconds(20));
+      if (feed->version() == seen) co_await timer->async_wait(nothrow);
+      if (feed->version() == seen) {
+        out = ": still here\n\n";
+        continue;
+      }
+      timer->expires_after(std::chrono::milliseconds(200));  // what comes with it
+      co_await timer->async_wait(nothrow);
+      seen = feed->version();
+      out = "event: changed\ndata: " + std::to_string(seen) + "\n\n";
+    }
   }
 
   static HttpResponse call(const HttpHandler& handler, const HttpRequest& request) {

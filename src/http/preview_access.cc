@@ -114,6 +114,18 @@ std::optional<AccessGrant> AccessKey::verify_cookie(std::string_view value, std:
 
 std::string AccessKey::password_fingerprint(std::string_view password) const { return mac("password", "", password).substr(0, 32); }
 
+std::string AccessKey::session_cookie_value(std::string_view session_id) const {
+  return std::string(session_id) + "." + mac("session", "", session_id);
+}
+
+std::optional<std::string> AccessKey::verify_session_cookie(std::string_view value) const {
+  auto parts = split_dots(value, 2);
+  if (!parts || !is_hex_id((*parts)[0]) || !constant_time_equal((*parts)[1], mac("session", "", (*parts)[0]))) return std::nullopt;
+  return std::string((*parts)[0]);
+}
+
+std::string AccessKey::csrf_token(std::string_view session_id) const { return mac("csrf", "", session_id).substr(0, 32); }
+
 bool grant_allows(const AccessPolicy& policy, const AccessGrant& grant) {
   switch (policy.mode) {
     case AccessMode::kPublic: return true;
@@ -127,7 +139,7 @@ bool grant_allows(const AccessPolicy& policy, const AccessGrant& grant) {
   return false;
 }
 
-std::pair<std::string, std::string> take_access_cookie(std::string_view header) {
+std::pair<std::string, std::string> take_cookie(std::string_view header, std::string_view name) {
   std::string ours, rest;
   size_t start = 0;
   while (start <= header.size()) {
@@ -138,7 +150,7 @@ std::pair<std::string, std::string> take_access_cookie(std::string_view header) 
     while (!pair.empty() && pair.back() == ' ') pair.remove_suffix(1);
     if (!pair.empty()) {
       size_t eq = pair.find('=');
-      if (eq != std::string_view::npos && pair.substr(0, eq) == kAccessCookie) {
+      if (eq != std::string_view::npos && pair.substr(0, eq) == name) {
         ours = std::string(pair.substr(eq + 1));  // the last one wins: a stale one before it is dropped as well
       } else {
         if (!rest.empty()) rest += "; ";

@@ -50,6 +50,13 @@ class AccessKey {
   std::optional<AccessGrant> verify_link_token(std::string_view token, std::string_view slug, std::int64_t now_unix) const;
   std::optional<AccessGrant> verify_cookie(std::string_view value, std::string_view slug, std::int64_t now_unix) const;
   std::string password_fingerprint(std::string_view password) const;
+  // The dashboard's session cookie, "<session id>.<mac>", and the id it
+  // names when the signature holds (the store says whether it still works).
+  std::string session_cookie_value(std::string_view session_id) const;
+  std::optional<std::string> verify_session_cookie(std::string_view value) const;
+  // The token a session's changing requests carry (header or form field):
+  // another site's page can make the browser send the cookie, not this.
+  std::string csrf_token(std::string_view session_id) const;
 
  private:
   std::string mac(std::string_view purpose, std::string_view slug, std::string_view body) const;
@@ -59,9 +66,13 @@ class AccessKey {
 // Whether `grant` still opens a preview with `policy`.
 bool grant_allows(const AccessPolicy& policy, const AccessGrant& grant);
 
-// A Cookie header split into prevue's cookie value (empty without one) and
-// the header without it (what the app receives; empty when nothing is left).
-std::pair<std::string, std::string> take_access_cookie(std::string_view cookie_header);
+// A Cookie header split into the value of cookie `name` (empty without one;
+// the last one wins) and the header without it (empty when nothing is left).
+std::pair<std::string, std::string> take_cookie(std::string_view cookie_header, std::string_view name);
+// Prevue's cookie taken out of what the app receives.
+inline std::pair<std::string, std::string> take_access_cookie(std::string_view cookie_header) {
+  return take_cookie(cookie_header, kAccessCookie);
+}
 
 // The value of `name` in an application/x-www-form-urlencoded body or a query string, decoded.
 std::optional<std::string> form_value(std::string_view form, std::string_view name);

@@ -247,6 +247,17 @@ CREATE TABLE share_links (
 );
 CREATE INDEX share_links_by_env ON share_links(env_id);
 )sql"},
+    // Dashboard sessions (the cookie is signed; the row can be revoked).
+    {7, R"sql(
+CREATE TABLE sessions (
+  id          TEXT PRIMARY KEY,
+  who         TEXT NOT NULL,
+  role        TEXT NOT NULL CHECK (role = 'read' OR role = 'write' OR role = 'admin'),
+  created_at  INTEGER NOT NULL,
+  expires_at  INTEGER NOT NULL,
+  revoked_at  INTEGER NOT NULL DEFAULT 0
+);
+)sql"},
 };
 
 }  // namespace prevue

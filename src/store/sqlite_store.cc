@@ -549,6 +549,37 @@ class SqliteStore final : public Store {
     return live;
   }
 
+  Status insert_session(const SessionRecord& session) override {
+    Statement s(db_, &cache_, "INSERT INTO sessions(id, who, role, created_at, expires_at, revoked_at) VALUES(?,?,?,?,?,?)");
+    s.bind(1, session.id).bind(2, session.who).bind(3, session.role).bind(4, session.created_at).bind(5, session.expires_at);
+    s.bind(6, session.revoked_at);
+    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot record session");
+    return {};
+  }
+
+  Result<std::optional<SessionRecord>> find_session(const std::string& id) override {
+    Statement s(db_, &cache_, "SELECT id, who, role, created_at, expires_at, revoked_at FROM sessions WHERE id = ?");
+    s.bind(1, id);
+    int rc = s.step();
+    if (rc == SQLITE_DONE) return std::optional<SessionRecord>();
+    if (rc != SQLITE_ROW) return db_error(db_, "cannot read session");
+    return std::optional<SessionRecord>(SessionRecord{s.text(0), s.text(1), s.text(2), s.integer(3), s.integer(4), s.integer(5)});
+  }
+
+  Result<bool> revoke_session(const std::string& id, std::int64_t now) override {
+    Statement s(db_, &cache_, "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at = 0");
+    s.bind(1, now).bind(2, id);
+    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot revoke session");
+    return sqlite3_changes(db_) > 0;
+  }
+
+  Status delete_sessions_ended_before(std::int64_t cutoff) override {
+    Statement s(db_, &cache_, "DELETE FROM sessions WHERE expires_at < ?1 OR (revoked_at <> 0 AND revoked_at < ?1)");
+    s.bind(1, cutoff);
+    if (s.step() != SQLITE_DONE) return db_error(db_, "cannot delete old sessions");
+    return {};
+  }
+
   Status append_timeline(std::int64_t env_id, const std::string& kind, const std::string& detail,
                          std::int64_t duration_ms) override {
     Statement s(db_, &cache_, "INSERT INTO timeline(env_id, at, kind, detail, duration_ms) VALUES(?,?,?,?,?)");

@@ -50,6 +50,17 @@ struct EnvironmentRecord {
   std::int64_t updated_at = 0;
 };
 
+// A dashboard sign-in. The cookie carries the id, signed; sign-out revokes
+// the row, so a copied cookie stops working with it.
+struct SessionRecord {
+  std::string id;    // hex
+  std::string who;   // "api token", or the git host's login
+  std::string role;  // read, write or admin
+  std::int64_t created_at = 0;  // ms
+  std::int64_t expires_at = 0;  // ms
+  std::int64_t revoked_at = 0;  // ms; 0 while it works
+};
+
 struct ShareLinkRecord {
   std::string id;  // hex, in the signed token
   std::int64_t env_id = 0;
@@ -261,6 +272,13 @@ class Store {
   virtual Result<std::vector<ShareLinkRecord>> share_links_of(std::int64_t env_id) = 0;
   virtual Result<bool> revoke_share_link(std::int64_t env_id, const std::string& id, std::int64_t now) = 0;
   virtual Result<std::map<std::int64_t, std::vector<std::string>>> live_share_links(std::int64_t now) = 0;
+
+  // Dashboard sessions: made at sign-in, read on each request, revoked at
+  // sign-out; those ended before `cutoff` (expired or revoked) are deleted.
+  virtual Status insert_session(const SessionRecord& session) = 0;
+  virtual Result<std::optional<SessionRecord>> find_session(const std::string& id) = 0;
+  virtual Result<bool> revoke_session(const std::string& id, std::int64_t now) = 0;
+  virtual Status delete_sessions_ended_before(std::int64_t cutoff) = 0;
 
   virtual Status append_timeline(std::int64_t env_id, const std::string& kind, const std::string& detail,
                                  std::int64_t duration_ms) = 0;

@@ -1,7 +1,9 @@
-// The daemon's REST API (Api, the unit `prevue serve` answers with) on a
-// real store, with the running daemon's part recorded: what a script or
-// an operator gets for each call, and what needs the token.
+// The daemon's REST API (Api, the unit `prevue serve` answers with) and
+// its dashboard's sign-in (Sessions, Dashboard) on a real store, with the
+// running daemon's part recorded: what a script, an operator or a browser
+// gets for each call, and what needs the token, a session, a CSRF token.
 #include "daemon/api.h"
+#include "daemon/dashboard.h"
 
 #include <gtest/gtest.h>
 
@@ -32,6 +34,10 @@ struct RecordingDaemon final : ApiDaemon {
     if (repo == "/missing") return make_error(ErrorCode::kNotFound, "repository '/missing' is neither an existing path nor a URL");
     return Accepted{repo, "api:1:" + std::to_string(pr)};
   }
+  Status redeploy(const EnvironmentRecord& e) override {
+    calls.push_back("redeploy " + e.slug);
+    return {};
+  }
 };
 
 class ApiTest : public ::testing::Test {
@@ -55,7 +61,31 @@ class ApiTest : public ::testing::Test {
     std::int64_t now = clock_.now_ms();
     ASSERT_TRUE(store_->upsert_lease(LeaseRecord{e.id, 3'600'000, 600'000, EndAction::kDestroy, 0, now + 3'600'000, now, false, 0}).ok());
     env_ = e;
-    api_ = std::make_unique<Api>(*store_, clock_, "s3cret", daemon_);
+    sessions_ = std::make_unique<Sessions>(*store_, clock_, "s3cret", key_, Millis(12LL * 3'600'000));
+    api_ = std::make_unique<Api>(*store_, clock_, *sessions_, daemon_, changes_);
+    dashboard_ = std::make_unique<Dashboard>(*sessions_);
+  }
+
+  // A browser's request to the dashboard's origin (127.0.0.1:7400).
+  static HttpRequest browser(const std::string& method, const std::string& target, const std::string& cookie = "",
+                             const std::string& body = "") {
+    HttpRequest r;
+    r.method = method;
+    r.target = target;
+    r.body = body;
+    r.headers["host"] = "127.0.0.1:7400";
+    if (method != "GET") r.headers["origin"] = "http://127.0.0.1:7400";
+    if (!cookie.empty()) r.headers["cookie"] = "theme=dark; " + cookie;
+    return r;
+  }
+
+  // Signs in through the login form with `token`: the cookie ("prevue_session=…"), empty when refused.
+  std::string sign_in(const std::string& token) {
+    auto r = dashboard_->handle(browser("POST", "/login", "", "token=" + token + "&next=%2F"));
+    if (!r || r->status != 303) return "";
+    for (const auto& [name, value] : r->headers)
+      if (name == "Set-Cookie") return value.substr(0, value.find(';'));
+    return "";
   }
 
   HttpResponse call(const std::string& method, const std::string& target, const std::string& body = "", bool with_token = true) {
@@ -71,11 +101,16 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
   EnvironmentRecord env_;
   RecordingDaemon daemon_;
+  std::shared_ptr<const AccessKey> key_ = std::make_shared<const AccessKey>("key-for-the-tests");
+  std::shared_ptr<ChangeFeed> changes_ = std::make_shared<ChangeFeed>();
+  std::unique_ptr<Sessions> sessions_;
   std::unique_ptr<Api> api_;
+  std::unique_ptr<Dashboard> dashboard_;
 };
 
 TEST_F(ApiTest, AnEnvironmentShowsItsStateLayersLeaseDnsAndRoutes) {
-  HttpResponse r = call("GET", "/api/v1/environments/pr-4-login-abc123", "", false);  // reading needs no token
+  EXPECT_EQ(call("GET", "/api/v1/environments/pr-4-login-abc123", "", false).status, 401);  // reading needs a sign-in
+  HttpResponse r = call("GET", "/api/v1/environments/pr-4-login-abc123");
   ASSERT_EQ(r.status, 200) << r.body;
   json e = json::parse(r.body);
   EXPECT_EQ(e["state"], "ready");
@@ -103,7 +138,7 @@ TEST_F(ApiTest, ShareLinksAreMadeListedAndRevokedOnlyForLinkModePreviews) {
   EXPECT_EQ(daemon_.calls.back(), "links changed");
   EXPECT_EQ(store_->live_share_links(clock_.now_ms()).value().at(env_.id), std::vector<std::string>{id});
 
-  json listed = json::parse(call("GET", links, "", false).body);
+  json listed = json::parse(call("GET", links).body);
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed[0]["note"], "for the designer");
   EXPECT_FALSE(listed[0].contains("url"));  // the token is shown once, when it is made
@@ -128,9 +163,14 @@ TEST_F(ApiTest, ChangesNeedTheTokenAndAreOffWithoutOne) {
   forged.target = "/api/v1/environments/pr-4-login-abc123";
   forged.headers["authorization"] = "Bearer s3cre";
   EXPECT_EQ(api_->handle(forged).status, 401);
-  Api without_token(*store_, clock_, "", daemon_);
+  Sessions no_sign_in(*store_, clock_, "", key_, Millis(3'600'000));
+  Api without_token(*store_, clock_, no_sign_in, daemon_, changes_);
   forged.headers["authorization"] = "Bearer ";
   EXPECT_EQ(without_token.handle(forged).status, 403);
+  HttpRequest read;
+  read.method = "GET";
+  read.target = "/api/v1/environments";
+  EXPECT_EQ(without_token.handle(read).status, 200);  // without a token the API is read-only and open
   EXPECT_TRUE(daemon_.calls.empty());
 }
 
@@ -140,10 +180,102 @@ TEST_F(ApiTest, DeleteExtendAndPinAskTheDaemon) {
   ASSERT_EQ(extended.status, 200) << extended.body;
   EXPECT_EQ(store_->lease_of(env_.id).value()->expires_at, clock_.now_ms() + 3'600'000 + 7'200'000);
   EXPECT_EQ(call("POST", "/api/v1/environments/pr-4-login-abc123/pin", R"({"pinned": true})").status, 200);
-  EXPECT_EQ(daemon_.calls, (std::vector<std::string>{"destroy pr-4-login-abc123: deleted through the API",
+  EXPECT_EQ(daemon_.calls, (std::vector<std::string>{"destroy pr-4-login-abc123: destroyed by api token",
                                                      "lease pr-4-login-abc123 renewed", "lease pr-4-login-abc123 pinned"}));
   auto timeline = store_->timeline_of(env_.id).value();
-  EXPECT_EQ(timeline.front().detail, "delete through the API");
+  EXPECT_EQ(timeline.front().detail, "delete by api token");  // who did it is recorded
+  EXPECT_EQ(timeline.back().detail, "pinned by api token");
+}
+
+TEST_F(ApiTest, OnlyAFailedPreviewIsRedeployed) {
+  const std::string redeploy = "/api/v1/environments/pr-4-login-abc123/redeploy";
+  EXPECT_EQ(call("POST", redeploy).status, 409);  // ready: a push updates it
+  env_.state = EnvState::kFailed;
+  env_.failed_step = "apply: web";
+  env_.error = "exit 1 in /envs/pr-4/web/app.py";
+  ASSERT_TRUE(store_->update_environment(env_).ok());
+  EXPECT_EQ(call("POST", redeploy).status, 202);
+  EXPECT_EQ(daemon_.calls, std::vector<std::string>{"redeploy pr-4-login-abc123"});
+  json log = json::parse(call("GET", "/api/v1/environments/pr-4-login-abc123/log").body);
+  EXPECT_EQ(log["error"], "apply: web: exit 1 in …/web/app.py");  // no server paths
+}
+
+TEST_F(ApiTest, TheDashboardSignsInWithTheTokenAndItsSessionReadsAndChanges) {
+  auto home = dashboard_->handle(browser("GET", "/"));
+  ASSERT_TRUE(home);
+  EXPECT_EQ(home->status, 303);  // to the sign-in page
+  EXPECT_EQ(sign_in("wrong"), "");
+  const std::string cookie = sign_in("s3cret");
+  ASSERT_EQ(cookie.rfind("prevue_session=", 0), 0u) << cookie;
+
+  HttpResponse page = *dashboard_->handle(browser("GET", "/", cookie));
+  ASSERT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("api token · admin"), std::string::npos);
+  HttpResponse who = api_->handle(browser("GET", "/api/v1/session", cookie));
+  ASSERT_EQ(who.status, 200) << who.body;
+  const std::string csrf = json::parse(who.body)["csrf"];
+  EXPECT_NE(page.body.find(csrf), std::string::npos);  // the page carries its token
+  EXPECT_EQ(api_->handle(browser("GET", "/api/v1/environments", cookie)).status, 200);
+
+  // A change needs the CSRF token and this origin.
+  HttpRequest extend = browser("POST", "/api/v1/environments/pr-4-login-abc123/extend", cookie, R"({"duration": "1h"})");
+  EXPECT_EQ(api_->handle(extend).status, 403);
+  extend.headers["x-prevue-csrf"] = csrf;
+  HttpRequest from_elsewhere = extend;
+  from_elsewhere.headers["origin"] = "https://evil.example";
+  EXPECT_EQ(api_->handle(from_elsewhere).status, 403);
+  EXPECT_EQ(api_->handle(extend).status, 200);
+  EXPECT_EQ(store_->timeline_of(env_.id).value().back().detail, "extended by 1h by api token (dashboard)");
+
+  // A form post from another site (the browser sends the cookie along) is refused.
+  HttpRequest forged = browser("POST", "/logout", cookie, "csrf=" + csrf);
+  forged.headers["origin"] = "https://evil.example";
+  EXPECT_EQ(dashboard_->handle(forged)->status, 403);
+  HttpRequest signin_elsewhere = browser("POST", "/login", "", "token=s3cret");
+  signin_elsewhere.headers["origin"] = "https://evil.example";
+  EXPECT_EQ(dashboard_->handle(signin_elsewhere)->status, 403);
+
+  // Signed out: the same cookie, replayed, no longer works.
+  HttpResponse out = *dashboard_->handle(browser("POST", "/logout", cookie, "csrf=" + csrf));
+  EXPECT_EQ(out.status, 303);
+  EXPECT_EQ(api_->handle(browser("GET", "/api/v1/environments", cookie)).status, 401);
+  EXPECT_EQ(dashboard_->handle(browser("GET", "/", cookie))->status, 303);
+}
+
+TEST_F(ApiTest, ASessionEndsWhenItExpiresAndAForgedCookieIsNothing) {
+  const std::string cookie = sign_in("s3cret");
+  ASSERT_FALSE(cookie.empty());
+  const std::string id = cookie.substr(cookie.find('=') + 1, cookie.find('.') - cookie.find('=') - 1);
+  EXPECT_EQ(api_->handle(browser("GET", "/api/v1/environments", "prevue_session=" + id + ".0000")).status, 401);
+  AccessKey other("another key");
+  EXPECT_EQ(api_->handle(browser("GET", "/api/v1/environments", "prevue_session=" + other.session_cookie_value(id))).status, 401);
+  clock_.advance(Millis(12LL * 3'600'000 + 1));
+  EXPECT_EQ(api_->handle(browser("GET", "/api/v1/environments", cookie)).status, 401);
+}
+
+TEST_F(ApiTest, TheStreamIsAnEventStreamOfTheDaemonsChanges) {
+  HttpResponse stream = call("GET", "/api/v1/stream");
+  ASSERT_EQ(stream.status, 200);
+  EXPECT_EQ(stream.events, changes_);
+  EXPECT_EQ(call("GET", "/api/v1/stream", "", false).status, 401);
+}
+
+TEST_F(ApiTest, TheDashboardsFilesAreEmbeddedAndNothingElseIsServed) {
+  auto script = dashboard_->handle(browser("GET", "/ui/app.js"));
+  ASSERT_TRUE(script);
+  EXPECT_EQ(script->status, 200);
+  EXPECT_EQ(script->content_type, "text/javascript; charset=utf-8");
+  EXPECT_NE(script->body.find("EventSource"), std::string::npos);
+  EXPECT_EQ(dashboard_->handle(browser("GET", "/ui/index.html"))->status, 404);
+  EXPECT_EQ(dashboard_->handle(browser("GET", "/ui/../../etc/passwd"))->status, 404);
+  EXPECT_FALSE(dashboard_->handle(browser("GET", "/api/v1/environments")));  // the API's
+  // After sign-in, only a path of this site: never another one.
+  HttpRequest away = browser("POST", "/login", "", "token=s3cret&next=%2F%2Fevil.example%2F");
+  auto r = dashboard_->handle(away);
+  ASSERT_EQ(r->status, 303);
+  bool home = false;
+  for (const auto& [name, value] : r->headers) home |= name == "Location" && value == "/";
+  EXPECT_TRUE(home);
 }
 
 TEST_F(ApiTest, BadRequestsSayWhatIsWrong) {

@@ -138,6 +138,9 @@ TEST(ProcessRunner, TimeoutSendsTheStopSignalThenKillsAfterTheGrace) {
                "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
                "time.sleep(60)\n"};
   spec.stop_grace = Millis(500);
+  // Long enough for python to start and ignore SIGTERM on a loaded machine
+  // (a SIGTERM before that ends it by SIGTERM, not by the grace's SIGKILL).
+  spec.timeout = Millis(5000);
   out = runner.run(spec);
   ASSERT_TRUE(out.ok());
   EXPECT_TRUE(out->timed_out);

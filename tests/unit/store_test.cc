@@ -58,7 +58,7 @@ class StoreContract : public ::testing::TestWithParam<bool> {
   RepositoryRecord repo_;
 };
 
-TEST_P(StoreContract, MigratesToLatestVersion) { EXPECT_EQ(store_->schema_version(), 6); }
+TEST_P(StoreContract, MigratesToLatestVersion) { EXPECT_EQ(store_->schema_version(), 7); }
 
 TEST_P(StoreContract, UpsertRepositoryIsIdempotent) {
   auto again = store_->upsert_repository("/repos/app", "other", "/elsewhere");
@@ -385,7 +385,7 @@ TEST_P(StoreContract, SurvivesReopen) {
   auto reopened = Store::open(path_, clock_);
   ASSERT_TRUE(reopened.ok());
   EXPECT_TRUE((*reopened)->find_environment_by_slug("pr-1")->has_value());
-  EXPECT_EQ((*reopened)->schema_version(), 6);
+  EXPECT_EQ((*reopened)->schema_version(), 7);
 }
 
 TEST_P(StoreContract, RefusesNewerSchema) {
@@ -428,7 +428,7 @@ TEST(StoreMigration, RebuiltTablesKeepRowsAndConstraints) {
   auto opened = Store::open(path, clock);
   ASSERT_TRUE(opened.ok()) << opened.error().message;
   Store& store = **opened;
-  EXPECT_EQ(store.schema_version(), 6);
+  EXPECT_EQ(store.schema_version(), 7);
   auto env = store.find_environment_by_slug("pr-42");
   ASSERT_TRUE(env.ok() && env->has_value());
   EXPECT_EQ((*env)->id, 7);
