@@ -134,7 +134,8 @@ class WatchingServe(Serve):
 
     def environment(self, branch):
         """The environment of `branch`, as the API shows it (None before it exists)."""
-        with urllib.request.urlopen(self.info["api"] + "/api/v1/environments", timeout=5) as r:
+        request = urllib.request.Request(self.info["api"] + "/api/v1/environments", headers={"Authorization": "Bearer " + self.TOKEN})
+        with urllib.request.urlopen(request, timeout=5) as r:
             return next((e for e in json.load(r) if e["ref"] == branch), None)
 
     def preview(self, branch, marker, poll=0.05):

@@ -88,7 +88,8 @@ def main():
         serve = daemon.info
 
         def ready_envs():
-            with urllib.request.urlopen(serve["api"] + "/api/v1/environments") as r:
+            listed = urllib.request.Request(serve["api"] + "/api/v1/environments", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(listed) as r:
                 envs = {e["repo"]: e for e in json.load(r) if e["state"] == "ready"}
             return envs if len(envs) == 2 else None
         try:

@@ -11,14 +11,12 @@ Usage: bench/bench_time_to_preview.py [--rounds 5]
 """
 
 import argparse
-import json
 import os
 import sqlite3
 import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 
 from bench_common import GIT, WatchingServe, clean_up, get, git, make_repo, no_grace, until
 
@@ -57,12 +55,11 @@ def main():
             announce()
 
             def ready():
-                with urllib.request.urlopen(serve["api"] + "/api/v1/environments", timeout=5) as r:
-                    for env in json.load(r):
-                        if env["ref"] == branch and env["routes"]:
-                            status, page = get(serve["proxy_port"], env["routes"][-1]["host"])
-                            if status == 200 and sha in page:
-                                return env
+                env = daemon.environment(branch)
+                if env and env["routes"]:
+                    status, page = get(serve["proxy_port"], env["routes"][-1]["host"])
+                    if status == 200 and sha in page:
+                        return env
                 return None
             env = until(ready, f"the preview of {branch}")
             previews.append((time.monotonic() - started) * 1000)

@@ -59,7 +59,11 @@ if [[ ! -d $repo/.git ]]; then
   git_demo commit -q -m "Reference application"
 fi
 
-token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# The API token signs in to the dashboard too: kept across runs (a browser stays signed in).
+if [[ ! -s $demo/api-token ]]; then
+  (umask 077; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$demo/api-token")
+fi
+token=$(cat "$demo/api-token")
 cat > "$demo/config.json" <<JSON
 {
   "state_dir": "$state",
@@ -94,7 +98,7 @@ echo "prevue demo: waiting for the preview of feature/hello ..."
 url=""
 head=$(git_demo rev-parse feature/hello)
 for _ in $(seq 600); do
-  url=$(curl -fsS "$api/api/v1/environments" | python3 -c '
+  url=$(curl -fsS -H "Authorization: Bearer $token" "$api/api/v1/environments" | python3 -c '
 import json, sys
 for env in json.load(sys.stdin):
     if env["ref"] == "feature/hello" and env["state"] == "ready" and env["deployed_commit"] == sys.argv[1]:
@@ -110,6 +114,9 @@ cat <<MSG
   The preview of the pull request feature/hello is at:
 
       $url
+
+  The dashboard (every preview, its log, extend, redeploy, destroy) is at
+  $api/ : sign in with the token in $demo/api-token.
 
   Try it:
     cd $repo
