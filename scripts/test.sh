@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/setup-images.sh  # base images for the container tests (skipped without a Docker Engine)
 scripts/setup-terraform.sh  # terraform or tofu for the terraform provider's tests (OpenTofu built once where neither is present)
+scripts/setup-browser.sh  # Chromium and chromedriver for the dashboard's browser tests
 # The single-node Kubernetes of the kubernetes provider's tests: built once
 # (cached), started here on loopback, stopped when the tests end.
 kube_node=0

@@ -71,6 +71,9 @@ function notice(text, isError) {
 
 function renderList() {
   const root = document.getElementById("repositories");
+  // Drawn afresh on each change: the keyboard's place (a preview's link) is kept.
+  const focused = document.activeElement && document.activeElement.closest("tr[data-slug]");
+  const focusedSlug = focused ? focused.dataset.slug : null;
   root.replaceChildren();
   if (!environments.length) { root.append(el("p", { class: "muted" }, "No previews yet. Open a pull request in a watched repository.")); return; }
   const byRepo = new Map();
@@ -94,6 +97,10 @@ function renderList() {
     }
     root.append(el("div", { class: "scroll" }, el("table", { class: "previews" },
       el("thead", {}, el("tr", {}, ["Preview", "PR", "Branch", "Commit", "State", "Link", "Lease"].map((h) => el("th", {}, h)))), body)));
+  }
+  if (focusedSlug) {
+    const again = [...root.querySelectorAll("tr[data-slug]")].find((tr) => tr.dataset.slug === focusedSlug);
+    if (again) again.querySelector("a").focus();
   }
 }
 
