@@ -118,7 +118,7 @@ class WatchingServe(Serve):
 
     def __init__(self, scratch, repo, extra=None):
         self.state_dir = os.path.join(scratch, "state")
-        super().__init__(scratch, {"state_dir": self.state_dir, "api": {"listen": "127.0.0.1:0", "token": self.TOKEN},
+        super().__init__(scratch, {"state_dir": self.state_dir, "api": {"listen": "127.0.0.1:0", "token": self.TOKEN}, "access": {"mode": "public"},
                                    "proxy": {"listen": "127.0.0.1:0"},
                                    "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"}], **(extra or {})})
 

@@ -80,7 +80,7 @@ def main():
         private_repo = make_repo(os.path.join(scratch, "private"), os.path.join("bench", "proxy-upstream"))
         branch_with_commit(private_repo, "bench")
         token = "bench-token"
-        daemon = Serve(scratch, {"state_dir": os.path.join(scratch, "state"), "api": {"listen": "127.0.0.1:0", "token": token},
+        daemon = Serve(scratch, {"state_dir": os.path.join(scratch, "state"), "api": {"listen": "127.0.0.1:0", "token": token}, "access": {"mode": "public"},
                                  "proxy": {"listen": "127.0.0.1:0", "threads": 2},
                                  "repositories": [{"url": repo, "base": "main", "poll_interval": "1h"},
                                                   {"url": private_repo, "base": "main", "poll_interval": "1h",

@@ -79,7 +79,7 @@ HttpResponse Api::share_links(const HttpRequest& r, const EnvironmentRecord& e, 
     return json_response(200, out);
   }
   if (link_id.empty() && r.method == "POST") {
-    if (AccessMode mode = daemon_.access_of(e); mode != AccessMode::kLink)
+    if (AccessMode mode = daemon_.access_of(e); mode != AccessMode::kLink && mode != AccessMode::kLogin)
       return error_response(409, "preview " + e.slug + " opens by " + to_string(mode) + ", not by share links (its repository's \"access\" in the config)");
     json body = json::parse(r.body.empty() ? "{}" : r.body);
     if (!body.is_object()) return error_response(400, "body must be {\"ttl\": DURATION, \"note\": TEXT}");

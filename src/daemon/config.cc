@@ -47,12 +47,12 @@ std::string read_secret_file(const Reader& r, const std::filesystem::path& base)
   return secret;
 }
 
-// {"mode": "public" | "password" | "link", "password" | "password_file" | "password_env"}
+// {"mode": "login" | "link" | "password" | "public", "password" | "password_file" | "password_env"}
 AccessSettings read_access(const Reader& r, const std::filesystem::path& base) {
   r.expect_object({"mode", "password", "password_file", "password_env"});
   AccessSettings a;
   auto mode = parse_access_mode(r.required_string("mode"));
-  if (!mode) r.at("mode").fail("must be \"public\", \"password\" or \"link\"");
+  if (!mode) r.at("mode").fail("must be \"login\", \"link\", \"password\" or \"public\"");
   a.mode = *mode;
   int given = r.has("password") + r.has("password_file") + r.has("password_env");
   if (a.mode != AccessMode::kPassword) {
@@ -96,8 +96,14 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
     if (root.has("provider_timeout")) c.provider_timeout = root.at("provider_timeout").duration();
     if (root.has("api")) {
       Reader api = root.at("api");
-      api.expect_object({"listen", "token", "token_file"});
+      api.expect_object({"listen", "token", "token_file", "public_url"});
       if (api.has("listen")) c.api = read_listen(api.at("listen"));
+      if (api.has("public_url")) {
+        c.api_public_url = api.at("public_url").string();
+        if (!c.api_public_url.starts_with("http://") && !c.api_public_url.starts_with("https://"))
+          api.at("public_url").fail("must start with http:// or https://");
+        while (c.api_public_url.ends_with("/")) c.api_public_url.pop_back();
+      }
       if (api.has("token")) c.api_token = api.at("token").string();
       if (api.has("token_file")) c.api_token = read_secret_file(api.at("token_file"), base);
     }
@@ -133,6 +139,9 @@ Result<Config> parse_config(std::string_view text, const std::filesystem::path& 
         if (t.has("redirect_http")) c.redirect_http = t.at("redirect_http").boolean();
       }
     }
+    // Previews are private by default: only those who sign in to the
+    // dashboard open them. Without a token nobody can sign in, so they stay public.
+    c.access.mode = c.api_token.empty() ? AccessMode::kPublic : AccessMode::kLogin;
     if (root.has("access")) c.access = read_access(root.at("access"), base);
     if (root.has("lease_warning")) c.lease_warning = root.at("lease_warning").duration();
     if (root.has("share_link_ttl")) {

@@ -59,6 +59,7 @@ struct Config {
   Millis provider_timeout = Millis(30LL * 60'000);  // one provider verb; then it is stopped (its signal, its grace, SIGKILL)
   ListenAddress api{"127.0.0.1", 7400};
   std::string api_token;                // guards every call that changes something; empty: changes refused
+  std::string api_public_url;           // the dashboard as browsers reach it; "http://{api listen}" by default
   ListenAddress proxy{"127.0.0.1", 8080};
   std::string domain = "prevue.localhost";
   std::string public_url;               // "http://{host}:8080/" by default

@@ -268,9 +268,16 @@ struct Daemon::Impl {
     }
     access_key = std::make_shared<const AccessKey>(*key);
     po.access_key = access_key;
+    po.dashboard_url = dashboard_url;
+    po.login_session = kSessionTtl;
     sessions = std::make_unique<Sessions>(*store, clock, config.api_token, access_key, kSessionTtl);
     api_handler = std::make_unique<Api>(*store, clock, *sessions, api_bridge, changes, config.share_link_ttl);
-    dashboard = std::make_unique<Dashboard>(*sessions);
+    dashboard = std::make_unique<Dashboard>(*sessions, access_key, [this](const std::string& host) -> std::optional<std::string> {
+      auto table = routes.snapshot();
+      auto found = table->find(ascii_lower(host));
+      if (found == table->end() || found->second.access.mode != AccessMode::kLogin) return std::nullopt;
+      return found->second.slug;
+    });
     ProxyHooks hooks;
     hooks.on_hit = [this](std::int64_t env_id) { leases->touch(env_id); };
     hooks.wake = [this](std::int64_t env_id) { asio::post(main, [this, env_id] { leases->wake(env_id); }); };
@@ -335,6 +342,7 @@ struct Daemon::Impl {
       return 1;
     }
     api = std::move(started_api).value();
+    dashboard_url->set(config.api_public_url.empty() ? "http://" + config.api.host + ":" + std::to_string(api->port()) : config.api_public_url);
 
     ReporterOptions reporting;
     reporting.store = [this]() -> Store& { return thread_store(); };
@@ -750,7 +758,8 @@ struct Daemon::Impl {
       const AccessSettings& settings = access_settings(repo_id);
       AccessPolicy policy{settings.mode, {}, {}};
       if (settings.mode == AccessMode::kPassword) policy.password_fingerprint = access_key->password_fingerprint(settings.password);
-      if (auto links = live_links->find(env_id); settings.mode == AccessMode::kLink && links != live_links->end()) policy.live_links = links->second;
+      if (auto links = live_links->find(env_id); (settings.mode == AccessMode::kLink || settings.mode == AccessMode::kLogin) && links != live_links->end())
+        policy.live_links = links->second;
       return policy;
     };
     RouteView view = route_view(*envs, *all, running, [this](PrKey key, const std::string& ref) { return predicted_slug(key, ref); },
@@ -880,6 +889,7 @@ struct Daemon::Impl {
   std::unique_ptr<Api> api_handler;  // on the main thread's store connection
   std::unique_ptr<Dashboard> dashboard;
   std::shared_ptr<ChangeFeed> changes = std::make_shared<ChangeFeed>();  // the dashboard's event stream
+  std::shared_ptr<SharedText> dashboard_url = std::make_shared<SharedText>();  // set once the API listens
 
   // A failed preview built again now at its pull request's head (reconcile
   // leaves a failed commit alone, and the retry backoff is forgotten).

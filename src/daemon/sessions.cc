@@ -68,8 +68,12 @@ bool Sessions::may_change(const HttpRequest& request, const Viewer& viewer, cons
 }
 
 std::string Sessions::cookie(const std::string& value, std::int64_t max_age_s, bool secure) const {
-  // HttpOnly: no script reads it; SameSite=Strict: no other site's page sends it.
-  return std::string(kSessionCookie) + "=" + value + "; Path=/; Max-Age=" + std::to_string(max_age_s) + "; HttpOnly; SameSite=Strict" +
+  // HttpOnly: no script reads it. SameSite=Lax, not Strict: a `login`
+  // preview sends the browser here from its own site, and the session must
+  // come along (or a reviewer signs in again for every preview). Another
+  // site's page still cannot send it with a POST, and a change needs the
+  // CSRF token besides.
+  return std::string(kSessionCookie) + "=" + value + "; Path=/; Max-Age=" + std::to_string(max_age_s) + "; HttpOnly; SameSite=Lax" +
          (secure ? "; Secure" : "");
 }
 

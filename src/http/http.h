@@ -39,6 +39,23 @@ struct HttpRequest {
   }
 };
 
+// A text set by one thread and read by others (set once at start, mostly).
+class SharedText {
+ public:
+  void set(std::string text) {
+    std::lock_guard lock(mutex_);
+    text_ = std::move(text);
+  }
+  std::string get() const {
+    std::lock_guard lock(mutex_);
+    return text_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::string text_;
+};
+
 // Tells server-sent-event streams that something changed (the dashboard
 // then asks again). notify() from any thread; each open stream is woken.
 class ChangeFeed {
@@ -183,6 +200,10 @@ struct ProxyOptions {
   // whose access is not public); without one such routes open to nobody.
   std::shared_ptr<const AccessKey> access_key;
   Millis password_session = Millis(7LL * 24 * 3'600'000);  // how long a password's cookie lasts
+  Millis login_session = Millis(12LL * 3'600'000);          // and a dashboard sign-in's, for a `login` preview
+  // Where a `login` preview sends a visitor to sign in (the dashboard's
+  // public URL, known once the API listens); empty: nobody can sign in.
+  std::shared_ptr<const SharedText> dashboard_url;
 };
 
 struct ProxyHooks {

@@ -668,11 +668,11 @@ class ProxyServer final : public Proxy {
     auto outcome = [&](bool again) { return again ? Admission::kAnswered : Admission::kClose; };
 
     // The visitor is in: a cookie for this preview only, then the page they asked for.
-    auto let_in = [&](const std::string& slug, const AccessGrant& grant) {
+    auto let_in = [&](const std::string& slug, const AccessGrant& grant, const std::string& then = "/") {
       std::string cookie = std::string(kAccessCookie) + "=" + key->cookie_value(slug, grant) + "; Path=/; Max-Age=" +
                            std::to_string(std::max<std::int64_t>(1, grant.expires_unix - now)) + "; HttpOnly; SameSite=Lax" +
                            (tls ? "; Secure" : "");
-      std::vector<std::pair<http::field, std::string>> headers{{http::field::set_cookie, std::move(cookie)}, {http::field::location, "/"}};
+      std::vector<std::pair<http::field, std::string>> headers{{http::field::set_cookie, std::move(cookie)}, {http::field::location, then}};
       return headers;
     };
     auto refuse = [&](const std::string& why) {
@@ -695,6 +695,19 @@ class ProxyServer final : public Proxy {
       std::string body = refuse("This share link does not open preview " + route.slug + " (any more): it expired or was revoked. "
                                 "Ask for a new one.");
       co_return outcome(co_await answer(session, version, keep_alive && !has_body, 403, page("Link not valid", body, false)));
+    }
+    if (key && path == kLoginPath && route.access.mode == AccessMode::kLogin) {
+      // Back from the dashboard's sign-in with its token for this preview.
+      std::optional<AccessGrant> grant;
+      if (auto token = form_value(query, "t")) grant = key->verify_login_token(*token, route.slug, now);
+      if (grant) {
+        grant->expires_unix = now + std::chrono::duration_cast<std::chrono::seconds>(options_.login_session).count();
+        auto headers = let_in(route.slug, *grant, local_path_or_root(form_value(query, "next").value_or("/")));
+        co_return outcome(co_await answer(session, version, keep_alive && !has_body, 303, page("Opening the preview", "", false), 0,
+                                          std::move(headers)));
+      }
+      co_return outcome(co_await answer(session, version, keep_alive && !has_body, 403,
+                                        page("Sign-in not valid", "<p>This sign-in link expired. Open the preview again.</p>", false)));
     }
     if (key && password_mode && path == kPasswordPath && req.method() == http::verb::post) {
       constexpr size_t kMaxForm = 4096;
@@ -739,8 +752,20 @@ class ProxyServer final : public Proxy {
         co_return Admission::kPass;
       }
     }
-    std::string why = password_mode ? "Preview " + route.slug + " is protected by a password."
-                                    : "Preview " + route.slug + " is private: open it with a share link from whoever runs it.";
+    if (route.access.mode == AccessMode::kLogin) {
+      // Signed in at the dashboard (another origin), the visitor comes back with a token for this host.
+      const std::string dashboard = options_.dashboard_url ? options_.dashboard_url->get() : "";
+      if (!dashboard.empty()) {
+        const std::string sign_in = dashboard + std::string(kPreviewSignInPath) + "?host=" + url_encoded(std::string(req[http::field::host])) +
+                                    "&scheme=" + (tls ? "https" : "http") + "&next=" + url_encoded(target);
+        std::string body = "<p>Preview " + html_escape(route.slug) + " is private. <a href=\"" + html_escape(sign_in) + "\">Sign in</a> to open it.</p>";
+        co_return outcome(co_await answer(session, version, keep_alive && !has_body, 303, page("Sign in to open the preview", body, false), 0,
+                                          {{http::field::location, sign_in}}));
+      }
+    }
+    std::string why = password_mode                              ? "Preview " + route.slug + " is protected by a password."
+                      : route.access.mode == AccessMode::kLogin ? "Preview " + route.slug + " is private, and sign-in is not set up."
+                                                                : "Preview " + route.slug + " is private: open it with a share link from whoever runs it.";
     std::string body = refuse(why);
     co_return outcome(co_await answer(session, version, keep_alive && !has_body, password_mode ? 401 : 403, page("Private preview", body, false)));
   }

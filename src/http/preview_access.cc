@@ -1,6 +1,7 @@
 #include "http/preview_access.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 
 #include "webhook/signature.h"
@@ -65,6 +66,7 @@ const char* to_string(AccessMode mode) {
     case AccessMode::kPublic: return "public";
     case AccessMode::kPassword: return "password";
     case AccessMode::kLink: return "link";
+    case AccessMode::kLogin: return "login";
   }
   return "public";
 }
@@ -73,6 +75,7 @@ std::optional<AccessMode> parse_access_mode(std::string_view text) {
   if (text == "public") return AccessMode::kPublic;
   if (text == "password") return AccessMode::kPassword;
   if (text == "link") return AccessMode::kLink;
+  if (text == "login") return AccessMode::kLogin;
   return std::nullopt;
 }
 
@@ -87,9 +90,44 @@ std::string AccessKey::link_token(std::string_view slug, std::string_view link_i
   return body + "." + mac("link", slug, body);
 }
 
+namespace {
+
+const char* kind_letter(AccessGrant::Kind kind) {
+  switch (kind) {
+    case AccessGrant::Kind::kLink: return "l";
+    case AccessGrant::Kind::kPassword: return "p";
+    case AccessGrant::Kind::kLogin: return "g";
+  }
+  return "l";
+}
+
+std::optional<AccessGrant::Kind> kind_of_letter(std::string_view letter) {
+  if (letter == "l") return AccessGrant::Kind::kLink;
+  if (letter == "p") return AccessGrant::Kind::kPassword;
+  if (letter == "g") return AccessGrant::Kind::kLogin;
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::string AccessKey::cookie_value(std::string_view slug, const AccessGrant& grant) const {
-  std::string body = std::string(grant.kind == AccessGrant::Kind::kLink ? "l" : "p") + "." + grant.id + "." + std::to_string(grant.expires_unix);
+  std::string body = std::string(kind_letter(grant.kind)) + "." + grant.id + "." + std::to_string(grant.expires_unix);
   return body + "." + mac("cookie", slug, body);
+}
+
+std::string AccessKey::login_token(std::string_view slug, std::string_view session_id, std::int64_t expires_unix) const {
+  std::string body = std::string(session_id) + "." + std::to_string(expires_unix);
+  return body + "." + mac("login", slug, body);
+}
+
+std::optional<AccessGrant> AccessKey::verify_login_token(std::string_view token, std::string_view slug, std::int64_t now_unix) const {
+  auto parts = split_dots(token, 3);
+  if (!parts) return std::nullopt;
+  auto expires = parse_unix((*parts)[1]);
+  if (!is_hex_id((*parts)[0]) || !expires) return std::nullopt;
+  std::string_view body = token.substr(0, token.size() - (*parts)[2].size() - 1);
+  if (!constant_time_equal((*parts)[2], mac("login", slug, body)) || *expires <= now_unix) return std::nullopt;
+  return AccessGrant{AccessGrant::Kind::kLogin, std::string((*parts)[0]), *expires};
 }
 
 std::optional<AccessGrant> AccessKey::verify_link_token(std::string_view token, std::string_view slug, std::int64_t now_unix) const {
@@ -106,10 +144,11 @@ std::optional<AccessGrant> AccessKey::verify_cookie(std::string_view value, std:
   auto parts = split_dots(value, 4);
   if (!parts) return std::nullopt;
   auto expires = parse_unix((*parts)[2]);
-  if (((*parts)[0] != "l" && (*parts)[0] != "p") || !is_hex_id((*parts)[1]) || !expires) return std::nullopt;
+  auto kind = kind_of_letter((*parts)[0]);
+  if (!kind || !is_hex_id((*parts)[1]) || !expires) return std::nullopt;
   std::string_view body = value.substr(0, value.size() - (*parts)[3].size() - 1);
   if (!constant_time_equal((*parts)[3], mac("cookie", slug, body)) || *expires <= now_unix) return std::nullopt;
-  return AccessGrant{(*parts)[0] == "l" ? AccessGrant::Kind::kLink : AccessGrant::Kind::kPassword, std::string((*parts)[1]), *expires};
+  return AccessGrant{*kind, std::string((*parts)[1]), *expires};
 }
 
 std::string AccessKey::password_fingerprint(std::string_view password) const { return mac("password", "", password).substr(0, 32); }
@@ -133,6 +172,8 @@ bool grant_allows(const AccessPolicy& policy, const AccessGrant& grant) {
       return grant.kind == AccessGrant::Kind::kPassword && !policy.password_fingerprint.empty() &&
              constant_time_equal(grant.id, policy.password_fingerprint);
     case AccessMode::kLink:
+    case AccessMode::kLogin:
+      if (grant.kind == AccessGrant::Kind::kLogin) return policy.mode == AccessMode::kLogin;
       return grant.kind == AccessGrant::Kind::kLink &&
              std::find(policy.live_links.begin(), policy.live_links.end(), grant.id) != policy.live_links.end();
   }
@@ -161,6 +202,28 @@ std::pair<std::string, std::string> take_cookie(std::string_view header, std::st
     start = end + 1;
   }
   return {ours, rest};
+}
+
+std::string local_path_or_root(std::string_view next) {
+  if (next.empty() || next[0] != '/' || next.starts_with("//") || next.find('\\') != std::string_view::npos ||
+      std::any_of(next.begin(), next.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+    return "/";
+  return std::string(next);
+}
+
+std::string url_encoded(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
 }
 
 std::optional<std::string> form_value(std::string_view form, std::string_view name) {

@@ -17,7 +17,8 @@
 
 namespace prevue {
 
-enum class AccessMode { kPublic, kPassword, kLink };
+// login: whoever signs in to the dashboard (and whoever has a live share link).
+enum class AccessMode { kPublic, kPassword, kLink, kLogin };
 const char* to_string(AccessMode mode);
 std::optional<AccessMode> parse_access_mode(std::string_view text);
 
@@ -25,19 +26,21 @@ std::optional<AccessMode> parse_access_mode(std::string_view text);
 struct AccessPolicy {
   AccessMode mode = AccessMode::kPublic;
   std::string password_fingerprint;     // kPassword: AccessKey::password_fingerprint of the password
-  std::vector<std::string> live_links;  // kLink: ids of the links neither revoked nor expired
+  std::vector<std::string> live_links;  // kLink, kLogin: ids of the links neither revoked nor expired
 };
 
 // What a valid token or cookie says.
 struct AccessGrant {
-  enum class Kind { kLink, kPassword } kind = Kind::kLink;
-  std::string id;  // the link's id, or the password's fingerprint
+  enum class Kind { kLink, kPassword, kLogin } kind = Kind::kLink;
+  std::string id;  // the link's id, the password's fingerprint, or the signed-in session's
   std::int64_t expires_unix = 0;
 };
 
 inline constexpr std::string_view kAccessCookie = "__prevue_access";
 inline constexpr std::string_view kLinkPath = "/__prevue/link";          // ?t=TOKEN: a share link
 inline constexpr std::string_view kPasswordPath = "/__prevue/password";  // POST password=…
+inline constexpr std::string_view kLoginPath = "/__prevue/login";        // ?t=TOKEN&next=PATH: back from the dashboard's sign-in
+inline constexpr std::string_view kPreviewSignInPath = "/preview-access";  // the dashboard's: ?host=HOST&scheme=S&next=PATH
 
 class AccessKey {
  public:
@@ -49,6 +52,10 @@ class AccessKey {
   // Each checks the signature, the slug and the expiry.
   std::optional<AccessGrant> verify_link_token(std::string_view token, std::string_view slug, std::int64_t now_unix) const;
   std::optional<AccessGrant> verify_cookie(std::string_view value, std::string_view slug, std::int64_t now_unix) const;
+  // What the dashboard hands a signed-in viewer for a `login` preview (a
+  // minute to use it, at the preview's own host): "<session id>.<expiry>.<mac>".
+  std::string login_token(std::string_view slug, std::string_view session_id, std::int64_t expires_unix) const;
+  std::optional<AccessGrant> verify_login_token(std::string_view token, std::string_view slug, std::int64_t now_unix) const;
   std::string password_fingerprint(std::string_view password) const;
   // The dashboard's session cookie, "<session id>.<mac>", and the id it
   // names when the signature holds (the store says whether it still works).
@@ -73,6 +80,13 @@ std::pair<std::string, std::string> take_cookie(std::string_view cookie_header, 
 inline std::pair<std::string, std::string> take_access_cookie(std::string_view cookie_header) {
   return take_cookie(cookie_header, kAccessCookie);
 }
+
+// Where to send a visitor back to: `next` when it is a path on this site,
+// else "/" (never another site: "//evil.example", "https://…", "\\…").
+std::string local_path_or_root(std::string_view next);
+
+// `text` percent-encoded for a query string (RFC 3986's unreserved characters stay).
+std::string url_encoded(std::string_view text);
 
 // The value of `name` in an application/x-www-form-urlencoded body or a query string, decoded.
 std::optional<std::string> form_value(std::string_view form, std::string_view name);

@@ -239,6 +239,9 @@ class Daemon:
             "proxy": {"listen": "127.0.0.1:0", "wake_timeout": "30s"},
             "repositories": [{"url": r, "base": "main", "poll_interval": "300ms"} for r in repos],
             "scheduler": {"reconcile_interval": "2s", "activity_flush": "300ms"},
+            # Previews open as the public's (the default with a token is `login`);
+            # the access control suites say otherwise in `extra`.
+            "access": {"mode": "public"},
         }
         if PROVIDER_DIR:
             config["provider_dir"] = PROVIDER_DIR

@@ -13,6 +13,7 @@ import unittest
 import urllib.parse
 
 from prevue_e2e import Daemon, PrevueTestCase, make_echo_repo, primary_host, wait_until
+from test_dashboard import Browser
 
 
 class ProtectedCase(PrevueTestCase):
@@ -115,6 +116,37 @@ class ShareLinks(ProtectedCase):
         self.daemon.stop()
         self.daemon.start()
         wait_until(lambda: self.request("GET", "/", cookie=cookie)[0] == 200, "the preview served again after the restart", 60)
+
+
+class Login(ProtectedCase):
+    access = {"mode": "login"}
+
+    def test_only_a_signed_in_reviewer_opens_the_preview_and_the_app_never_sees_how(self):
+        status, reply, _ = self.request("GET", "/deep/page?x=1")
+        self.assertEqual(status, 303)
+        sign_in = reply.getheader("Location")
+        self.assertTrue(sign_in.startswith(self.daemon.api + "/preview-access?host="), sign_in)
+        self.assertEqual(reply.getheader("X-Robots-Tag"), "noindex")
+        self.assertEqual(self.upgrade_status(), "HTTP/1.1 303 See Other")
+        self.assertEqual(self.request("GET", "/__prevue/login?t=0.99999999999.forged")[0], 403)
+
+        # Through the dashboard: signed in, it sends the browser back with a token for this preview.
+        browser = Browser(self.daemon.api)
+        browser.sign_in(self.daemon.token)
+        status, _, headers = browser.request("GET", sign_in[len(self.daemon.api):])
+        self.assertEqual(status, 303)
+        back = urllib.parse.urlsplit(headers["Location"])
+        self.assertEqual(back.netloc, self.host)  # the Host the visitor used (here without a port)
+        status, reply, _ = self.request("GET", f"{back.path}?{back.query}")
+        self.assertEqual(status, 303)
+        self.assertEqual(reply.getheader("Location"), "/deep/page?x=1")
+        cookie = self.cookie_from(reply)
+        status, _, body = self.request("GET", "/deep/page?x=1", cookie=f"prevue_session=not-for-the-app; {cookie}")
+        self.assertEqual(status, 200, body)
+        self.assertNotIn("__prevue", body)
+        self.assertEqual(self.upgrade_status(cookie), "HTTP/1.1 101 Switching Protocols")
+        # The token was for this preview, once a minute: another preview's cookie is not made from it.
+        self.assertEqual(self.request("GET", "/", cookie=cookie.replace("=g.", "=l."))[0], 303)
 
 
 class Password(ProtectedCase):

@@ -6,6 +6,7 @@ failed preview; a share link opens a protected preview in a fresh profile
 and stops once revoked. Screenshots of the dashboard and of each page a
 reviewer meets go to $PREVUE_ARTEFACTS_DIR (the build's artefacts/)."""
 
+import json
 import os
 import unittest
 
@@ -163,6 +164,43 @@ class ShareLinkInChromium(BrowserCase):
         latecomer.wait_for(lambda: "Link not valid" in latecomer.source(), "the revoked link refused")
         self.shot(latecomer, "protected-link-revoked")
         self.assertEqual(primary_host(env), preview.split("//", 1)[1].split(":", 1)[0])
+
+
+class LoginPreviewInChromium(BrowserCase):
+    def test_a_preview_is_private_by_default_and_opens_after_signing_in(self):
+        repo = make_echo_repo(self.scratch)
+        daemon = self.daemon = Daemon(self.scratch, [repo])
+        with open(daemon.config_path, encoding="utf-8") as f:
+            config = json.load(f)
+        del config["access"]  # the default of a config with a token: `login`
+        with open(daemon.config_path, "w", encoding="utf-8") as f:
+            json.dump(config, f)
+        daemon.start()
+        env = daemon.wait_env(1, "ready", timeout=120, fail_fast=True)
+        wanted = env["url"] + "some/page?x=1"
+
+        # Signed out: the preview sends the browser to the dashboard's sign-in.
+        b = self.browser("signed-out")
+        b.open(wanted)
+        b.wait_for(lambda: b.url().startswith(daemon.api + "/login"), "the dashboard's sign-in")
+        self.assertNotIn('"path"', b.source())  # the app answered nothing
+        self.shot(b, "login-preview-sign-in")
+
+        # Signed in: back at the page asked for, served by the app, which never sees prevue's cookies.
+        b.type("#token", daemon.token)
+        b.click("#sign-in button")
+        b.wait_for(lambda: '"path"' in b.source(), "the app's answer")
+        self.assertEqual(b.url(), wanted)
+        seen = b.source()
+        self.assertIn('"/some/page?x=1"', seen)
+        self.assertNotIn("__prevue_access", seen)
+        self.assertNotIn("prevue_session", seen)
+        self.shot(b, "login-preview-opened")
+
+        # Another browser, never signed in, still gets the sign-in page.
+        other = self.browser("other")
+        other.open(wanted)
+        other.wait_for(lambda: other.url().startswith(daemon.api + "/login"), "the sign-in for a stranger")
 
 
 if __name__ == "__main__":

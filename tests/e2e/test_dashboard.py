@@ -138,7 +138,7 @@ class Dashboard(PrevueTestCase):
         status, _, headers = self.browser.sign_in(self.daemon.token)
         self.assertEqual(status, 303)
         self.assertIn("prevue_session", self.browser.cookies)
-        for attribute in ("HttpOnly", "SameSite=Strict", "Path=/"):
+        for attribute in ("HttpOnly", "SameSite=Lax", "Path=/"):
             self.assertIn(attribute, self.browser.last_set_cookie)
 
         status, page, _ = self.browser.request("GET", "/")

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 namespace prevue {
 namespace {
 
@@ -63,7 +65,10 @@ class ApiTest : public ::testing::Test {
     env_ = e;
     sessions_ = std::make_unique<Sessions>(*store_, clock_, "s3cret", key_, Millis(12LL * 3'600'000));
     api_ = std::make_unique<Api>(*store_, clock_, *sessions_, daemon_, changes_);
-    dashboard_ = std::make_unique<Dashboard>(*sessions_);
+    dashboard_ = std::make_unique<Dashboard>(*sessions_, key_, [](const std::string& host) -> std::optional<std::string> {
+      if (host == "pr-4-login-abc123.prevue.test") return std::string("pr-4-login-abc123");
+      return std::nullopt;
+    });
   }
 
   // A browser's request to the dashboard's origin (127.0.0.1:7400).
@@ -258,6 +263,37 @@ TEST_F(ApiTest, TheStreamIsAnEventStreamOfTheDaemonsChanges) {
   ASSERT_EQ(stream.status, 200);
   EXPECT_EQ(stream.events, changes_);
   EXPECT_EQ(call("GET", "/api/v1/stream", "", false).status, 401);
+}
+
+TEST_F(ApiTest, ALoginPreviewIsOpenedWithATokenForItsOwnHostOnly) {
+  const std::string ask = "/preview-access?host=pr-4-login-abc123.prevue.test%3A8080&scheme=http&next=%2Fcart%3Fid%3D1";
+  auto signed_out = dashboard_->handle(browser("GET", ask));
+  ASSERT_EQ(signed_out->status, 303);  // sign in first, then back here
+  auto location = [](const HttpResponse& r) {
+    for (const auto& [name, value] : r.headers)
+      if (name == "Location") return value;
+    return std::string();
+  };
+  EXPECT_EQ(location(*signed_out), "/login?next=" + url_encoded(ask));
+
+  const std::string cookie = sign_in("s3cret");
+  auto sent = dashboard_->handle(browser("GET", ask, cookie));
+  ASSERT_EQ(sent->status, 303);
+  const std::string to = location(*sent);
+  const std::string prefix = "http://pr-4-login-abc123.prevue.test:8080/__prevue/login?t=";
+  ASSERT_EQ(to.rfind(prefix, 0), 0u) << to;
+  const std::string token = to.substr(prefix.size(), to.find('&') - prefix.size());
+  EXPECT_EQ(form_value(to.substr(to.find('?') + 1), "next"), "/cart?id=1");
+  const std::int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto grant = key_->verify_login_token(token, "pr-4-login-abc123", now_s);
+  ASSERT_TRUE(grant);
+  EXPECT_EQ(grant->kind, AccessGrant::Kind::kLogin);
+  EXPECT_FALSE(key_->verify_login_token(token, "pr-5-other-abc123", now_s));  // for that preview only
+  EXPECT_FALSE(key_->verify_login_token(token, "pr-4-login-abc123", now_s + 61));  // and a minute
+
+  // Another host (an attacker's, or a preview not in `login` mode) gets no token.
+  for (const std::string bad : {"evil.example", "pr-4-login-abc123.prevue.test%3A80%2F%40evil.example", "pr-4-login-abc123.prevue.test&scheme=javascript"})
+    EXPECT_EQ(dashboard_->handle(browser("GET", "/preview-access?host=" + bad, cookie))->status, 404) << bad;
 }
 
 TEST_F(ApiTest, TheDashboardsFilesAreEmbeddedAndNothingElseIsServed) {

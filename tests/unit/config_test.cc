@@ -22,6 +22,18 @@ TEST(Config, MinimalGetsDefaultsAndResolvesPaths) {
   EXPECT_EQ(c->domain, "prevue.localhost");
   EXPECT_EQ(c->dns_address, "127.0.0.1");
   EXPECT_EQ(c->concurrency, 2);
+  EXPECT_EQ(c->access.mode, AccessMode::kPublic);  // nobody can sign in without a token: previews stay open
+}
+
+TEST(Config, PreviewsArePrivateByDefaultOnceSomeoneCanSignIn) {
+  auto c = parse_config(R"({"state_dir": "/s", "api": {"token": "t", "public_url": "https://prevue.example.com/"}})", "/c/config.json");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->access.mode, AccessMode::kLogin);
+  EXPECT_EQ(c->api_public_url, "https://prevue.example.com");
+  auto open = parse_config(R"({"state_dir": "/s", "api": {"token": "t"}, "access": {"mode": "public"}})", "/c/config.json");
+  ASSERT_TRUE(open.ok());
+  EXPECT_EQ(open->access.mode, AccessMode::kPublic);
+  EXPECT_FALSE(parse_config(R"({"state_dir": "/s", "api": {"public_url": "prevue.example.com"}})", "/c/config.json").ok());
 }
 
 TEST(Config, FullConfig) {

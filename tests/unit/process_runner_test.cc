@@ -60,12 +60,8 @@ TEST(ProcessRunner, TimeoutKillsTheWholeProcessGroup) {
   SubprocessRunner runner;
   ProcessSpec spec;
   // The child starts a grandchild in its group, records its pid, and hangs.
-  spec.argv = {"python3", "-c",
-               "import subprocess, sys, time\n"
-               "p = subprocess.Popen(['sleep', '300'])\n"
-               "open(sys.argv[1], 'w').write(str(p.pid))\n"
-               "time.sleep(300)\n",
-               pid_file.string()};
+  // (sh, not python: it starts in a millisecond, well inside the timeout on a loaded machine.)
+  spec.argv = {"sh", "-c", "sleep 300 & echo $! > \"$1\"; wait", "sh", pid_file.string()};
   spec.timeout = std::chrono::milliseconds(1500);
   auto out = runner.run(spec);
   ASSERT_TRUE(out.ok());
@@ -119,11 +115,10 @@ TEST(ProcessRunner, OutputIsBoundedKeepingItsStartAndItsEnd) {
 TEST(ProcessRunner, TimeoutSendsTheStopSignalThenKillsAfterTheGrace) {
   SubprocessRunner runner;
   ProcessSpec spec;
-  spec.argv = {"python3", "-c",
-               "import signal, sys, time\n"
-               "signal.signal(signal.SIGTERM, lambda *a: (print('cleaned up', flush=True), sys.exit(0)))\n"
-               "print('ready', flush=True)\n"
-               "time.sleep(60)\n"};
+  // sh starts within the timeout even on a loaded machine (python may not,
+  // and a SIGTERM before its handler is set ends it by SIGTERM). `wait` lets
+  // the trap run at once.
+  spec.argv = {"sh", "-c", "trap 'echo cleaned up; exit 0' TERM; echo ready; sleep 60 & wait"};
   spec.timeout = Millis(1000);
   spec.stop_signal = SIGTERM;
   spec.stop_grace = Millis(20'000);
@@ -133,14 +128,8 @@ TEST(ProcessRunner, TimeoutSendsTheStopSignalThenKillsAfterTheGrace) {
   EXPECT_FALSE(out->killed_after_grace);
   EXPECT_NE(out->stdout_data.find("cleaned up"), std::string::npos) << out->stdout_data;
 
-  spec.argv = {"python3", "-c",
-               "import signal, time\n"
-               "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-               "time.sleep(60)\n"};
+  spec.argv = {"sh", "-c", "trap '' TERM; sleep 60"};  // sleep inherits the ignored SIGTERM
   spec.stop_grace = Millis(500);
-  // Long enough for python to start and ignore SIGTERM on a loaded machine
-  // (a SIGTERM before that ends it by SIGTERM, not by the grace's SIGKILL).
-  spec.timeout = Millis(5000);
   out = runner.run(spec);
   ASSERT_TRUE(out.ok());
   EXPECT_TRUE(out->timed_out);
