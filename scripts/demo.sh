@@ -115,8 +115,9 @@ cat <<MSG
 
       $url
 
-  The dashboard (every preview, its log, extend, redeploy, destroy) is at
-  $api/ : sign in with the token in $demo/api-token.
+  Previews are private: the link sends your browser to sign in at the
+  dashboard first, with the token in $demo/api-token. The dashboard
+  (every preview, its log, extend, redeploy, destroy) is at $api/
 
   Try it:
     cd $repo

@@ -38,28 +38,53 @@ HttpResponse Api::create(const json& body) {
 }
 
 json Api::environment_json(const EnvironmentRecord& e) {
+  auto related = related_of({e});
+  return environment_json(e, related.ok() ? *related : Related{});
+}
+
+Result<Api::Related> Api::related_of(const std::vector<EnvironmentRecord>& environments) {
+  Related related;
+  if (environments.size() == 1) {  // one environment: its own rows
+    const EnvironmentRecord& e = environments.front();
+    if (auto repo = store_.find_repository(e.repo_id); repo.ok() && repo->has_value()) related.repositories[e.repo_id] = (*repo)->key;
+    if (auto lease = store_.lease_of(e.id); lease.ok() && lease->has_value()) related.leases[e.id] = **lease;
+    if (auto routes = store_.routes_of(e.id); routes.ok()) related.routes[e.id] = *routes;
+    return related;
+  }
+  auto repositories = store_.list_repositories();
+  auto leases = store_.all_leases();
+  auto routes = store_.all_routes();
+  if (!repositories.ok()) return repositories.error();
+  if (!leases.ok()) return leases.error();
+  if (!routes.ok()) return routes.error();
+  for (const auto& r : *repositories) related.repositories[r.id] = r.key;
+  for (const auto& l : *leases) related.leases[l.env_id] = l;
+  for (const auto& r : *routes) related.routes[r.env_id].push_back(r);
+  return related;
+}
+
+json Api::environment_json(const EnvironmentRecord& e, const Related& related) {
   json j{{"slug", e.slug},        {"pr", e.pr},       {"state", to_string(e.state)}, {"ref", e.ref},
          {"commit", e.commit_sha}, {"deployed_commit", e.deployed_sha}, {"url", e.url},
          {"created_at_ms", e.created_at},     {"updated_at_ms", e.updated_at}};
   j["layers"] = json::array();
   for (const auto& layer : e.layers) j["layers"].push_back({{"name", layer.name}, {"provider", layer.provider}});
-  if (auto repo = store_.find_repository(e.repo_id); repo.ok() && repo->has_value()) j["repo"] = (*repo)->key;
+  if (auto repo = related.repositories.find(e.repo_id); repo != related.repositories.end()) j["repo"] = repo->second;
   if (!e.error.empty()) {
     j["failed_step"] = e.failed_step;
     j["error"] = e.error;
   }
-  if (auto lease = store_.lease_of(e.id); lease.ok() && lease->has_value()) {
-    const LeaseRecord& l = **lease;
+  if (auto lease = related.leases.find(e.id); lease != related.leases.end()) {
+    const LeaseRecord& l = lease->second;
     j["lease"] = {{"expires_at_ms", l.expires_at}, {"last_active_ms", l.last_active}, {"idle_ms", l.idle_ms},
                   {"end", to_string(l.end_action)},          {"pinned", l.pinned},              {"revoked_at_ms", l.revoked_at},
                   {"deadline_ms", l.deadline() == LeaseScheduler::kNever ? json(nullptr) : json(l.deadline())}};
   }
   if (json dns = daemon_.dns_of(e); !dns.is_null()) j["dns"] = dns;
-  if (auto routes_of = store_.routes_of(e.id); routes_of.ok()) {
-    json hosts = json::array();
-    for (const auto& r : *routes_of) hosts.push_back({{"host", r.host}, {"service", r.service}, {"upstream", r.upstream.text()}});
-    j["routes"] = hosts;
-  }
+  json hosts = json::array();
+  if (auto routes = related.routes.find(e.id); routes != related.routes.end())
+    for (const auto& r : routes->second) hosts.push_back({{"host", r.host}, {"service", r.service}, {"upstream", r.upstream.text()}});
+  j["routes"] = hosts;
   return j;
 }
 
@@ -185,8 +210,11 @@ HttpResponse Api::handle_as(const HttpRequest& r, const Viewer& viewer) {
     }
     if (path == prefix && r.method == "GET") {
       json out = json::array();
-      if (auto envs = store_.list_environments(false); envs.ok())
-        for (const auto& e : *envs) out.push_back(environment_json(e));
+      auto envs = store_.list_environments(false);
+      if (!envs.ok()) return error_response(500, envs.error().message);
+      auto related = related_of(*envs);
+      if (!related.ok()) return error_response(500, related.error().message);
+      for (const auto& e : *envs) out.push_back(environment_json(e, *related));
       return json_response(200, out);
     }
     if (path == prefix && r.method == "POST") {
@@ -215,7 +243,7 @@ HttpResponse Api::handle_as(const HttpRequest& r, const Viewer& viewer) {
         if (auto refused = refused_for(viewer, Role::kAdmin, "destroying a preview")) return *refused;
         if (e.state == EnvState::kDestroyed) return json_response(200, json{{"slug", e.slug}, {"state", "destroyed"}});
         // Like an expired lease: gone until the next push (Engine::down sees to that).
-        (void)store_.append_timeline(e.id, "received", "delete by " + actor(viewer), 0);
+        (void)store_.append_timeline(e.id, "received", std::string(kDeleteBy) + actor(viewer), 0);
         daemon_.destroy(e, "destroyed by " + actor(viewer));
         return json_response(202, json{{"slug", e.slug}, {"state", "destroying"}});
       }

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -61,6 +63,14 @@ class Api {
   nlohmann::json environment_json(const EnvironmentRecord& e);
 
  private:
+  // What the list of every environment reads once for all of them (not three queries each).
+  struct Related {
+    std::map<std::int64_t, std::string> repositories;  // id -> key
+    std::map<std::int64_t, LeaseRecord> leases;        // by environment
+    std::map<std::int64_t, std::vector<RouteRecord>> routes;
+  };
+  nlohmann::json environment_json(const EnvironmentRecord& e, const Related& related);
+  Result<Related> related_of(const std::vector<EnvironmentRecord>& environments);
   HttpResponse handle_as(const HttpRequest& request, const Viewer& viewer);
   HttpResponse create(const nlohmann::json& body);
   HttpResponse share_links(const HttpRequest& request, const EnvironmentRecord& e, const std::string& link_id, const Viewer& viewer);
@@ -76,5 +86,7 @@ class Api {
 
 // "who (how)" as the timeline records an action: "api token", "alice (dashboard)".
 std::string actor(const Viewer& viewer);
+// A destroy's timeline entry (kind "received") starts with this, then the actor.
+inline constexpr std::string_view kDeleteBy = "delete by ";
 
 }  // namespace prevue

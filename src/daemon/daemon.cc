@@ -668,8 +668,13 @@ struct Daemon::Impl {
                                             !(env->has_value() && (*env)->deployed_sha == running->second.sha))  // a wake is no new build
       building = running->second.sha;
     std::string slug = predicted_slug(key, (*pr)->head_ref);
+    std::string destroyed_by;  // the API's DELETE records who asked (Api::handle_as)
+    if (env->has_value() && (*env)->state == EnvState::kDestroyed)
+      if (auto timeline = store->timeline_of((*env)->id); timeline.ok())
+        for (const auto& entry : *timeline)
+          if (entry.kind == "received") destroyed_by = entry.detail.starts_with(kDeleteBy) ? entry.detail.substr(kDeleteBy.size()) : "";
     auto r = preview_report({**pr, *env, lease, building, slug, engine_config.public_url(slug + "." + config.domain), clock.now_ms(),
-                             config.lease_warning});
+                             config.lease_warning, destroyed_by});
     if (!r) return;
     reporter->post(key.first, key.second, std::move(*r));
   }

@@ -645,6 +645,13 @@ class ProxyServer final : public Proxy {
                               2);
   }
 
+  // A holding page's link to the run's log on the dashboard (whoever may sign in there sees it).
+  std::string log_link(const std::string& slug) const {
+    const std::string dashboard = options_.dashboard_url ? options_.dashboard_url->get() : "";
+    if (dashboard.empty()) return "";
+    return "<p><a href=\"" + html_escape(dashboard + "/#/p/" + slug) + "\">The build's log, step by step</a> (on prevue's dashboard)</p>";
+  }
+
   enum class Admission { kPass, kAnswered, kClose };
 
   // A protected preview opens to a visitor with a valid cookie of prevue's
@@ -1112,7 +1119,8 @@ class ProxyServer final : public Proxy {
         bool again = co_await answer(
             session, version, keep_alive && !has_body, 503,
             page("Preview " + route->slug + " is " + (route->kind == ProxyRoute::Kind::kSleeping ? "waking up" : "being built"),
-                 "<p>This page reloads by itself.</p>" + (route->detail.empty() ? std::string() : "<p>" + html_escape(route->detail) + "</p>"),
+                 "<p>This page reloads by itself.</p>" + (route->detail.empty() ? std::string() : "<p>" + html_escape(route->detail) + "</p>") +
+                     log_link(route->slug),
                  true),
             3);
         if (!again) break;
@@ -1123,7 +1131,8 @@ class ProxyServer final : public Proxy {
                                      page("Preview " + route->slug + " failed",
                                           "<p>The environment could not be built:</p><pre>" + html_escape(route->detail) +
                                               "</pre><p>A push to the pull request's branch builds it again; this page "
-                                              "reloads by itself and shows the new build.</p>",
+                                              "reloads by itself and shows the new build.</p>" +
+                                              log_link(route->slug),
                                           true),
                                      10);
         if (!again) break;

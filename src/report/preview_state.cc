@@ -32,6 +32,7 @@ std::optional<PreviewReport> preview_report(const PreviewFacts& facts) {
         r.sha = e.deployed_sha.empty() ? e.commit_sha : e.deployed_sha;
         r.reason = pr.status == PrStatus::kMerged   ? "pull request merged"
                    : pr.status == PrStatus::kClosed ? "pull request closed"
+                   : !facts.destroyed_by.empty()    ? "destroyed by " + facts.destroyed_by + "; the next push brings it back"
                                                     : "its lease ran out; the next push brings it back";
         break;
       case EnvState::kPending:

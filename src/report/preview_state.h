@@ -24,6 +24,7 @@ struct PreviewFacts {
   // TTL or idle limit that ends it) is said to end soon (0: never).
   std::int64_t now_ms = 0;
   Millis warn_before{0};
+  std::string destroyed_by;  // who destroyed it by hand ("api token (dashboard)"), if someone did
 };
 
 // Nothing to say (nullopt) while a teardown runs, or before anything happened.

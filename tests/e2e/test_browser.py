@@ -124,7 +124,8 @@ class DashboardInChromium(BrowserCase):
         b.wait_for(lambda: "failed" in b.source(), "the failed page")
         self.assertNotIn(self.scratch, b.source())  # shown to anyone who has the link: no path at all
         self.shot(b, "holding-failed")
-        b.open(self.daemon.api + "/#/p/" + failed["slug"])
+        b.click("a[href$='/#/p/" + failed["slug"] + "']")  # the failed page links to the run's log
+        b.wait_for(lambda: b.url() == self.daemon.api + "/#/p/" + failed["slug"], "the dashboard's page of the preview")
         b.wait_for(lambda: b.find("#redeploy"), "the redeploy button")
         self.assertIn("the flag is missing", b.text("#run"))  # the failed step is open
         open(self.flag, "w").close()

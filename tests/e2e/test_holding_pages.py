@@ -42,6 +42,7 @@ class HoldingPages(PrevueTestCase):
             self.assertIn("being built", body)
             self.assertIn('http-equiv="refresh"', body)
             self.assertTrue(headers.get("Retry-After"), headers)
+            self.assertIn(f'href="{daemon.api}/#/p/pr-1-', body)  # the build's log, on the dashboard
         self.assertIsNone(daemon.process.poll(), "prevue serve died answering the building page:\n" + daemon.read_log()[-3000:])
 
     def test_first_build_restart_and_ready(self):

@@ -579,6 +579,8 @@ TEST(PreviewState, ARemovedPreviewSaysWhyForTheCommitThatRan) {
   EXPECT_EQ(gone.report()->sha, kSha1);  // the deployed commit, not the newest
   gone.pr.status = PrStatus::kOpen;
   EXPECT_EQ(gone.report()->reason, "its lease ran out; the next push brings it back");
+  auto destroyed = preview_report({gone.pr, gone.env, gone.lease, "", "s", "u", 0, Millis(0), "api token (dashboard)"});
+  EXPECT_EQ(destroyed->reason, "destroyed by api token (dashboard); the next push brings it back");  // by whom
   EXPECT_FALSE(facts(EnvState::kDestroying).report()) << "mid-teardown: the outcome is reported, not the step";
 }
 
