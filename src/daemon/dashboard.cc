@@ -8,27 +8,12 @@ namespace prevue {
 
 namespace {
 
-std::string html_escaped(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 // The file with each {{name}} replaced by its value, escaped.
 std::string filled(std::string_view file, const std::vector<std::pair<std::string, std::string>>& values) {
   std::string text(embedded_file(file).value_or(""));
   for (const auto& [name, value] : values) {
     const std::string mark = "{{" + name + "}}";
-    const std::string escaped = html_escaped(value);
+    const std::string escaped = html_escape(value);
     for (size_t at = text.find(mark); at != std::string::npos; at = text.find(mark, at + escaped.size())) text.replace(at, mark.size(), escaped);
   }
   return text;

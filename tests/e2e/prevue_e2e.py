@@ -85,6 +85,16 @@ def write(repo, rel, content):
         f.write(content)
 
 
+def set_web_build(repo, argv):
+    """The reference app's web service builds with `argv` (a build the test controls)."""
+    path = os.path.join(repo, "prevue.json")
+    with open(path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    manifest["services"]["web"]["build"] = argv
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2)
+
+
 def commit_all(repo, message):
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", message)

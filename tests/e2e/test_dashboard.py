@@ -13,18 +13,12 @@ import time
 import unittest
 import urllib.parse
 
-from prevue_e2e import Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host, set_banner, wait_until
+from prevue_e2e import Daemon, PrevueTestCase, commit_all, git, make_template_repo, primary_host, set_banner, set_web_build, wait_until
 
 
 def fail_build_until(repo, flag):
     """The web service's build fails until `flag` exists (a failure that a redeploy, not a push, mends)."""
-    path = os.path.join(repo, "prevue.json")
-    with open(path, encoding="utf-8") as f:
-        manifest = json.load(f)
-    manifest["services"]["web"]["build"] = [
-        "python3", "-c", f"import os, sys\nsys.exit(0 if os.path.exists({flag!r}) else 'the flag is missing')"]
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2)
+    set_web_build(repo, ["python3", "-c", f"import os, sys\nsys.exit(0 if os.path.exists({flag!r}) else 'the flag is missing')"])
 
 
 class Browser:

@@ -4,24 +4,17 @@ moment the pull request is known, through a daemon restart, until the
 preview is ready. The daemon must survive every one of these requests (it
 used to abort on the first: a miscompiled coroutine)."""
 
-import json
 import os
 import signal
 import unittest
 
-from prevue_e2e import Daemon, PrevueTestCase, commit_all, git, make_template_repo, set_banner, wait_until
+from prevue_e2e import Daemon, PrevueTestCase, commit_all, git, make_template_repo, set_banner, set_web_build, wait_until
 
 
 def gate_build(repo, gate):
     """The web service's build waits until `gate` exists: a first build that
     lasts exactly as long as the test wants."""
-    path = os.path.join(repo, "prevue.json")
-    with open(path, encoding="utf-8") as f:
-        manifest = json.load(f)
-    manifest["services"]["web"]["build"] = [
-        "python3", "-c", f"import os, time\nwhile not os.path.exists({gate!r}): time.sleep(0.05)"]
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2)
+    set_web_build(repo, ["python3", "-c", f"import os, time\nwhile not os.path.exists({gate!r}): time.sleep(0.05)"])
 
 
 class HoldingPages(PrevueTestCase):
