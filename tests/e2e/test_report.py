@@ -200,7 +200,8 @@ class Reporting(PrevueTestCase):
         wait_until(lambda: "Ending soon" in comment(), "the comment to warn that the lease ends", 60)
         self.assertIn("Keep it longer with `prevue extend " + env["slug"], comment())
         self.daemon.wait_gone(env["slug"], timeout=90)
-        wait_until(lambda: "removed" in comment(), "the comment to say the preview is gone", 60)
+        # ("removed" alone is in the warning too: "the preview is removed on …")
+        wait_until(lambda: "**Preview: removed**" in comment(), "the comment to say the preview is gone", 60)
         self.assertIn("its lease ran out", comment())
         edits = [r["body"]["body"] for r in self.hosts.of("github", "PATCH", r"/comments/")]
         self.assertEqual(sum("Ending soon" in body for body in edits), 1, edits)  # one edit for the warning, however many reports
