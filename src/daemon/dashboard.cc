@@ -106,8 +106,7 @@ HttpResponse Dashboard::sign_in(const HttpRequest& r) {
   const std::string next = local_path_or_root(form_value(r.body, "next").value_or("/"));
   auto cookie = sessions_.sign_in_with_token(form_value(r.body, "token").value_or(""), over_tls(r));
   if (!cookie.ok()) return login_page(401, cookie.error().message == "wrong token" ? "Wrong token." : cookie.error().message, next);
-  auto response = redirect(next, {{"Set-Cookie", *cookie}});
-  return response;
+  return redirect(next, {{"Set-Cookie", *cookie}});
 }
 
 HttpResponse Dashboard::sign_out(const HttpRequest& r) {

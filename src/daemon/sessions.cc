@@ -1,7 +1,6 @@
 #include "daemon/sessions.h"
 
-#include <algorithm>
-
+#include "core/slug.h"
 #include "webhook/signature.h"
 
 namespace prevue {
@@ -22,15 +21,6 @@ std::optional<Role> parse_role(std::string_view text) {
   return std::nullopt;
 }
 
-namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-}  // namespace
-
 std::optional<Viewer> Sessions::viewer(const HttpRequest& request) const {
   const std::string authorization = request.header("authorization");
   if (!token_.empty() && authorization.rfind("Bearer ", 0) == 0) {
@@ -50,8 +40,8 @@ std::optional<Viewer> Sessions::viewer(const HttpRequest& request) const {
 }
 
 bool Sessions::same_origin(const HttpRequest& request) {
-  const std::string origin = lower(request.header("origin"));
-  const std::string host = lower(request.header("host"));
+  const std::string origin = ascii_lower(request.header("origin"));
+  const std::string host = ascii_lower(request.header("host"));
   if (!origin.empty()) {
     for (std::string_view scheme : {"http://", "https://"})
       if (origin.rfind(scheme, 0) == 0) return !host.empty() && origin.substr(scheme.size()) == host;
