@@ -149,11 +149,9 @@ HttpResponse Api::handle(const HttpRequest& r) {
   if (path == "/healthz") return json_response(200, json{{"ok", true}, {"in_flight", daemon_.operations_in_flight()}});
   if (path == "/metrics" && r.method == "GET") return HttpResponse{200, "text/plain; version=0.0.4", daemon_.metrics_text(), {}};
   const bool mutating = r.method != "GET" && r.method != "HEAD";
-  std::optional<Viewer> viewer = sessions_.viewer(r);
-  if (!viewer && !sessions_.sign_in_possible()) {
-    if (mutating) return error_response(403, "changes through the API are disabled: set api.token or api.token_file in the config");
-    viewer = Viewer{"anyone", Role::kRead, ""};  // no token configured: reads stay open
-  }
+  if (mutating && !sessions_.sign_in_possible())
+    return error_response(403, "changes through the API are disabled: set api.token or api.token_file in the config");
+  std::optional<Viewer> viewer = sessions_.viewer(r);  // without a token, an anonymous reader
   if (!viewer)
     return HttpResponse{401, "application/json", "{\"error\": \"sign in: a bearer token, or a dashboard session\"}\n", {{"WWW-Authenticate", "Bearer"}}};
   if (mutating && !sessions_.may_change(r, *viewer))

@@ -769,8 +769,10 @@ struct Daemon::Impl {
     };
     RouteView view = route_view(*envs, *all, running, [this](PrKey key, const std::string& ref) { return predicted_slug(key, ref); },
                                 config.domain, access_for);
+    // What the dashboard shows follows the routes (states, builds starting
+    // and ending); the reconcile tick's refresh that changes nothing is not news.
+    if (*routes.snapshot() != view.routes) changes->notify();
     routes.replace(std::move(view.routes));
-    changes->notify();  // what the dashboard shows follows the routes (states, builds starting and ending)
     if (view.hosts != dns_requested) {
       dns_requested = view.hosts;
       dns->publish(std::move(view.hosts));

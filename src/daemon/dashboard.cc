@@ -41,13 +41,19 @@ HttpResponse redirect(const std::string& to, std::vector<std::pair<std::string, 
 // proxy in front of the API listener says so).
 bool over_tls(const HttpRequest& request) { return request.header("x-forwarded-proto") == "https"; }
 
+// What follows the '?' of the request's target (empty without one).
+std::string query_of(const HttpRequest& request) {
+  const size_t mark = request.target.find('?');
+  return mark == std::string::npos ? "" : request.target.substr(mark + 1);
+}
+
 }  // namespace
 
 std::optional<HttpResponse> Dashboard::handle(const HttpRequest& r) {
   const std::string path = r.target.substr(0, r.target.find('?'));
   const bool get = r.method == "GET" || r.method == "HEAD";
   if (path == "/" && get) return home(r);
-  if (path == "/login" && get) return login_page(200, "", local_path_or_root(form_value(r.target.substr(std::min(r.target.size(), path.size() + 1)), "next").value_or("/")));
+  if (path == "/login" && get) return login_page(200, "", local_path_or_root(form_value(query_of(r), "next").value_or("/")));
   if (path == "/login" && r.method == "POST") return sign_in(r);
   if (path == "/logout" && r.method == "POST") return sign_out(r);
   if (path == kPreviewSignInPath && get) return preview_access(r);
@@ -69,8 +75,7 @@ HttpResponse Dashboard::login_page(int status, const std::string& error, const s
 }
 
 HttpResponse Dashboard::home(const HttpRequest& r) const {
-  std::optional<Viewer> viewer = sessions_.viewer(r);
-  if (!viewer && !sessions_.sign_in_possible()) viewer = Viewer{"anyone", Role::kRead, ""};  // as the API: read-only and open
+  std::optional<Viewer> viewer = sessions_.viewer(r);  // without a token, an anonymous reader
   if (!viewer) return redirect("/login");
   return HttpResponse{200, "text/html; charset=utf-8",
                       filled("index.html", {{"csrf", sessions_.csrf_token(*viewer)},
@@ -81,9 +86,11 @@ HttpResponse Dashboard::home(const HttpRequest& r) const {
 }
 
 HttpResponse Dashboard::preview_access(const HttpRequest& r) const {
-  const std::string query = r.target.find('?') == std::string::npos ? "" : r.target.substr(r.target.find('?') + 1);
+  const std::string query = query_of(r);
   std::optional<Viewer> viewer = sessions_.viewer(r);
   if (!viewer) return redirect("/login?next=" + url_encoded(r.target));
+  // Without sign-in nobody is told apart: no token for a private preview.
+  if (!sessions_.sign_in_possible()) return HttpResponse{403, "text/plain; charset=utf-8", "sign-in is off: set api.token\n", page_headers()};
   const std::string host = form_value(query, "host").value_or(""), scheme = form_value(query, "scheme").value_or("http");
   // The preview must be one of ours, in `login` mode, at exactly that name (and a port):
   // the token goes nowhere else.

@@ -40,7 +40,8 @@ class Sessions {
 
   // Whether anyone can sign in (an API token is configured).
   bool sign_in_possible() const { return !token_.empty(); }
-  // The bearer token or a live session; nothing when neither.
+  // The bearer token or a live session; nothing when neither. When nobody
+  // can sign in (no token), anyone reads: an anonymous reader.
   std::optional<Viewer> viewer(const HttpRequest& request) const;
   // A changing request of a session: from this origin, with its CSRF token
   // (header, or `form_token` from a form's field). Always true for the token.

@@ -145,6 +145,7 @@ struct ProxyRoute {
   std::string detail;  // failed: "step: error" (no server paths); building: what it is doing
   std::string updating_to;  // ready, and being redeployed to this commit (short): shown if the upstream does not answer meanwhile
   AccessPolicy access;     // who may open it (every state: a holding page names the preview too)
+  bool operator==(const ProxyRoute&) const = default;
 };
 
 // Host -> route, replaced whole by the daemon, read by the proxy's threads.

@@ -27,6 +27,7 @@ struct AccessPolicy {
   AccessMode mode = AccessMode::kPublic;
   std::string password_fingerprint;     // kPassword: AccessKey::password_fingerprint of the password
   std::vector<std::string> live_links;  // kLink, kLogin: ids of the links neither revoked nor expired
+  bool operator==(const AccessPolicy&) const = default;
 };
 
 // What a valid token or cookie says.

@@ -145,7 +145,9 @@ async function renderDetail(slug) {
   if (!env) { document.getElementById("detail-title").textContent = slug + " is gone"; return; }
   document.getElementById("detail-title").replaceChildren(env.slug, " ", stateBadge(env.state));
   const facts = [["Repository", env.repo], ["Pull request", "#" + env.pr], ["Branch", env.ref], ["Commit", env.commit],
-    ["Deployed", env.deployed_commit || "—"], ["Lease", leaseText(env)], ["Layers", (env.layers || []).map((l) => l.name + " (" + l.provider + ")").join(", ")]];
+    ["Deployed", env.deployed_commit || "—"], ["Lease", leaseText(env)],
+    // The lease's own end: what an extension moves (an idle limit may come first).
+    ["Lease ends", env.lease ? new Date(env.lease.expires_at_ms).toLocaleString() : ""], ["Layers", (env.layers || []).map((l) => l.name + " (" + l.provider + ")").join(", ")]];
   if (env.error) facts.push(["Failed", env.failed_step + ": " + env.error]);
   const dl = document.getElementById("detail-facts");
   dl.replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v || "")]));
