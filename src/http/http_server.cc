@@ -716,6 +716,31 @@ class ProxyServer final : public Proxy {
 
   enum class Admission { kPass, kAnswered, kClose };
 
+  // AccessKey::verify_cookie, remembered per thread: a visitor's browser
+  // sends the same cookie with every request, and its signature, checked
+  // once, need not be computed again (the expiry is, every time). Only valid
+  // cookies are kept, at most kKept a thread.
+  static const AccessGrant* verified_cookie(const AccessKey& key, const std::string& value, const std::string& slug, std::int64_t now) {
+    struct Verified {
+      const AccessKey* key;
+      std::string slug;
+      AccessGrant grant;
+    };
+    constexpr size_t kKept = 4096;
+    thread_local std::unordered_map<std::string, Verified> verified;
+    if (auto it = verified.find(value); it != verified.end() && it->second.key == &key && it->second.slug == slug) {
+      if (it->second.grant.expires_unix > now) return &it->second.grant;
+      verified.erase(it);
+      return nullptr;
+    }
+    auto grant = key.verify_cookie(value, slug, now);
+    if (!grant) return nullptr;
+    if (verified.size() >= kKept) verified.clear();
+    auto& kept = verified[value];
+    kept = Verified{&key, slug, std::move(*grant)};
+    return &kept.grant;
+  }
+
   // A protected preview opens to a visitor with a valid cookie of prevue's
   // (taken out of the request, so the app never sees it), earned at the
   // share link's URL or with the password's form; anyone else gets a page
@@ -814,7 +839,7 @@ class ProxyServer final : public Proxy {
       if (!rest.empty()) theirs += (theirs.empty() ? "" : "; ") + rest;
     }
     if (key && !ours.empty()) {
-      auto grant = key->verify_cookie(ours, route.slug, now);
+      const AccessGrant* grant = verified_cookie(*key, ours, route.slug, now);
       if (grant && grant_allows(route.access, *grant)) {
         req.erase(http::field::cookie);
         if (!theirs.empty()) req.set(http::field::cookie, theirs);
