@@ -7,11 +7,19 @@ in front of a protected preview (access "link", the share link's cookie on
 every request) against the same proxy unprotected. Bounded: each wrk run
 lasts --seconds; the whole script stops by itself.
 
-Usage: bench/bench_proxy.py [--seconds 10] [--connections 64] [--rounds 2]
+On a shared 2-core machine the speed available drifts by 10-20% within a
+minute, more than the difference measured. So the runs are paired: each
+round runs every target once, in an order that rotates from round to round,
+and a figure is the median over rounds of each round's ratio. Beside it,
+the CPU time each proxy spent per request (its processes' utime + stime),
+which drifts much less than what the machine lets wrk reach.
+
+Usage: bench/bench_proxy.py [--seconds 6] [--connections 64] [--rounds 5]
 Needs: build/prevue, build/providers/local, nginx and wrk (scripts/setup-bench.sh).
 """
 
 import argparse
+import statistics
 import http.client
 import json
 import os
@@ -34,20 +42,40 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wrk(port, host, seconds, connections, cookie=None):
+def cpu_seconds(pids):
+    """utime + stime of these processes so far, in seconds."""
+    ticks = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(port, host, seconds, connections, cookie=None, pids=()):
+    """(requests/s, p99 ms, CPU µs per request of `pids`) of one wrk run."""
     headers = ["-H", f"Host: {host}"] + (["-H", f"Cookie: {cookie}"] if cookie else [])
+    cpu_before = cpu_seconds(pids)
     out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", *headers,
                           f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=seconds + 30)
+    cpu = cpu_seconds(pids) - cpu_before
     if out.returncode != 0:
         sys.exit(f"bench_proxy: wrk failed: {out.stderr}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))
+    requests = int(re.search(r"(\d+) requests in", out.stdout).group(1))
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)", out.stdout, re.M)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
     socket_errors = re.search(r"Socket errors: (.*)", out.stdout)
     if errors or socket_errors:
         sys.exit(f"bench_proxy: errors during the run:\n{out.stdout}")
-    return rps, float(p99.group(1)) * scale
+    return rps, float(p99.group(1)) * scale, cpu * 1e6 / max(1, requests)
+
+
+def nginx_workers(master_pid):
+    """The worker processes of the nginx whose master is master_pid."""
+    children = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in children]
 
 
 def keep_alive_latency(port, host, seconds):
@@ -63,9 +91,9 @@ def keep_alive_latency(port, host, seconds):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
@@ -158,29 +186,45 @@ http {{
         until(lambda: answers(serve["proxy_port"]), "prevue's proxy to answer", poll=0.1)
         until(lambda: answers(nginx_port), "nginx to answer", poll=0.1)
 
-        results = {"prevue": [], "nginx": [], "protected": []}
-        targets = (("prevue", serve["proxy_port"], host, None), ("nginx", nginx_port, host, None),
-                   ("protected", serve["proxy_port"], private_host, cookie))
-        for _ in range(args.rounds):
-            for name, port, target, with_cookie in targets:
-                wrk(port, target, 2, args.connections, with_cookie)  # warm-up
-                results[name].append(wrk(port, target, args.seconds, args.connections, with_cookie))
+        daemon_pid, nginx_pids = [daemon.process.pid], nginx_workers(nginx.pid)
+        targets = {"prevue": (serve["proxy_port"], host, None, daemon_pid), "nginx": (nginx_port, host, None, nginx_pids),
+                   "protected": (serve["proxy_port"], private_host, cookie, daemon_pid)}
+        names = list(targets)
+        for port, target, with_cookie, _ in targets.values():
+            wrk(port, target, 2, args.connections, with_cookie)  # warm-up
+        rounds = []
+        for i in range(args.rounds):
+            measured = {}
+            for name in names[i % len(names):] + names[:i % len(names)]:
+                port, target, with_cookie, pids = targets[name]
+                measured[name] = wrk(port, target, args.seconds, args.connections, with_cookie, pids)
+            rounds.append(measured)
         keep_alive = {"prevue": [], "nginx": []}
-        for _ in range(args.rounds):
-            for name, port in (("prevue", serve["proxy_port"]), ("nginx", nginx_port)):
+        for i in range(args.rounds):
+            pair = (("prevue", serve["proxy_port"]), ("nginx", nginx_port))
+            for name, port in (pair if i % 2 == 0 else pair[::-1]):
                 keep_alive[name].append(keep_alive_latency(port, host, max(2, args.seconds // 2)))
-        best = {name: (max(r[0] for r in runs), min(r[1] for r in runs)) for name, runs in results.items()}
-        print(f"proxy benchmark: wrk -t2 -c{args.connections} -d{args.seconds}s, {args.rounds} rounds each, best of rounds; "
-              f"upstream nginx static page ({upstream}), host {host}")
-        for name, runs in results.items():
-            print(f"  {name:7s} runs: " + ", ".join(f"{rps:.0f} req/s p99 {p99:.2f} ms" for rps, p99 in runs))
-        (p_rps, p_p99), (n_rps, n_p99) = best["prevue"], best["nginx"]
-        print(f"{'throughput':44s} prevue {p_rps:10.0f} req/s | nginx proxy {n_rps:10.0f} req/s | ratio {p_rps / n_rps:.2f}x (target >= 1.0)")
-        print(f"{'p99 latency':44s} prevue {p_p99:10.2f} ms    | nginx proxy {n_p99:10.2f} ms    | ratio {p_p99 / n_p99:.2f}x (target <= 1.0)")
-        s_rps, s_p99 = best["protected"]
-        print(f"{'protected (link, cookie on every request)':44s} prevue {s_rps:10.0f} req/s | unprotected {p_rps:10.0f} req/s | ratio {s_rps / p_rps:.2f}x (target >= 0.95)")
-        print(f"{'protected p99 latency':44s} prevue {s_p99:10.2f} ms    | unprotected {p_p99:10.2f} ms    | ratio {s_p99 / p_p99:.2f}x (target <= 1.05)")
-        (k_p50, k_p99), (kn_p50, kn_p99) = (min(keep_alive[n], key=lambda r: r[0]) for n in ("prevue", "nginx"))
+
+        def median_of(name, field):
+            return statistics.median(r[name][field] for r in rounds)
+
+        def median_ratio(a, b, field):
+            return statistics.median(r[a][field] / r[b][field] for r in rounds)
+        print(f"proxy benchmark: wrk -t2 -c{args.connections} -d{args.seconds}s, {args.rounds} paired rounds (order rotating), "
+              f"medians over rounds; upstream nginx static page ({upstream}), host {host}")
+        for i, r in enumerate(rounds):
+            print(f"  round {i + 1}: " + "; ".join(f"{name} {r[name][0]:.0f} req/s p99 {r[name][1]:.2f} ms {r[name][2]:.1f} µs CPU/req"
+                                                    for name in names))
+        rows = (("throughput", "prevue", "nginx proxy", "nginx", 0, "req/s", ">= 1.0"),
+                ("p99 latency", "prevue", "nginx proxy", "nginx", 1, "ms", "<= 1.0"),
+                ("CPU per request", "prevue", "nginx proxy", "nginx", 2, "µs", "<= 1.0"),
+                ("protected (link, cookie on every request)", "protected", "unprotected", "prevue", 0, "req/s", ">= 0.95"),
+                ("protected p99 latency", "protected", "unprotected", "prevue", 1, "ms", "<= 1.05"))
+        for label, mine, theirs_label, theirs, field, unit, target in rows:
+            print(f"{label:44s} prevue {median_of(mine, field):10.2f} {unit:5s} | {theirs_label} {median_of(theirs, field):10.2f} {unit:5s} | "
+                  f"ratio {median_ratio(mine, theirs, field):.2f}x (target {target})")
+        (k_p50, k_p99), (kn_p50, kn_p99) = ((statistics.median(r[0] for r in keep_alive[n]), statistics.median(r[1] for r in keep_alive[n]))
+                                            for n in ("prevue", "nginx"))
         print(f"{'keep-alive latency p50 (1 connection)':44s} prevue {k_p50:10.3f} ms    | nginx proxy {kn_p50:10.3f} ms    | ratio {k_p50 / kn_p50:.2f}x (target <= 1.0)")
         print(f"{'keep-alive latency p99 (1 connection)':44s} prevue {k_p99:10.3f} ms    | nginx proxy {kn_p99:10.3f} ms    | ratio {k_p99 / kn_p99:.2f}x")
     finally:
