@@ -555,9 +555,11 @@ struct Daemon::Impl {
     const OpKind kind = op.kind;
     const std::string sha = op.sha, ref = op.ref, slug = op.slug, reason = op.reason;
     auto cancelled = op.cancelled;
-    // A first build has no environment yet: its name resolves and shows the
-    // building page from now on, not from when the build finishes.
-    if (kind == OpKind::kUp && slug.empty()) request_routes_refresh();
+    auto step = op.step;
+    // The holding pages follow the run from its start: a first build's name
+    // resolves and shows the building page from now on, not from when the
+    // build finishes, and every page names the run's commit, step and time.
+    if (kind == OpKind::kUp) request_routes_refresh();
     auto repo_it = repos.find(key.first);
     std::string repo_key;
     if (repo_it != repos.end()) {
@@ -579,7 +581,7 @@ struct Daemon::Impl {
                               (slug.empty() ? "" : " slug=" + slug) + (sha.empty() ? "" : " sha=" + sha.substr(0, 12)) +
                               " reason=" + json_quoted(reason));
     if (kind == OpKind::kUp) report(key);
-    asio::post(*workers, [this, key, kind, sha, ref, slug, repo_key, cancelled, requested_at, config_ref] {
+    asio::post(*workers, [this, key, kind, sha, ref, slug, repo_key, cancelled, step, requested_at, config_ref] {
       bool ok = false;
       std::string error, result_slug = slug;
       try {
@@ -600,6 +602,7 @@ struct Daemon::Impl {
           UpRequest request{repo_key, key.second, ref, sha, cancelled.get(), config_ref};
           // The proxy moves to the new versions before the old ones stop.
           request.on_routes_changed = [this](const std::string&) { run_on_main([this] { refresh_routes(); }); };
+          request.on_step_start = [step](const std::string& name) { step->set(name); };  // the holding page's "step"
           request.on_step_done = [this](const std::string&, bool, std::chrono::milliseconds) { changes->notify(); };
           // State and routes change together for anyone asking the API (this worker's
           // store connection is used on main while the worker waits).
@@ -756,7 +759,8 @@ struct Daemon::Impl {
     auto all = store->all_routes();  // one query, not one per environment
     if (!envs.ok() || !all.ok()) return;
     std::map<PrKey, RunningOperation> running;
-    for (const auto& [key, op] : dispatcher.in_flight()) running[key] = RunningOperation{op.kind == OpKind::kUp, op.from_sleep, op.ref, op.sha};
+    for (const auto& [key, op] : dispatcher.in_flight())
+      running[key] = RunningOperation{op.kind == OpKind::kUp, op.from_sleep, op.ref, op.sha, op.started_ms, op.step};
     auto live_links = store->live_share_links(clock.now_ms());
     if (!live_links.ok()) return;
     auto access_for = [&](std::int64_t repo_id, std::int64_t env_id) {

@@ -16,6 +16,7 @@ Dispatcher::Outcome Dispatcher::dispatch(Operation op) {
     return Outcome::kSuperseding;
   }
   if (backoff_.waiting(op.key, target(op), clock_.now_ms())) return Outcome::kBackingOff;
+  op.started_ms = clock_.now_ms();
   auto [it, inserted] = in_flight_.emplace(op.key, std::move(op));
   start_(it->second);
   return Outcome::kStarted;

@@ -16,6 +16,7 @@
 
 #include "core/clock.h"
 #include "daemon/pr_key.h"
+#include "http/http.h"
 #include "daemon/retry_backoff.h"
 #include "daemon/timers.h"
 
@@ -33,6 +34,9 @@ struct Operation {
   std::string reason;       // why it was asked for (the log)
   bool from_sleep = false;  // an up that wakes a sleeping environment
   std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
+  std::int64_t started_ms = 0;  // when it started (the dispatcher's clock)
+  // The step it is at, set by whoever runs it: a holding page shows it.
+  std::shared_ptr<SharedText> step = std::make_shared<SharedText>();
 };
 
 class Dispatcher {

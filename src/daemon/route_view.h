@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,8 @@ struct RunningOperation {
   bool from_sleep = false;  // an up that wakes a sleeping preview
   std::string ref;          // up: the branch (names a first build's slug)
   std::string sha;          // up: the commit
+  std::int64_t started_ms = 0;                  // when it started
+  std::shared_ptr<const SharedText> step;       // the step it is at, as it moves on
 };
 
 struct RouteView {

@@ -39,7 +39,8 @@ struct HttpRequest {
   }
 };
 
-// A text set by one thread and read by others (set once at start, mostly).
+// A text set by one thread and read by others (a URL known once a listener
+// is up; the step a run is at).
 class SharedText {
  public:
   void set(std::string text) {
@@ -145,6 +146,12 @@ struct ProxyRoute {
   std::string detail;  // failed: "step: error" (no server paths); building: what it is doing
   std::string updating_to;  // ready, and being redeployed to this commit (short): shown if the upstream does not answer meanwhile
   AccessPolicy access;     // who may open it (every state: a holding page names the preview too)
+  // What a holding page says of the run: the commit (short) it builds, wakes
+  // at or failed at; when the operation started (wall ms, 0: none running);
+  // the step it is at, which moves on without the route changing.
+  std::string commit;
+  std::int64_t since_ms = 0;
+  std::shared_ptr<const SharedText> step;
   bool operator==(const ProxyRoute&) const = default;
 };
 

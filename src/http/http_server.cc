@@ -26,6 +26,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/duration.h"
 #include "core/slug.h"
 #include "http/http.h"
 #include "webhook/signature.h"
@@ -703,8 +704,25 @@ class ProxyServer final : public Proxy {
   asio::awaitable<bool> answer_updating(Session<Client>& session, unsigned version, bool keep_alive, const ProxyRoute& route) {
     co_return co_await answer(session, version, keep_alive, 503,
                               page("Preview " + route.slug + " is updating to " + route.updating_to,
-                                   "<p>A new commit is being deployed and its service is restarting. This page reloads by itself.</p>", true),
+                                   "<p>A new commit is being deployed and its service is restarting. This page reloads by itself.</p>" +
+                                       progress(route) + log_link(route.slug),
+                                   true),
                               2);
+  }
+
+  // What a holding page says of the run: the commit, the step it is at and
+  // how long it has taken so far (as far as each is known).
+  static std::string progress(const ProxyRoute& route) {
+    std::string said;
+    auto add = [&](const std::string& part) { said += (said.empty() ? "" : " · ") + part; };
+    if (!route.commit.empty()) add("Commit <code>" + html_escape(route.commit) + "</code>");
+    if (std::string step = route.step ? route.step->get() : std::string(); !step.empty()) add("step <code>" + html_escape(step) + "</code>");
+    if (route.since_ms > 0) {
+      const std::int64_t now_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      add(format_duration(Millis(std::max<std::int64_t>(0, now_ms - route.since_ms) / 1000 * 1000)) + " so far");
+    }
+    return said.empty() ? std::string() : "<p>" + said + "</p>";
   }
 
   // A holding page's link to the run's log on the dashboard (whoever may sign in there sees it).
@@ -1217,8 +1235,8 @@ class ProxyServer final : public Proxy {
         bool again = co_await answer(
             session, version, keep_alive && !has_body, 503,
             page("Preview " + route->slug + " is " + (route->kind == ProxyRoute::Kind::kSleeping ? "waking up" : "being built"),
-                 "<p>This page reloads by itself.</p>" + (route->detail.empty() ? std::string() : "<p>" + html_escape(route->detail) + "</p>") +
-                     log_link(route->slug),
+                 "<p>This page reloads by itself.</p>" + progress(*route) +
+                     (route->detail.empty() ? std::string() : "<p>" + html_escape(route->detail) + "</p>") + log_link(route->slug),
                  true),
             3);
         if (!again) break;
@@ -1227,7 +1245,7 @@ class ProxyServer final : public Proxy {
       if (route->kind == ProxyRoute::Kind::kFailed) {
         bool again = co_await answer(session, version, keep_alive && !has_body, 502,
                                      page("Preview " + route->slug + " failed",
-                                          "<p>The environment could not be built:</p><pre>" + html_escape(route->detail) +
+                                          "<p>The environment could not be built:</p>" + progress(*route) + "<pre>" + html_escape(route->detail) +
                                               "</pre><p>A push to the pull request's branch builds it again; this page "
                                               "reloads by itself and shows the new build.</p>" +
                                               log_link(route->slug),

@@ -5,6 +5,7 @@ preview is ready. The daemon must survive every one of these requests (it
 used to abort on the first: a miscompiled coroutine)."""
 
 import os
+import re
 import signal
 import unittest
 
@@ -28,7 +29,7 @@ class HoldingPages(PrevueTestCase):
             return None
         return wait_until(find, "the preview's name in DNS", timeout=30)
 
-    def expect_building_page(self, daemon, host):
+    def expect_building_page(self, daemon, host, sha, step=None):
         for _ in range(3):
             status, body, headers = daemon.get(host)
             self.assertEqual(status, 503, body)
@@ -36,6 +37,13 @@ class HoldingPages(PrevueTestCase):
             self.assertIn('http-equiv="refresh"', body)
             self.assertTrue(headers.get("Retry-After"), headers)
             self.assertIn(f'href="{daemon.api}/#/p/pr-1-', body)  # the build's log, on the dashboard
+            # Which commit, at which step, for how long so far.
+            self.assertIn(f"Commit <code>{sha[:12]}</code>", body)
+            self.assertRegex(body, r"step <code>[a-z][^<]*</code>")
+            self.assertRegex(body, r"\d+(ms|s|m|h)[0-9a-z]* so far")
+            self.assertNotIn(self.scratch, body)  # no server paths
+        if step:  # the page follows the run as it moves on to `step`
+            wait_until(lambda: re.search(rf"step <code>{step}[^<]*</code>", daemon.get(host)[1]), f"the page to show step {step}", timeout=60)
         self.assertIsNone(daemon.process.poll(), "prevue serve died answering the building page:\n" + daemon.read_log()[-3000:])
 
     def test_first_build_restart_and_ready(self):
@@ -44,19 +52,19 @@ class HoldingPages(PrevueTestCase):
         git(repo, "checkout", "-q", "-b", "feature/slow", "main")
         gate_build(repo, gate)
         set_banner(repo, "slow branch")
-        commit_all(repo, "a slow build")
+        sha = commit_all(repo, "a slow build")
         git(repo, "checkout", "-q", "main")
 
         # No periodic pass during the test: routes must follow the build itself.
         daemon = Daemon(self.scratch, [repo], extra={"scheduler": {"reconcile_interval": "10m"}}).start()
         try:
             host = self.preview_host(daemon)
-            self.expect_building_page(daemon, host)
+            self.expect_building_page(daemon, host, sha, step="apply")  # where the gated build waits
 
             # A restart during the build: the new daemon shows the same page.
             daemon.stop(signal.SIGKILL)
             daemon.start()
-            self.expect_building_page(daemon, host)
+            self.expect_building_page(daemon, host, sha)
             self.assertIn(host, daemon.hosts_file())
 
             with open(gate, "w", encoding="utf-8"):

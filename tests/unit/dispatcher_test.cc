@@ -33,6 +33,7 @@ class DispatcherTest : public ::testing::Test {
 
 TEST_F(DispatcherTest, OneOperationPerPullRequestAndANewerTargetCancelsTheRunningOne) {
   EXPECT_EQ(dispatcher_.dispatch(up("c1")), Dispatcher::Outcome::kStarted);
+  EXPECT_EQ(dispatcher_.in_flight().at(kPr).started_ms, clock_.now_ms()) << "the holding page's \"so far\" counts from here";
   auto running = dispatcher_.in_flight().at(kPr).cancelled;
   EXPECT_EQ(dispatcher_.dispatch(up("c1")), Dispatcher::Outcome::kRunning);
   EXPECT_FALSE(running->load()) << "asking again for the same target changes nothing";

@@ -50,6 +50,7 @@ TEST(RouteView, AnUpdateKeepsServingTheRunningVersionAndSaysWhatComes) {
   EXPECT_EQ(r.kind, ProxyRoute::Kind::kReady);
   EXPECT_EQ(r.upstream.port, 4100);
   EXPECT_EQ(r.updating_to, "bbbb11112222");
+  EXPECT_EQ(r.commit, "bbbb11112222");
 }
 
 TEST(RouteView, AWakingPreviewHoldsRequestsInsteadOfSendingThemToNothing) {
@@ -60,10 +61,16 @@ TEST(RouteView, AWakingPreviewHoldsRequestsInsteadOfSendingThemToNothing) {
 
 TEST(RouteView, AFirstBuildShowsTheBuildingPageAndItsNameResolvesAtOnce) {
   // Known to the daemon (an up in flight) before the engine recorded anything.
-  RouteView v = view({}, {}, {{{1, 5}, RunningOperation{true, false, "feature", "cccc111122223333"}}});
+  auto step = std::make_shared<SharedText>();
+  RouteView v = view({}, {}, {{{1, 5}, RunningOperation{true, false, "feature", "cccc111122223333", 1'700'000'000'000, step}}});
   const ProxyRoute& r = v.routes.at("pr-5-feature.prevue.test");
   EXPECT_EQ(r.kind, ProxyRoute::Kind::kBuilding);
-  EXPECT_EQ(r.detail, "building commit cccc11112222");
+  // The page says which commit, since when and (as the run moves on, without a new route) at which step.
+  EXPECT_EQ(r.commit, "cccc11112222");
+  EXPECT_EQ(r.since_ms, 1'700'000'000'000);
+  ASSERT_TRUE(r.step);
+  step->set("apply main");
+  EXPECT_EQ(r.step->get(), "apply main");
   EXPECT_EQ(v.hosts.at("pr-5-feature.prevue.test"), 0);
   // Recorded but not yet deployed: still the building page, under its recorded name.
   auto e = env(9, 5, EnvState::kProvisioning);
@@ -75,12 +82,15 @@ TEST(RouteView, AFirstBuildShowsTheBuildingPageAndItsNameResolvesAtOnce) {
 TEST(RouteView, AFailedPreviewShowsItsErrorWithoutThisServersPaths) {
   auto e = env(7, 1, EnvState::kFailed);
   e.failed_step = "apply";
+  e.commit_sha = "dddd111122223333";
   e.error = "cannot start web in /var/lib/prevue/envs/pr-1/app: exit 1";
   RouteView v = view({e}, {});
   const ProxyRoute& r = v.routes.at("pr-1.prevue.test");
   EXPECT_EQ(r.kind, ProxyRoute::Kind::kFailed);
   EXPECT_EQ(r.detail.find("/var/lib/prevue"), std::string::npos) << r.detail;
   EXPECT_NE(r.detail.find("apply: cannot start web"), std::string::npos) << r.detail;
+  EXPECT_EQ(r.commit, e.commit_sha.substr(0, 12));
+  EXPECT_EQ(r.since_ms, 0);  // nothing running: no "so far"
 }
 
 TEST(RouteView, ReadyWithoutAnUpstreamIsNotA502) {
