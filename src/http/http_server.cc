@@ -390,7 +390,8 @@ bool holds_whole_body(const Parser& parser, const beast::flat_buffer& buffer) {
 // at hand do not need: a message already in the buffer is parsed in place
 // (Beast's read would post its completion even then), and a write the
 // kernel takes whole does not wait for its completion to be run. Four such
-// trips a request were a third of the proxy's time in epoll_wait.
+// trips a request each let the scheduler poll epoll again on its way round
+// (1.5 epoll_wait calls a request; 0.7 without them, as nginx makes).
 
 // Runs `parser` over what `buffer` holds, as Beast's read does before it
 // reads the socket: success once the header (header_only) or the message
@@ -1146,8 +1147,7 @@ class ProxyServer final : public Proxy {
     std::optional<tcp::socket>& upstream = session.upstream;
     std::string upstream_host;  // where `upstream` is connected
     unsigned short upstream_port = 0;
-    beast::flat_buffer upstream_buffer;
-    upstream_buffer.reserve(kReadBuffer);
+    beast::flat_buffer upstream_buffer;  // reserved once an upstream is connected (a client that never gets one holds none)
 
     for (bool first = true;; first = false) {
       http::request_parser<http::buffer_body> request_parser;
@@ -1259,6 +1259,7 @@ class ProxyServer final : public Proxy {
       if (!upstream || upstream_port != route->upstream.port || upstream_host != route->upstream.host || !upstream->is_open()) {
         upstream.emplace(client.get_executor());
         upstream_buffer.clear();
+        upstream_buffer.reserve(kReadBuffer);
         upstream_host = route->upstream.host;
         upstream_port = route->upstream.port;
         session.touch();
