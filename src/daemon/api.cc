@@ -271,6 +271,18 @@ HttpResponse Api::handle_as(const HttpRequest& r, const Viewer& viewer) {
         daemon_.lease_changed(e, *lease, false);
         return json_response(200, environment_json(e));
       }
+      if ((sub == "sleep" || sub == "wake") && r.method == "POST") {
+        const bool sleep = sub == "sleep";
+        if (auto refused = refused_for(viewer, Role::kWrite, sleep ? "putting a preview to sleep" : "waking a preview")) return *refused;
+        const EnvState wanted = sleep ? EnvState::kReady : EnvState::kSleeping;
+        if (e.state != wanted)
+          return error_response(409, "preview " + e.slug + " is " + to_string(e.state) + ": only a " + to_string(wanted) + " preview is " +
+                                         (sleep ? "put to sleep" : "woken"));
+        (void)store_.append_timeline(e.id, "received", std::string(sleep ? "sleep" : "wake") + " by " + actor(viewer), 0);
+        if (sleep) daemon_.put_to_sleep(e, "put to sleep by " + actor(viewer));
+        else daemon_.wake(e);
+        return json_response(202, json{{"slug", e.slug}, {"state", sleep ? "sleeping" : "waking"}});
+      }
       if (sub == "redeploy" && r.method == "POST") {
         if (auto refused = refused_for(viewer, Role::kWrite, "redeploying a preview")) return *refused;
         if (e.state != EnvState::kFailed)

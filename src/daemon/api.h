@@ -46,6 +46,10 @@ class ApiDaemon {
   virtual Result<Accepted> create(const std::string& repo, long pr, const std::string& ref, const std::string& sha) = 0;
   // A failed preview built again at its pull request's head, without waiting out its retry backoff.
   virtual Status redeploy(const EnvironmentRecord& environment) = 0;
+  // A ready preview put to sleep now, as if its lease had ended with `sleep`; the caller has recorded why.
+  virtual void put_to_sleep(const EnvironmentRecord& environment, const std::string& why) = 0;
+  // A sleeping preview woken now, as a visit would (its lease renewed).
+  virtual void wake(const EnvironmentRecord& environment) = 0;
 };
 
 // Reads need the bearer token or a dashboard session (when a token is

@@ -892,6 +892,10 @@ struct Daemon::Impl {
       return d.create_from_api(repo, pr, ref, sha);
     }
     Status redeploy(const EnvironmentRecord& e) override { return d.redeploy(e); }
+    void put_to_sleep(const EnvironmentRecord& e, const std::string& why) override {
+      d.dispatch({e.repo_id, e.pr}, OpKind::kSleep, "", "", e.slug, why);
+    }
+    void wake(const EnvironmentRecord& e) override { d.leases->wake(e.id); }
   };
   ApiBridge api_bridge{*this};
   std::shared_ptr<const AccessKey> access_key;

@@ -134,6 +134,10 @@ function renderActions(env) {
   }
   if (may("write") && env.state === "failed")
     root.append(el("button", { id: "redeploy", onclick: () => act("Redeploy", "POST", path + "/redeploy", undefined, "Redeploying " + env.slug) }, "Redeploy"));
+  if (may("write") && env.state === "ready")
+    root.append(el("button", { id: "sleep", onclick: () => act("Sleep", "POST", path + "/sleep", undefined, "Putting " + env.slug + " to sleep") }, "Sleep"));
+  if (may("write") && env.state === "sleeping")
+    root.append(el("button", { id: "wake", onclick: () => act("Wake", "POST", path + "/wake", undefined, "Waking " + env.slug) }, "Wake"));
   if (may("admin") && env.state !== "destroying")
     root.append(el("button", { id: "destroy", class: "danger", onclick: () => {
       if (confirm("Destroy " + env.slug + "? It comes back with the next push.")) act("Destroy", "DELETE", path, undefined, "Destroying " + env.slug);

@@ -198,6 +198,26 @@ class Dashboard(PrevueTestCase):
         # Without a session there is no stream.
         self.assertEqual(Browser(self.daemon.api).request("GET", "/api/v1/stream")[0], 401)
 
+    def test_a_preview_is_put_to_sleep_and_woken_from_the_dashboard(self):
+        self.open_pr("feature/nap", "napping branch")
+        env = self.daemon.wait_env(1, "ready", timeout=90)
+        self.browser.sign_in(self.daemon.token)
+        csrf = self.browser.csrf()
+        path = f"/api/v1/environments/{env['slug']}"
+        self.assertEqual(self.browser.request("POST", path + "/wake", "", {"X-Prevue-CSRF": csrf})[0], 409)  # not asleep
+        status, text, _ = self.browser.request("POST", path + "/sleep", "", {"X-Prevue-CSRF": csrf})
+        self.assertEqual(status, 202, text)
+        self.daemon.wait_env(1, "sleeping", timeout=60)
+        timeline = json.loads(self.browser.request("GET", path + "/timeline")[1])
+        self.assertTrue(any(t["detail"].startswith("sleep by api token") for t in timeline), timeline)  # who did it
+        self.assertTrue(any(t["kind"] == "slept" for t in timeline), timeline)
+        status, text, _ = self.browser.request("POST", path + "/wake", "", {"X-Prevue-CSRF": csrf})
+        self.assertEqual(status, 202, text)
+        env = self.daemon.wait_env(1, "ready", timeout=90)
+        self.assertIn("napping branch", self.daemon.get(primary_host(env))[1])
+        # A change needs the session's CSRF token.
+        self.assertEqual(self.browser.request("POST", path + "/sleep", "")[0], 403)
+
     def test_a_failed_preview_is_redeployed_from_the_dashboard_without_a_push(self):
         flag = os.path.join(self.scratch, "the-build-may-pass")
         self.open_pr("feature/flaky", "flaky branch", lambda: fail_build_until(self.repo, flag))

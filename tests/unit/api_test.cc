@@ -40,6 +40,8 @@ struct RecordingDaemon final : ApiDaemon {
     calls.push_back("redeploy " + e.slug);
     return {};
   }
+  void put_to_sleep(const EnvironmentRecord& e, const std::string& why) override { calls.push_back("sleep " + e.slug + ": " + why); }
+  void wake(const EnvironmentRecord& e) override { calls.push_back("wake " + e.slug); }
 };
 
 class ApiTest : public ::testing::Test {
@@ -190,6 +192,20 @@ TEST_F(ApiTest, DeleteExtendAndPinAskTheDaemon) {
   auto timeline = store_->timeline_of(env_.id).value();
   EXPECT_EQ(timeline.front().detail, "delete by api token");  // who did it is recorded
   EXPECT_EQ(timeline.back().detail, "pinned by api token");
+}
+
+TEST_F(ApiTest, AReadyPreviewIsPutToSleepAndASleepingOneWoken) {
+  const std::string sleep = "/api/v1/environments/pr-4-login-abc123/sleep", wake = "/api/v1/environments/pr-4-login-abc123/wake";
+  EXPECT_EQ(call("POST", sleep, "", false).status, 401);  // a change: the token or a session
+  EXPECT_EQ(call("POST", wake).status, 409);  // ready: nothing to wake
+  EXPECT_EQ(call("POST", sleep).status, 202);
+  env_.state = EnvState::kSleeping;
+  ASSERT_TRUE(store_->update_environment(env_).ok());
+  EXPECT_EQ(call("POST", sleep).status, 409);  // asleep already
+  EXPECT_EQ(call("POST", wake).status, 202);
+  EXPECT_EQ(daemon_.calls, (std::vector<std::string>{"sleep pr-4-login-abc123: put to sleep by api token", "wake pr-4-login-abc123"}));
+  auto timeline = store_->timeline_of(env_.id).value();
+  EXPECT_EQ(timeline.back().detail, "wake by api token");  // who did it is recorded
 }
 
 TEST_F(ApiTest, OnlyAFailedPreviewIsRedeployed) {
