@@ -144,6 +144,47 @@ function renderActions(env) {
     } }, "Destroy"));
 }
 
+// The URL of the share link just made (the API gives it once, so the page
+// keeps it), and what is typed into the form, across the redraws that the
+// event stream brings.
+let madeLink = null;
+const linkDraft = { ttl: "7d", note: "" };
+
+async function renderLinks(env) {
+  const root = document.getElementById("links");
+  const path = "/api/v1/environments/" + encodeURIComponent(env.slug) + "/links";
+  const links = await api("GET", path).catch(() => []);
+  const focused = document.activeElement && root.contains(document.activeElement) ? document.activeElement.id : null;
+  const now = Date.now();
+  const live = links.filter((l) => !l.revoked_at_ms && l.expires_at_ms > now);
+  root.replaceChildren();
+  if (madeLink && madeLink.slug === env.slug)
+    root.append(el("p", {}, el("label", { for: "made-link" }, "New share link (copy it now: it is shown once) "),
+      el("input", { id: "made-link", readonly: true, value: madeLink.url, size: 60, onfocus: (ev) => ev.target.select() })));
+  if (!live.length) root.append(el("p", { class: "muted" }, "No share link that works."));
+  else root.append(el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["Made", "Expires", "By", "Note", ""].map((h) => el("th", {}, h)))),
+    el("tbody", {}, live.map((l) => el("tr", {}, el("td", {}, ago(l.created_at_ms)), el("td", {}, new Date(l.expires_at_ms).toLocaleString()),
+      el("td", {}, l.created_by), el("td", {}, l.note || ""),
+      el("td", {}, may("write") ? el("button", { id: "revoke-" + l.id, onclick: () => act("Revoke", "DELETE", path + "/" + encodeURIComponent(l.id), undefined, "Share link revoked") }, "Revoke") : "")))))));
+  if (may("write")) {
+    const ttl = el("select", { id: "link-ttl", "aria-label": "The share link lasts", onchange: (ev) => { linkDraft.ttl = ev.target.value; } },
+      ["1h", "24h", "7d", "30d"].map((d) => el("option", { value: d, selected: d === linkDraft.ttl }, d)));
+    const note = el("input", { id: "link-note", placeholder: "who it is for (optional)", maxlength: 200, value: linkDraft.note, "aria-label": "Note",
+      oninput: (ev) => { linkDraft.note = ev.target.value; } });
+    const make = el("button", { id: "make-link", onclick: async () => {
+      try {
+        const made = await api("POST", path, { ttl: linkDraft.ttl, note: linkDraft.note });
+        madeLink = { slug: env.slug, url: made.url };
+        linkDraft.note = "";
+        notice("Share link made: it opens " + env.slug + " until " + new Date(made.expires_at_ms).toLocaleString());
+        await refresh();
+      } catch (e) { notice("Share link: " + e.message, true); }
+    } }, "Make a share link");
+    root.append(el("p", { class: "actions" }, ttl, note, make));
+  }
+  if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
+}
+
 async function renderDetail(slug) {
   const env = environments.find((e) => e.slug === slug) || await api("GET", "/api/v1/environments/" + encodeURIComponent(slug)).catch(() => null);
   if (!env) { document.getElementById("detail-title").textContent = slug + " is gone"; return; }
@@ -157,6 +198,7 @@ async function renderDetail(slug) {
   dl.replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v || "")]));
   if (env.url) dl.append(el("dt", {}, "Link"), el("dd", {}, el("a", { href: env.url, target: "_blank", rel: "noopener noreferrer" }, env.url)));
   renderActions(env);
+  await renderLinks(env);
   const [log, timeline] = await Promise.all([
     api("GET", "/api/v1/environments/" + encodeURIComponent(slug) + "/log"),
     api("GET", "/api/v1/environments/" + encodeURIComponent(slug) + "/timeline")]);

@@ -147,8 +147,24 @@ class ShareLinkInChromium(BrowserCase):
         stranger.wait_for(lambda: "Private preview" in stranger.source(), "the private page")
         self.shot(stranger, "protected-refused")
 
-        status, link = daemon.api_call("POST", f"/api/v1/environments/{env['slug']}/links", {"ttl": "1h", "note": "browser"})
-        self.assertEqual(status, 201, link)
+        # The operator makes the link on the preview's dashboard page.
+        operator = self.browser("operator")
+        operator.open(daemon.api + "/login")
+        operator.type("#token", daemon.token)
+        operator.click("#sign-in button")
+        operator.wait_for(lambda: operator.find("#repositories"), "the dashboard")
+        operator.open(f"{daemon.api}/#/p/{env['slug']}")
+        operator.wait_for(lambda: operator.find("#make-link"), "the share link form")
+        operator.type("#link-note", "for the reviewer")
+        operator.click("#make-link")
+        operator.wait_for(lambda: operator.find("#made-link"), "the new share link")
+        url = operator.script("return document.getElementById('made-link').value;")
+        self.assertTrue(url.startswith(preview.rstrip("/") + "/__prevue/link?t="), url)
+        operator.wait_for(lambda: "for the reviewer" in (operator.text("#links") or ""), "the link in the list")
+        self.shot(operator, "dashboard-share-link")
+        links = daemon.api_call("GET", f"/api/v1/environments/{env['slug']}/links")[1]
+        self.assertEqual([(l["note"], l["created_by"]) for l in links], [("for the reviewer", "api token (dashboard)")])
+        link = {"url": url, "id": links[0]["id"]}
         reviewer = self.browser("reviewer-fresh-profile")
         reviewer.open(link["url"])
         reviewer.wait_for(lambda: '"path"' in reviewer.source(), "the app's answer (the request it saw)")
@@ -158,7 +174,9 @@ class ShareLinkInChromium(BrowserCase):
         self.assertTrue(any(c["name"] == "__prevue_access" and c["httpOnly"] for c in reviewer.cookies()))
         self.shot(reviewer, "protected-opened")
 
-        daemon.api_call("DELETE", f"/api/v1/environments/{env['slug']}/links/{link['id']}")
+        # Revoked on the dashboard: the link and the cookie it gave stop working.
+        operator.click(f"#revoke-{link['id']}")
+        operator.wait_for(lambda: "No share link that works" in (operator.text("#links") or ""), "the link gone from the list")
         reviewer.wait_for(lambda: (reviewer.open(preview), "Private preview" in reviewer.source())[1], "the revoked link's cookie refused")
         latecomer = self.browser("latecomer")
         latecomer.open(link["url"])
