@@ -30,6 +30,9 @@ class HoldingPages(PrevueTestCase):
         return wait_until(find, "the preview's name in DNS", timeout=30)
 
     def expect_building_page(self, daemon, host, sha, step=None):
+        # The run names its step once its first step starts (a restarted
+        # daemon resumes it a moment after it answers); from then on, always.
+        wait_until(lambda: re.search(r"step <code>[a-z][^<]*</code>", daemon.get(host)[1]), "the page to name the run's step", timeout=60)
         for _ in range(3):
             status, body, headers = daemon.get(host)
             self.assertEqual(status, 503, body)
