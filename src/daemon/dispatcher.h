@@ -16,9 +16,9 @@
 
 #include "core/clock.h"
 #include "daemon/pr_key.h"
-#include "http/http.h"
 #include "daemon/retry_backoff.h"
 #include "daemon/timers.h"
+#include "http/http.h"
 
 namespace prevue {
 

@@ -165,7 +165,10 @@ async function renderLinks(env) {
   else root.append(el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["Made", "Expires", "By", "Note", ""].map((h) => el("th", {}, h)))),
     el("tbody", {}, live.map((l) => el("tr", {}, el("td", {}, ago(l.created_at_ms)), el("td", {}, new Date(l.expires_at_ms).toLocaleString()),
       el("td", {}, l.created_by), el("td", {}, l.note || ""),
-      el("td", {}, may("write") ? el("button", { id: "revoke-" + l.id, onclick: () => act("Revoke", "DELETE", path + "/" + encodeURIComponent(l.id), undefined, "Share link revoked") }, "Revoke") : "")))))));
+      el("td", {}, may("write") ? el("button", { id: "revoke-" + l.id, onclick: () => {
+        if (madeLink && madeLink.id === l.id) madeLink = null;  // its URL no longer opens anything
+        act("Revoke", "DELETE", path + "/" + encodeURIComponent(l.id), undefined, "Share link revoked");
+      } }, "Revoke") : "")))))));
   if (may("write")) {
     const ttl = el("select", { id: "link-ttl", "aria-label": "The share link lasts", onchange: (ev) => { linkDraft.ttl = ev.target.value; } },
       ["1h", "24h", "7d", "30d"].map((d) => el("option", { value: d, selected: d === linkDraft.ttl }, d)));
@@ -174,7 +177,7 @@ async function renderLinks(env) {
     const make = el("button", { id: "make-link", onclick: async () => {
       try {
         const made = await api("POST", path, { ttl: linkDraft.ttl, note: linkDraft.note });
-        madeLink = { slug: env.slug, url: made.url };
+        madeLink = { slug: env.slug, id: made.id, url: made.url };
         linkDraft.note = "";
         notice("Share link made: it opens " + env.slug + " until " + new Date(made.expires_at_ms).toLocaleString());
         await refresh();
