@@ -44,6 +44,8 @@ struct QuietDaemon final : ApiDaemon {
   void share_links_changed() override {}
   Result<Accepted> create(const std::string&, long, const std::string&, const std::string&) override { return Accepted{}; }
   Status redeploy(const EnvironmentRecord&) override { return {}; }
+  void put_to_sleep(const EnvironmentRecord&, const std::string&) override {}
+  void wake(const EnvironmentRecord&) override {}
 };
 
 // One GET over a fresh loopback connection: (milliseconds, status, body size).
