@@ -246,6 +246,26 @@ struct Spawned {
   std::string error;
 };
 
+// The stop signals held back while a service is started and recorded: a run
+// stopped in between (a newer push) used to leave a process no record
+// named, which no teardown could find. Delivered when this goes.
+class StopSignalsHeld {
+ public:
+  StopSignalsHeld() {
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    ::pthread_sigmask(SIG_BLOCK, &stops, &before_);
+  }
+  ~StopSignalsHeld() { ::pthread_sigmask(SIG_SETMASK, &before_, nullptr); }
+  StopSignalsHeld(const StopSignalsHeld&) = delete;
+  StopSignalsHeld& operator=(const StopSignalsHeld&) = delete;
+
+ private:
+  sigset_t before_;
+};
+
 // argv only, never a shell. `detached` gives the child a session of its own
 // (so it outlives us); otherwise a process group of its own (so a timeout
 // kills everything it started). stdout and stderr go to `output_fd`.
@@ -267,7 +287,10 @@ Spawned spawn(std::vector<std::string> argv, std::vector<std::string> env, const
   sigaddset(&defaults, SIGTERM);
   sigaddset(&defaults, SIGINT);
   posix_spawnattr_setsigdefault(&attr, &defaults);
-  short flags = POSIX_SPAWN_SETSIGDEF;
+  sigset_t none;  // a child never inherits signals held back here (StopSignalsHeld)
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  short flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
   if (detached) {
     flags |= POSIX_SPAWN_SETSID;
   } else {
@@ -473,6 +496,7 @@ Status apply(const ProviderRequest& r, const Settings& settings, EnvRecord& rec,
     fs::path log_path = records / "logs" / (svc.name + ".log");
     int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return make_error(ErrorCode::kIo, "cannot open " + log_path.string());
+    StopSignalsHeld held;  // until the record below names the process
     auto spawned = spawn(svc.run, merged_environment(svc, s.port), svc.workdir, fd, /*detached=*/true);
     ::close(fd);
     if (spawned.pid < 0) {
