@@ -52,24 +52,30 @@ def cpu_seconds(pids):
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def run_wrk(port, host, seconds, threads, connections, cookie=None):
+    """wrk's output for one run, which must have had no error answer nor socket error."""
+    headers = ["-H", f"Host: {host}"] + (["-H", f"Cookie: {cookie}"] if cookie else [])
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", *headers,
+                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=seconds + 30)
+    if out.returncode != 0 or "Non-2xx or 3xx responses" in out.stdout or "Socket errors" in out.stdout:
+        sys.exit(f"bench_proxy: wrk failed or saw errors:\n{out.stdout}{out.stderr}")
+    return out.stdout
+
+
+def latency_ms(output, pct):
+    """A percentile of wrk --latency's distribution, in ms."""
+    found = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)", output, re.M)
+    return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
+
+
 def wrk(port, host, seconds, connections, cookie=None, pids=()):
     """(requests/s, p99 ms, CPU µs per request of `pids`) of one wrk run."""
-    headers = ["-H", f"Host: {host}"] + (["-H", f"Cookie: {cookie}"] if cookie else [])
     cpu_before = cpu_seconds(pids)
-    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", *headers,
-                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=seconds + 30)
+    out = run_wrk(port, host, seconds, 2, connections, cookie)
     cpu = cpu_seconds(pids) - cpu_before
-    if out.returncode != 0:
-        sys.exit(f"bench_proxy: wrk failed: {out.stderr}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))
-    requests = int(re.search(r"(\d+) requests in", out.stdout).group(1))
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)", out.stdout, re.M)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
-    socket_errors = re.search(r"Socket errors: (.*)", out.stdout)
-    if errors or socket_errors:
-        sys.exit(f"bench_proxy: errors during the run:\n{out.stdout}")
-    return rps, float(p99.group(1)) * scale, cpu * 1e6 / max(1, requests)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return rps, latency_ms(out, 99), cpu * 1e6 / max(1, requests)
 
 
 def nginx_workers(master_pid):
@@ -80,13 +86,8 @@ def nginx_workers(master_pid):
 
 def keep_alive_latency(port, host, seconds):
     """One connection, one request after another (wrk -t1 -c1): p50 and p99 in ms."""
-    out = subprocess.run(["wrk", "-t", "1", "-c", "1", "-d", f"{seconds}s", "--latency", "-H", f"Host: {host}",
-                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=seconds + 30)
-    if out.returncode != 0 or "Non-2xx" in out.stdout or "Socket errors" in out.stdout:
-        sys.exit(f"bench_proxy: keep-alive run failed:\n{out.stdout}{out.stderr}")
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    found = {pct: re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)", out.stdout, re.M) for pct in ("50", "99")}
-    return tuple(float(m.group(1)) * scale[m.group(2)] for m in (found["50"], found["99"]))
+    out = run_wrk(port, host, seconds, 1, 1)
+    return latency_ms(out, 50), latency_ms(out, 99)
 
 
 def main():

@@ -219,9 +219,7 @@ struct Daemon::Impl {
     }
     store = std::move(opened).value();
     LeaseRequests lease_requests;
-    lease_requests.sleep = [this](const EnvironmentRecord& e, const std::string& why) {
-      dispatch({e.repo_id, e.pr}, OpKind::kSleep, "", "", e.slug, why);
-    };
+    lease_requests.sleep = [this](const EnvironmentRecord& e, const std::string& why) { put_to_sleep(e, why); };
     lease_requests.destroy = [this](const EnvironmentRecord& e, const std::string& why) {
       dispatch({e.repo_id, e.pr}, OpKind::kDown, "", "", e.slug, why);
     };
@@ -892,9 +890,7 @@ struct Daemon::Impl {
       return d.create_from_api(repo, pr, ref, sha);
     }
     Status redeploy(const EnvironmentRecord& e) override { return d.redeploy(e); }
-    void put_to_sleep(const EnvironmentRecord& e, const std::string& why) override {
-      d.dispatch({e.repo_id, e.pr}, OpKind::kSleep, "", "", e.slug, why);
-    }
+    void put_to_sleep(const EnvironmentRecord& e, const std::string& why) override { d.put_to_sleep(e, why); }
     void wake(const EnvironmentRecord& e) override { d.leases->wake(e.id); }
   };
   ApiBridge api_bridge{*this};
@@ -905,6 +901,9 @@ struct Daemon::Impl {
   std::unique_ptr<Dashboard> dashboard;
   std::shared_ptr<ChangeFeed> changes = std::make_shared<ChangeFeed>();  // the dashboard's event stream
   std::shared_ptr<SharedText> dashboard_url = std::make_shared<SharedText>();  // set once the API listens
+
+  // A lease that ended with `sleep`, or an operator's ask.
+  void put_to_sleep(const EnvironmentRecord& e, const std::string& why) { dispatch({e.repo_id, e.pr}, OpKind::kSleep, "", "", e.slug, why); }
 
   // A failed preview built again now at its pull request's head (reconcile
   // leaves a failed commit alone, and the retry backoff is forgotten).

@@ -143,7 +143,7 @@ struct ProxyRoute {
   std::int64_t env_id = 0;
   std::string slug;
   Endpoint upstream;  // ready: where the environment answers
-  std::string detail;  // failed: "step: error" (no server paths); building: what it is doing
+  std::string detail;  // failed: "step: error" (no server paths)
   std::string updating_to;  // ready, and being redeployed to this commit (short): shown if the upstream does not answer meanwhile
   AccessPolicy access;     // who may open it (every state: a holding page names the preview too)
   // What a holding page says of the run: the commit (short) it builds, wakes

@@ -764,9 +764,7 @@ class ProxyServer final : public Proxy {
   // (taken out of the request, so the app never sees it), earned at the
   // share link's URL or with the password's form; anyone else gets a page
   // that says how to get in. Nothing reaches the app (or wakes it) before.
-  // `route` is read before the first suspension only (it lives in this
-  // thread's route-table snapshot, which may move on meanwhile): the path
-  // that waits for a form copies what it needs first.
+  // `route` lives in the table snapshot the caller holds for the request.
   template <class Client, class Parser>
   asio::awaitable<Admission> admit(Session<Client>& session, Parser& parser, beast::flat_buffer& buffer, const ProxyRoute& route,
                                    bool keep_alive, bool has_body, bool tls) {
@@ -826,7 +824,8 @@ class ProxyServer final : public Proxy {
       constexpr size_t kMaxForm = 4096;
       if (!has_body || parser.content_length().value_or(kMaxForm + 1) > kMaxForm)
         co_return outcome(co_await answer(session, version, false, 413, page("Request body too large", "", false)));
-      const std::string slug = route.slug, fingerprint = route.access.password_fingerprint;  // the form is read next
+      const std::string& slug = route.slug;
+      const std::string& fingerprint = route.access.password_fingerprint;
       std::string form;
       std::array<char, kMaxForm> chunk;
       session.read_deadline = std::chrono::steady_clock::now() + options_.body_timeout;
@@ -1004,8 +1003,6 @@ class ProxyServer final : public Proxy {
     raw(to).shutdown(tcp::socket::shutdown_send, ignored);
   }
 
-  // Looks the host up, waking a sleeping environment and holding the
-  // request until it is ready or the wake timeout passes.
   // This thread's copy of the route table, refreshed when the table changes.
   const std::shared_ptr<const RouteTable::Map>& routes_now() {
     thread_local std::shared_ptr<const RouteTable::Map> cached;
@@ -1071,24 +1068,26 @@ class ProxyServer final : public Proxy {
     co_return endpoints;
   }
 
+  HeldRoute find_route(const std::string& host) {
+    const auto& table = routes_now();
+    auto it = table->find(host);
+    return it == table->end() ? HeldRoute{} : HeldRoute{table, &it->second};
+  }
+
+  // A sleeping preview's route: wakes it and holds the request until it is
+  // ready (or gone) or the wake timeout passes; the route as it is then.
   template <class Client>
-  asio::awaitable<HeldRoute> route_for(Session<Client>& session, const std::string& host) {
+  asio::awaitable<HeldRoute> held_while_waking(Session<Client>& session, const std::string& host, HeldRoute route) {
     auto deadline = std::chrono::steady_clock::now() + options_.wake_timeout;
-    bool woken = false;
-    std::optional<asio::steady_timer> timer;
+    if (hooks_.wake) hooks_.wake(route->env_id);
+    asio::steady_timer timer(session.client.get_executor());
     for (;;) {
-      const auto& table = routes_now();
-      auto it = table->find(host);
-      if (it == table->end()) co_return HeldRoute{};
-      const ProxyRoute& route = it->second;
-      bool waiting = route.kind == ProxyRoute::Kind::kSleeping || (woken && route.kind == ProxyRoute::Kind::kBuilding);
-      if (!waiting || std::chrono::steady_clock::now() >= deadline) co_return HeldRoute{table, &route};
-      if (!woken && hooks_.wake) hooks_.wake(route.env_id);
-      woken = true;
       session.touch();  // a held request is not an idle one
-      if (!timer) timer.emplace(session.client.get_executor());
-      timer->expires_after(std::chrono::milliseconds(100));
-      co_await timer->async_wait(nothrow);
+      timer.expires_after(std::chrono::milliseconds(100));
+      co_await timer.async_wait(nothrow);
+      route = find_route(host);
+      bool waiting = route && (route->kind == ProxyRoute::Kind::kSleeping || route->kind == ProxyRoute::Kind::kBuilding);
+      if (!waiting || std::chrono::steady_clock::now() >= deadline) co_return route;
     }
   }
 
@@ -1215,14 +1214,13 @@ class ProxyServer final : public Proxy {
         continue;
       }
       // Access first: a visitor who may not open a preview does not wake it either.
-      const RouteTable::Map& table = *routes_now();
-      auto known = table.find(host);
-      if (known != table.end() && known->second.access.mode != AccessMode::kPublic) {
-        Admission admission = co_await admit(session, request_parser, client_buffer, known->second, keep_alive, has_body, kTls);
+      HeldRoute route = find_route(host);
+      if (route && route->access.mode != AccessMode::kPublic) {
+        Admission admission = co_await admit(session, request_parser, client_buffer, *route, keep_alive, has_body, kTls);
         if (admission == Admission::kClose) break;
         if (admission == Admission::kAnswered) continue;
       }
-      auto route = co_await route_for(session, host);
+      if (route && route->kind == ProxyRoute::Kind::kSleeping) route = co_await held_while_waking(session, host, std::move(route));
       if (!route) {
         bool again = co_await answer(session, version, keep_alive && !has_body, 404,
                                      page("No preview here", "<p>No environment answers <code>" + html_escape(host) +
@@ -1235,8 +1233,7 @@ class ProxyServer final : public Proxy {
         bool again = co_await answer(
             session, version, keep_alive && !has_body, 503,
             page("Preview " + route->slug + " is " + (route->kind == ProxyRoute::Kind::kSleeping ? "waking up" : "being built"),
-                 "<p>This page reloads by itself.</p>" + progress(*route) +
-                     (route->detail.empty() ? std::string() : "<p>" + html_escape(route->detail) + "</p>") + log_link(route->slug),
+                 "<p>This page reloads by itself.</p>" + progress(*route) + log_link(route->slug),
                  true),
             3);
         if (!again) break;

@@ -150,10 +150,9 @@ function renderActions(env) {
 let madeLink = null;
 const linkDraft = { ttl: "7d", note: "" };
 
-async function renderLinks(env) {
+function renderLinks(env, links) {
   const root = document.getElementById("links");
   const path = "/api/v1/environments/" + encodeURIComponent(env.slug) + "/links";
-  const links = await api("GET", path).catch(() => []);
   const focused = document.activeElement && root.contains(document.activeElement) ? document.activeElement.id : null;
   const now = Date.now();
   const live = links.filter((l) => !l.revoked_at_ms && l.expires_at_ms > now);
@@ -201,10 +200,11 @@ async function renderDetail(slug) {
   dl.replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v || "")]));
   if (env.url) dl.append(el("dt", {}, "Link"), el("dd", {}, el("a", { href: env.url, target: "_blank", rel: "noopener noreferrer" }, env.url)));
   renderActions(env);
-  await renderLinks(env);
-  const [log, timeline] = await Promise.all([
+  const [log, timeline, links] = await Promise.all([
     api("GET", "/api/v1/environments/" + encodeURIComponent(slug) + "/log"),
-    api("GET", "/api/v1/environments/" + encodeURIComponent(slug) + "/timeline")]);
+    api("GET", "/api/v1/environments/" + encodeURIComponent(slug) + "/timeline"),
+    api("GET", "/api/v1/environments/" + encodeURIComponent(slug) + "/links").catch(() => [])]);
+  renderLinks(env, links);
   const run = document.getElementById("run");
   const open = new Set([...run.querySelectorAll("details[open]")].map((d) => d.dataset.step));
   run.replaceChildren();
